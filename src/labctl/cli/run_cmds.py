@@ -1,0 +1,9 @@
+"""labctl CLI commands: run_cmds (filled in by its issue)."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to `app`."""

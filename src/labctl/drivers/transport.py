@@ -1,0 +1,357 @@
+"""The only module of labctl's drivers that imports pyserial or pyvisa.
+
+One exchange API for every instrument link:
+- a deadline per exchange (not per byte), measured on the run's clock;
+- reads up to a terminator, or an exact number of bytes for binary replies;
+- after a timeout the input is flushed, so a late reply is never taken for the next one;
+- bytes that arrive without their terminator raise `PartialReply`;
+- writes have their own timeout; real serial ports are opened exclusively;
+- every exchange can be recorded (time, direction, bytes) through a `recorder` callback.
+
+Serial links use `serial.serial_for_url`, so real ports, `socket://host:port` and the in-process simulators'
+`labsim://NAME` are one code path. VISA links use PyVISA with the pyvisa-py backend unless told otherwise.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from labctl.clock import Clock, RealClock
+from labctl.errors import Disconnected, InstrumentTimeout, PartialReply, TransportError
+
+SIM_HANDLER_PACKAGE = "labctl.simulators"  # holds protocol_labsim.py, pyserial's URL handler for labsim://
+
+
+@dataclass(frozen=True)
+class IORecord:
+    """One recorded transfer. `direction` is "tx", "rx" or "event" (timeout, flush, open, close)."""
+
+    t: float
+    instrument: str
+    direction: str
+    data: bytes
+    note: str = ""
+
+
+Recorder = Callable[[IORecord], None]
+
+
+@dataclass(frozen=True)
+class SerialSettings:
+    """Line settings of a serial instrument (pyserial's names and values)."""
+
+    baudrate: int = 9600
+    bytesize: int = 8
+    parity: str = "N"
+    stopbits: float = 1
+    xonxoff: bool = False
+    rtscts: bool = False
+
+    def as_kwargs(self) -> dict[str, Any]:
+        return {"baudrate": self.baudrate, "bytesize": self.bytesize, "parity": self.parity,
+                "stopbits": self.stopbits, "xonxoff": self.xonxoff, "rtscts": self.rtscts}
+
+
+def register_simulator_urls() -> None:
+    """Make `labsim://NAME` (and pyvisa's `ASRLlabsim://NAME::INSTR`) resolvable by pyserial."""
+    import serial
+
+    if SIM_HANDLER_PACKAGE not in serial.protocol_handler_packages:
+        serial.protocol_handler_packages.append(SIM_HANDLER_PACKAGE)
+
+
+class Transport(ABC):
+    """A byte link with per-exchange deadlines. Subclasses implement the five primitives at the bottom."""
+
+    def __init__(self, name: str, *, clock: Clock | None = None, timeout: float = 1.0,
+                 recorder: Recorder | None = None) -> None:
+        self.name = name
+        self.clock: Clock = clock or RealClock()
+        self.timeout = timeout
+        self.recorder = recorder
+
+    # -- the exchange API ---------------------------------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        """Send `data` (already terminated) within the write timeout."""
+        self._record("tx", data)
+        try:
+            self._write(data)
+        except TransportError:
+            raise
+        except Exception as exc:  # driver libraries raise their own types; map them once, here
+            raise Disconnected(f"write failed: {exc}", instrument=self.name) from exc
+
+    def read_until(self, terminator: bytes, timeout: float | None = None, max_bytes: int = 1 << 26) -> bytes:
+        """Read through `terminator` (returned included) before the deadline."""
+        deadline = self.clock.monotonic() + (self.timeout if timeout is None else timeout)
+        buf = bytearray()
+        start = 0
+        while True:
+            idx = buf.find(terminator, start)
+            if idx >= 0:
+                end = idx + len(terminator)
+                if end < len(buf):  # never swallow bytes of a following reply
+                    self._unread(bytes(buf[end:]))
+                    del buf[end:]
+                self._record("rx", bytes(buf))
+                return bytes(buf)
+            start = max(0, len(buf) - len(terminator) + 1)
+            if len(buf) > max_bytes:
+                self._fail_partial(buf, f"reply longer than {max_bytes} bytes without {terminator!r}")
+            remaining = deadline - self.clock.monotonic()
+            if remaining <= 0:
+                self._fail_timeout(buf, f"no {terminator!r}-terminated reply")
+            buf += self._read_some(remaining)
+
+    def read_exact(self, n: int, timeout: float | None = None) -> bytes:
+        """Read exactly `n` bytes before the deadline (binary protocols)."""
+        deadline = self.clock.monotonic() + (self.timeout if timeout is None else timeout)
+        buf = bytearray()
+        while len(buf) < n:
+            remaining = deadline - self.clock.monotonic()
+            if remaining <= 0:
+                self._fail_timeout(buf, f"expected {n} bytes")
+            buf += self._read_some(remaining, limit=n - len(buf))
+        self._record("rx", bytes(buf))
+        return bytes(buf)
+
+    def query(self, data: bytes, terminator: bytes, timeout: float | None = None) -> bytes:
+        """Write `data`, then read one `terminator`-ended reply within one deadline."""
+        self.write(data)
+        return self.read_until(terminator, timeout)
+
+    def drain(self, quiet: float = 0.0) -> bytes:
+        """Discard whatever is waiting now (and what arrives within `quiet` s); return it for the record."""
+        got = bytearray(self._take_pending())
+        if quiet > 0:
+            deadline = self.clock.monotonic() + quiet
+            while (remaining := deadline - self.clock.monotonic()) > 0:
+                chunk = self._read_some(remaining)
+                if not chunk:
+                    break
+                got += chunk
+        if got:
+            self._record("event", bytes(got), "discarded")
+        return bytes(got)
+
+    # -- helpers ------------------------------------------------------------------------------------
+
+    def _fail_timeout(self, buf: bytearray, what: str) -> None:
+        flushed = self._take_pending()
+        note = f"timeout: {what}"
+        self._record("event", bytes(buf) + flushed, note)
+        if buf:
+            raise PartialReply(f"{what}; got only {bytes(buf)!r} before the deadline", instrument=self.name)
+        raise InstrumentTimeout(f"{what} within the deadline", instrument=self.name)
+
+    def _fail_partial(self, buf: bytearray, what: str) -> None:
+        self._record("event", bytes(buf) + self._take_pending(), what)
+        raise PartialReply(what, instrument=self.name)
+
+    def _record(self, direction: str, data: bytes, note: str = "") -> None:
+        if self.recorder is not None:
+            self.recorder(IORecord(self.clock.time(), self.name, direction, data, note))
+
+    def __enter__(self) -> Transport:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- primitives ---------------------------------------------------------------------------------
+
+    _pushback: bytes = b""
+
+    def _unread(self, data: bytes) -> None:
+        self._pushback = data + self._pushback
+
+    def _read_some(self, timeout: float, limit: int = 1 << 20) -> bytes:
+        """Bytes available within `timeout` (may be empty), pushed-back bytes first."""
+        if self._pushback:
+            data, self._pushback = self._pushback[:limit], self._pushback[limit:]
+            return data
+        return self._read_raw(timeout, limit)
+
+    def _take_pending(self) -> bytes:
+        data, self._pushback = self._pushback, b""
+        return data + self._flush_raw()
+
+    @abstractmethod
+    def open(self) -> None: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    @property
+    @abstractmethod
+    def is_open(self) -> bool: ...
+
+    @abstractmethod
+    def _write(self, data: bytes) -> None: ...
+
+    @abstractmethod
+    def _read_raw(self, timeout: float, limit: int) -> bytes: ...
+
+    @abstractmethod
+    def _flush_raw(self) -> bytes:
+        """Discard and return the bytes waiting in the input buffer."""
+
+
+class SerialTransport(Transport):
+    """A serial link opened with `serial.serial_for_url` (real port, `socket://`, `labsim://`, ...)."""
+
+    def __init__(self, name: str, url: str, settings: SerialSettings | None = None, **kw: Any) -> None:
+        super().__init__(name, **kw)
+        self.url = url
+        self.settings = settings or SerialSettings()
+        self._port: Any = None
+
+    def open(self) -> None:
+        if self._port is not None:
+            return
+        import serial
+
+        register_simulator_urls()
+        is_url = "://" in self.url
+        try:
+            port = serial.serial_for_url(self.url, do_not_open=True, timeout=0, write_timeout=self.timeout,
+                                         **self.settings.as_kwargs())
+            if not is_url:
+                port.exclusive = True
+            port.open()
+        except (serial.SerialException, OSError, ValueError) as exc:
+            raise TransportError(f"cannot open {self.url}: {exc}", instrument=self.name) from exc
+        self._port = port
+        self._record("event", b"", f"open {self.url}")
+
+    def close(self) -> None:
+        if self._port is not None:
+            with contextlib.suppress(Exception):
+                self._port.close()
+            self._port = None
+            self._record("event", b"", "close")
+
+    @property
+    def is_open(self) -> bool:
+        return self._port is not None and self._port.is_open
+
+    def _require(self) -> Any:
+        if self._port is None:
+            raise Disconnected("port is not open", instrument=self.name)
+        return self._port
+
+    def _write(self, data: bytes) -> None:
+        import serial
+
+        port = self._require()
+        port.write_timeout = self.timeout
+        try:
+            port.write(data)
+            port.flush()
+        except serial.SerialTimeoutException as exc:
+            raise InstrumentTimeout("write timed out", instrument=self.name) from exc
+        except (serial.SerialException, OSError) as exc:
+            raise Disconnected(f"write failed: {exc}", instrument=self.name) from exc
+
+    def _read_raw(self, timeout: float, limit: int) -> bytes:
+        import serial
+
+        port = self._require()
+        try:
+            port.timeout = max(0.0, timeout)
+            waiting = port.in_waiting
+            data = port.read(min(limit, max(1, waiting)))
+            if data and port.in_waiting:
+                port.timeout = 0
+                data += port.read(min(limit - len(data), port.in_waiting))
+            return data
+        except (serial.SerialException, OSError) as exc:
+            raise Disconnected(f"read failed: {exc}", instrument=self.name) from exc
+
+    def _flush_raw(self) -> bytes:
+        port = self._port
+        if port is None:
+            return b""
+        try:
+            port.timeout = 0
+            data = port.read(port.in_waiting) if port.in_waiting else b""
+            port.reset_input_buffer()
+            return data
+        except Exception:
+            return b""
+
+
+class VisaTransport(Transport):
+    """A VISA resource through PyVISA; the pyvisa-py backend (`@py`) unless `backend` says otherwise."""
+
+    def __init__(self, name: str, resource: str, *, backend: str = "@py", termination: bytes = b"\n",
+                 **kw: Any) -> None:
+        super().__init__(name, **kw)
+        self.resource = resource
+        self.backend = backend
+        self.termination = termination
+        self._rm: Any = None
+        self._res: Any = None
+
+    def open(self) -> None:
+        if self._res is not None:
+            return
+        pyvisa = importlib.import_module("pyvisa")
+        register_simulator_urls()
+        try:
+            self._rm = pyvisa.ResourceManager(self.backend)
+            res = self._rm.open_resource(self.resource)
+            res.read_termination = None
+            res.write_termination = None
+            with contextlib.suppress(Exception):
+                res.set_visa_attribute(pyvisa.constants.VI_ATTR_TERMCHAR, self.termination[-1])
+                res.set_visa_attribute(pyvisa.constants.VI_ATTR_TERMCHAR_EN, True)
+        except Exception as exc:
+            raise TransportError(f"cannot open {self.resource}: {exc}", instrument=self.name) from exc
+        self._res = res
+        self._record("event", b"", f"open {self.resource}")
+
+    def close(self) -> None:
+        if self._res is not None:
+            with contextlib.suppress(Exception):
+                self._res.close()
+            self._res = None
+            self._record("event", b"", "close")
+
+    @property
+    def is_open(self) -> bool:
+        return self._res is not None
+
+    def _write(self, data: bytes) -> None:
+        if self._res is None:
+            raise Disconnected("resource is not open", instrument=self.name)
+        try:
+            self._res.write_raw(data)
+        except Exception as exc:
+            raise Disconnected(f"write failed: {exc}", instrument=self.name) from exc
+
+    def _read_raw(self, timeout: float, limit: int) -> bytes:
+        pyvisa = importlib.import_module("pyvisa")
+        if self._res is None:
+            raise Disconnected("resource is not open", instrument=self.name)
+        self._res.timeout = max(1, int(timeout * 1000))
+        try:
+            return bytes(self._res.read_raw())
+        except pyvisa.errors.VisaIOError as exc:
+            if exc.error_code == pyvisa.constants.StatusCode.error_timeout:
+                return b""
+            raise Disconnected(f"read failed: {exc}", instrument=self.name) from exc
+
+    def _flush_raw(self) -> bytes:
+        if self._res is not None:
+            with contextlib.suppress(Exception):
+                pyvisa = importlib.import_module("pyvisa")
+                self._res.flush(pyvisa.constants.BufferOperation.discard_read_buffer)
+        return b""
