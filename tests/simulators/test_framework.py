@@ -137,3 +137,15 @@ def test_over_pty():
         assert t.query(b"PING\n", b"\n") == b"PONG\n"
         assert t.query(b"ADD 3 4\n", b"\n") == b"7\n"
         t.close()
+
+
+def test_scripted_transport_checks_bytes():
+    from labctl.testing import ScriptedTransport, TranscriptMismatch
+
+    t = ScriptedTransport([(None, b"hello\n"), (b"PING\n", b"PONG\n"), (b"GO\n", b"")])
+    assert t.read_until(b"\n") == b"hello\n"
+    assert t.query(b"PING\n", b"\n") == b"PONG\n"
+    t.write(b"GO\n")
+    t.assert_done()
+    with pytest.raises(TranscriptMismatch):
+        ScriptedTransport([(b"A\n", b"")]).write(b"B\n")

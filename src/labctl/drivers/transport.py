@@ -80,12 +80,7 @@ class Transport(ABC):
     def write(self, data: bytes) -> None:
         """Send `data` (already terminated) within the write timeout."""
         self._record("tx", data)
-        try:
-            self._write(data)
-        except TransportError:
-            raise
-        except Exception as exc:  # driver libraries raise their own types; map them once, here
-            raise Disconnected(f"write failed: {exc}", instrument=self.name) from exc
+        self._write(data)  # subclasses map their library's exceptions to TransportError
 
     def read_until(self, terminator: bytes, timeout: float | None = None, max_bytes: int = 1 << 26) -> bytes:
         """Read through `terminator` (returned included) before the deadline."""
