@@ -10,23 +10,7 @@ from labctl.analysis import coulombic, cycling, eis
 HOUR = 3600.0
 
 
-def square_wave(n_cycles: int, *, half_s: float = 3600.0, dt: float = 10.0, amp_a: float = 1.13e-3,
-                over_v: float = 0.030, peak_v: float = 0.045, noise: float = 0.0005, seed: int = 1):
-    """Plating (I<0, V<0) then stripping halves with a known plateau and a decaying nucleation peak."""
-    rng = np.random.default_rng(seed)
-    n = int(half_s / dt)
-    tt, vv, ii = [], [], []
-    for h in range(2 * n_cycles):
-        sign = -1 if h % 2 == 0 else 1
-        tau = np.arange(n) * dt
-        shape = over_v + (peak_v - over_v) * np.exp(-tau / (0.05 * half_s))
-        tt.append(h * half_s + tau + dt)
-        vv.append(sign * shape + rng.normal(0, noise, n))
-        ii.append(np.full(n, sign * amp_a))
-    return np.concatenate(tt), np.concatenate(vv), np.concatenate(ii)
-
-
-def test_known_overpotential_and_hysteresis():
+def test_known_overpotential_and_hysteresis(square_wave):
     t, v, i = square_wave(20)
     hc = cycling.half_cycles(t, v, i)
     assert len(hc) == 40
@@ -38,7 +22,7 @@ def test_known_overpotential_and_hysteresis():
     assert np.allclose(table.q_plate, 1.13e-3 * 3600, rtol=0.01)
 
 
-def test_growth_per_100h():
+def test_growth_per_100h(square_wave):
     t, v, i = square_wave(300)
     v = v * (1 + 0.2 * t / (100 * HOUR))  # +20 % per 100 h on a 30 mV plateau = +6 mV per 100 h
     hc = cycling.half_cycles(t, v, i)
@@ -46,7 +30,7 @@ def test_growth_per_100h():
     assert growth == pytest.approx(0.006, rel=0.05)
 
 
-def test_short_at_known_time():
+def test_short_at_known_time(square_wave):
     t, v, i = square_wave(60)
     t_short = 77.0 * HOUR
     shorted = t >= t_short
@@ -59,7 +43,7 @@ def test_short_at_known_time():
     assert no_rel.mode == "hard_short" and no_rel.hours == pytest.approx(77.0, abs=1.0)
 
 
-def test_soft_short_recovers_and_is_flagged():
+def test_soft_short_recovers_and_is_flagged(square_wave):
     t, v, i = square_wave(40)
     soft = (t > 30 * HOUR) & (t <= 31 * HOUR)
     v[soft] = i[soft] * 3.0
@@ -68,7 +52,7 @@ def test_soft_short_recovers_and_is_flagged():
     assert len(failure.soft_shorts) == 1 and failure.soft_shorts[0] / HOUR == pytest.approx(30, abs=1)
 
 
-def test_voltage_limit_and_runaway():
+def test_voltage_limit_and_runaway(square_wave):
     t, v, i = square_wave(30)
     v = v * (1 + (t / (30 * HOUR)) ** 4 * 5)
     hc = cycling.half_cycles(t, v, i)
@@ -76,7 +60,7 @@ def test_voltage_limit_and_runaway():
     assert cycling.detect_failure(hc, voltage_limit=0.05).mode == "voltage_limit"
 
 
-def test_rate_capability_levels():
+def test_rate_capability_levels(square_wave):
     parts = [square_wave(3, amp_a=a, over_v=0.02 * a / 1e-3, peak_v=0.02 * a / 1e-3)
              for a in (1e-3, 2e-3, 5e-3)]
     offset = 0.0
@@ -92,7 +76,7 @@ def test_rate_capability_levels():
     assert np.allclose(rc["overpotential"], [0.02, 0.04, 0.10], rtol=0.05)
 
 
-def test_ce_per_cycle_and_aurbach():
+def test_ce_per_cycle_and_aurbach(square_wave):
     t, v, i = square_wave(5)
     i = np.where(i > 0, i * 0.95, i)  # strip 95 % of the plated charge
     ce = coulombic.ce_per_cycle(cycling.half_cycles(t, v, i))
@@ -103,14 +87,10 @@ def test_ce_per_cycle_and_aurbach():
         coulombic.aurbach_ce(0, 1, 10, 1)
 
 
-LI_IN = {"r_el": 2.0, "r_film": 5.0, "q_film": 1e-6, "a_film": 0.85, "r_ct": 21.0, "q_dl": 2e-5,
-         "a_dl": 0.85, "r_d": 0.9, "tau_w": 1.4}  # ohm cm^2 values on a 1 cm^2 cell (physics §3.2)
-
-
-def test_eis_fit_recovers_known_circuit():
+def test_eis_fit_recovers_known_circuit(li_in):
     freq = np.logspace(6, -2, 81)
     rng = np.random.default_rng(7)
-    z = eis.circuit(freq, **LI_IN)
+    z = eis.circuit(freq, **li_in)
     z = z * (1 + rng.normal(0, 0.005, z.size) + 1j * rng.normal(0, 0.005, z.size))
     result = eis.fit(freq, z)
     assert result["r_film"] == pytest.approx(5.0, rel=0.05)

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import least_squares
 
+_SWAP = {"r_film": "r_ct", "r_ct": "r_film", "q_film": "q_dl", "q_dl": "q_film", "a_film": "a_dl",
+         "a_dl": "a_film"}
 NAMES = ("r_el", "r_film", "q_film", "a_film", "r_ct", "q_dl", "a_dl", "r_d", "tau_w")
 ALPHA = {"a_film", "a_dl"}
 
@@ -45,20 +47,48 @@ def _unpack(x: np.ndarray) -> dict[str, float]:
     return {n: float(v if n in ALPHA else np.exp(v)) for n, v in zip(NAMES, x, strict=True)}
 
 
-def initial_guesses(freq: np.ndarray, z: np.ndarray) -> list[dict[str, float]]:
-    """Starting points read off the spectrum: high-frequency intercept, total width, arc apexes."""
+def _apex_frequencies(freq: np.ndarray, z: np.ndarray) -> list[float]:
+    """Frequencies of the local maxima of −Z'' (arc apexes), highest first."""
     order = np.argsort(freq)[::-1]
-    f, zz = np.asarray(freq)[order], np.asarray(z)[order]
-    r_el = max(float(np.min(zz.real)), 1e-3)
-    total = max(float(np.max(zz.real)) - r_el, 1e-3)
-    apex_f = float(f[np.argmax(-zz.imag)])
+    f, y = np.asarray(freq)[order], -np.asarray(z)[order].imag
+    peaks = [f[k] for k in range(1, f.size - 1) if y[k] >= y[k - 1] and y[k] >= y[k + 1] and y[k] > 0]
+    return [float(p) for p in peaks]
+
+
+def initial_guesses(freq: np.ndarray, z: np.ndarray) -> list[dict[str, float]]:
+    """Starting points: intercepts read off the spectrum, arc apexes found in it, typical frequencies of
+    film (10^4–10^6 Hz) and charge-transfer (10–10^3 Hz) arcs (physics §3.2), several R splits."""
+    r_el = max(float(np.min(z.real)) * 0.95, 1e-4)
+    total = max(float(np.max(z.real)) - r_el, 1e-3)
+    apexes = _apex_frequencies(freq, z)
+    film_f = sorted({*(a for a in apexes if a > 3e3), 1e5, 1e4}, reverse=True)[:3]
+    ct_f = sorted({*(a for a in apexes if 1 < a <= 3e3), 1e3, 1e2}, reverse=True)[:3]
     guesses = []
-    for split in (0.2, 0.5, 0.8):
-        r1, r2 = split * total * 0.9, (1 - split) * total * 0.9
-        guesses.append({"r_el": r_el, "r_film": r1, "q_film": 1 / (r1 * 2 * np.pi * max(apex_f * 30, 1.0)),
-                        "a_film": 0.85, "r_ct": r2, "q_dl": 1 / (r2 * 2 * np.pi * max(apex_f, 1e-2)),
-                        "a_dl": 0.85, "r_d": 0.1 * total, "tau_w": 1.0})
+    for f1 in film_f:
+        for f2 in ct_f:
+            for split in (0.25, 0.5, 0.75):
+                r1, r2 = split * total * 0.9, (1 - split) * total * 0.9
+                guesses.append({"r_el": r_el, "r_film": r1, "q_film": 1 / (r1 * (2 * np.pi * f1) ** 0.85),
+                                "a_film": 0.85, "r_ct": r2, "q_dl": 1 / (r2 * (2 * np.pi * f2) ** 0.85),
+                                "a_dl": 0.85, "r_d": 0.05 * total, "tau_w": 1.0})
     return guesses
+
+
+def effective_capacitance(r: float, q: float, alpha: float) -> float:
+    """Brug conversion C_eff = Q^(1/α) R^((1−α)/α) (F)."""
+    return float(q ** (1 / alpha) * r ** ((1 - alpha) / alpha))
+
+
+def _film_first(params: dict[str, float]) -> dict[str, float]:
+    """Label the arcs by effective capacitance: the film is the one with the smaller C_eff (§3.3)."""
+    c_film = effective_capacitance(params["r_film"], params["q_film"], params["a_film"])
+    c_dl = effective_capacitance(params["r_ct"], params["q_dl"], params["a_dl"])
+    if c_film <= c_dl:
+        return params
+    swapped = dict(params)
+    for a, b in (("r_film", "r_ct"), ("q_film", "q_dl"), ("a_film", "a_dl")):
+        swapped[a], swapped[b] = params[b], params[a]
+    return swapped
 
 
 def fit(freq: np.ndarray, z: np.ndarray, guesses: list[dict[str, float]] | None = None) -> CircuitFit:
@@ -81,6 +111,8 @@ def fit(freq: np.ndarray, z: np.ndarray, guesses: list[dict[str, float]] | None 
             best = res
     assert best is not None
     params = _unpack(best.x)
+    swapped = _film_first(params) is not params
+    params = _film_first(params)
     dof = max(1, best.fun.size - best.x.size)
     s2 = 2 * best.cost / dof
     try:
@@ -88,7 +120,10 @@ def fit(freq: np.ndarray, z: np.ndarray, guesses: list[dict[str, float]] | None 
         sd = np.sqrt(np.clip(np.diag(cov), 0, None))
     except np.linalg.LinAlgError:
         sd = np.full(best.x.size, np.nan)
-    ci = {n: float(1.96 * (sd[k] if n in ALPHA else params[n] * sd[k])) for k, n in enumerate(NAMES)}
+    raw = _unpack(best.x)
+    ci = {n: float(1.96 * (sd[k] if n in ALPHA else raw[n] * sd[k])) for k, n in enumerate(NAMES)}
+    if swapped:
+        ci = {name: ci[_SWAP.get(name, name)] for name in NAMES}
     rel = float(np.sqrt(np.mean(np.abs(circuit(freq, **params) - z) ** 2 / np.abs(z) ** 2)))
     return CircuitFit(params, ci, rel)
 
