@@ -278,9 +278,18 @@ class Grbl(Driver):
     # -- identity, status -----------------------------------------------------------------------------
 
     def connect(self) -> None:
-        """Open the port and read the controller's state (no reset: a reset would abort motion)."""
+        """Open the port and read the controller's state (no reset: a reset would abort motion).
+
+        Opening the port of an Arduino-based GRBL resets it (DTR), so a banner during this first exchange is
+        expected: it is recorded and the status is read again.
+        """
         self.transport.open()
-        self.status()
+        try:
+            self.status()
+        except InstrumentReportedError as exc:
+            if exc.code != "reset":
+                raise
+            self.status()
 
     def identify(self) -> str:
         info = self._command("$I")

@@ -450,8 +450,11 @@ class GrblSim(DeviceCore):
         # the block is valid: commit its modal state
         self.absolute, self.inches, self.motion, self.feed = absolute, inches, mode, feed
         if dwell:
-            end = max(t, self._plan_end()) + values["P"]
+            end = max(t, self._plan_end()) + values["P"]   # G4 syncs with the planner, then dwells
             self.line_time = end
+            if end > t:
+                self.emit(b"ok\r\n", at=end)
+                return b""
             return b"ok\r\n"
         if not axis_words:
             return b"ok\r\n"

@@ -1,0 +1,327 @@
+"""The GRBL simulator: bytes, motion timing, alarms; the driver against it over labsim://, a pty and TCP;
+every fault kind against the driver."""
+
+from __future__ import annotations
+
+import pytest
+
+from labctl.clock import RealClock, VirtualClock
+from labctl.drivers.grbl import Grbl
+from labctl.drivers.transport import SerialTransport
+from labctl.errors import (
+    Disconnected,
+    InstrumentBusy,
+    InstrumentReportedError,
+    InstrumentTimeout,
+    MalformedReply,
+    PartialReply,
+    SafeStateError,
+)
+from labctl.simulators import registry
+from labctl.simulators.core import FaultKind
+from labctl.simulators.exposures import serve_pty, serve_tcp
+from labctl.simulators.grbl import BANNER, UNLOCK_MSG, GrblSim
+from labctl.simulators.world import SimpleWorld
+
+# -- raw bytes against the core -------------------------------------------------------------------------
+
+
+class Raw:
+    """Write bytes to a core and read what it has said by now, on a virtual clock."""
+
+    def __init__(self, settings: dict[int, float] | None = None) -> None:
+        self.clock = VirtualClock()
+        self.world = SimpleWorld()
+        self.core = GrblSim("grbl", clock=self.clock, world=self.world, settings=settings)
+        self.banner = self.core.read()
+
+    def __call__(self, data: bytes) -> bytes:
+        self.core.write(data)
+        return self.core.read()
+
+    def at(self, t: float, data: bytes = b"?") -> bytes:
+        self.clock.advance_to(t)
+        return self(data)
+
+
+def test_banner_and_alarm_lock_on_power_up():
+    r = Raw()
+    assert r.banner == BANNER + UNLOCK_MSG
+    assert r(b"?") == b"<Alarm|MPos:0.000,0.000,0.000|FS:0,0|WCO:0.000,0.000,0.000>\r\n"
+    assert r(b"?") == b"<Alarm|MPos:0.000,0.000,0.000|FS:0,0|Ov:100,100,100>\r\n"
+    assert r(b"G1 Z-1 F60\n") == b"error:9\r\n"
+    assert r(b"$X\n") == b"[MSG:Caution: Unlocked]\r\nok\r\n"
+    assert r(b"$X\n") == b"ok\r\n"
+
+
+def test_no_homing_boots_idle():
+    r = Raw({22: 0, 20: 0})
+    assert r.banner == BANNER
+    assert r(b"$H\n") == b"error:5\r\n"
+    assert r(b"$20=1\n") == b"error:10\r\n"
+
+
+def test_move_10_mm_at_5_mm_s_is_idle_after_2_s_not_before():
+    r = Raw({122: 1e9})            # (nearly) infinite acceleration: constant speed (+5 ns)
+    r(b"$X\n")
+    assert r(b"G21 G90 G1 Z-10 F300\n") == b"ok\r\n"
+    assert r.at(1.0).startswith(b"<Run|MPos:0.000,0.000,-5.000|FS:300,0")
+    assert r.at(1.999).startswith(b"<Run|")
+    assert r.at(2.0 + 1e-6).startswith(b"<Idle|MPos:0.000,0.000,-10.000|FS:0,0")
+    assert r.world.moves == [(0.0, (0.0, 0.0, 0.0), (0.0, 0.0, -0.01), pytest.approx(0.005))]
+
+
+def test_move_with_acceleration_takes_v_over_a_longer():
+    r = Raw()                        # $122 = 100 mm/s^2: 2 s + v/a = 2.05 s
+    r(b"$X\n")
+    r(b"G1 Z-10 F300\n")
+    assert r.at(0.025).startswith(b"<Run|MPos:0.000,0.000,-0.031|FS:150,0")   # accelerating
+    assert r.at(2.049).startswith(b"<Run|")
+    assert r.at(2.05).startswith(b"<Idle|MPos:0.000,0.000,-10.000")
+
+
+def test_realtime_bytes_inside_a_line_and_sequential_blocks():
+    r = Raw({122: 1e9, 120: 1e9})
+    r(b"$X\n")
+    out = r(b"G1 Z-?5 F600\nG1 X10\n")         # `?` is taken out of the line
+    assert out.startswith(b"<Idle|") and out.endswith(b"ok\r\nok\r\n")
+    assert r.at(0.5).startswith(b"<Idle|MPos:0.000,0.000,-5.000") is False
+    assert r.at(0.5).startswith(b"<Run|MPos:0.000,0.000,-5.000")          # end of block 1
+    assert r.at(1.5 + 1e-6).startswith(b"<Idle|MPos:10.000,0.000,-5.000")
+
+
+def test_feed_hold_resume_and_reset_after_hold_keeps_position():
+    r = Raw({122: 100})
+    r(b"$X\n")
+    r(b"G1 Z-20 F300\n")
+    r.at(1.0, b"!")                            # decelerate from 5 mm/s at 100 mm/s^2: 0.05 s, 0.125 mm
+    assert r.at(1.01).startswith(b"<Hold:1|")
+    held = r.at(1.2)
+    assert held.startswith(b"<Hold:0|MPos:0.000,0.000,-5.000|FS:0,0")  # 0.025 + 4.875 + 0.125 mm
+    assert r.at(10.0).startswith(b"<Hold:0|")  # stays held
+    r.at(10.0, b"~")
+    assert r.at(10.5).startswith(b"<Run|")
+    assert r.at(10.0 + 0.05 + 15 / 5).startswith(b"<Idle|MPos:0.000,0.000,-20.000")
+    r(b"G1 Z-30\n")
+    r.at(14.0, b"!")
+    assert r.at(15.0, b"\x18") == BANNER      # reset after a completed hold: no alarm
+    assert r(b"?").startswith(b"<Idle|")
+
+
+def test_reset_during_motion_is_alarm_3_and_needs_unlock():
+    r = Raw()
+    r(b"$X\n")
+    r(b"G1 Z-20 F300\n")
+    assert r.at(1.0, b"\x18") == b"ALARM:3\r\n" + BANNER + UNLOCK_MSG
+    assert r(b"?").startswith(b"<Alarm|MPos:0.000,0.000,-4.875")
+    assert r.at(5.0).startswith(b"<Alarm|MPos:0.000,0.000,-4.875")       # motion flushed
+    assert r(b"G1 Z0\n") == b"error:9\r\n"
+
+
+def test_soft_limit_is_a_critical_alarm():
+    r = Raw()
+    r(b"$X\n")
+    assert r(b"G1 Z5 F300\n") == b"ALARM:2\r\n[MSG:Reset to continue]\r\n"
+    assert r(b"$X\n") == b""                   # nothing but real-time bytes until a reset
+    assert r(b"?").startswith(b"<Alarm|")
+    assert r(b"\x18") == BANNER + UNLOCK_MSG
+    assert r(b"$X\n") == b"[MSG:Caution: Unlocked]\r\nok\r\n"
+
+
+def test_homing_takes_time_and_reports_home():
+    r = Raw()
+    assert r(b"$H\n") == b""
+    assert r.at(1.0).startswith(b"<Home|")
+    t_end = 2 * 3 * 1.0 / (25 / 60)           # Z then X: each 3 pull-off lengths at $24
+    assert r.at(t_end - 0.01).startswith(b"<Home|")
+    assert r.at(t_end).startswith(b"ok\r\n<Idle|MPos:0.000,0.000,0.000")
+
+
+def test_settings_and_errors():
+    r = Raw()
+    out = r(b"$$\n")
+    assert out.startswith(b"$0=10\r\n$1=25\r\n") and b"$122=100.000\r\n" in out and out.endswith(b"ok\r\n")
+    assert r(b"$122=50\n") == b"ok\r\n" and r.core.settings[122] == 50.0
+    assert r(b"$999=1\n") == b"error:3\r\n"
+    assert r(b"$110=-1\n") == b"error:4\r\n"
+    assert r(b"$I\n") == b"[VER:1.1h.20190830:]\r\n[OPT:V,15,128]\r\nok\r\n"
+    r(b"$X\n")
+    assert r(b"G1 Z-1\n") == b"error:22\r\n"       # no feed yet
+    assert r(b"G2 Z-1 F10\n") == b"error:20\r\n"
+    assert r(b"G0 G1 Z-1 F10\n") == b"error:21\r\n"
+    assert r(b"G1 Z-1 Z-2 F10\n") == b"error:25\r\n"
+    assert r(b"G1 Z-1 F-10\n") == b"error:4\r\n"
+    assert r(b"G1 Z1.2.3 F10\n") == b"error:2\r\n"
+    assert r(b"\n") == b"ok\r\n"
+    assert r(b"G4\n") == b"error:28\r\n"
+    assert r(b"X" * 81 + b"\n") == b"error:11\r\n"
+    assert r(b"$G\n") == b"[GC:G0 G54 G17 G21 G90 G94 M5 M9 T0 F0 S0]\r\nok\r\n"
+
+
+def test_planner_full_delays_ok():
+    r = Raw({122: 1e9})
+    r(b"$X\n")
+    oks = b"".join(r(b"G1 Z-%d F600\n" % (i + 1)) for i in range(16))
+    assert oks.count(b"ok") == 15                # the 16th waits for a free block
+    assert r.at(0.0999, b"") == b""
+    assert r.at(0.1 + 1e-6, b"") == b"ok\r\n"   # first block (1 mm at 10 mm/s) done at 0.1 s
+
+
+def test_dwell_syncs():
+    r = Raw({122: 1e9})
+    r(b"$X\n")
+    assert r(b"G1 Z-10 F600\n") == b"ok\r\n"
+    assert r(b"G4 P0.5\n") == b""
+    assert r.at(1.499, b"") == b""
+    assert r.at(1.5 + 1e-6, b"") == b"ok\r\n"
+
+
+# -- the driver against the simulator -------------------------------------------------------------------
+
+
+@pytest.fixture
+def bench():
+    clock = VirtualClock()
+    world = SimpleWorld()
+    core = GrblSim("grbl-t", clock=clock, world=world)
+    registry.register("grbl-t", core)
+    t = SerialTransport("stage", "labsim://grbl-t", Grbl.SERIAL, clock=clock, timeout=1.0)
+    g = Grbl(t, name="stage")
+    g.connect()
+    yield g, core, clock
+    g.close()
+    registry.unregister("grbl-t")
+
+
+def test_driver_home_move_safe_state_in_process(bench):
+    g, _core, clock = bench
+    assert g.identify() == "Grbl 1.1h.20190830"
+    assert g.status().state == "Alarm"
+    g.home()
+    t0 = clock.monotonic()
+    assert g.move_to(x=0.1, z=-0.012, speed=0.005) == (0.1, -0.012)
+    assert clock.monotonic() - t0 >= 0.1 / 0.005
+    g.move_to(z=-0.05, speed=0.005, wait=False)
+    clock.sleep(1.0)
+    out = g.safe_state()
+    assert out["state"] == "Idle" and out["z"] == 0.0 and out["x"] == 0.1
+    assert out["actions"] == ["feed hold", "soft reset", "lift to z=0"] and not out["position_lost"]
+    assert g.settings()[132] == 60.0
+
+
+def test_driver_immersion_timing_from_the_instrument(bench):
+    g, _core, clock = bench
+    g.unlock()
+    g.move_to(z=-0.01, speed=0.005, wait=False)
+    assert not g.is_idle()
+    clock.sleep(1.9)
+    assert g.status().state == "Run"
+    _x, z = g.wait_idle(10)
+    assert z == -0.01 and 2.0 <= clock.monotonic() <= 2.05 + Grbl.POLL_S
+
+
+def test_driver_hold_resume(bench):
+    g, _core, clock = bench
+    g.unlock()
+    g.move_to(z=-0.02, speed=0.005, wait=False)
+    clock.sleep(1.0)
+    g.hold()
+    clock.sleep(0.2)
+    s = g.status()
+    assert (s.state, s.substate) == ("Hold", 0)
+    g.resume()
+    assert g.wait_idle(10) == (0.0, -0.02)
+
+
+def test_driver_sees_alarm_3_after_reset_in_motion_and_safe_state_recovers(bench):
+    g, _core, clock = bench
+    g.unlock()
+    g.move_to(z=-0.02, speed=0.005, wait=False)
+    clock.sleep(1.0)
+    assert g.reset().state == "Alarm"
+    assert g.alarms[-1] == 3
+    with pytest.raises(InstrumentReportedError, match="G-code lock"):
+        g.move_to(z=-0.01, speed=0.005)
+    out = g.safe_state()
+    assert out["actions"] == ["soft reset", "unlock ($X)", "lift to z=0"] and out["z"] == 0.0
+
+
+def test_safe_state_cannot_confirm_when_stuck_busy(bench):
+    g, core, _clock = bench
+    g.unlock()
+    core.set_stuck_busy()
+    with pytest.raises(SafeStateError):
+        g.safe_state()
+
+
+def _run_over(url: str, clock) -> None:
+    t = SerialTransport("stage", url, Grbl.SERIAL, clock=clock, timeout=2.0)
+    g = Grbl(t)
+    g.connect()
+    assert g.identify() == "Grbl 1.1h.20190830"
+    g.unlock()
+    assert g.move_to(z=-0.001, speed=0.02) == (0.0, -0.001)
+    assert g.safe_state()["z"] == 0.0
+    g.close()
+
+
+def test_driver_over_tcp():
+    core = GrblSim("grbl-tcp", clock=RealClock(), settings={122: 1000.0})
+    with serve_tcp(core) as exp:
+        _run_over(exp.serial_url, RealClock())
+
+
+@pytest.mark.pty
+def test_driver_over_pty():
+    core = GrblSim("grbl-pty", clock=RealClock(), settings={122: 1000.0})
+    with serve_pty(core) as exp:
+        _run_over(exp.path, RealClock())
+
+
+# -- the fault matrix -----------------------------------------------------------------------------------
+
+STATUS, LINE = "status", "line"
+EXPECT = {
+    FaultKind.NO_REPLY: InstrumentTimeout,
+    FaultKind.TRICKLE: PartialReply,
+    FaultKind.TRUNCATE: PartialReply,
+    FaultKind.GARBAGE: MalformedReply,
+    FaultKind.LATE: InstrumentTimeout,
+    FaultKind.DISCONNECT: Disconnected,
+    FaultKind.POWER_CYCLE: InstrumentReportedError,
+    FaultKind.INSTRUMENT_ERROR: InstrumentReportedError,
+}
+DELAY = {FaultKind.TRICKLE: 0.2, FaultKind.LATE: 1.3}
+
+
+def _op(g: Grbl, op: str) -> object:
+    return g.status() if op == STATUS else g.identify()
+
+
+@pytest.mark.parametrize("op", [STATUS, LINE])
+@pytest.mark.parametrize("kind", list(EXPECT))
+def test_fault_matrix(bench, kind, op):
+    g, core, clock = bench
+    if kind is FaultKind.INSTRUMENT_ERROR and op == STATUS:
+        pytest.skip("GRBL never answers a real-time `?` with an error")
+    match = rb"^\?$" if op == STATUS else rb"\$I"
+    fault = core.inject(kind, match, **({"delay": DELAY[kind]} if kind in DELAY else {}))
+    t0 = clock.monotonic()
+    with pytest.raises(EXPECT[kind]):
+        _op(g, op)
+    assert clock.monotonic() - t0 <= g.transport.timeout + 1e-9
+    assert fault.spent
+    # the next exchange is clean (after a resynchronisation the driver does by itself)
+    assert g.status().state == "Alarm"
+    assert g.identify() == "Grbl 1.1h.20190830"
+
+
+def test_fault_stuck_busy(bench):
+    g, core, clock = bench
+    g.unlock()
+    core.inject(FaultKind.STUCK_BUSY, rb"G1")
+    t0 = clock.monotonic()
+    with pytest.raises(InstrumentBusy):
+        g.move_to(z=-0.001, speed=0.005, timeout=3.0)
+    assert clock.monotonic() - t0 <= 3.0 + 1e-9
+    assert g.status().state == "Run"           # it keeps saying so, and the exchange is clean
