@@ -119,7 +119,7 @@ def test_limits_before_any_byte():
     with pytest.raises(LimitViolation):
         p.dispense(1 * ML, 1.0)
     p._diameter = 4.699e-3                      # a 1 mL syringe cannot do 100 mL/min
-    with pytest.raises(LimitViolation, match="4.699 mm syringe"):
+    with pytest.raises(LimitViolation, match=r"4\.699 mm syringe"):
         p.dispense(1 * ML, 100 * ML * PER_MIN)
     assert t.sent == []
     with pytest.raises(LimitViolation):
