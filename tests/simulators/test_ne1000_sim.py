@@ -277,14 +277,16 @@ EXPECT = {
 DELAY = {FaultKind.TRICKLE: 0.3, FaultKind.LATE: 1.3}
 
 
+@pytest.mark.parametrize("op", ["status", "command"])
 @pytest.mark.parametrize("kind", list(EXPECT))
-def test_fault_matrix(net, kind):
+def test_fault_matrix(net, kind, op):
     a, b, core, clock = net
     a.configure(diameter=14.43e-3)
-    fault = core.inject(kind, rb"^01VER", **({"delay": DELAY[kind]} if kind in DELAY else {}))
+    match = rb"^01\r$" if op == "status" else rb"^01VER"
+    fault = core.inject(kind, match, **({"delay": DELAY[kind]} if kind in DELAY else {}))
     t0 = clock.monotonic()
     with pytest.raises(EXPECT[kind]):
-        a.identify()
+        a.status() if op == "status" else a.identify()
     assert clock.monotonic() - t0 <= a.transport.timeout + 1e-9
     assert fault.spent
     if kind is FaultKind.POWER_CYCLE:
