@@ -1,9 +1,112 @@
-"""labctl CLI commands: analysis_cmds (filled in by its issue)."""
+"""`labctl runs report` and `labctl runs compare`: the standard answers of a run, from the store."""
 
 from __future__ import annotations
 
+import csv
+import json
+from pathlib import Path
+
 import typer
+from rich.table import Table
+
+from labctl.errors import LabctlError
+
+
+def _store(db: str | None):
+    from labctl.store import Store
+
+    return Store.open(db)
+
+
+def _require_plotting() -> None:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError as exc:
+        raise LabctlError("plots need matplotlib: pip install 'labctl[plot]'") from exc
+
+
+def report_cmd(
+    run: int = typer.Argument(..., help="Run id (see `labctl runs list`)."),
+    out: Path = typer.Option(None, "--out", "-o", help="Folder to write (default: reports/run-<id>)."),
+    db: str = typer.Option(None, "--db", envvar="LABCTL_DB", help="Database URL or SQLite file."),
+    as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
+) -> None:
+    """Write PNG figures and a Markdown + HTML summary of a run's metrics and provenance."""
+    from labctl.analysis import report
+    from labctl.cli import console
+
+    _require_plotting()
+    store = _store(db)
+    try:
+        data = report.load_run(store, run)
+        folder = out or Path("reports") / f"run-{run}"
+        metrics = report.write_report(data, folder)
+    finally:
+        store.close()
+    if as_json:
+        console.print_json(json.dumps(metrics, default=report._json_default))
+        return
+    console.print(f"report of run {run} written to [bold]{folder}[/]: summary.md, summary.html, "
+                  f"{len(metrics['figures'])} figures")
+    c = report.first_cycling(metrics)
+    if c:
+        console.print(f"overpotential cycle 10: {c.get('overpotential_cycle10_mV')} mV; failure: "
+                      f"{c.get('failure_mode') or 'none'} at {c.get('hours_to_failure') or '-'} h")
+
+
+def compare_cmd(
+    runs: list[int] = typer.Argument(..., help="Run ids to compare."),
+    csv_out: Path = typer.Option(None, "--csv", help="Also write the table as CSV."),
+    plot: Path = typer.Option(None, "--plot", help="Also write an overpotential-vs-time comparison PNG."),
+    db: str = typer.Option(None, "--db", envvar="LABCTL_DB", help="Database URL or SQLite file."),
+    as_json: bool = typer.Option(False, "--json", help="Print the rows as JSON."),
+) -> None:
+    """Headline metrics of several runs side by side (e.g. bare Li vs coated at the same current)."""
+    from labctl.analysis import cycling, report
+    from labctl.cli import console
+
+    store = _store(db)
+    try:
+        datas = [report.load_run(store, r) for r in runs]
+    finally:
+        store.close()
+    rows = report.compare_rows(datas)
+    if as_json:
+        console.print_json(json.dumps(rows, default=report._json_default))
+    else:
+        table = Table(title="runs compared (overpotential = median |V|, middle 50 % of plating half-cycle)")
+        for col in report.COMPARE_COLUMNS:
+            table.add_column(col, overflow="fold")
+        for row in rows:
+            table.add_row(*(report._fmt(row.get(c)) for c in report.COMPARE_COLUMNS))
+        console.print(table)
+    if csv_out:
+        with csv_out.open("w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(report.COMPARE_COLUMNS))
+            writer.writeheader()
+            writer.writerows(rows)
+    if plot:
+        _require_plotting()
+        from labctl.analysis import plots
+
+        series = {}
+        for data in datas:
+            step = next((s for s in data.steps if s.cycling is not None), None)
+            if step is None:
+                continue
+            hc = cycling.half_cycles(step.cycling["t"], step.cycling["voltage"], step.cycling["current"])
+            table_c = cycling.cycles(hc)
+            series[data.label] = (table_c.t_mid / cycling.HOUR, table_c.plating * 1e3)
+        plots.compare_overpotential(series, plot)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to `app`."""
+    """Add `report` and `compare` to the `runs` group (the store's, when it has one)."""
+    from labctl.cli import store_cmds
+
+    runs_app = getattr(store_cmds, "runs_app", None)
+    if runs_app is None:
+        runs_app = typer.Typer(help="Runs in the store.", no_args_is_help=True)
+        app.add_typer(runs_app, name="runs")
+    runs_app.command("report")(report_cmd)
+    runs_app.command("compare")(compare_cmd)
