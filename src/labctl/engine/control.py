@@ -1,0 +1,97 @@
+"""Requests to a running run: Ctrl-C / SIGTERM in this process, `labctl pause|resume|abort|ack RUN` elsewhere.
+
+Everything ends up as a `Command` in one queue that the run reads at its safe points (`poll`). Commands from
+other terminals come through the store's control table, polled at most every `poll_interval` seconds of real
+time (so a dry run on a virtual clock does not hammer the database).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+COMMANDS = ("pause", "resume", "abort", "ack")
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    actor: str = "labctl"
+    args: dict[str, Any] = field(default_factory=dict)
+    source: str = "local"      # local | signal | store
+
+
+class Control:
+    """The command queue of one run."""
+
+    def __init__(self, store: Any = None, run_id: int | None = None, *, poll_interval: float = 0.5) -> None:
+        self.store = store
+        self.run_id = run_id
+        self.poll_interval = poll_interval
+        self.wake = threading.Event()
+        self._queue: deque[Command] = deque()
+        self._lock = threading.Lock()
+        self._last_poll = -1e9
+        self.interrupts = 0          # Ctrl-C presses since the last resume
+
+    def request(self, name: str, *, actor: str = "labctl", source: str = "local", **args: Any) -> None:
+        """Queue a command from this process (also what the signal handlers do)."""
+        if name not in COMMANDS:
+            raise ValueError(f"unknown command {name!r}")
+        with self._lock:
+            self._queue.append(Command(name, actor, dict(args), source))
+        self.wake.set()
+
+    def poll(self, *, force: bool = False) -> list[Command]:
+        """Commands waiting now, oldest first (store commands are marked consumed)."""
+        now = time.monotonic()
+        due = force or now - self._last_poll >= self.poll_interval
+        if self.store is not None and self.run_id is not None and due:
+            self._last_poll = now
+            for row in self.store.take_control(self.run_id):
+                name = str(row.get("command", ""))
+                if name in COMMANDS:
+                    with self._lock:
+                        self._queue.append(Command(name, str(row.get("actor") or "unknown"),
+                                                   dict(row.get("args") or {}), "store"))
+        with self._lock:
+            out = list(self._queue)
+            self._queue.clear()
+            self.wake.clear()
+        return out
+
+    def resumed(self) -> None:
+        """After a resume, the next Ctrl-C pauses again."""
+        self.interrupts = 0
+
+    # -- signals ------------------------------------------------------------------------------------
+
+    def _on_sigint(self, signum: int, frame: Any) -> None:
+        self.interrupts += 1
+        self.request("pause" if self.interrupts == 1 else "abort", actor="ctrl-c", source="signal")
+
+    def _on_sigterm(self, signum: int, frame: Any) -> None:
+        self.request("abort", actor="SIGTERM", source="signal")
+
+    @contextlib.contextmanager
+    def signals(self) -> Iterator[None]:
+        """Route Ctrl-C (pause, then abort) and SIGTERM (abort) here while the run executes.
+
+        Outside the main thread signals cannot be caught; then this does nothing.
+        """
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        old_int = signal.signal(signal.SIGINT, self._on_sigint)
+        old_term = signal.signal(signal.SIGTERM, self._on_sigterm)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, old_int)
+            signal.signal(signal.SIGTERM, old_term)
