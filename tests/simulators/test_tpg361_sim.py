@@ -1,0 +1,200 @@
+"""The TPG 361 simulator: bytes, the chamber it reads; the driver against it over labsim://, a pty and TCP;
+every fault kind against the driver."""
+
+from __future__ import annotations
+
+import pytest
+
+from labctl.clock import RealClock, VirtualClock
+from labctl.drivers.tpg361 import Tpg361
+from labctl.drivers.transport import SerialSettings, SerialTransport
+from labctl.errors import (
+    Disconnected,
+    InstrumentBusy,
+    InstrumentReportedError,
+    InstrumentTimeout,
+    MalformedReply,
+    PartialReply,
+)
+from labctl.simulators import registry
+from labctl.simulators.core import FaultKind
+from labctl.simulators.exposures import serve_pty, serve_tcp
+from labctl.simulators.tpg361 import Tpg361Sim
+from labctl.simulators.world import SimpleWorld
+
+A, N = b"\x06\r\n", b"\x15\r\n"
+
+
+class Raw:
+    def __init__(self) -> None:
+        self.clock = VirtualClock()
+        self.world = SimpleWorld()
+        self.core = Tpg361Sim("gauge", clock=self.clock, world=self.world)
+
+    def __call__(self, data: bytes) -> bytes:
+        self.core.write(data)
+        return self.core.read()
+
+    def ask(self, mnemonic: str) -> bytes:
+        assert self(mnemonic.encode() + b"\r\n") == A
+        return self(b"\x05")
+
+
+def test_two_step_protocol_units_and_the_chamber():
+    r = Raw()
+    assert r.ask("PR1") == b"0,+1.0000E-06\r\n"         # 1e-4 Pa base pressure, in mbar
+    r.world.gas_flow(0.0, "Ar", 20.0)                    # 0.4 Pa
+    assert r.ask("PR1") == b"0,+4.0010E-03\r\n"
+    assert r(b"\x05") == b"0,+4.0010E-03\r\n"             # ENQ again: a fresh reading of the same mnemonic
+    assert r.ask("UNI,2") == b"2\r\n"                     # set + ENQ reads back
+    assert r.ask("PR1") == b"0,+4.0010E-01\r\n"
+    assert r.ask("UNI,1") == b"1\r\n" and r.ask("PR1") == b"0,+3.0010E-03\r\n"
+    assert r.ask("UNI,5") == b"5\r\n" and r.ask("PR1") == b"0,+2.0228E+00\r\n"
+    assert r.ask("TID") == b"PKR\r\n" and r.ask("SEN") == b"2\r\n"
+    assert r.ask("AYT") == b"TPG361,PTG28290,44990000,010100,010100\r\n"
+
+
+def test_refusals_set_the_error_word_which_clears_when_read():
+    r = Raw()
+    assert r(b"XYZ\r\n") == N
+    assert r(b"\x05") == N                                # nothing accepted to report
+    assert r.ask("ERR") == b"0001\r\n" and r.ask("ERR") == b"0000\r\n"
+    assert r(b"UNI,7\r\n") == N and r.ask("ERR") == b"0010\r\n"
+    assert r(b"PR2\r\n") == N and r.ask("ERR") == b"0100\r\n"
+    assert r(b"PR1,3\r\n") == N and r.ask("ERR") == b"0010\r\n"
+
+
+def test_framing_lf_optional_etx_clears_and_lower_case():
+    r = Raw()
+    assert r(b"pr1\r") == A and r(b"\n\x05")[:2] == b"0,"
+    assert r(b"UN") == b"" and r(b"\x03") == b""          # ETX drops the half-sent mnemonic
+    assert r(b"TID\r\n") == A and r(b"\x05") == b"PKR\r\n"
+
+
+def test_sensor_states_and_range():
+    r = Raw()
+    assert r.ask("SEN,1") == b"1\r\n" and r.ask("PR1") == b"4,+0.0000E+00\r\n"
+    assert r.ask("SEN,2") == b"2\r\n"
+    r.world.base_pressure_pa = 1e-8
+    assert r.ask("PR1") == b"1,+5.0000E-09\r\n"
+    r.world.base_pressure_pa = 2e5
+    assert r.ask("PR1") == b"2,+1.0000E+03\r\n"
+    r.core.sensor_fault = True
+    assert r.ask("PR1") == b"3,+0.0000E+00\r\n"
+    r.core.gauge = "noSEn"
+    assert r.ask("PR1") == b"5,+0.0000E+00\r\n" and r.ask("TID") == b"noSEn\r\n"
+
+
+def test_power_cycle_keeps_the_unit():
+    r = Raw()
+    r.ask("UNI,2")
+    r(b"XYZ\r\n")
+    r.core.power_cycle()
+    assert r.ask("UNI") == b"2\r\n" and r.ask("ERR") == b"0000\r\n"
+
+
+def test_wrong_baud_garbles():
+    clock = VirtualClock()
+    core = Tpg361Sim("gauge-baud", clock=clock)
+    registry.register("gauge-baud", core)
+    try:
+        g = Tpg361(SerialTransport("gauge", "labsim://gauge-baud", SerialSettings(19200), clock=clock))
+        g.connect()
+        with pytest.raises(MalformedReply):
+            g.identify()
+    finally:
+        registry.unregister("gauge-baud")
+
+
+# -- the driver against the simulator -------------------------------------------------------------------
+
+
+@pytest.fixture
+def gauge():
+    clock = VirtualClock()
+    world = SimpleWorld()
+    core = Tpg361Sim("gauge-t", clock=clock, world=world)
+    registry.register("gauge-t", core)
+    g = Tpg361(SerialTransport("gauge", "labsim://gauge-t", Tpg361.SERIAL, clock=clock, timeout=1.0),
+               name="gauge")
+    g.connect()
+    yield g, core, world, clock
+    g.close()
+    registry.unregister("gauge-t")
+
+
+def test_driver_in_process(gauge):
+    g, core, world, _ = gauge
+    assert g.identify().startswith("TPG361,")
+    assert g.gauge_type() == "PKR"
+    assert g.pressure() == pytest.approx(1e-4)
+    world.gas_flow(0.0, "Ar", 10.0)
+    assert g.pressure() == pytest.approx(0.2001)
+    for unit in ("Torr", "Pa", "Micron", "hPa", "mbar"):
+        g.set_unit(unit)
+        assert g.unit() == unit and g.pressure() == pytest.approx(0.2001, rel=1e-4)
+    with pytest.raises(InstrumentReportedError, match="no hardware"):
+        g._exchange("PR2")
+    assert g.error_word() == "0000"                        # the read cleared it
+    core.sensor_on = False
+    with pytest.raises(InstrumentReportedError, match="sensor off"):
+        g.pressure()
+    assert g.safe_state()["status"] == 4
+
+
+def _run_over(url: str) -> None:
+    g = Tpg361(SerialTransport("gauge", url, Tpg361.SERIAL, clock=RealClock(), timeout=1.0))
+    g.connect()
+    assert g.identify().startswith("TPG361,")
+    g.set_unit("Pa")
+    assert g.pressure() == pytest.approx(1e-4)
+    assert g.safe_state()["error_word"] == "0000"
+    g.close()
+
+
+def test_driver_over_tcp():
+    with serve_tcp(Tpg361Sim("gauge-tcp", clock=RealClock())) as exp:
+        _run_over(exp.serial_url)
+
+
+@pytest.mark.pty
+def test_driver_over_pty():
+    with serve_pty(Tpg361Sim("gauge-pty", clock=RealClock())) as exp:
+        _run_over(exp.path)
+
+
+# -- the fault matrix -----------------------------------------------------------------------------------
+
+EXPECT = {
+    FaultKind.NO_REPLY: InstrumentTimeout,
+    FaultKind.TRICKLE: PartialReply,
+    FaultKind.TRUNCATE: PartialReply,
+    FaultKind.GARBAGE: MalformedReply,
+    FaultKind.LATE: InstrumentTimeout,
+    FaultKind.DISCONNECT: Disconnected,
+    FaultKind.POWER_CYCLE: InstrumentTimeout,
+    FaultKind.INSTRUMENT_ERROR: InstrumentReportedError,
+    FaultKind.STUCK_BUSY: InstrumentBusy,
+}
+DELAY = {FaultKind.TRICKLE: 0.6, FaultKind.LATE: 1.3}
+
+
+@pytest.mark.parametrize("step", ["mnemonic", "enquiry"])
+@pytest.mark.parametrize("kind", list(EXPECT))
+def test_fault_matrix(gauge, kind, step):
+    g, core, world, clock = gauge
+    g.set_unit("Pa")
+    world.gas_flow(0.0, "Ar", 10.0)
+    match = rb"^PR1\r\n$" if step == "mnemonic" else rb"^\x05$"
+    fault = core.inject(kind, match, **({"delay": DELAY[kind]} if kind in DELAY else {}))
+    t0 = clock.monotonic()
+    with pytest.raises(EXPECT[kind]):
+        g._exchange("PR1")
+    assert clock.monotonic() - t0 <= g.transport.timeout + 1e-9
+    assert fault.spent
+    if kind is FaultKind.STUCK_BUSY:
+        with pytest.raises(InstrumentBusy):          # it stays busy, and says so cleanly each time
+            g.pressure()
+        core.power_cycle()
+    assert g.pressure() == pytest.approx(0.2001)       # the next exchange is clean
+    assert g.error_word() == "0000"
