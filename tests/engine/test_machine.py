@@ -24,12 +24,26 @@ EXPECTED = {
     (RunState.RUNNING, "await_operator"): RunState.AWAITING_OPERATOR,
     (RunState.AWAITING_OPERATOR, "operator_done"): RunState.RUNNING,
     (RunState.RUNNING, "complete"): RunState.COMPLETED,
-    **{(s, "fail"): RunState.FAILED
-       for s in (RunState.CREATED, RunState.PREFLIGHT, RunState.RUNNING, RunState.PAUSED,
-                 RunState.AWAITING_OPERATOR)},
-    **{(s, "abort"): RunState.ABORTED
-       for s in (RunState.CREATED, RunState.PREFLIGHT, RunState.RUNNING, RunState.PAUSED,
-                 RunState.AWAITING_OPERATOR)},
+    **{
+        (s, "fail"): RunState.FAILED
+        for s in (
+            RunState.CREATED,
+            RunState.PREFLIGHT,
+            RunState.RUNNING,
+            RunState.PAUSED,
+            RunState.AWAITING_OPERATOR,
+        )
+    },
+    **{
+        (s, "abort"): RunState.ABORTED
+        for s in (
+            RunState.CREATED,
+            RunState.PREFLIGHT,
+            RunState.RUNNING,
+            RunState.PAUSED,
+            RunState.AWAITING_OPERATOR,
+        )
+    },
     **{(s, "interrupt"): RunState.INTERRUPTED for s in RunState if s not in TERMINAL},
 }
 
@@ -79,7 +93,14 @@ def test_unknown_trigger_is_a_clear_error() -> None:
 
 def test_a_whole_happy_path() -> None:
     m = RunMachine()
-    for trig in ("start_preflight", "start", "pause", "resume", "await_operator", "operator_done",
-                 "complete"):
+    for trig in (
+        "start_preflight",
+        "start",
+        "pause",
+        "resume",
+        "await_operator",
+        "operator_done",
+        "complete",
+    ):
         m.fire(trig)
     assert m.state is RunState.COMPLETED and m.terminal

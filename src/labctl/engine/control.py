@@ -24,7 +24,7 @@ class Command:
     name: str
     actor: str = "labctl"
     args: dict[str, Any] = field(default_factory=dict)
-    source: str = "local"      # local | signal | store
+    source: str = "local"  # local | signal | store
 
 
 class Control:
@@ -38,7 +38,7 @@ class Control:
         self._queue: deque[Command] = deque()
         self._lock = threading.Lock()
         self._last_poll = -1e9
-        self.interrupts = 0          # Ctrl-C presses since the last resume
+        self.interrupts = 0  # Ctrl-C presses since the last resume
 
     def request(self, name: str, *, actor: str = "labctl", source: str = "local", **args: Any) -> None:
         """Queue a command from this process (also what the signal handlers do)."""
@@ -58,8 +58,11 @@ class Control:
                 name = str(row.get("command", ""))
                 if name in COMMANDS:
                     with self._lock:
-                        self._queue.append(Command(name, str(row.get("actor") or "unknown"),
-                                                   dict(row.get("args") or {}), "store"))
+                        self._queue.append(
+                            Command(
+                                name, str(row.get("actor") or "unknown"), dict(row.get("args") or {}), "store"
+                            )
+                        )
         with self._lock:
             out = list(self._queue)
             self._queue.clear()

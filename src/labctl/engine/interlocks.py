@@ -52,8 +52,9 @@ class PressureWindow(Interlock):
         if not self.low <= p <= self.high:
             if self.rf is not None:
                 self.rf.rf_off()
-            self.trip(f"pressure {p:.3g} Pa outside [{self.low:.3g}, {self.high:.3g}] Pa "
-                      "(RF switched off)", p)
+            self.trip(
+                f"pressure {p:.3g} Pa outside [{self.low:.3g}, {self.high:.3g}] Pa (RF switched off)", p
+            )
 
 
 class TemperatureBand(Interlock):

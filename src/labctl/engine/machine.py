@@ -66,27 +66,48 @@ class RunMachine:
 
     state: RunState
 
-    def __init__(self, on_change: Callable[[RunState, RunState, str, str, str], None] | None = None,
-                 initial: RunState = RunState.CREATED) -> None:
+    def __init__(
+        self,
+        on_change: Callable[[RunState, RunState, str, str, str], None] | None = None,
+        initial: RunState = RunState.CREATED,
+    ) -> None:
         self._on_change = on_change
         self.history: list[tuple[RunState, RunState, str]] = []
         self.machine = Machine(
-            model=self, states=RunState, initial=initial, auto_transitions=False,
-            transitions=[{"trigger": t, "source": list(src), "dest": dst, "before": "record_transition",
-                          "after": "_remember"}
-                         for t, src, dst in TRANSITIONS],
-            send_event=True, ignore_invalid_triggers=False)
+            model=self,
+            states=RunState,
+            initial=initial,
+            auto_transitions=False,
+            transitions=[
+                {
+                    "trigger": t,
+                    "source": list(src),
+                    "dest": dst,
+                    "before": "record_transition",
+                    "after": "_remember",
+                }
+                for t, src, dst in TRANSITIONS
+            ],
+            send_event=True,
+            ignore_invalid_triggers=False,
+        )
 
     def record_transition(self, event: Any) -> None:
         reason = event.kwargs.get("reason", "")
         actor = event.kwargs.get("actor", "labctl")
         if self._on_change is not None:
-            self._on_change(RunState[event.transition.source], RunState[event.transition.dest],
-                            event.event.name, reason, actor)
+            self._on_change(
+                RunState[event.transition.source],
+                RunState[event.transition.dest],
+                event.event.name,
+                reason,
+                actor,
+            )
 
     def _remember(self, event: Any) -> None:
-        self.history.append((RunState[event.transition.source], RunState[event.transition.dest],
-                             event.event.name))
+        self.history.append(
+            (RunState[event.transition.source], RunState[event.transition.dest], event.event.name)
+        )
 
     def fire(self, trigger: str, *, reason: str = "", actor: str = "labctl") -> RunState:
         """Fire `trigger`; raise `InvalidTransition` (state unchanged) if the table does not allow it."""

@@ -31,8 +31,9 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-def make_safe(instruments: Iterable[tuple[str, Any]], *,
-              record: Callable[[str, dict[str, Any]], None] | None = None) -> list[SafeResult]:
+def make_safe(
+    instruments: Iterable[tuple[str, Any]], *, record: Callable[[str, dict[str, Any]], None] | None = None
+) -> list[SafeResult]:
     """Call `safe_state()` on every (role, instrument), record each outcome, never stop on one error.
 
     `record(kind, data)` gets `instrument.safe` with what read-back confirmed, or `instrument.safe_failed`

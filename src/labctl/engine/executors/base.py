@@ -26,9 +26,9 @@ class StepContext:
     params: dict[str, Any]
     instruments: dict[str, Any]
     clock: Clock
-    t0: float                                   # run start on `clock` (data times are relative to it)
-    station: Any                                # engine.instruments.StationInfo
-    checkpoint: Callable[[bool], None]          # checkpoint(pausable): pause/abort/ack processing
+    t0: float  # run start on `clock` (data times are relative to it)
+    station: Any  # engine.instruments.StationInfo
+    checkpoint: Callable[[bool], None]  # checkpoint(pausable): pause/abort/ack processing
     store: Any = None
     run_id: int | None = None
     step_id: int | None = None
@@ -36,16 +36,17 @@ class StepContext:
     interactive: bool = False
     world: Any = None
     operator: str = ""
-    notes: dict[str, Any] = field(default_factory=dict)   # run-wide facts shared between steps
+    notes: dict[str, Any] = field(default_factory=dict)  # run-wide facts shared between steps
     watch: Watch = field(default_factory=Watch)
     progress: Callable[[str, dict[str, Any]], None] = lambda kind, data: None
     take_acks: Callable[[], list[Any]] = list
-    prompt: Callable[[str], bool] | None = None           # terminal confirmation (None: no terminal)
+    transition: Callable[[str, str], None] = lambda trigger, reason: None  # fire a run-machine trigger
+    prompt: Callable[[str], bool] | None = None  # terminal confirmation (None: no terminal)
     achieved: dict[str, Any] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
-    status: str = "done"                                  # an executor may set "deviated"
+    status: str = "done"  # an executor may set "deviated"
     reason: str = ""
-    points: int = 0                                       # data points stored by this step
+    points: int = 0  # data points stored by this step
     sleep_chunk: float = 1.0
     _writers: dict[str, Any] = field(default_factory=dict)
     _pausable: bool = True
@@ -56,8 +57,9 @@ class StepContext:
         try:
             return self.instruments[name]
         except KeyError:
-            raise ConfigError(f"step {self.index + 1} ({self.kind}) needs a {name!r} instrument and the "
-                              f"station has none") from None
+            raise ConfigError(
+                f"step {self.index + 1} ({self.kind}) needs a {name!r} instrument and the station has none"
+            ) from None
 
     def has(self, name: str) -> bool:
         return name in self.instruments
@@ -68,8 +70,9 @@ class StepContext:
         """Seconds since the run started."""
         return self.clock.monotonic() - self.t0
 
-    def sleep(self, seconds: float, *, label: str = "", total: float | None = None,
-              done_before: float = 0.0) -> None:
+    def sleep(
+        self, seconds: float, *, label: str = "", total: float | None = None, done_before: float = 0.0
+    ) -> None:
         """Wait `seconds` on the run's clock, keeping interrupts and interlocks live at every chunk."""
         end = self.clock.monotonic() + max(0.0, seconds)
         chunk = self.sleep_chunk
@@ -120,8 +123,9 @@ class StepContext:
         while not test():
             waited = self.clock.monotonic() - start
             if waited >= timeout:
-                raise StepFailed(f"step {self.index + 1} ({self.kind}): {what} not reached within "
-                                 f"{timeout:g} s")
+                raise StepFailed(
+                    f"step {self.index + 1} ({self.kind}): {what} not reached within {timeout:g} s"
+                )
             self.sleep(min(every, timeout - waited))
         return self.clock.monotonic() - start
 
@@ -165,7 +169,7 @@ class Executor:
     """One step kind. Subclasses set `KINDS` and `ROLES` and implement `run`."""
 
     KINDS: ClassVar[tuple[str, ...]] = ()
-    ROLES: ClassVar[tuple[str, ...]] = ()           # roles the step needs ("pump.*" = every pump)
+    ROLES: ClassVar[tuple[str, ...]] = ()  # roles the step needs ("pump.*" = every pump)
     OPTIONAL_ROLES: ClassVar[tuple[str, ...]] = ()  # roles used when the station has them
 
     def run(self, ctx: StepContext) -> None:
@@ -196,6 +200,7 @@ def executor_for(kind: str) -> Executor:
 
 
 # -- parameter helpers (protocol models hold SI floats; accept a few spellings) -----------------------
+
 
 def param(params: dict[str, Any], *names: str, default: Any = ...) -> Any:
     """The first of `names` present in `params` (None counts as absent)."""

@@ -1,0 +1,375 @@
+"""Galvanostatic steps on the potentiostat: `cycle_symmetric`, `rate_test`, `coulombic_efficiency`, `ocv`.
+
+Data come from the instrument's buffered acquisition (`Potentiostat.acquire`) in whole half-cycles (bounded
+chunks on a real clock, so interrupts stay responsive) and go to the store in bulk: stream `cycling`, columns
+t (s since the run started), voltage, current, cycle, half_cycle. A short circuit (physics.md §4.1) ends the
+step with the time of the short; a voltage-limit trip ends it too (or is the normal end of a CE strip).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from labctl.engine.errors import InterlockTripped, StepFailed
+from labctl.engine.executors.base import Executor, StepContext, fnum, param, register
+
+REAL_CHUNK_S = 60.0  # longest single acquisition on a real clock
+
+
+@dataclass
+class ShortDetector:
+    """physics.md §4.1: |V|/|I| below R_el, or a sudden >= 50 % drop of the half-cycle median |V| against the
+    previous 10-cycle median with a flattened profile (the whole half-cycle below the previous level)."""
+
+    r_el_ohm: float | None = None
+    drop: float = 0.5
+    history: list[float] = field(default_factory=list)  # half-cycle medians (middle 50 %)
+    min_history: int = 4
+    _last: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+
+    def check(self, t: np.ndarray, v: np.ndarray, i: np.ndarray) -> tuple[float, str] | None:
+        """(time of the short, criterion) or None; updates the history."""
+        if len(v) < 4:
+            return None
+        av, ai = np.abs(v), np.abs(i)
+        n = len(av)
+        mid = av[n // 4 : max(n // 4 + 1, 3 * n // 4)]
+        median = float(np.median(mid))
+        if self.r_el_ohm:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                low = (ai > 0) & (av / ai < self.r_el_ohm)
+            if np.count_nonzero(low[n // 4 : 3 * n // 4]) > len(mid) // 2:
+                return float(t[int(np.argmax(low))]), f"|V|/|I| below R_el = {self.r_el_ohm:.3g} ohm"
+        prev = self.history[-20:]
+        self.history.append(median)
+        last, self._last = self._last, (t, av)
+        if len(prev) < self.min_history:
+            return None
+        ref = float(np.median(prev))
+        if ref <= 0 or median >= self.drop * ref:
+            return None
+        # where |V| fell below the threshold and stayed there (it may have started in the previous half-cycle)
+        tt = np.concatenate([last[0], t]) if last is not None else t
+        aa = np.concatenate([last[1], av]) if last is not None else av
+        below = aa < self.drop * ref
+        k = len(below) - int(np.argmin(np.flip(below))) if not below.all() else 0
+        if len(aa) - k < len(mid):  # the collapse does not cover this half-cycle's middle
+            return None
+        if float(np.percentile(aa[k:], 99)) >= ref:  # not flattened: still reaches the old level
+            return None
+        return float(
+            tt[k]
+        ), f"half-cycle median {median * 1e3:.3g} mV < {self.drop:.0%} of {ref * 1e3:.3g} mV"
+
+
+@dataclass
+class HalfCycle:
+    t: np.ndarray
+    voltage: np.ndarray
+    current: np.ndarray
+    tripped: bool
+    short: tuple[float, str] | None = None
+
+    @property
+    def charge(self) -> float:
+        """|∫ I dt| in coulombs (trapezoid)."""
+        if len(self.t) < 2:
+            return 0.0
+        return abs(float(np.trapezoid(self.current, self.t)))
+
+
+def area(ctx: StepContext) -> float:
+    a = ctx.params.get("area") or ctx.notes.get("cell_area") or ctx.station.cell_area
+    if not a:
+        raise StepFailed(
+            f"step {ctx.index + 1}: no cell area (sample.area in the protocol or cell_area in the "
+            "station) to turn current density into current"
+        )
+    return fnum(a)
+
+
+def half_cycle(
+    ctx: StepContext,
+    pot: Any,
+    *,
+    current: float,
+    duration: float,
+    interval: float,
+    cycle: int,
+    half: int,
+    detector: ShortDetector | None = None,
+    stop_at_voltage: float | None = None,
+) -> HalfCycle:
+    """Hold `current` for `duration`, storing every point; stop early on a short or a voltage trip."""
+    chunk = math.inf if ctx.clock.is_virtual else REAL_CHUNK_S
+    remaining = duration
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    tripped = False
+    while remaining > 1e-9:
+        d = min(remaining, chunk)
+        ctx.checkpoint(False)  # abort only; pause waits for the half-cycle boundary
+        t_call = ctx.now()
+        trace = pot.acquire(current=current, duration=d, interval=interval)
+        lag = t_call + d - ctx.now()
+        if lag > 0:
+            ctx.clock.sleep(lag)
+        t = np.asarray(trace.t, dtype=float) + t_call
+        v = np.asarray(trace.voltage, dtype=float)
+        i = np.asarray(trace.current, dtype=float)
+        n = len(t)
+        ctx.store_points(
+            "cycling",
+            t=t,
+            voltage=v,
+            current=i,
+            cycle=np.full(n, cycle, dtype=np.int64),
+            half_cycle=np.full(n, half, dtype=np.int64),
+        )
+        parts.append((t, v, i))
+        remaining -= d
+        if n:
+            ctx.progress(
+                "step.progress",
+                {"readings": {"voltage_v": float(v[-1]), "current_a": float(i[-1]), "cycle": cycle}},
+            )
+        if trace.tripped or (stop_at_voltage is not None and n and np.any(np.abs(v) >= stop_at_voltage)):
+            tripped = True
+            break
+    if parts:
+        t, v, i = (np.concatenate(x) for x in zip(*parts, strict=True))
+    else:
+        t = v = i = np.zeros(0)
+    hc = HalfCycle(t, v, i, tripped)
+    if detector is not None:
+        hc.short = detector.check(t, v, i)
+    return hc
+
+
+def end_by(ctx: StepContext, what: str, at: float, detail: str, action: str) -> None:
+    """A short or a voltage limit: end the step (default), or fail/pause/abort as configured."""
+    ctx.achieved.update(ended_by=what, ended_at_s=at, end_detail=detail)
+    ctx.event(f"cell.{what}", {"t": at, "detail": detail})
+    if action != "end_step":
+        raise InterlockTripped(what, f"{detail} at t = {at:.1f} s", action=action)
+    ctx.reason = f"{what.replace('_', ' ')} at t = {at:.1f} s ({detail})"
+
+
+class _Galvanostatic(Executor):
+    ROLES = ("potentiostat",)
+
+    def setup(self, ctx: StepContext) -> tuple[Any, float, float]:
+        pot = ctx.role("potentiostat")
+        vlim = fnum(param(ctx.params, "voltage_limit", "cutoff", default=1.0))
+        interval = fnum(param(ctx.params, "sample_every", "interval", default=1.0))
+        pot.configure_galvanostatic(voltage_limit=vlim)
+        pot.output(True)
+        return pot, vlim, interval
+
+    def cycle(
+        self,
+        ctx: StepContext,
+        pot: Any,
+        *,
+        j: float,
+        capacity: float | None,
+        half_time: float | None,
+        cycles: int,
+        interval: float,
+        first_cycle: int = 1,
+        fraction: tuple[float, float] = (0.0, 1.0),
+    ) -> bool:
+        """Symmetric cycles at current density `j`; False if a short or a voltage limit ended them."""
+        a = area(ctx)
+        current = j * a
+        th = half_time if half_time is not None else fnum(capacity) / j
+        det = ctx.notes.setdefault("short_detector", ShortDetector(r_el_ohm=ctx.notes.get("r_el_ohm")))
+        on_short = str(ctx.params.get("on_short") or "end_step")
+        on_vlim = str(ctx.params.get("on_voltage_limit") or "end_step")
+        for c in range(first_cycle, first_cycle + cycles):
+            for h, sign in ((0, 1.0), (1, -1.0)):
+                ctx.poll()  # a pause takes effect at a half-cycle boundary
+                hc = half_cycle(
+                    ctx,
+                    pot,
+                    current=sign * current,
+                    duration=th,
+                    interval=interval,
+                    cycle=c,
+                    half=2 * (c - 1) + h,
+                    detector=det,
+                )
+                ctx.achieved["cycles"] = c - first_cycle + (h + 1) / 2
+                ctx.achieved["half_cycles"] = ctx.achieved.get("half_cycles", 0) + 1
+                done = (c - first_cycle + (h + 1) / 2) / cycles
+                ctx.progress("step.progress", {"fraction": fraction[0] + (fraction[1] - fraction[0]) * done})
+                if hc.short is not None:
+                    end_by(ctx, "short_circuit", hc.short[0], hc.short[1], on_short)
+                    return False
+                if hc.tripped:
+                    k = int(
+                        np.argmax(
+                            np.abs(hc.voltage) >= 0.999 * abs(float(ctx.params.get("voltage_limit") or 1.0))
+                        )
+                    )
+                    end_by(
+                        ctx,
+                        "voltage_limit",
+                        float(hc.t[k]) if len(hc.t) else ctx.now(),
+                        "the voltage limit (compliance) tripped",
+                        on_vlim,
+                    )
+                    return False
+        return True
+
+
+@register
+class CycleSymmetric(_Galvanostatic):
+    KINDS = ("cycle_symmetric",)
+
+    def run(self, ctx: StepContext) -> None:
+        p = ctx.params
+        pot, vlim, interval = self.setup(ctx)
+        j = fnum(param(p, "current_density"))
+        cycles = int(param(p, "cycles"))
+        half = p.get("half_cycle") or p.get("half_cycle_time")
+        cap = p.get("capacity")
+        ctx.achieved.update(commanded_cycles=cycles, current_a=j * area(ctx), voltage_limit_v=vlim)
+        try:
+            self.cycle(
+                ctx,
+                pot,
+                j=j,
+                capacity=fnum(cap) if cap is not None else None,
+                half_time=fnum(half) if half is not None else None,
+                cycles=cycles,
+                interval=interval,
+            )
+        finally:
+            pot.output(False)
+
+    def estimate(self, params: dict[str, Any], station: Any = None) -> float:
+        try:
+            half = params.get("half_cycle") or fnum(params["capacity"]) / fnum(params["current_density"])
+            return 2 * fnum(half) * int(params["cycles"])
+        except (KeyError, TypeError, ZeroDivisionError):
+            return 0.0
+
+
+@register
+class RateTest(_Galvanostatic):
+    KINDS = ("rate_test",)
+
+    def run(self, ctx: StepContext) -> None:
+        p = ctx.params
+        pot, _vlim, interval = self.setup(ctx)
+        rates = [fnum(x) for x in param(p, "current_densities", "rates")]
+        cycles = int(param(p, "cycles", "cycles_per_rate", default=5))
+        cap, half = p.get("capacity"), p.get("half_cycle") or p.get("half_cycle_time")
+        ctx.achieved.update(commanded_rates=rates, cycles_per_rate=cycles)
+        done: list[float] = []
+        try:
+            for k, j in enumerate(rates):
+                ok = self.cycle(
+                    ctx,
+                    pot,
+                    j=j,
+                    capacity=fnum(cap) if cap is not None else None,
+                    half_time=fnum(half) if half is not None else None,
+                    cycles=cycles,
+                    interval=interval,
+                    first_cycle=k * cycles + 1,
+                    fraction=(k / len(rates), (k + 1) / len(rates)),
+                )
+                done.append(j)
+                ctx.achieved["rates_done"] = done
+                if not ok:
+                    break
+        finally:
+            pot.output(False)
+
+
+@register
+class CoulombicEfficiency(_Galvanostatic):
+    """Li|Cu: plate Q on Cu, strip to the cut-off voltage; CE = Q_strip / Q_plate per cycle."""
+
+    KINDS = ("coulombic_efficiency",)
+
+    def run(self, ctx: StepContext) -> None:
+        p = ctx.params
+        pot = ctx.role("potentiostat")
+        cutoff = fnum(param(p, "cutoff", "strip_cutoff", "voltage_limit", default=1.0))
+        interval = fnum(param(p, "sample_every", "interval", default=1.0))
+        pot.configure_galvanostatic(voltage_limit=cutoff)
+        pot.output(True)
+        j = fnum(param(p, "current_density"))
+        cycles = int(param(p, "cycles"))
+        current = j * area(ctx)
+        t_plate = fnum(param(p, "capacity")) / j
+        rows: dict[str, list[float]] = {"cycle": [], "q_plate": [], "q_strip": [], "ce": []}
+        try:
+            for c in range(1, cycles + 1):
+                ctx.poll()
+                plate = half_cycle(
+                    ctx, pot, current=-current, duration=t_plate, interval=interval, cycle=c, half=2 * c - 2
+                )
+                strip = half_cycle(
+                    ctx,
+                    pot,
+                    current=current,
+                    duration=1.5 * t_plate,
+                    interval=interval,
+                    cycle=c,
+                    half=2 * c - 1,
+                    stop_at_voltage=cutoff,
+                )
+                v = strip.voltage
+                end = int(np.argmax(v >= cutoff * 0.999)) + 1 if np.any(v >= cutoff * 0.999) else len(v)
+                q_strip = HalfCycle(strip.t[:end], v[:end], strip.current[:end], False).charge
+                q_plate = plate.charge
+                ce = q_strip / q_plate if q_plate > 0 else 0.0
+                for k, val in zip(rows, (c, q_plate, q_strip, ce), strict=True):
+                    rows[k].append(val)
+                ctx.progress("step.progress", {"fraction": c / cycles, "readings": {"ce": ce, "cycle": c}})
+        finally:
+            pot.output(False)
+        ctx.store_points("ce", **{k: np.asarray(v) for k, v in rows.items()})
+        ces = rows["ce"]
+        ctx.achieved.update(
+            commanded_cycles=cycles,
+            cycles=len(ces),
+            first_cycle_ce=ces[0] if ces else None,
+            mean_ce=float(np.mean(ces[1:] if len(ces) > 1 else ces)) if ces else None,
+        )
+
+
+@register
+class Ocv(Executor):
+    KINDS = ("ocv",)
+    OPTIONAL_ROLES = ("potentiostat", "eis")
+
+    def run(self, ctx: StepContext) -> None:
+        duration = fnum(param(ctx.params, "time", "duration"))
+        interval = fnum(param(ctx.params, "sample_every", "interval", default=1.0))
+        if ctx.has("potentiostat"):
+            pot = ctx.role("potentiostat")
+            t_call = ctx.now()
+            trace = pot.acquire(current=0.0, duration=duration, interval=interval)
+        elif ctx.has("eis"):
+            t_call = ctx.now()
+            trace = ctx.role("eis").ocp(duration, interval)
+        else:
+            raise StepFailed(f"step {ctx.index + 1}: ocv needs a potentiostat or an EIS instrument")
+        lag = t_call + duration - ctx.now()
+        if lag > 0:
+            ctx.clock.sleep(lag)
+        t = np.asarray(trace.t, dtype=float) + t_call
+        v = np.asarray(trace.voltage, dtype=float)
+        ctx.store_points("ocv", t=t, voltage=v)
+        ctx.achieved.update(commanded_time_s=duration, ocv_v=float(v[-1]) if len(v) else None, points=len(v))
+
+    def estimate(self, params: dict[str, Any], station: Any = None) -> float:
+        return fnum(param(params, "time", "duration", default=0.0))

@@ -1,0 +1,102 @@
+"""`operator`: a confirmation from a person, at this terminal or with `labctl ack RUN` from anywhere.
+
+In a dry run (unless `--interactive`) the step is answered automatically and recorded as such; an assemble
+step also tells the simulated world that the cell was assembled (`world.assemble_cell`) when it can.
+"""
+
+from __future__ import annotations
+
+import inspect
+import threading
+import time
+from typing import Any
+
+from labctl.engine.errors import StepFailed
+from labctl.engine.executors.base import Executor, StepContext, fnum, param, register
+
+
+def is_assemble(params: dict[str, Any]) -> bool:
+    action = str(params.get("action") or params.get("kind") or "")
+    return action == "assemble" or "assemble" in str(params.get("message", "")).lower()
+
+
+def assemble_in_world(ctx: StepContext) -> dict[str, Any] | None:
+    """Call `world.assemble_cell(...)` with the keyword arguments it accepts; None if it has none."""
+    fn = getattr(ctx.world, "assemble_cell", None)
+    if fn is None:
+        return None
+    offered: dict[str, Any] = dict(ctx.params.get("cell") or {})
+    offered.setdefault("area", ctx.notes.get("cell_area"))
+    for key in ("electrolyte", "separator", "cell_type", "counter", "coated", "temperature"):
+        if key in ctx.params and key not in offered:
+            offered[key] = ctx.params[key]
+    try:
+        sig = inspect.signature(fn)
+        takes_any = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
+        kwargs = {k: v for k, v in offered.items() if v is not None and (takes_any or k in sig.parameters)}
+    except (TypeError, ValueError):
+        kwargs = {}
+    result = fn(**kwargs)
+    return {
+        "called": "assemble_cell",
+        "kwargs": {k: str(v) for k, v in kwargs.items()},
+        "result": str(result) if result is not None else None,
+    }
+
+
+@register
+class Operator(Executor):
+    KINDS = ("operator",)
+
+    def run(self, ctx: StepContext) -> None:
+        message = str(param(ctx.params, "message", "prompt"))
+        timeout = ctx.params.get("timeout")
+        timeout_s = fnum(timeout) if timeout is not None else None
+        ctx.transition("await_operator", message)
+        ctx.progress("operator.prompt", {"message": message, "timeout_s": timeout_s})
+        if ctx.dry_run and not ctx.interactive:
+            world = assemble_in_world(ctx) if is_assemble(ctx.params) else None
+            data = {"actor": "auto (dry run)", "auto": True, "message": message, "waited_s": 0.0}
+            if world is not None:
+                data["world"] = world
+            ctx.event("operator.ack", data)
+            ctx.achieved.update(acknowledged_by="auto (dry run)", auto=True, waited_s=0.0)
+            ctx.transition("operator_done", "answered automatically (dry run)")
+            return
+        actor, source, waited = self._wait_for_ack(ctx, message, timeout_s)
+        if ctx.dry_run and is_assemble(ctx.params):
+            world = assemble_in_world(ctx)
+            if world is not None:
+                ctx.event("world.assemble", world)
+        ctx.event(
+            "operator.ack",
+            {"actor": actor, "auto": False, "source": source, "message": message, "waited_s": waited},
+        )
+        ctx.achieved.update(acknowledged_by=actor, auto=False, source=source, waited_s=waited)
+        ctx.transition("operator_done", f"acknowledged by {actor}")
+
+    def _wait_for_ack(
+        self, ctx: StepContext, message: str, timeout_s: float | None
+    ) -> tuple[str, str, float]:
+        answered = threading.Event()
+        answer: dict[str, str] = {}
+        if ctx.prompt is not None:
+
+            def ask() -> None:
+                if ctx.prompt is not None and ctx.prompt(message) and not answered.is_set():
+                    answer.update(actor=ctx.operator or "terminal", source="terminal")
+                    answered.set()
+
+            threading.Thread(target=ask, daemon=True, name="labctl-operator-prompt").start()
+        start = time.monotonic()
+        while True:
+            ctx.checkpoint(False)  # abort still works; a pause waits for the answer
+            for ack in ctx.take_acks():
+                answer.setdefault("actor", getattr(ack, "actor", "unknown"))
+                answer.setdefault("source", "labctl ack")
+                answered.set()
+            if answered.is_set():
+                return answer["actor"], answer["source"], time.monotonic() - start
+            if timeout_s is not None and time.monotonic() - start > timeout_s:
+                raise StepFailed(f"step {ctx.index + 1}: no operator acknowledgement within {timeout_s:g} s")
+            answered.wait(0.1)

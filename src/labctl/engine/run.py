@@ -1,0 +1,429 @@
+"""One run: preflight, the steps in order, interrupts at safe points, and safe state on every exit path.
+
+`Run` owns the run machine and talks to the store (audited state changes, step intent before action, data,
+control commands, leases). It never prints: progress goes to the `progress(kind, data)` callback.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from labctl.clock import Clock
+from labctl.engine.control import Command, Control
+from labctl.engine.errors import InterlockTripped, PreflightError, RunAborted
+from labctl.engine.executors.base import StepContext, executor_for
+from labctl.engine.interlocks import Watch
+from labctl.engine.machine import TERMINAL, RunMachine, RunState
+from labctl.engine.safety import SafeResult, _jsonable, make_safe
+from labctl.engine.station_info import StationInfo
+
+Progress = Callable[[str, dict[str, Any]], None]
+
+
+@dataclass
+class StepSpec:
+    index: int
+    kind: str
+    params: dict[str, Any]
+    estimate_s: float | None = None
+
+
+@dataclass
+class RunSpec:
+    """A resolved protocol: what the store records and the engine executes."""
+
+    name: str
+    steps: list[StepSpec]
+    path: str = ""
+    text: str = ""
+    parameters: dict[str, Any] = field(default_factory=dict)
+    sample_id: str | None = None
+    sample: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class StepResult:
+    index: int
+    kind: str
+    status: str
+    commanded: dict[str, Any]
+    achieved: dict[str, Any]
+    reason: str = ""
+    duration_s: float = 0.0
+    points: int = 0
+
+
+@dataclass
+class RunResult:
+    run_id: int
+    state: RunState
+    reason: str
+    steps: list[StepResult]
+    safe: list[SafeResult]
+    duration_s: float
+    points: int
+    mode: str
+
+    @property
+    def ok(self) -> bool:
+        return self.state is RunState.COMPLETED
+
+
+class Run:
+    """Execute `spec` on `instruments` (role -> driver), recording everything in `store`."""
+
+    def __init__(
+        self,
+        spec: RunSpec,
+        *,
+        store: Any,
+        instruments: dict[str, Any],
+        station: StationInfo,
+        clock: Clock,
+        mode: str = "dry-run",
+        seed: int | None = None,
+        operator: str = "",
+        interactive: bool = False,
+        world: Any = None,
+        control: Control | None = None,
+        progress: Progress | None = None,
+        prompt: Callable[[str], bool] | None = None,
+        plan_check: Callable[[], None] | None = None,
+        lease_keys: list[str] | None = None,
+        station_text: str = "",
+        handle_signals: bool = True,
+        sleep_chunk: float = 1.0,
+        heartbeat_every: float = 10.0,
+    ) -> None:
+        self.spec, self.store, self.instruments, self.station = spec, store, instruments, station
+        self.clock, self.mode, self.seed, self.operator = clock, mode, seed, operator
+        self.interactive, self.world, self.prompt, self.plan_check = interactive, world, prompt, plan_check
+        self.lease_keys = lease_keys if lease_keys is not None else sorted(instruments)
+        self.station_text = station_text or station.text
+        self.handle_signals, self.sleep_chunk, self.heartbeat_every = (
+            handle_signals,
+            sleep_chunk,
+            heartbeat_every,
+        )
+        self.progress: Progress = progress or (lambda kind, data: None)
+        self.run_id: int | None = None
+        self.control = control
+        self.machine = RunMachine(self._record_transition)
+        self.notes: dict[str, Any] = {}
+        self.watch = Watch()
+        self.touched: list[str] = []
+        self.results: list[StepResult] = []
+        self._acks: list[Command] = []
+        self._pause_pending: Command | None = None
+        self._leased = False
+        self._last_heartbeat = time.monotonic()
+        self.t0 = clock.monotonic()
+
+    # -- store ----------------------------------------------------------------------------------------
+
+    def create(self) -> int:
+        """Record the run (state `created`) and its steps (`pending`)."""
+        s = self.spec
+        self.run_id = self.store.create_run(
+            protocol_name=s.name,
+            protocol_path=s.path,
+            protocol_text=s.text,
+            parameters=_jsonable(s.parameters),
+            station_name=self.station.name,
+            station_text=self.station_text,
+            operator=self.operator,
+            mode=self.mode,
+            seed=self.seed,
+            sample_id=s.sample_id,
+            steps=[{"index": st.index, "kind": st.kind, "params": _jsonable(st.params)} for st in s.steps],
+        )
+        if self.control is None:
+            self.control = Control(self.store, self.run_id)
+        elif self.control.run_id is None:
+            self.control.store, self.control.run_id = self.store, self.run_id
+        self.progress("run.created", {"run_id": self.run_id, "name": s.name, "steps": len(s.steps)})
+        return self.run_id
+
+    def _record_transition(self, src: RunState, dst: RunState, trigger: str, reason: str, actor: str) -> None:
+        self.store.set_run_state(self.run_id, dst.value, reason=reason or trigger, actor=actor)
+        self.progress("run.state", {"from": src.value, "to": dst.value, "reason": reason, "actor": actor})
+
+    def _event(self, kind: str, data: dict[str, Any]) -> None:
+        self.store.append_event(self.run_id, kind, _jsonable(data))
+
+    # -- interrupts -----------------------------------------------------------------------------------
+
+    def checkpoint(self, pausable: bool = True) -> None:
+        """A safe point: handle abort/pause/resume/ack commands; pause here if allowed."""
+        assert self.control is not None
+        self._heartbeat()
+        for cmd in self.control.poll():
+            self._handle(cmd)
+        if self._pause_pending is not None and pausable and self.machine.state is RunState.RUNNING:
+            cmd, self._pause_pending = self._pause_pending, None
+            self._pause(f"pause requested by {cmd.actor} ({cmd.source})", cmd.actor)
+
+    def _handle(self, cmd: Command) -> None:
+        self._event(
+            "control.received",
+            {
+                "command": cmd.name,
+                "actor": cmd.actor,
+                "source": cmd.source,
+                "state": self.machine.state.value,
+            },
+        )
+        if cmd.name == "abort":
+            raise RunAborted(f"abort requested by {cmd.actor} ({cmd.source})", cmd.actor)
+        if cmd.name == "pause":
+            self._pause_pending = self._pause_pending or cmd
+            self.progress("run.pause_requested", {"actor": cmd.actor})
+        elif cmd.name == "ack":
+            self._acks.append(cmd)
+        elif cmd.name == "resume" and self._pause_pending is not None:
+            self._pause_pending = None  # a resume cancels a pause that has not taken effect yet
+
+    def _pause(self, reason: str, actor: str) -> None:
+        assert self.control is not None
+        self.machine.fire("pause", reason=reason, actor=actor)
+        while True:
+            self._heartbeat()
+            self.control.wake.wait(0.2)
+            for cmd in self.control.poll(force=True):
+                if cmd.name == "resume":
+                    self._event(
+                        "control.received",
+                        {"command": "resume", "actor": cmd.actor, "source": cmd.source, "state": "paused"},
+                    )
+                    self.machine.fire(
+                        "resume", reason=f"resumed by {cmd.actor} ({cmd.source})", actor=cmd.actor
+                    )
+                    self.control.resumed()
+                    return
+                if cmd.name in ("abort", "ack"):
+                    self._handle(cmd)
+
+    def _heartbeat(self) -> None:
+        now = time.monotonic()
+        if self._leased and now - self._last_heartbeat >= self.heartbeat_every:
+            self._last_heartbeat = now
+            self.store.heartbeat(self.run_id)
+
+    def _take_acks(self) -> list[Command]:
+        acks, self._acks = self._acks, []
+        return acks
+
+    # -- the run --------------------------------------------------------------------------------------
+
+    def execute(self) -> RunResult:
+        """Run to a terminal state. Never raises for a failed run: the result says what happened."""
+        if self.run_id is None:
+            self.create()
+        assert self.control is not None
+        outcome, reason, actor = "complete", "all steps done", "labctl"
+        safe: list[SafeResult] = []
+        self.t0 = self.clock.monotonic()
+        signals = self.control.signals() if self.handle_signals else _nullcontext()
+        with signals:
+            try:
+                self.checkpoint(False)  # an abort queued before the start ends it here
+                self.machine.fire("start_preflight")
+                self._preflight()
+                self.checkpoint(False)
+                self.machine.fire("start", reason="preflight passed")
+                for step in self.spec.steps:
+                    self.checkpoint(True)
+                    self._run_step(step)
+                self.checkpoint(True)
+            except RunAborted as exc:
+                outcome, reason, actor = "abort", exc.reason, exc.actor
+            except KeyboardInterrupt:
+                outcome, reason, actor = "abort", "interrupted (KeyboardInterrupt)", "ctrl-c"
+            except InterlockTripped as exc:
+                outcome, reason = ("abort" if exc.action == "abort" else "fail"), str(exc)
+            except Exception as exc:
+                outcome, reason = "fail", f"{type(exc).__name__}: {exc}"
+                if not hasattr(exc, "exit_code"):
+                    self._safe_event("run.exception", {"traceback": traceback.format_exc()[-4000:]})
+            finally:
+                safe = self._cleanup()
+            bad = [r.role for r in safe if not r.ok]
+            if bad and outcome == "complete":
+                outcome, reason = "fail", f"safe state not confirmed for {', '.join(bad)}"
+            elif bad:
+                reason += f"; safe state not confirmed for {', '.join(bad)}"
+            self._finish(outcome, reason, actor)
+        duration = self.clock.monotonic() - self.t0
+        return RunResult(
+            self.run_id or 0,
+            self.machine.state,
+            reason,
+            self.results,
+            safe,
+            duration,
+            sum(r.points for r in self.results),
+            self.mode,
+        )
+
+    def _finish(self, trigger: str, reason: str, actor: str) -> None:
+        if self.machine.state in TERMINAL:
+            return
+        if not self.machine.can(trigger):
+            trigger = "abort" if self.machine.can("abort") else "fail"
+        try:
+            self.machine.fire(trigger, reason=reason, actor=actor)
+        except Exception as exc:  # the store is failing: leave the run for `recover` to find
+            self.progress("run.error", {"error": f"could not record the end of the run: {exc}"})
+        finally:
+            if self._leased:
+                try:
+                    self.store.release_leases(self.run_id)
+                    self._leased = False
+                except Exception as exc:
+                    self.progress("run.error", {"error": f"could not release leases: {exc}"})
+
+    def _safe_event(self, kind: str, data: dict[str, Any]) -> None:
+        try:
+            self._event(kind, data)
+        except Exception as exc:
+            self.progress("run.error", {"error": f"could not record {kind}: {exc}"})
+
+    def _preflight(self) -> None:
+        if self.plan_check is not None:
+            self.plan_check()
+            self._event("preflight.plan", {"ok": True})
+        self.store.acquire_leases(self.run_id, self.lease_keys)
+        self._leased = True
+        self._event("preflight.leases", {"instruments": self.lease_keys})
+        for role, inst in self.instruments.items():
+            self.touched.append(role)
+            try:
+                inst.connect()
+                ident = inst.identify()
+                confirmed = inst.safe_state()
+            except Exception as exc:
+                raise PreflightError(f"{role}: {exc}") from exc
+            self._event("instrument.ready", {"role": role, "identity": ident, "safe": confirmed})
+            self.progress("preflight.instrument", {"role": role, "identity": ident})
+        self._check_interlocks_clear()
+
+    def _check_interlocks_clear(self) -> None:
+        """Nothing is out of its window before the run starts (readable gauge, a bath below Li's limit)."""
+        readings: dict[str, float] = {}
+        if "gauge" in self.instruments:
+            readings["pressure_pa"] = float(self.instruments["gauge"].pressure())
+        if "hotplate" in self.instruments:
+            t = readings["bath_c"] = float(self.instruments["hotplate"].bath_temperature())
+            if t > 100.0:
+                raise PreflightError(f"bath at {t:.1f} degC, above the 100 degC hard limit for Li")
+        self.watch.check(self.clock.monotonic(), force=True)
+        self._event("preflight.interlocks", {"clear": True, "readings": readings})
+
+    def _run_step(self, step: StepSpec) -> None:
+        executor = executor_for(step.kind)
+        step_id = self.store.start_step(self.run_id, step.index)
+        ctx = StepContext(
+            index=step.index,
+            kind=step.kind,
+            params=step.params,
+            instruments=self.instruments,
+            clock=self.clock,
+            t0=self.t0,
+            station=self.station,
+            checkpoint=self.checkpoint,
+            store=self.store,
+            run_id=self.run_id,
+            step_id=step_id,
+            dry_run=self.mode == "dry-run",
+            interactive=self.interactive,
+            world=self.world,
+            operator=self.operator,
+            notes=self.notes,
+            watch=self.watch,
+            progress=self.progress,
+            take_acks=self._take_acks,
+            prompt=self.prompt,
+            sleep_chunk=self.sleep_chunk,
+            transition=lambda trig, why: self.machine.fire(trig, reason=why, actor=self.operator or "labctl"),
+        )
+        estimate = (
+            step.estimate_s if step.estimate_s is not None else executor.estimate(step.params, self.station)
+        )
+        self.progress(
+            "step.started",
+            {"index": step.index, "kind": step.kind, "of": len(self.spec.steps), "estimate_s": estimate},
+        )
+        start = self.clock.monotonic()
+        status, reason, pending = "done", "", None
+        try:
+            executor.run(ctx)
+            status, reason = ctx.status, ctx.reason
+        except InterlockTripped as exc:
+            status = "deviated" if exc.action in ("pause", "end_step") else "failed"
+            reason = str(exc) if not ctx.reason else f"{exc}; {ctx.reason}"
+            if exc.action not in ("pause", "end_step"):
+                pending = exc
+            elif exc.action == "pause":
+                self._pause_pending = Command("pause", "interlock", {"interlock": exc.name}, "interlock")
+        except RunAborted as exc:
+            status = "deviated" if ctx.status == "deviated" else "failed"
+            reason, pending = ctx.reason or exc.reason, exc
+        except BaseException as exc:
+            status, reason, pending = "failed", ctx.reason or f"{type(exc).__name__}: {exc}", exc
+        finally:
+            ctx.close_writers()
+            if self.machine.state is RunState.AWAITING_OPERATOR and pending is not None:
+                pass  # fail/abort are allowed from awaiting_operator
+        duration = self.clock.monotonic() - start
+        result = StepResult(
+            step.index,
+            step.kind,
+            status,
+            _jsonable(step.params),
+            _jsonable(ctx.achieved),
+            reason,
+            duration,
+            ctx.points,
+        )
+        self.results.append(result)
+        summary = {"duration_s": duration, "points": ctx.points, "commanded": result.commanded}
+        try:
+            self.store.finish_step(step_id, status, achieved=result.achieved, summary=summary, reason=reason)
+        finally:
+            self.progress(
+                "step.finished",
+                {
+                    "index": step.index,
+                    "kind": step.kind,
+                    "status": status,
+                    "reason": reason,
+                    "duration_s": duration,
+                    "points": ctx.points,
+                },
+            )
+        if pending is not None:
+            raise pending
+
+    def _cleanup(self) -> list[SafeResult]:
+        """Safe state for every touched instrument (each recorded; errors do not stop the others)."""
+        roles = [(r, self.instruments[r]) for r in self.touched]
+        self.progress("run.safe_state", {"roles": [r for r, _ in roles]})
+        results = make_safe(roles, record=lambda kind, data: self._event(kind, data))
+        for role, inst in roles:
+            try:
+                inst.close()
+            except Exception as exc:
+                self._safe_event("instrument.close_failed", {"role": role, "error": str(exc)})
+        return results
+
+
+class _nullcontext:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from engine_fakes import STATION, FakeStore, bench
+
+from labctl.clock import VirtualClock
+from labctl.engine.control import Control
+from labctl.engine.run import Run, RunSpec, StepSpec
+from labctl.engine.station_info import station_info
+
+
+class Harness:
+    def __init__(self) -> None:
+        self.clock = VirtualClock()
+        self.store = FakeStore()
+        self.inst = bench(self.clock)
+        self.hooks: list[Any] = []
+        self.seen: list[tuple[str, dict[str, Any]]] = []
+
+    def on(self, kind: str, when: Any, action: Any) -> None:
+        """Run `action(run)` once, on the first progress event `kind` whose data satisfies `when`."""
+        self.hooks.append([kind, when, action, False])
+
+    def progress(self, kind: str, data: dict[str, Any]) -> None:
+        self.seen.append((kind, data))
+        for hook in self.hooks:
+            if not hook[3] and hook[0] == kind and hook[1](data):
+                hook[3] = True
+                hook[2](self.run)
+
+    def make(self, steps: list[tuple[str, dict[str, Any]]], **kw: Any) -> Run:
+        spec = RunSpec("test", [StepSpec(i, k, p) for i, (k, p) in enumerate(steps)])
+        self.run = Run(
+            spec,
+            store=self.store,
+            instruments=self.inst,
+            station=station_info(STATION),
+            clock=self.clock,
+            handle_signals=False,
+            progress=self.progress,
+            control=Control(poll_interval=0.0),
+            **kw,
+        )
+        self.run.create()
+        return self.run
+
+    def post(self, command: str, actor: str = "tester") -> Any:
+        return lambda run: self.store.post_control(run.run_id, command, actor=actor)
+
+
+@pytest.fixture
+def h() -> Harness:
+    return Harness()
