@@ -9,7 +9,7 @@ from typing import Any
 from labctl.engine.errors import StepFailed
 from labctl.engine.executors.base import Executor, StepContext, fnum, param, register
 
-DEFAULT_RATE = 10e-6 / 60  # m^3/s (10 mL/min)
+DEFAULT_RATE = 5e-6 / 60  # m^3/s (5 mL/min; a station may set each pump's rate)
 VOLUME_TOLERANCE = 0.02  # read-back volumes within 2 % (+ 1 uL) of what was asked
 
 

@@ -1,0 +1,93 @@
+"""Station -> driver instances with their transports (the engine's only contact with `drivers/`).
+
+Pumps on one port share one transport (one RS-232 network, one lock); every transport records its exchanges
+through the store's `io_recorder` and runs on the run's clock.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterable
+from typing import Any
+
+from labctl.clock import Clock
+from labctl.drivers import registry
+from labctl.drivers.transport import Recorder, SerialTransport, Transport, VisaTransport
+from labctl.engine.errors import PreflightError
+from labctl.engine.executors.base import executor_for
+from labctl.engine.station_info import RoleSpec, StationInfo
+
+
+def roles_for(kinds: Iterable[str], station: StationInfo) -> tuple[list[str], list[str]]:
+    """(roles the steps use that the station has, required roles it lacks)."""
+    need: set[str] = set()
+    missing: set[str] = set()
+    for kind in kinds:
+        ex = executor_for(kind)
+        for role in ex.ROLES:
+            if role.endswith(".*"):
+                family = role[:-2]
+                found = [r for r in station.roles if r == family or r.startswith(family + ".")]
+                need.update(found)
+                if not found:
+                    missing.add(role)
+            elif role in station.roles:
+                need.add(role)
+            else:
+                missing.add(role)
+        need.update(r for r in ex.OPTIONAL_ROLES if r in station.roles)
+    return sorted(need), sorted(missing)
+
+
+def _driver_kwargs(cls: Any, spec: RoleSpec) -> dict[str, Any]:
+    params = inspect.signature(cls.__init__).parameters
+    kw: dict[str, Any] = {"name": spec.role}
+    if spec.limits:
+        kw["limits"] = spec.limits
+    if spec.address is not None and "address" in params:
+        kw["address"] = spec.address
+    for key, value in spec.extra.items():
+        if key in params and key not in ("transport", "name", "limits"):
+            kw[key] = value
+    return kw
+
+
+def build_instruments(
+    station: StationInfo, roles: Iterable[str], *, clock: Clock, recorder: Recorder | None = None
+) -> dict[str, Any]:
+    """One driver per role, on transports opened lazily by `connect()`; shared ports share a transport."""
+    roles = list(roles)
+    by_link: dict[str, list[str]] = {}
+    for role in roles:
+        spec = station.roles[role]
+        if not spec.link:
+            raise PreflightError(f"station role {role!r} has neither port nor visa")
+        by_link.setdefault(spec.link, []).append(role)
+    transports: dict[str, Transport] = {}
+    out: dict[str, Any] = {}
+    for role in roles:
+        spec = station.roles[role]
+        cls = registry.driver_class(spec.driver)
+        link = spec.link
+        if link not in transports:
+            name = "+".join(by_link[link])
+            timeout = float(getattr(cls, "TIMEOUT", 1.0))
+            if spec.visa:
+                transports[link] = VisaTransport(
+                    name, spec.visa, clock=clock, timeout=timeout, recorder=recorder
+                )
+            else:
+                transports[link] = SerialTransport(
+                    name,
+                    str(spec.port),
+                    getattr(cls, "SERIAL", None),
+                    clock=clock,
+                    timeout=timeout,
+                    recorder=recorder,
+                )
+        out[role] = cls(transports[link], **_driver_kwargs(cls, spec))
+    return out
+
+
+def lease_keys(station: StationInfo, roles: Iterable[str]) -> list[str]:
+    return sorted({f"{station.roles[r].lease_key}" for r in roles})
