@@ -20,18 +20,39 @@ STATION = {
     "name": "sim-e2e",
     "roles": {
         "stage": {"driver": "grbl", "port": "labsim://e2e-stage"},
-        "pump.stock": {"driver": "ne1000", "port": "labsim://e2e-pumps", "address": 1,
-                       "stock": {"salt": "InCl3", "concentration": 500.0}, "diameter": 0.0145},
-        "pump.solvent": {"driver": "ne1000", "port": "labsim://e2e-pumps", "address": 2,
-                         "stock": {"solvent": "THF"}, "diameter": 0.0145},
+        "pump.stock": {
+            "driver": "ne1000",
+            "port": "labsim://e2e-pumps",
+            "address": 1,
+            "stock": {"salt": "InCl3", "concentration": 500.0},
+            "diameter": 0.0145,
+        },
+        "pump.solvent": {
+            "driver": "ne1000",
+            "port": "labsim://e2e-pumps",
+            "address": 2,
+            "stock": {"solvent": "THF"},
+            "diameter": 0.0145,
+        },
     },
     "baths": {"alloy": {"x": 0.05, "surface_z": -0.02}, "solvent": {"x": 0.10, "surface_z": -0.02}},
     "cell_area": 1.13e-4,
 }
-BATH = ("prepare_bath", {"bath": "alloy", "salt": "InCl3", "solvent": "THF", "concentration": 100.0,
-                         "volume": 20e-6})
-IMMERSE = ("immerse", {"bath": "alloy", "depth": 0.012, "speed": 0.005, "time": 60.0,
-                       "rinse": {"bath": "solvent", "time": 10.0}, "dry": 120.0})
+BATH = (
+    "prepare_bath",
+    {"bath": "alloy", "salt": "InCl3", "solvent": "THF", "concentration": 100.0, "volume": 20e-6},
+)
+IMMERSE = (
+    "immerse",
+    {
+        "bath": "alloy",
+        "depth": 0.012,
+        "speed": 0.005,
+        "time": 60.0,
+        "rinse": {"bath": "solvent", "time": 10.0},
+        "dry": 120.0,
+    },
+)
 
 
 class Sim:
@@ -44,11 +65,20 @@ class Sim:
         assert not missing
         self.spec = RunSpec("e2e", [StepSpec(i, k, p) for i, (k, p) in enumerate(steps)])
         self.hooks = list(hooks)
-        self.run = Run(self.spec, store=self.store, instruments={}, station=self.station, clock=self.clock,
-                       handle_signals=False, progress=self.progress, control=Control(poll_interval=0.0))
+        self.run = Run(
+            self.spec,
+            store=self.store,
+            instruments={},
+            station=self.station,
+            clock=self.clock,
+            handle_signals=False,
+            progress=self.progress,
+            control=Control(poll_interval=0.0),
+        )
         rid = self.run.create()
-        self.run.instruments = build_instruments(self.station, roles, clock=self.clock,
-                                                 recorder=self.store.io_recorder(rid))
+        self.run.instruments = build_instruments(
+            self.station, roles, clock=self.clock, recorder=self.store.io_recorder(rid)
+        )
 
     def progress(self, kind, data) -> None:
         for hook in list(self.hooks):
@@ -60,8 +90,11 @@ class Sim:
         self.bench.close()
 
     def io(self, instrument: str) -> list[tuple[float, str, bytes]]:
-        return [(r.t - self.clock.time() + self.clock.monotonic(), r.direction, r.data) for r in self.store.io
-                if r.instrument == instrument]
+        return [
+            (r.t - self.clock.time() + self.clock.monotonic(), r.direction, r.data)
+            for r in self.store.io
+            if r.instrument == instrument
+        ]
 
 
 @pytest.fixture
@@ -85,7 +118,7 @@ def test_bath_and_immersion_on_the_simulators(sim_factory) -> None:
     bath, imm = res.steps[0].achieved, res.steps[1].achieved
     assert bath["concentration"] == pytest.approx(100.0, rel=0.01)
     assert bath["stock_m3"] == pytest.approx(4e-6, rel=0.01)
-    assert imm["immersion_time_s"] == pytest.approx(60.0, abs=0.5)      # stage confirmations, 5 Hz polling
+    assert imm["immersion_time_s"] == pytest.approx(60.0, abs=0.5)  # stage confirmations, 5 Hz polling
     assert imm["z_in"] == pytest.approx(-0.032, abs=1e-5)
     core = s.bench.cores["e2e-stage"]
     assert any(b"G1" in m and b"Z-32" in m for m in core.received)
@@ -94,15 +127,17 @@ def test_bath_and_immersion_on_the_simulators(sim_factory) -> None:
 
 def test_abort_during_immersion_leaves_the_sample_out_of_the_bath(sim_factory) -> None:
     post = lambda sim: sim.store.post_control(sim.run.run_id, "abort", actor="tester")  # noqa: E731
-    s = sim_factory([IMMERSE], hooks=[("step.progress", lambda d: d.get("label") == "immersed"
-                                       and d["fraction"] > 0.4, post)])
+    s = sim_factory(
+        [IMMERSE],
+        hooks=[("step.progress", lambda d: d.get("label") == "immersed" and d["fraction"] > 0.4, post)],
+    )
     res = s.run.execute()
     assert res.state.value == "aborted"
     step = res.steps[0]
     assert step.status == "deviated" and "withdrawn" in step.reason
     rec = step.achieved["immersions"][0]
     assert 20.0 < rec["achieved_s"] < 60.0 and rec["commanded_s"] == 60.0
-    assert rec["z_out"] > -0.02                  # above the bath surface
+    assert rec["z_out"] > -0.02  # above the bath surface
     assert all(r.ok for r in res.safe)
     safe = next(d for _, k, d, _ in s.store.events if k == "instrument.safe" and d["role"] == "stage")
     assert safe["confirmed"]["z"] == pytest.approx(0.0, abs=1e-5) and safe["confirmed"]["state"] == "Idle"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from rich.console import Console, Group
+from rich.console import Console
 from rich.live import Live
 from rich.panel import Panel
 from rich.progress_bar import ProgressBar
@@ -104,9 +104,7 @@ class LiveDisplay:
             grid.add_row("step", f"{self.step['index'] + 1}/{n}  {self.step['kind']}")
             grid.add_row(
                 "",
-                Group(
-                    ProgressBar(total=1.0, completed=self.fraction, width=40), Text(f"{self.fraction:.0%}")
-                ),
+                _bar(self.fraction),
             )
         grid.add_row(
             "elapsed",
@@ -118,6 +116,12 @@ class LiveDisplay:
         for m in self.messages[-4:]:
             grid.add_row("", Text(m, style="dim"))
         return Panel(grid, title="labctl run", expand=False)
+
+
+def _bar(fraction: float) -> Table:
+    row = Table.grid(padding=(0, 1))
+    row.add_row(ProgressBar(total=1.0, completed=fraction, width=40), Text(f"{fraction:.0%}"))
+    return row
 
 
 def _fmt(v: Any) -> str:

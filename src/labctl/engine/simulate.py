@@ -58,8 +58,10 @@ class FallbackBench:
         for role, spec in station.roles.items():
             name = _labsim_name(spec.link)
             if name is None:
-                raise ValueError(f"role {role!r} is not on a simulator (link {spec.link!r}); a dry run needs "
-                                 "labsim:// links")
+                raise ValueError(
+                    f"role {role!r} is not on a simulator (link {spec.link!r}); a dry run needs "
+                    "labsim:// links"
+                )
             by_name.setdefault(name, []).append(role)
         for name, roles in by_name.items():
             spec = station.roles[roles[0]]
