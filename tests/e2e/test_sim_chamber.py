@@ -1,0 +1,78 @@
+"""The N2-plasma nitride step with the real TPG 361, Alicat and AE Bus drivers over their simulators, and the
+chamber-pressure interlock switching the RF off."""
+
+from __future__ import annotations
+
+import pytest
+from engine_fakes import FakeStore
+
+from labctl.clock import VirtualClock
+from labctl.engine.control import Control
+from labctl.engine.instruments import build_instruments, roles_for
+from labctl.engine.run import Run, RunSpec, StepSpec
+from labctl.engine.simulate import FallbackBench
+from labctl.engine.station_info import station_info
+from labctl.simulators.world import SimpleWorld
+
+pytest.importorskip("labctl.drivers.aebus_rf")
+
+STATION = {
+    "name": "sim-chamber",
+    "roles": {"gauge": {"driver": "tpg361", "port": "labsim://ch-gauge"},
+              "mfc": {"driver": "alicat", "port": "labsim://ch-mfc"},
+              "rf": {"driver": "aebus_rf", "port": "labsim://ch-rf"}},
+}
+NITRIDE = ("nitride", {"power": 60.0, "gas": "N2", "flow": 50.0, "time": 600.0, "ramp_rate": 2.0,
+                       "pressure_window": [0.5, 5.0]})
+
+
+@pytest.fixture
+def sim():
+    clock, store, world = VirtualClock(), FakeStore(), SimpleWorld()
+    info = station_info(STATION)
+    bench = FallbackBench(info, clock=clock, world=world, seed=3)
+    roles, missing = roles_for(["nitride"], info)
+    assert not missing
+
+    def make(steps, hooks=()):
+        spec = RunSpec("chamber", [StepSpec(i, k, p) for i, (k, p) in enumerate(steps)])
+        pending = list(hooks)
+
+        def progress(kind, data):
+            for h in list(pending):
+                if h[0] == kind and h[1](data):
+                    pending.remove(h)
+                    h[2](run)
+
+        run = Run(spec, store=store, instruments={}, station=info, clock=clock, handle_signals=False,
+                  progress=progress, control=Control(poll_interval=0.0))
+        rid = run.create()
+        run.instruments = build_instruments(info, roles, clock=clock, recorder=store.io_recorder(rid))
+        return run
+
+    yield make, store, world
+    bench.close()
+
+
+def test_nitride_on_the_simulated_chamber(sim) -> None:
+    make, _store, world = sim
+    res = make([NITRIDE]).execute()
+    assert res.ok, res.reason
+    a = res.steps[0].achieved
+    assert a["deposition_s"] == pytest.approx(600.0, abs=5.0)
+    assert 0.5 <= a["pressure_pa"] <= 5.0 and a["flow_sccm"] == pytest.approx(50.0, rel=0.05)
+    assert world._watts == 0.0 and world._sccm == 0.0          # RF off and gas off at the end
+    assert all(r.ok for r in res.safe)
+
+
+def test_pressure_excursion_trips_the_interlock_and_switches_rf_off(sim) -> None:
+    make, _store, world = sim
+
+    def leak(run):
+        world.base_pressure_pa = 50.0                           # a leak: pressure far above the window
+
+    res = make([NITRIDE], hooks=[("step.progress", lambda d: d.get("fraction", 0) > 0.3, leak)]).execute()
+    assert res.state.value == "failed"
+    assert "chamber_pressure" in res.reason and "RF switched off" in res.reason
+    assert world._watts == 0.0
+    assert all(r.ok for r in res.safe)
