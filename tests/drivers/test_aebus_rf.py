@@ -226,3 +226,10 @@ def test_safe_state_refuses_to_confirm_what_it_did_not_read():
     rf, _ = make([(packet(1, 1), csr(1, 7)), (ACK, b"")])
     with pytest.raises(SafeStateError, match="active fault"):
         rf.safe_state()
+
+
+def test_a_nak_followed_by_bytes_is_noise_not_a_rejection():
+    rf, t = make([(packet(1, 8, H("3c 00")), NAK + b"#%\x00")])
+    with pytest.raises(MalformedReply, match="ACK/NAK"):
+        rf.set_power(60)
+    assert t.sent == [packet(1, 8, H("3c 00"))]           # not re-sent

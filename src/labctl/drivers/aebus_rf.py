@@ -141,8 +141,9 @@ class AeBusRf(Driver):
             first = self._read(1, deadline)
             if first == ACK:
                 break
-            if first != NAK:
-                raise MalformedReply(f"expected ACK/NAK to command {command}, got {first!r}",
+            if first != NAK or (extra := t.drain()):   # a real NAK comes alone; NAK + bytes is line noise
+                got = first if first != NAK else first + extra
+                raise MalformedReply(f"expected ACK/NAK to command {command}, got {got!r}",
                                      instrument=self.name)
         else:
             raise InstrumentReportedError(f"command {command} rejected (NAK) {1 + self.NAK_RETRIES} times",

@@ -1,0 +1,262 @@
+"""The AE Bus RF simulator: packets, CSR codes, ACK/NAK, the plasma it drives; the driver against it over
+labsim://, a pty and TCP; checksum recovery; every fault kind against the driver."""
+
+from __future__ import annotations
+
+import pytest
+
+from labctl.clock import RealClock, VirtualClock
+from labctl.drivers.aebus_rf import AeBusRf, packet
+from labctl.drivers.transport import SerialSettings, SerialTransport
+from labctl.errors import (
+    ChecksumError,
+    Disconnected,
+    InstrumentBusy,
+    InstrumentReportedError,
+    InstrumentTimeout,
+    MalformedReply,
+    PartialReply,
+    SafeStateError,
+)
+from labctl.simulators import registry
+from labctl.simulators.aebus_rf import AeBusRfSim
+from labctl.simulators.core import FaultKind
+from labctl.simulators.exposures import serve_pty, serve_tcp
+from labctl.simulators.world import SimpleWorld
+
+ACK, NAK = b"\x06", b"\x15"
+H = bytes.fromhex
+
+
+def csr(command: int, code: int = 0) -> bytes:
+    return ACK + packet(1, command, bytes([code]))
+
+
+class Raw:
+    def __init__(self) -> None:
+        self.clock = VirtualClock()
+        self.world = SimpleWorld()
+        self.core = AeBusRfSim("rf", clock=self.clock, world=self.world)
+
+    def __call__(self, data: bytes, ack: bool = True) -> bytes:
+        self.core.write(data)
+        out = self.core.read()
+        if ack and len(out) > 1:
+            self.core.write(ACK)
+        return out
+
+    def cmd(self, command: int, data: bytes = b"") -> bytes:
+        return self(packet(1, command, data))
+
+
+def test_verified_packets_and_host_control():
+    r = Raw()
+    assert r(H("08 02 0a")) == csr(2, 1)                 # RF on refused: front panel has control
+    assert r(H("0a 08 64 00 66")) == csr(8, 1)
+    assert r.cmd(14, b"\x02") == csr(14)
+    assert r(H("0a 08 64 00 66")) == csr(8)              # 100 W
+    assert r(H("08 02 0a")) == csr(2)                    # RF on
+    assert r.world._watts == 100.0
+    assert r.cmd(162) == ACK + packet(1, 162, H("20 00 00 00"))
+    assert r.cmd(164) == ACK + packet(1, 164, H("64 00 06"))
+    assert r.cmd(165) == ACK + packet(1, 165, H("64 00"))
+    assert r.cmd(166) == ACK + packet(1, 166, H("3c 00"))   # 1e-4 Pa: no plasma, 60 % reflected
+    assert r(H("08 02 0a")) == csr(2)                    # RF on while on: accepted, nothing changes
+    assert r.cmd(1) == csr(1) and r.world._watts == 0.0
+    assert r.cmd(165) == ACK + packet(1, 165, H("00 00")) and r.cmd(166) == ACK + packet(1, 166, H("00 00"))
+    assert r.cmd(128) == ACK + packet(1, 128, b"CESAR") and r.cmd(129) == ACK + packet(1, 129, b"1312")
+
+
+def test_csr_codes():
+    r = Raw()
+    r.cmd(14, b"\x02")
+    assert r.cmd(8, H("b1 04")) == csr(8, 4)              # 1201 W > rating
+    assert r.cmd(8, b"\x64") == csr(8, 9)                 # one byte where two belong
+    assert r.cmd(3, b"\x05") == csr(3, 4)
+    assert r.cmd(3, b"\x07") == csr(3) and r.cmd(154) == ACK + packet(1, 154, b"\x07")
+    r.cmd(2)
+    assert r.cmd(3, b"\x06") == csr(3, 2)                 # regulation only with RF off
+    assert r.cmd(77) == csr(77, 99)
+    assert r.cmd(165, b"\x00") == csr(165, 9)
+    assert r.cmd(14, b"\x06") == csr(14) and r.cmd(162) == ACK + packet(1, 162, bytes(4))  # RF went off
+    assert r.cmd(155) == ACK + packet(1, 155, b"\x06")
+
+
+def test_ack_nak_checksum_address_and_framing():
+    r = Raw()
+    assert r(H("08 a5 ad") + b"", ack=False) == ACK + packet(1, 165, H("00 00"))
+    assert r(NAK, ack=False) == packet(1, 165, H("00 00"))   # host NAK: the reply again, no ACK first
+    assert r(ACK) == b""
+    assert r(H("08 a5 ac")) == NAK                       # bad checksum: rejected
+    assert r(packet(2, 165)) == b""                      # not our address
+    assert r(H("0a 08"), ack=False) == b""               # half a packet ...
+    r.clock.sleep(0.1)                                   # ... then silence: dropped
+    assert r.cmd(155) == ACK + packet(1, 155, b"\x06")
+    r.core.corrupt_replies = 1
+    bad = r.cmd(165)
+    assert bad[:-1] == (ACK + packet(1, 165, H("00 00")))[:-1] and bad[-1] != packet(1, 165, H("00 00"))[-1]
+
+
+def test_plasma_window_sets_reflected_power():
+    r = Raw()
+    r.cmd(14, b"\x02")
+    r.cmd(8, (200).to_bytes(2, "little"))
+    r.cmd(2)
+    assert int.from_bytes(r.cmd(166)[3:5], "little") == 120
+    r.world.gas_flow(0.0, "Ar", 20.0)                    # 0.4 Pa: inside the window
+    assert int.from_bytes(r.cmd(166)[3:5], "little") == 4
+    r.cmd(8, (150).to_bytes(2, "little"))
+    assert r.world._watts == 150.0
+
+
+def test_power_cycle_rf_off_front_panel():
+    r = Raw()
+    r.cmd(14, b"\x02")
+    r.cmd(3, b"\x07")
+    r.cmd(8, H("64 00"))
+    r.cmd(2)
+    r.core.power_cycle()
+    assert r.world._watts == 0.0
+    assert r.cmd(162) == ACK + packet(1, 162, bytes(4))
+    assert r.cmd(164) == ACK + packet(1, 164, H("00 00 07"))
+    assert r.cmd(155) == ACK + packet(1, 155, b"\x06")
+
+
+# -- the driver against the simulator -------------------------------------------------------------------
+
+
+@pytest.fixture
+def rf():
+    clock = VirtualClock()
+    world = SimpleWorld()
+    core = AeBusRfSim("rf-t", clock=clock, world=world)
+    registry.register("rf-t", core)
+    g = AeBusRf(SerialTransport("rf", "labsim://rf-t", AeBusRf.SERIAL, clock=clock, timeout=1.0), name="rf")
+    g.connect()
+    yield g, core, world, clock
+    g.close()
+    registry.unregister("rf-t")
+
+
+def test_driver_in_process(rf):
+    g, _, world, _ = rf
+    assert g.identify() == "CESAR 1312"
+    assert g.control_mode() == "host"
+    g.set_regulation("forward")
+    assert g.regulation() == "forward"
+    world.gas_flow(0.0, "Ar", 20.0)
+    for watts in (10, 50, 100):                           # what the engine's ramp does
+        g.set_power(watts)
+    g.rf_on()
+    assert g.is_on() and g.forward_power() == 100.0 and g.reflected_power() == 2.0
+    assert g.setpoint() == (100.0, "forward")
+    with pytest.raises(InstrumentReportedError, match="RF output is on"):
+        g.set_regulation("load")
+    assert g.safe_state() == {"rf_on": False, "setpoint_w": 0.0, "regulation": "forward", "forward_w": 0.0,
+                              "reflected_w": 0.0}
+    assert world._watts == 0.0
+
+
+def test_driver_checksum_recovery_and_limit(rf):
+    g, core, _, _ = rf
+    g.set_power(80)
+    core.corrupt_replies = 2                              # two bad replies: NAKed twice, third one good
+    assert g.setpoint() == (80.0, "forward")
+    core.corrupt_replies = 3
+    with pytest.raises(ChecksumError):
+        g.setpoint()
+    assert g.setpoint() == (80.0, "forward")              # the next exchange is clean
+
+
+def test_driver_safe_state_takes_control_back(rf):
+    g, core, world, _ = rf
+    g.set_power(50)
+    g.rf_on()
+    core.control = 4                                      # someone switched to the user port meanwhile
+    assert g.safe_state()["rf_on"] is False and world._watts == 0.0
+
+
+def test_wrong_parity_garbles():
+    clock = VirtualClock()
+    core = AeBusRfSim("rf-parity", clock=clock)
+    registry.register("rf-parity", core)
+    try:
+        g = AeBusRf(SerialTransport("rf", "labsim://rf-parity", SerialSettings(19200), clock=clock))
+        g.transport.open()
+        with pytest.raises(MalformedReply):
+            g.identify()
+    finally:
+        registry.unregister("rf-parity")
+
+
+def _run_over(url: str, settings: SerialSettings = AeBusRf.SERIAL) -> None:
+    g = AeBusRf(SerialTransport("rf", url, settings, clock=RealClock(), timeout=1.0))
+    g.connect()
+    assert g.identify() == "CESAR 1312"
+    g.set_power(40)
+    g.rf_on()
+    assert g.forward_power() == 40.0
+    assert g.reflected_power() == 24.0                    # base pressure: out of the plasma window
+    assert g.safe_state()["rf_on"] is False
+    g.close()
+
+
+def test_driver_over_tcp():
+    with serve_tcp(AeBusRfSim("rf-tcp", clock=RealClock())) as exp:
+        _run_over(exp.serial_url)
+
+
+@pytest.mark.pty
+def test_driver_over_pty():
+    with serve_pty(AeBusRfSim("rf-pty", clock=RealClock())) as exp:
+        _run_over(exp.path, SerialSettings(19200))       # Linux ptys refuse parity bits (EINVAL)
+
+
+# -- the fault matrix -----------------------------------------------------------------------------------
+
+EXPECT = {
+    FaultKind.NO_REPLY: InstrumentTimeout,
+    FaultKind.TRICKLE: PartialReply,
+    FaultKind.TRUNCATE: PartialReply,
+    FaultKind.GARBAGE: MalformedReply,
+    FaultKind.LATE: InstrumentTimeout,
+    FaultKind.DISCONNECT: Disconnected,
+    FaultKind.POWER_CYCLE: InstrumentTimeout,
+    FaultKind.INSTRUMENT_ERROR: InstrumentReportedError,
+}
+DELAY = {FaultKind.TRICKLE: 0.3, FaultKind.LATE: 1.3}
+OPS = {"status": (162, lambda g: g.is_on()), "setpoint": (8, lambda g: g.set_power(60))}
+
+
+@pytest.mark.parametrize("op", list(OPS))
+@pytest.mark.parametrize("kind", list(EXPECT))
+def test_fault_matrix(rf, kind, op):
+    g, core, _, clock = rf
+    g.set_power(40)
+    command, call = OPS[op]
+    fault = core.inject(kind, rb"^[\x08-\x0f]" + bytes([command]),
+                        **({"delay": DELAY[kind]} if kind in DELAY else {}))
+    t0 = clock.monotonic()
+    with pytest.raises(EXPECT[kind]):
+        call(g)
+    assert clock.monotonic() - t0 <= g.transport.timeout + 1e-9
+    assert fault.spent
+    assert g.is_on() is False                             # the next exchange is clean
+    if kind is FaultKind.POWER_CYCLE:
+        with pytest.raises(InstrumentReportedError, match="wrong control mode"):
+            g.set_power(60)                               # power-up gave control back to the front panel
+        g.connect()
+    g.set_power(70)
+    assert g.setpoint() == (70.0, "forward")
+
+
+def test_fault_stuck_busy(rf):
+    g, core, world, _ = rf
+    g.set_power(50)
+    g.rf_on()
+    core.inject(FaultKind.STUCK_BUSY, rb"^\x08\x01")
+    with pytest.raises(InstrumentBusy, match="still on"):
+        g.rf_off()
+    with pytest.raises(SafeStateError):
+        g.safe_state()
+    assert g.is_on() and world._watts == 50.0             # exchanges stay clean and tell the truth
