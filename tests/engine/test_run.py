@@ -361,3 +361,32 @@ def test_abort_during_immersion_withdraws_and_records_deviation(h) -> None:
     assert stage.z > -0.02  # above the bath surface (surface_z = -20 mm)
     assert stage.log[-1][2] == 0.0
     all_safe(h)
+
+
+def test_an_ack_sent_before_the_prompt_does_not_answer_it(h) -> None:
+    run = h.make([WAIT, ("operator", {"message": "ok?", "timeout": 0.3})], interactive=True)
+    h.on("step.started", lambda d: d["index"] == 0, h.post("ack"))
+    res = run.execute()
+    assert res.state.value == "failed" and "acknowledgement" in res.reason
+    assert "operator.ack_ignored" in h.store.kinds()
+
+
+class AssemblyWorld:
+    def __init__(self) -> None:
+        self.calls: list[dict] = []
+
+    def assemble_cell(self, area: float | None = None, electrolyte: str = "carbonate") -> str:
+        self.calls.append({"area": area, "electrolyte": electrolyte})
+        return "cell assembled"
+
+
+def test_assemble_operator_step_tells_the_simulated_world(h) -> None:
+    world = AssemblyWorld()
+    run = h.make([("operator", {"message": "Assemble the Li|Li coin cell", "electrolyte": "ether"})],
+                 world=world)
+    run.notes["cell_area"] = 1.13e-4
+    res = run.execute()
+    assert res.ok
+    assert world.calls == [{"area": 1.13e-4, "electrolyte": "ether"}]
+    ack = next(d for _, k, d, _ in h.store.events if k == "operator.ack")
+    assert ack["auto"] is True and ack["world"]["called"] == "assemble_cell"

@@ -52,6 +52,10 @@ class Operator(Executor):
         message = str(param(ctx.params, "message", "prompt"))
         timeout = ctx.params.get("timeout")
         timeout_s = fnum(timeout) if timeout is not None else None
+        ctx.checkpoint(False)
+        stale = ctx.take_acks()  # an acknowledgement sent before this prompt does not answer it
+        if stale:
+            ctx.event("operator.ack_ignored", {"count": len(stale), "why": "sent before the prompt"})
         ctx.transition("await_operator", message)
         ctx.progress("operator.prompt", {"message": message, "timeout_s": timeout_s})
         if ctx.dry_run and not ctx.interactive:
