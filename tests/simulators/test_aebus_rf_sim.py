@@ -260,3 +260,26 @@ def test_fault_stuck_busy(rf):
     with pytest.raises(SafeStateError):
         g.safe_state()
     assert g.is_on() and world._watts == 50.0             # exchanges stay clean and tell the truth
+
+
+@pytest.mark.pty
+def test_a_manual_only_client_over_the_pty():
+    """What a program written from the AE Bus manual does, with plain pyserial (ptys carry no parity)."""
+    import serial
+
+    def exchange(port: serial.Serial, pkt: bytes, reply_len: int) -> bytes:
+        port.write(pkt)
+        reply = port.read(1 + reply_len)
+        port.write(ACK)
+        return reply
+
+    with serve_pty(AeBusRfSim("rf-raw", clock=RealClock())) as exp:
+        port = serial.Serial(exp.path, 19200, timeout=1.0)
+        try:
+            assert exchange(port, H("09 0e 02 05"), 4) == H("06 09 0e 00 07")     # host control, CSR 0
+            assert exchange(port, H("0a 08 64 00 66"), 4) == H("06 09 08 00 01")  # 100 W
+            assert exchange(port, H("08 02 0a"), 4) == H("06 09 02 00 0b")        # RF on
+            assert exchange(port, packet(1, 162), 7) == ACK + packet(1, 162, H("20 00 00 00"))
+            assert exchange(port, H("08 01 09"), 4) == H("06 09 01 00 08")        # RF off
+        finally:
+            port.close()

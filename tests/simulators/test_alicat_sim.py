@@ -177,3 +177,21 @@ def test_fault_stuck_busy(mfc):
     assert m.flow() == pytest.approx(10.0)            # exchanges stay clean
     core.power_cycle()
     assert m.safe_state()["flow_sccm"] == 0.0
+
+
+@pytest.mark.pty
+def test_a_manual_only_client_over_the_pty():
+    """What a program written from Alicat's serial primer does, with plain pyserial."""
+    import serial
+
+    with serve_pty(AlicatSim("mfc-raw", clock=RealClock())) as exp:
+        port = serial.Serial(exp.path, 19200, timeout=1.0)
+        try:
+            port.write(b"AG1\r")
+            assert port.read_until(b"\r").split()[-1] == b"Ar"
+            port.write(b"AS 12.5\r")
+            assert port.read_until(b"\r") == b"A +014.70 +025.00 +012.50 +012.50 +012.50 Ar\r"
+            port.write(b"AXX\r")
+            assert port.read_until(b"\r") == b"?\r"
+        finally:
+            port.close()

@@ -198,3 +198,23 @@ def test_fault_matrix(gauge, kind, step):
         core.power_cycle()
     assert g.pressure() == pytest.approx(0.2001)       # the next exchange is clean
     assert g.error_word() == "0000"
+
+
+@pytest.mark.pty
+def test_a_manual_only_client_over_the_pty():
+    """What a program written from the TPG 36x manual does, with plain pyserial."""
+    import serial
+
+    with serve_pty(Tpg361Sim("gauge-raw", clock=RealClock())) as exp:
+        port = serial.Serial(exp.path, 9600, timeout=1.0)
+        try:
+            port.write(b"UNI,2\r\n")
+            assert port.read_until(b"\r\n") == b"\x06\r\n"
+            port.write(b"\x05")
+            assert port.read_until(b"\r\n") == b"2\r\n"
+            port.write(b"PR1\r\n")
+            assert port.read_until(b"\r\n") == b"\x06\r\n"
+            port.write(b"\x05")
+            assert port.read_until(b"\r\n") == b"0,+1.0000E-04\r\n"
+        finally:
+            port.close()
