@@ -107,8 +107,9 @@ def run(
     if simulate:
         world = make_world(info, clock=clock, seed=seed)
         bench = make_bench(info, clock=clock, world=world, seed=seed)
-    store = _open_store(db)
+    store = None
     try:
+        store = _open_store(db)
         display = None if as_json else LiveDisplay(console, name=spec.name, clock=clock, estimates=ests)
         r = Run(
             spec,
@@ -137,11 +138,11 @@ def run(
                 result = r.execute()
         else:
             result = r.execute()
-        if hasattr(store, "flush"):
-            store.flush()
     finally:
         if bench is not None:
             close_bench(bench)
+        if store is not None and hasattr(store, "flush"):
+            store.flush()
     label = _db_label(store, db)
     if as_json:
         console.print_json(json.dumps(summary_json(result, db=label, name=spec.name), default=str))
