@@ -233,3 +233,11 @@ def test_a_nak_followed_by_bytes_is_noise_not_a_rejection():
     with pytest.raises(MalformedReply, match="ACK/NAK"):
         rf.set_power(60)
     assert t.sent == [packet(1, 8, H("3c 00"))]           # not re-sent
+
+
+def test_registry_finds_driver_and_simulator():
+    from labctl.drivers.registry import driver_class, entry, simulator_class
+
+    assert driver_class("aebus_rf") is AeBusRf and entry("aebus_rf").role == AeBusRf.ROLE
+    sim = simulator_class("aebus_rf")("reg-aebus_rf")
+    assert sim.SERIAL == AeBusRf.SERIAL and entry("aebus_rf").simulator == AeBusRf.SIMULATOR

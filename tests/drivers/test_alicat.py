@@ -141,3 +141,11 @@ def test_safe_state_fails_when_gas_keeps_flowing():
     m, t = make([(b"AS 0.00\r", b"?\r")])
     with pytest.raises(SafeStateError, match="could not confirm"):
         m.safe_state()
+
+
+def test_registry_finds_driver_and_simulator():
+    from labctl.drivers.registry import driver_class, entry, simulator_class
+
+    assert driver_class("alicat") is Alicat and entry("alicat").role == Alicat.ROLE
+    sim = simulator_class("alicat")("reg-alicat")
+    assert sim.SERIAL == Alicat.SERIAL and entry("alicat").simulator == Alicat.SIMULATOR

@@ -153,3 +153,11 @@ def test_connect_and_close():
     assert t.is_open
     g.close()
     assert not t.is_open
+
+
+def test_registry_finds_driver_and_simulator():
+    from labctl.drivers.registry import driver_class, entry, simulator_class
+
+    assert driver_class("tpg361") is Tpg361 and entry("tpg361").role == Tpg361.ROLE
+    sim = simulator_class("tpg361")("reg-tpg361")
+    assert sim.SERIAL == Tpg361.SERIAL and entry("tpg361").simulator == Tpg361.SIMULATOR
