@@ -390,3 +390,18 @@ def test_assemble_operator_step_tells_the_simulated_world(h) -> None:
     assert world.calls == [{"area": 1.13e-4, "electrolyte": "ether"}]
     ack = next(d for _, k, d, _ in h.store.events if k == "operator.ack")
     assert ack["auto"] is True and ack["world"]["called"] == "assemble_cell"
+
+
+def test_pressure_fault_configured_to_pause_quiets_the_chamber_and_pauses(h) -> None:
+    step = ("sputter", {**SPUTTER[1], "on_pressure_fault": "pause"})
+    run = h.make([step, WAIT])
+    h.on("step.progress", lambda d: d.get("readings", {}).get("thickness_nm", 0) > 50,
+         lambda r: setattr(h.inst["gauge"].ch, "extra_pressure", 100.0))
+    h.on("run.state", lambda d: d["to"] == "paused",
+         lambda r: (setattr(h.inst["gauge"].ch, "extra_pressure", 0.0), h.post("resume")(r)))
+    res = run.execute()
+    assert res.ok
+    assert res.steps[0].status == "deviated" and "chamber_pressure" in res.steps[0].reason
+    assert h.store.states(res.run_id) == ["preflight", "running", "paused", "running", "completed"]
+    quiet_at = next(i for i, (k, d) in enumerate(h.seen) if k == "step.finished")
+    assert quiet_at >= 0 and not h.inst["rf"].on and h.inst["mfc"].ch.sccm == 0.0

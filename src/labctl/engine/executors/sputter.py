@@ -30,6 +30,23 @@ class Sputter(Executor):
     OPTIONAL_ROLES = ("qcm",)
 
     def run(self, ctx: StepContext) -> None:
+        try:
+            self._run(ctx)
+        except BaseException:
+            # leave the chamber quiet before the run decides (fail, pause or end the step): RF off, shutter
+            # closed, gas off; each attempt on its own so one failure does not skip the others
+            for action in (
+                lambda: ctx.role("rf").rf_off(),
+                lambda: ctx.role("mfc").set_flow(0.0),
+                lambda: ctx.has("qcm") and ctx.role("qcm").shutter(False),
+            ):
+                try:
+                    action()
+                except Exception as exc:
+                    ctx.event("chamber.quiet_failed", {"error": str(exc)})
+            raise
+
+    def _run(self, ctx: StepContext) -> None:
         p, kind = ctx.params, ctx.kind
         gauge, mfc, rf = ctx.role("gauge"), ctx.role("mfc"), ctx.role("rf")
         qcm = ctx.instruments.get("qcm")
