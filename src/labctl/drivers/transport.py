@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import socket
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -223,6 +224,10 @@ class SerialTransport(Transport):
             port.open()
         except (serial.SerialException, OSError, ValueError) as exc:
             raise TransportError(f"cannot open {self.url}: {exc}", instrument=self.name) from exc
+        sock = getattr(port, "_socket", None)
+        if sock is not None:  # socket://: no Nagle wait when a short write follows a short write
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._port = port
         self._record("event", b"", f"open {self.url}")
 
