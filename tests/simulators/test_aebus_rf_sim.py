@@ -3,6 +3,8 @@ labsim://, a pty and TCP; checksum recovery; every fault kind against the driver
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 
 from labctl.clock import RealClock, VirtualClock
@@ -204,6 +206,12 @@ def _run_over(url: str, settings: SerialSettings = AeBusRf.SERIAL) -> None:
 def test_driver_over_tcp():
     with serve_tcp(AeBusRfSim("rf-tcp", clock=RealClock())) as exp:
         _run_over(exp.serial_url)
+        t = SerialTransport("rf", exp.serial_url, AeBusRf.SERIAL, clock=RealClock())
+        t.open()
+        # the host ACK then the next packet are two short writes: without TCP_NODELAY each exchange
+        # waited for the peer's delayed ACK (measured 44 ms per exchange before, 0.2 ms after)
+        assert t._port._socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        t.close()
 
 
 @pytest.mark.pty

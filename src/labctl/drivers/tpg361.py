@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 
 from labctl.drivers.base import Driver
 from labctl.drivers.limits import Limit
-from labctl.drivers.transport import SerialSettings
+from labctl.drivers.transport import SerialSettings, Transport
 from labctl.errors import (
     Disconnected,
     InstrumentBusy,
@@ -82,7 +82,7 @@ class Tpg361(Driver):
     RESYNC_QUIET = 0.2
     RESYNC_MAX = 5.0
 
-    def __init__(self, transport: Any, *, name: str = "",
+    def __init__(self, transport: Transport, *, name: str = "",
                  limits: dict[str, tuple[float | None, float | None]] | None = None) -> None:
         super().__init__(transport, name=name, limits=limits)
         self._resync = False
