@@ -291,3 +291,11 @@ def test_a_manual_only_client_over_the_pty():
             assert exchange(port, H("08 01 09"), 4) == H("06 09 01 00 08")        # RF off
         finally:
             port.close()
+
+
+def test_a_station_address_moves_the_generator():
+    core = AeBusRfSim("rf-addr", clock=VirtualClock(), addresses=(3,))
+    core.write(packet(1, 155))
+    assert core.read() == b""                             # address 1: nobody
+    core.write(packet(3, 155))
+    assert core.read() == ACK + packet(3, 155, b"\x06")

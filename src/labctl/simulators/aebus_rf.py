@@ -57,8 +57,9 @@ class AeBusRfSim(DeviceCore):
     SERIAL = SerialSettings(19200, parity="O")
 
     def __init__(self, name: str = "aebus_rf", *, clock: Clock | None = None, world: object | None = None,
-                 seed: int = 0, address: int = 1, rated_w: int = 1200) -> None:
-        self.address = address
+                 seed: int = 0, address: int = 1, rated_w: int = 1200,
+                 addresses: tuple[int, ...] | None = None) -> None:
+        self.address = addresses[0] if addresses else address   # `addresses`: a station's role address
         self.rated_w = rated_w
         self.regulation = 6                    # non-volatile
         self.corrupt_replies = 0
