@@ -73,6 +73,8 @@ class FallbackBench:
                 kwargs["addresses"] = tuple(addresses)
                 if "pump_names" in params:
                     kwargs["pump_names"] = {station.roles[r].address: r for r in roles}
+            elif spec.address is not None and "address" in params:
+                kwargs["address"] = spec.address
             for key in ("unit_id",):
                 if key in params and key in spec.extra:
                     kwargs[key] = spec.extra[key]
