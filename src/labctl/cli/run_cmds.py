@@ -106,7 +106,7 @@ def run(
     world = bench = None
     if simulate:
         world = make_world(info, clock=clock, seed=seed)
-        bench = make_bench(info, clock=clock, world=world, seed=seed)
+        bench = make_bench(info, clock=clock, world=world, seed=seed, roles=roles)
     store = None
     try:
         store = _open_store(db)
@@ -147,6 +147,7 @@ def run(
     if as_json:
         console.print_json(json.dumps(summary_json(result, db=label, name=spec.name), default=str))
     else:
+        console.print()
         console.print(summary_table(result))
         console.print(
             f"state [bold]{result.state.value}[/] ({result.reason}); {result.points} data points; "

@@ -35,17 +35,43 @@ def roles_for(kinds: Iterable[str], station: StationInfo) -> tuple[list[str], li
                 need.add(role)
             else:
                 missing.add(role)
-        need.update(r for r in ex.OPTIONAL_ROLES if r in station.roles)
+        need.update(r for r in ex.OPTIONAL_ROLES if r in station.roles and _loadable(station.roles[r].driver))
     return sorted(need), sorted(missing)
+
+
+def _loadable(driver: str) -> bool:
+    """Whether the driver (and, for dry runs, its simulator) of an optional role can be imported."""
+    try:
+        registry.driver_class(driver)
+        registry.simulator_class(driver)
+    except Exception:
+        return False
+    return True
+
+
+def _within(cls: Any, limits: dict[str, tuple[float | None, float | None]]) -> dict[str, Any]:
+    """Station limits intersected with the driver's own: a station bound outside the instrument's range (e.g.
+    a rate low of 0 where the pump's minimum is 2.8e-16 m^3/s) means "no tighter than the instrument"."""
+    own = getattr(cls, "LIMITS", {})
+    out: dict[str, Any] = {}
+    for name, (low, high) in limits.items():
+        lim = own.get(name)
+        if lim is not None:
+            low = None if low is None or low <= lim.low else low
+            high = None if high is None or high >= lim.high else high
+        out[name] = (low, high)
+    return out
 
 
 def _driver_kwargs(cls: Any, spec: RoleSpec) -> dict[str, Any]:
     params = inspect.signature(cls.__init__).parameters
     kw: dict[str, Any] = {"name": spec.role}
     if spec.limits:
-        kw["limits"] = spec.limits
+        kw["limits"] = _within(cls, spec.limits)
     if spec.address is not None and "address" in params:
         kw["address"] = spec.address
+    elif spec.address is not None and "unit_id" in params:  # Alicat: address n is unit id A + n
+        kw["unit_id"] = chr(ord("A") + spec.address)
     for key, value in spec.extra.items():
         if key in params and key not in ("transport", "name", "limits"):
             kw[key] = value
@@ -67,7 +93,10 @@ def build_instruments(
     out: dict[str, Any] = {}
     for role in roles:
         spec = station.roles[role]
-        cls = registry.driver_class(spec.driver)
+        try:
+            cls = registry.driver_class(spec.driver)
+        except ImportError as exc:
+            raise PreflightError(f"{role}: driver {spec.driver!r} is not available ({exc})") from exc
         link = spec.link
         if link not in transports:
             name = "+".join(by_link[link])

@@ -14,6 +14,7 @@ from urllib.parse import urlparse
 
 from labctl.clock import Clock
 from labctl.drivers import registry as drivers
+from labctl.engine.errors import PreflightError
 from labctl.engine.station_info import StationInfo
 from labctl.simulators import registry
 
@@ -52,10 +53,21 @@ def _labsim_name(link: str) -> str | None:
 class FallbackBench:
     """One simulator core per `labsim://` link of the station, registered for the run, removed after."""
 
-    def __init__(self, station: StationInfo, *, clock: Clock, world: Any, seed: int | None) -> None:
+    def __init__(
+        self,
+        station: StationInfo,
+        *,
+        clock: Clock,
+        world: Any,
+        seed: int | None,
+        roles: list[str] | None = None,
+    ) -> None:
         self.cores: dict[str, Any] = {}
         by_name: dict[str, list[str]] = {}
+        wanted = set(roles) if roles is not None else set(station.roles)
         for role, spec in station.roles.items():
+            if role not in wanted:
+                continue
             name = _labsim_name(spec.link)
             if name is None:
                 raise ValueError(
@@ -65,7 +77,10 @@ class FallbackBench:
             by_name.setdefault(name, []).append(role)
         for name, roles in by_name.items():
             spec = station.roles[roles[0]]
-            cls = drivers.simulator_class(spec.driver)
+            try:
+                cls = drivers.simulator_class(spec.driver)
+            except ImportError as exc:
+                raise PreflightError(f"{roles[0]}: no simulator for driver {spec.driver!r} ({exc})") from exc
             kwargs: dict[str, Any] = {"clock": clock, "world": world, "seed": seed or 0}
             params = inspect.signature(cls.__init__).parameters
             addresses = [station.roles[r].address for r in roles if station.roles[r].address is not None]
@@ -75,9 +90,8 @@ class FallbackBench:
                     kwargs["pump_names"] = {station.roles[r].address: r for r in roles}
             elif spec.address is not None and "address" in params:
                 kwargs["address"] = spec.address
-            for key in ("unit_id",):
-                if key in params and key in spec.extra:
-                    kwargs[key] = spec.extra[key]
+            elif spec.address is not None and "unit_id" in params:
+                kwargs["unit_id"] = chr(ord("A") + spec.address)
             core = cls(name, **kwargs)
             registry.register(name, core)
             self.cores[name] = core
@@ -87,12 +101,14 @@ class FallbackBench:
             registry.unregister(name)
 
 
-def make_bench(station: StationInfo, *, clock: Clock, world: Any, seed: int | None) -> Any:
+def make_bench(
+    station: StationInfo, *, clock: Clock, world: Any, seed: int | None, roles: list[str] | None = None
+) -> Any:
     """The SimulatedBench of simulators/bench.py if present (same constructor ideas), else `FallbackBench`."""
     try:
         from labctl.simulators.bench import SimulatedBench
     except ImportError:
-        return FallbackBench(station, clock=clock, world=world, seed=seed)
+        return FallbackBench(station, clock=clock, world=world, seed=seed, roles=roles)
     offered = {"station": station.raw, "clock": clock, "world": world, "seed": seed or 0}
     params = inspect.signature(SimulatedBench).parameters
     bench = SimulatedBench(**{k: v for k, v in offered.items() if k in params})

@@ -61,6 +61,7 @@ class StationInfo:
     stocks: dict[str, Stock] = field(default_factory=dict)
     cell_area: float | None = None  # m^2
     travel_speed: float = 0.01  # m/s, stage moves between baths
+    solutions: list[Stock] = field(default_factory=list)  # the station's `stocks:` (which pump holds what)
     text: str = ""
     raw: dict[str, Any] = field(default_factory=dict)
 
@@ -69,6 +70,19 @@ class StationInfo:
             known = ", ".join(sorted(self.baths)) or "none"
             raise ConfigError(f"station {self.name!r} has no bath {name!r} (baths: {known})")
         return self.baths[name]
+
+    def solution(self, *, salt: str | None, solvent: str | None = None) -> Stock | None:
+        """The stock of `salt` (case-insensitive), or with `salt=None` the neat `solvent`."""
+        for st in self.solutions:
+            if salt and st.salt and st.salt.lower() == salt.lower():
+                return st
+            if (
+                salt is None
+                and not st.salt
+                and (not solvent or str(st.solvent or "").lower() == solvent.lower())
+            ):
+                return st
+        return None
 
     def pumps(self) -> list[str]:
         return sorted(r for r in self.roles if r.startswith("pump"))
@@ -158,6 +172,31 @@ def station_info(station: Any, *, text: str = "") -> StationInfo:
             raise ConfigError(f"station bath {name!r} has no x position")
         surface = _num(b.get("surface_z", b.get("surface", b.get("z"))))
         baths[name] = Bath(name, x, surface if surface is not None else 0.0, b)
+    solutions = []
+    for st in (_dump(raw.get("stocks")) or {}).values():
+        st = _dump(st) or {}
+        if st.get("pump"):
+            solutions.append(
+                Stock(
+                    str(st["pump"]),
+                    st.get("salt"),
+                    st.get("solvent"),
+                    _num(st.get("concentration")),
+                    _num(st.get("syringe_diameter", st.get("diameter"))),
+                    _num(st.get("rate")),
+                )
+            )
+    travel_raw = _dump(raw.get("travel")) or {}
     area = _num(raw.get("cell_area") or _dump(raw.get("cell") or {}).get("area"))
-    travel = _num(raw.get("travel_speed") or _dump(roles_raw.get("stage") or {}).get("travel_speed")) or 0.01
-    return StationInfo(str(raw.get("name") or "station"), roles, baths, stocks, area, travel, text, raw)
+    travel = (
+        _num(
+            raw.get("travel_speed")
+            or (travel_raw.get("speed") if isinstance(travel_raw, dict) else None)
+            or _dump(roles_raw.get("stage") or {}).get("travel_speed")
+        )
+        or 0.01
+    )
+    text = text or str(raw.get("source_text") or "")
+    return StationInfo(
+        str(raw.get("name") or "station"), roles, baths, stocks, area, travel, solutions, text, raw
+    )

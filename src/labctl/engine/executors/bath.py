@@ -15,8 +15,16 @@ VOLUME_TOLERANCE = 0.02  # read-back volumes within 2 % (+ 1 uL) of what was ask
 
 def pick_pumps(ctx: StepContext, salt: str | None, solvent: str | None) -> tuple[str, str | None]:
     """(stock pump role, solvent pump role) for `salt` in `solvent`."""
-    stocks = ctx.station.stocks
+    stocks = dict(ctx.station.stocks)
     pumps = [r for r in ctx.station.pumps() if r in ctx.instruments]
+    held = ctx.station.solution(salt=salt) if salt else None
+    neat = ctx.station.solution(salt=None, solvent=solvent)
+    if held is not None and held.role in pumps:
+        stocks[held.role] = held
+        if neat is not None and neat.role in pumps and neat.role != held.role:
+            stocks[neat.role] = neat
+            ctx.station.stocks[neat.role] = neat
+        ctx.station.stocks[held.role] = held
     stock = next(
         (r for r in pumps if salt and stocks.get(r) and str(stocks[r].salt or "").lower() == salt.lower()),
         None,
