@@ -11,17 +11,19 @@ from typer.testing import CliRunner
 from labctl.cli import app
 
 STATION = """\
+labctl_station: 1
 name: cli-sim
-roles:
+instruments:
   stage: {driver: grbl, port: "labsim://cli-stage"}
-  pump.stock: {driver: ne1000, port: "labsim://cli-pumps", address: 1, diameter: 14.5 mm,
-               stock: {salt: InCl3, concentration: 0.5 M}}
-  pump.solvent: {driver: ne1000, port: "labsim://cli-pumps", address: 2, diameter: 14.5 mm,
-                 stock: {solvent: THF}}
+  pump.stock: {driver: ne1000, port: "labsim://cli-pumps", address: 1}
+  pump.solvent: {driver: ne1000, port: "labsim://cli-pumps", address: 2}
 baths:
-  alloy: {x: 50 mm, surface_z: -20 mm}
-  solvent: {x: 100 mm, surface_z: -20 mm}
-cell_area: 1.13 cm^2
+  alloy: {x: 50 mm, surface_z: -20 mm, capacity: 50 mL, pumps: [pump.stock, pump.solvent]}
+  solvent: {x: 100 mm, surface_z: -20 mm, capacity: 50 mL, pumps: [pump.solvent]}
+stocks:
+  incl3: {pump: pump.stock, salt: InCl3, concentration: 0.5 M, solvent: THF, syringe_diameter: 14.5 mm}
+  thf: {pump: pump.solvent, solvent: THF, syringe_diameter: 14.5 mm}
+cell: {area: 1.13 cm^2}
 """
 PROTOCOL = """\
 labctl: 1
