@@ -57,6 +57,7 @@ def files(tmp_path, monkeypatch):
 
 
 def test_run_simulate_json(files) -> None:
+    pytest.importorskip("labctl.protocol.plan", reason="preflight needs the plan (labctl.protocol.plan)")
     tmp, store = files
     res = CliRunner().invoke(
         app,
@@ -83,6 +84,7 @@ def test_run_simulate_json(files) -> None:
 
 
 def test_run_simulate_human_summary(files) -> None:
+    pytest.importorskip("labctl.protocol.plan", reason="preflight needs the plan (labctl.protocol.plan)")
     tmp, _ = files
     res = CliRunner().invoke(
         app, ["run", str(tmp / "proto.yaml"), "--station", str(tmp / "station.yaml"), "--simulate"]

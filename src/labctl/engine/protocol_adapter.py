@@ -44,9 +44,12 @@ def _dump(obj: Any) -> Any:
 
 def load_protocol(path: str | Path, overrides: dict[str, str] | None = None) -> Any:
     try:
-        load = _first("labctl.protocol", ("load_protocol", "load", "load_file"))
+        load = _first("labctl.protocol.loader", ("load_protocol",))
     except ConfigError:
-        return _fallback_protocol(Path(path), overrides or {})
+        try:
+            load = _first("labctl.protocol", ("load_protocol", "load", "load_file"))
+        except ConfigError:
+            return _fallback_protocol(Path(path), overrides or {})
     return _call(load, Path(path), overrides=overrides or {}, params=overrides or {})
 
 
@@ -124,7 +127,12 @@ def step_of(index: int, step: Any) -> StepSpec:
 
 
 def _get(obj: Any, key: str) -> Any:
-    return obj.get(key) if isinstance(obj, dict) else getattr(obj, key, None)
+    if isinstance(obj, dict):
+        return obj.get(key)
+    value = getattr(obj, key, None)
+    if value is None and hasattr(obj, "model"):  # labctl.protocol.loader.LoadedProtocol
+        value = getattr(obj.model, key, None)
+    return value
 
 
 def run_spec(protocol: Any, *, path: str = "", text: str = "", sample_id: str | None = None) -> RunSpec:
