@@ -36,10 +36,23 @@ from labctl.units import UnitError, parse, to_si
 #: role families and the standard limit names (and their kinds) each family uses.
 ROLE_FAMILIES = ("stage", "pump", "hotplate", "gauge", "mfc", "rf", "qcm", "potentiostat", "eis")
 LIMIT_KINDS: dict[str, str] = {
-    "x": "length", "z": "length", "speed": "speed", "rate": "volume_flow", "volume": "volume",
-    "diameter": "length", "temperature": "temperature", "stir": "rotation", "current": "current",
-    "voltage_limit": "voltage", "pressure": "pressure", "flow": "gas_flow", "power": "power",
-    "ramp_rate": "power_rate", "thickness": "length", "frequency": "frequency", "amplitude": "voltage",
+    "x": "length",
+    "z": "length",
+    "speed": "speed",
+    "rate": "volume_flow",
+    "volume": "volume",
+    "diameter": "length",
+    "temperature": "temperature",
+    "stir": "rotation",
+    "current": "current",
+    "voltage_limit": "voltage",
+    "pressure": "pressure",
+    "flow": "gas_flow",
+    "power": "power",
+    "ramp_rate": "power_rate",
+    "thickness": "length",
+    "frequency": "frequency",
+    "amplitude": "voltage",
 }
 _ROLE = re.compile(r"^(stage|pump\.[a-z][a-z0-9_]{0,31}|hotplate|gauge|mfc|rf|qcm|potentiostat|eis)$")
 
@@ -69,7 +82,7 @@ class _InstrumentFile(BaseModel):
     visa: Resource | None = None
     address: int | None = Field(None, ge=0, le=99)
     serial: SerialConfig | None = None
-    limits: dict[Name, list[str | float]] = Field(default_factory=dict)
+    limits: dict[Name, list[str | float | None]] = Field(default_factory=dict)
     note: Label | None = None
 
 
@@ -144,7 +157,7 @@ class InstrumentSpec:
     visa: str | None = None
     address: int | None = None
     serial: dict[str, Any] = field(default_factory=dict)
-    limits: dict[str, tuple[float, float]] = field(default_factory=dict)
+    limits: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
 
     @property
     def family(self) -> str:
@@ -192,8 +205,16 @@ def parse_station(text: str, name: str = "<station>") -> Station:
     if doc.problems:
         raise StationFileError(doc.problems)
     if not isinstance(doc.data, dict):
-        raise StationFileError([Problem(name, 1, 1, "", "a station file must be a mapping with "
-                                                         "`labctl_station: 1`, `name` and `instruments`")])
+        raise StationFileError(
+            [
+                Problem(
+                    name,
+                    *doc.where(()),
+                    "",
+                    "a station file must be a mapping with `labctl_station: 1`, `name` and `instruments`",
+                )
+            ]
+        )
     raw, problems = validate(_StationFile, doc.data, doc)
     if raw is None:
         raise StationFileError(problems)
@@ -201,9 +222,17 @@ def parse_station(text: str, name: str = "<station>") -> Station:
     _cross_check(raw, doc, problems)
     if problems:
         raise StationFileError(problems)
-    return Station(name=raw.name, instruments=instruments, baths=dict(raw.baths), stocks=dict(raw.stocks),
-                   cell_area=raw.cell.area if raw.cell else None, travel=raw.travel, chamber=raw.chamber,
-                   source_text=text, path=name)
+    return Station(
+        name=raw.name,
+        instruments=instruments,
+        baths=dict(raw.baths),
+        stocks=dict(raw.stocks),
+        cell_area=raw.cell.area if raw.cell else None,
+        travel=raw.travel,
+        chamber=raw.chamber,
+        source_text=text,
+        path=name,
+    )
 
 
 def _known_drivers() -> dict[str, Any]:
@@ -220,20 +249,35 @@ def _instruments(raw: _StationFile, doc: Document, problems: list[Problem]) -> d
         here = ("instruments", role)
         family = role.split(".", 1)[0]
         if not _ROLE.match(role):
-            problems.append(doc.problem(here, f"unknown role `{role}`; roles are stage, pump.<name>, "
-                                        "hotplate, gauge, mfc, rf, qcm, potentiostat, eis", key=True))
+            problems.append(
+                doc.problem(
+                    here,
+                    f"unknown role `{role}`; roles are stage, pump.<name>, "
+                    "hotplate, gauge, mfc, rf, qcm, potentiostat, eis",
+                    key=True,
+                )
+            )
         if spec.driver not in known:
-            problems.append(doc.problem((*here, "driver"), f"unknown driver `{spec.driver}`; known drivers: "
-                                        + ", ".join(sorted(known))))
+            problems.append(
+                doc.problem(
+                    (*here, "driver"),
+                    f"unknown driver `{spec.driver}`; known drivers: " + ", ".join(sorted(known)),
+                )
+            )
         elif known[spec.driver].role and known[spec.driver].role != family:
-            problems.append(doc.problem((*here, "driver"), f"driver `{spec.driver}` serves the "
-                                        f"`{known[spec.driver].role}` role, not `{family}`"))
+            problems.append(
+                doc.problem(
+                    (*here, "driver"),
+                    f"driver `{spec.driver}` serves the `{known[spec.driver].role}` role, not `{family}`",
+                )
+            )
         if (spec.port is None) == (spec.visa is None):
-            problems.append(doc.problem(here, "give exactly one of `port` (serial) or `visa` (VISA "
-                                        "resource)"))
+            problems.append(
+                doc.problem(here, "give exactly one of `port` (serial) or `visa` (VISA resource)")
+            )
         if spec.port is not None:
             ports.setdefault(spec.port, []).append((role, spec.address))
-        limits: dict[str, tuple[float, float]] = {}
+        limits: dict[str, tuple[float | None, float | None]] = {}
         for lname, pair in spec.limits.items():
             lpath = (*here, "limits", lname)
             if len(pair) != 2:
@@ -241,25 +285,37 @@ def _instruments(raw: _StationFile, doc: Document, problems: list[Problem]) -> d
                 continue
             try:
                 kind = LIMIT_KINDS.get(lname)
-                low, high = ((parse(v, kind) if kind else to_si(v)) for v in pair)
+                low, high = (None if v is None else parse(v, kind) if kind else to_si(v) for v in pair)
             except UnitError as exc:
                 problems.append(doc.problem(lpath, f"limit `{lname}` {exc}"))
                 continue
-            if low > high:
+            if low is not None and high is not None and low > high:
                 problems.append(doc.problem(lpath, f"limit `{lname}`: low {pair[0]} is above high {pair[1]}"))
                 continue
             limits[lname] = (low, high)
         serial = spec.serial.model_dump(exclude_none=True) if spec.serial else {}
-        out[role] = InstrumentSpec(role=role, driver=spec.driver, port=spec.port, visa=spec.visa,
-                                   address=spec.address, serial=serial, limits=limits)
+        out[role] = InstrumentSpec(
+            role=role,
+            driver=spec.driver,
+            port=spec.port,
+            visa=spec.visa,
+            address=spec.address,
+            serial=serial,
+            limits=limits,
+        )
     for port, users in ports.items():
         if len(users) > 1:
             addresses = [a for _, a in users]
             if None in addresses or len(set(addresses)) != len(addresses):
                 for role, _ in users:
-                    problems.append(doc.problem(("instruments", role), f"port `{port}` is shared by "
-                                                + ", ".join(r for r, _ in users)
-                                                + "; each needs its own `address`"))
+                    problems.append(
+                        doc.problem(
+                            ("instruments", role),
+                            f"port `{port}` is shared by "
+                            + ", ".join(r for r, _ in users)
+                            + "; each needs its own `address`",
+                        )
+                    )
     return out
 
 
@@ -268,12 +324,18 @@ def _cross_check(raw: _StationFile, doc: Document, problems: list[Problem]) -> N
     for bname, bath in raw.baths.items():
         for i, pump in enumerate(bath.pumps):
             if pump not in roles:
-                problems.append(doc.problem(("baths", bname, "pumps", i),
-                                            f"no instrument `{pump}` in this station"))
+                problems.append(
+                    doc.problem(("baths", bname, "pumps", i), f"no instrument `{pump}` in this station")
+                )
     for sname, stock in raw.stocks.items():
         if stock.pump not in roles:
-            problems.append(doc.problem(("stocks", sname, "pump"),
-                                        f"no instrument `{stock.pump}` in this station"))
+            problems.append(
+                doc.problem(("stocks", sname, "pump"), f"no instrument `{stock.pump}` in this station")
+            )
         if (stock.salt is None) != (stock.concentration is None):
-            problems.append(doc.problem(("stocks", sname), "a stock solution needs both `salt` and "
-                                        "`concentration` (a neat solvent has neither)"))
+            problems.append(
+                doc.problem(
+                    ("stocks", sname),
+                    "a stock solution needs both `salt` and `concentration` (a neat solvent has neither)",
+                )
+            )

@@ -33,44 +33,48 @@ class Kind:
     """One kind of quantity: its name in messages, the unit values are held in, and an example."""
 
     name: str
-    noun: str        # "a duration"
-    unit: str        # internal unit (pint spelling)
+    noun: str  # "a duration"
+    unit: str  # internal unit (pint spelling)
     example: str
 
 
-KINDS: dict[str, Kind] = {k.name: k for k in [
-    Kind("duration", "a duration", "s", "60 s"),
-    Kind("length", "a length", "m", "12 mm"),
-    Kind("speed", "a speed", "m/s", "5 mm/s"),
-    Kind("volume", "a volume", "m^3", "20 mL"),
-    Kind("volume_flow", "a volume flow rate", "m^3/s", "5 mL/min"),
-    Kind("concentration", "a concentration", "mol/m^3", "0.1 M"),
-    Kind("temperature", "a temperature", "degC", "25 degC"),
-    Kind("current_density", "a current density", "A/m^2", "1 mA/cm^2"),
-    Kind("areal_capacity", "an areal capacity", "C/m^2", "1 mAh/cm^2"),
-    Kind("current", "a current", "A", "1 mA"),
-    Kind("voltage", "a voltage", "V", "10 mV"),
-    Kind("power", "a power", "W", "60 W"),
-    Kind("power_rate", "a power ramp rate", "W/s", "5 W/min"),
-    Kind("pressure", "a pressure", "Pa", "5 mTorr"),
-    Kind("gas_flow", "a gas flow", "sccm", "20 sccm"),
-    Kind("rotation", "a rotation speed", "rpm", "300 rpm"),
-    Kind("frequency", "a frequency", "Hz", "1 kHz"),
-    Kind("area", "an area", "m^2", "1.13 cm^2"),
-    Kind("density", "a density", "kg/m^3", "2.64 g/cm^3"),
-    Kind("fraction", "a dimensionless fraction", "", "5 %"),
-]}
+KINDS: dict[str, Kind] = {
+    k.name: k
+    for k in [
+        Kind("duration", "a duration", "s", "60 s"),
+        Kind("length", "a length", "m", "12 mm"),
+        Kind("speed", "a speed", "m/s", "5 mm/s"),
+        Kind("volume", "a volume", "m^3", "20 mL"),
+        Kind("volume_flow", "a volume flow rate", "m^3/s", "5 mL/min"),
+        Kind("concentration", "a concentration", "mol/m^3", "0.1 M"),
+        Kind("temperature", "a temperature", "degC", "25 degC"),
+        Kind("current_density", "a current density", "A/m^2", "1 mA/cm^2"),
+        Kind("areal_capacity", "an areal capacity", "C/m^2", "1 mAh/cm^2"),
+        Kind("current", "a current", "A", "1 mA"),
+        Kind("voltage", "a voltage", "V", "10 mV"),
+        Kind("power", "a power", "W", "60 W"),
+        Kind("power_rate", "a power ramp rate", "W/s", "5 W/min"),
+        Kind("pressure", "a pressure", "Pa", "5 mTorr"),
+        Kind("gas_flow", "a gas flow", "sccm", "20 sccm"),
+        Kind("rotation", "a rotation speed", "rpm", "300 rpm"),
+        Kind("frequency", "a frequency", "Hz", "1 kHz"),
+        Kind("area", "an area", "m^2", "1.13 cm^2"),
+        Kind("density", "a density", "kg/m^3", "2.64 g/cm^3"),
+        Kind("fraction", "a dimensionless fraction", "", "5 %"),
+    ]
+}
 
 _NUMBER = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*(.*?)\s*$")
-_EXPONENT = re.compile(r"(?<=[A-Za-zµ])(-?\d+)(?![\d.])")   # cm-2 -> cm^-2, cm2 -> cm^2
+_EXPONENT = re.compile(r"(?<=[A-Za-zµ])(-?\d+)(?![\d.])")  # cm-2 -> cm^-2, cm2 -> cm^2
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def _normalise_unit(text: str) -> str:
     text = text.replace("°C", "degC").replace("℃", "degC").replace("°F", "degF").replace("°", "deg")
-    text = text.replace("µ", "u").replace("μ", "u").replace("·", "*").replace("²", "^2").replace("³", "^3")
+    text = text.replace("µ", "u").replace("μ", "u").replace("·", "*").replace("²", "2").replace("³", "3")
     text = text.replace("⁻", "-").replace("−", "-")
-    text = text.replace("**", "^")
+    text = text.replace("**", "^").replace("^-", "\x00").replace("^", "")  # re-added uniformly below
+    text = text.replace("\x00", "-")
     # exponents written without a caret, only after a unit name (not inside "^-2")
     return _EXPONENT.sub(lambda m: "^" + m.group(1), text)
 
@@ -96,8 +100,15 @@ def quantity(text: object) -> pint.Quantity:
     unit_text = _normalise_unit(match.group(2))
     try:
         unit = ureg.Unit(unit_text) if unit_text else ureg.dimensionless
-    except (pint.errors.UndefinedUnitError, pint.errors.DefinitionSyntaxError, AttributeError, TypeError,
-            ValueError, KeyError, AssertionError) as exc:
+    except (
+        pint.errors.UndefinedUnitError,
+        pint.errors.DefinitionSyntaxError,
+        AttributeError,
+        TypeError,
+        ValueError,
+        KeyError,
+        AssertionError,
+    ) as exc:
         raise UnitError(f"unknown unit `{match.group(2)}` in `{text}`") from exc
     except Exception as exc:  # pint's parser raises assorted errors on odd input; never let one escape
         raise UnitError(f"cannot read the unit `{match.group(2)}` in `{text}`") from exc
@@ -110,16 +121,16 @@ def parse(text: object, kind: str) -> float:
     q = quantity(text)
     if kind == "fraction":
         if not q.dimensionless:
-            raise UnitError(f"must be {spec.noun} (e.g. `{spec.example}`), got `{text}`")
+            raise UnitError(f"must be {spec.noun}, got `{text}` (e.g. `{spec.example}`)")
         return _tidy(float(q.to("").magnitude))
     if q.dimensionless and not q.unitless and not isinstance(text, (int, float)):
-        raise UnitError(f"must be {spec.noun} (e.g. `{spec.example}`), got `{text}`")
+        raise UnitError(f"must be {spec.noun}, got `{text}` (e.g. `{spec.example}`)")
     if q.unitless:
-        raise UnitError(f"must be {spec.noun} with a unit (e.g. `{spec.example}`), got `{text}`")
+        raise UnitError(f"must be {spec.noun} with a unit, got `{text}` (e.g. `{spec.example}`)")
     try:
         value = float(q.to(spec.unit).magnitude)
     except pint.errors.DimensionalityError as exc:
-        raise UnitError(f"must be {spec.noun} (e.g. `{spec.example}`), got `{text}`") from exc
+        raise UnitError(f"must be {spec.noun}, got `{text}` (e.g. `{spec.example}`)") from exc
     if not math.isfinite(value):
         raise UnitError(f"must be a finite number, got `{text}`")
     return _tidy(value)
@@ -152,10 +163,25 @@ def fmt(value: float, kind: str, unit: str | None = None) -> str:
 
 
 DISPLAY: dict[str, str] = {
-    "duration": "s", "length": "mm", "speed": "mm/s", "volume": "mL", "volume_flow": "mL/min",
-    "concentration": "M", "temperature": "degC", "current_density": "mA/cm^2", "areal_capacity": "mAh/cm^2",
-    "current": "mA", "voltage": "V", "power": "W", "power_rate": "W/min", "pressure": "Pa",
-    "gas_flow": "sccm", "rotation": "rpm", "frequency": "Hz", "area": "cm^2", "density": "g/cm^3",
+    "duration": "s",
+    "length": "mm",
+    "speed": "mm/s",
+    "volume": "mL",
+    "volume_flow": "mL/min",
+    "concentration": "M",
+    "temperature": "degC",
+    "current_density": "mA/cm^2",
+    "areal_capacity": "mAh/cm^2",
+    "current": "mA",
+    "voltage": "V",
+    "power": "W",
+    "power_rate": "W/min",
+    "pressure": "Pa",
+    "gas_flow": "sccm",
+    "rotation": "rpm",
+    "frequency": "Hz",
+    "area": "cm^2",
+    "density": "g/cm^3",
 }
 
 

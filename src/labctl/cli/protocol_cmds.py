@@ -1,9 +1,154 @@
-"""labctl CLI commands: protocol_cmds (filled in by its issue)."""
+"""labctl CLI commands for protocol files: `validate`, `plan`, `schema`."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Annotated
+
 import typer
+from rich.table import Table
+
+from labctl.protocol.problems import FileProblemsError, Problem
+from labctl.units import human_duration
+
+
+def _console():  # the CLI's shared consoles (imported late: cli/__init__ imports this module)
+    from labctl.cli import console, err_console
+
+    return console, err_console
+
+
+def _print_problems(problems: list[Problem]) -> None:
+    _, err = _console()
+    for p in problems:
+        err.print(str(p), highlight=False, markup=False, soft_wrap=True)
+
+
+def validate(
+    files: Annotated[list[Path], typer.Argument(help="protocol files")],
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """Check protocol files; print every problem as file:line:col: field: message (exit 2 if any)."""
+    from labctl.protocol import load_protocol
+
+    console, _ = _console()
+    results = []
+    failed = False
+    for f in files:
+        try:
+            loaded = load_protocol(f)
+            results.append(
+                {
+                    "file": str(f),
+                    "ok": True,
+                    "problems": [],
+                    "sha256": loaded.sha256,
+                    "steps": len(loaded.model.steps),
+                }
+            )
+            if not as_json:
+                console.print(f"{f}: ok ({len(loaded.model.steps)} steps)", highlight=False)
+        except FileProblemsError as exc:
+            failed = True
+            results.append({"file": str(f), "ok": False, "problems": [p.as_dict() for p in exc.problems]})
+            if not as_json:
+                _print_problems(exc.problems)
+    if as_json:
+        console.print_json(json.dumps(results))
+    if failed:
+        raise typer.Exit(2)
+
+
+def plan(
+    file: Annotated[Path, typer.Argument(help="protocol file")],
+    station: Annotated[Path | None, typer.Option("--station", "-s", help="station file")] = None,
+    param: Annotated[list[str] | None, typer.Option("-p", "--param", help="override: name=value")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """Resolve parameters, check limits, estimate durations and consumables; exit 2 if there are errors."""
+    from labctl.protocol import load_protocol, make_plan, parse_overrides
+    from labctl.station import load_station
+
+    console, _ = _console()
+    try:
+        loaded = load_protocol(file, parse_overrides(param))
+        st = load_station(station) if station else None
+    except FileProblemsError as exc:
+        if as_json:
+            console.print_json(json.dumps({"ok": False, "problems": [p.as_dict() for p in exc.problems]}))
+        else:
+            _print_problems(exc.problems)
+        raise typer.Exit(2) from None
+    result = make_plan(loaded, st)
+    if as_json:
+        console.print_json(json.dumps(result.as_dict(), default=str))
+    else:
+        _show_plan(result)
+    if not result.ok:
+        raise typer.Exit(2)
+
+
+def _show_plan(result) -> None:  # type: ignore[no-untyped-def]
+    from labctl.units import fmt
+
+    console, _ = _console()
+    console.print(
+        f"[bold]{result.protocol}[/]  ({result.path}, sha256 {result.sha256[:12]})", highlight=False
+    )
+    if result.parameters:
+        console.print(
+            "parameters: " + ", ".join(f"{k}={v}" for k, v in result.parameters.items()), highlight=False
+        )
+    table = Table(show_lines=False)
+    for col in ("#", "line", "step", "what", "duration", "instruments"):
+        table.add_column(col, justify="right" if col in ("#", "line", "duration") else "left")
+    for s in result.steps:
+        table.add_row(
+            str(s.index + 1),
+            str(s.line),
+            s.kind,
+            s.summary,
+            human_duration(s.duration),
+            ", ".join(s.instruments),
+        )
+        for w in s.warnings:
+            table.add_row("", "", "", f"[yellow]warning:[/] {w}", "", "")
+        for e in s.errors:
+            table.add_row("", "", "", f"[red]error:[/] {e}", "", "")
+    table.add_row("", "", "[bold]total[/]", "", f"[bold]{human_duration(result.duration)}[/]", "")
+    console.print(table)
+    if result.consumables:
+        console.print("[bold]consumables[/]")
+        for name, volume in result.consumables.items():
+            console.print(f"  {name}: {fmt(volume, 'volume')}", highlight=False)
+    if result.instruments:
+        console.print("[bold]instruments[/]")
+        for role, present in result.instruments.items():
+            mark = (
+                "[green]present[/]" if present else ("[red]missing[/]" if result.station else "not checked")
+            )
+            console.print(f"  {role}: {mark}")
+    for o in result.overrides:
+        console.print(f"[yellow]override[/] step {int(o['step']) + 1}: {o['hazard']} — {o['reason']}")
+    for w in result.warnings:
+        console.print(f"[yellow]warning:[/] {w}", highlight=False)
+    for e in result.errors:
+        console.print(f"[red]error:[/] {e}", highlight=False)
+    n_err = len(result.errors) + sum(len(s.errors) for s in result.steps)
+    console.print("[green]plan ok[/]" if result.ok else f"[red]{n_err} error(s)[/]")
+
+
+def schema() -> None:
+    """Print the JSON Schema of protocol files (for editor autocompletion)."""
+    from labctl.protocol import protocol_schema
+
+    console, _ = _console()
+    console.print_json(json.dumps(protocol_schema()))
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to `app`."""
+    app.command("validate")(validate)
+    app.command("plan")(plan)
+    app.command("schema")(schema)

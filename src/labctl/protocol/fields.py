@@ -30,14 +30,19 @@ def _quantity_validator(kind: str) -> Any:
             return parse(value, kind)
         except UnitError as exc:
             raise ValueError(f"`{name}` {exc}") from None
+
     return check
 
 
 def Qty(kind: str, description: str = "") -> Any:
     """A quantity of `kind` (see `labctl.units.KINDS`), parsed from a string, held as a float."""
     spec = KINDS[kind]
-    schema = {"type": "string", "description": (description + " " if description else "")
-              + f"{spec.noun} with a unit, e.g. `{spec.example}`", "examples": [spec.example]}
+    schema = {
+        "type": "string",
+        "description": (description + " " if description else "")
+        + f"{spec.noun} with a unit, e.g. `{spec.example}`",
+        "examples": [spec.example],
+    }
     return Annotated[float, BeforeValidator(_quantity_validator(kind)), WithJsonSchema(schema)]
 
 
@@ -54,6 +59,7 @@ def _text_validator(pattern: re.Pattern[str] | None, what: str, max_len: int) ->
         if pattern is not None and not pattern.fullmatch(text.strip()):
             raise ValueError(f"`{name}` must be {what}, got `{text[:60]}`")
         return text.strip()
+
     return check
 
 
@@ -62,24 +68,43 @@ _LABEL = re.compile(r"[A-Za-z0-9µ][A-Za-z0-9 ()\[\]._,+/%µ|:=-]{0,99}")
 _CHEM = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ()._,+/-]{0,39}")
 
 #: identifier for ids and names that may reach an instrument: letters, digits, `._+-`, no spaces.
-Name = Annotated[str, BeforeValidator(_text_validator(_NAME, "a name of letters, digits and `._+-` "
-                                                              "(no spaces, at most 64)", 64)),
-                 WithJsonSchema({"type": "string", "pattern": f"^{_NAME.pattern}$"})]
+Name = Annotated[
+    str,
+    BeforeValidator(
+        _text_validator(_NAME, "a name of letters, digits and `._+-` (no spaces, at most 64)", 64)
+    ),
+    WithJsonSchema({"type": "string", "pattern": f"^{_NAME.pattern}$"}),
+]
 #: short human label (protocol name, substrate): printable, no `;`, quotes or line breaks.
-Label = Annotated[str, BeforeValidator(_text_validator(_LABEL, "printable text without `;`, quotes or "
-                                                               "line breaks", 100)),
-                  WithJsonSchema({"type": "string", "maxLength": 100})]
+Label = Annotated[
+    str,
+    BeforeValidator(_text_validator(_LABEL, "printable text without `;`, quotes or line breaks", 100)),
+    WithJsonSchema({"type": "string", "maxLength": 100}),
+]
 #: chemical / gas / material name (InCl3, THF, Ar, LiF, 2-MeTHF): no `;`, quotes or line breaks.
-Chem = Annotated[str, BeforeValidator(_text_validator(_CHEM, "a chemical name such as `InCl3` or `THF`", 40)),
-                 WithJsonSchema({"type": "string", "pattern": f"^{_CHEM.pattern}$"})]
+Chem = Annotated[
+    str,
+    BeforeValidator(_text_validator(_CHEM, "a chemical name such as `InCl3` or `THF`", 40)),
+    WithJsonSchema({"type": "string", "pattern": f"^{_CHEM.pattern}$"}),
+]
 #: free text shown to people only (operator messages, override reasons): no control characters.
-Text = Annotated[str, BeforeValidator(_text_validator(None, "text", 2000)),
-                 WithJsonSchema({"type": "string", "maxLength": 2000})]
+Text = Annotated[
+    str,
+    BeforeValidator(_text_validator(None, "text", 2000)),
+    WithJsonSchema({"type": "string", "maxLength": 2000}),
+]
 #: resource string (serial URL, device path, VISA resource): printable, no spaces or `;`.
-Resource = Annotated[str, BeforeValidator(_text_validator(re.compile(r"[A-Za-z0-9_./:@?&=,+\-\[\]]{1,200}"),
-                                                          "a port or resource name without spaces or `;`",
-                                                          200)),
-                     WithJsonSchema({"type": "string"})]
+Resource = Annotated[
+    str,
+    BeforeValidator(
+        _text_validator(
+            re.compile(r"[A-Za-z0-9_./:@?&=,+\-\[\]]{1,200}"),
+            "a port or resource name without spaces or `;`",
+            200,
+        )
+    ),
+    WithJsonSchema({"type": "string"}),
+]
 
 _INT_SCHEMA = {"anyOf": [{"type": "integer"}, {"type": "string", "pattern": f"^{PARAM_REF}$"}]}
 _BOOL_SCHEMA = {"anyOf": [{"type": "boolean"}, {"type": "string", "pattern": f"^{PARAM_REF}$"}]}

@@ -133,20 +133,27 @@ def _scalar(doc: Document, event: Any, path: Path_) -> Any:
     if _FLOAT.match(value):
         number = float(value)
         if number in (float("inf"), float("-inf")):
-            doc.problems.append(Problem(doc.file, *_pos(event), field_path(path),
-                                        f"number `{value}` is too large (infinite)"))
+            doc.problems.append(
+                Problem(doc.file, *_pos(event), field_path(path), f"number `{value}` is too large (infinite)")
+            )
             return None
         return number
     if _INF_NAN.match(value):
-        doc.problems.append(Problem(doc.file, *_pos(event), field_path(path),
-                                    f"`{value}` is not allowed: NaN and infinity are rejected"))
+        doc.problems.append(
+            Problem(
+                doc.file,
+                *_pos(event),
+                field_path(path),
+                f"`{value}` is not allowed: NaN and infinity are rejected",
+            )
+        )
         return None
     return value
 
 
 def _build(doc: Document, events: Any) -> None:
     """Assemble containers from the event stream with an explicit stack (no recursion)."""
-    stack: list[tuple[Any, Path_, Any]] = []    # (container, its path, pending key for mappings)
+    stack: list[tuple[Any, Path_, Any]] = []  # (container, its path, pending key for mappings)
     documents = 0
     root_set = False
 
@@ -163,7 +170,7 @@ def _build(doc: Document, events: Any) -> None:
             container.append(value)
             doc.values[path] = _pos(event)
             return path
-        if pending is _NO_KEY:   # this scalar/collection is a key
+        if pending is _NO_KEY:  # this scalar/collection is a key
             if not isinstance(value, str) or isinstance(value, (dict, list)):
                 if isinstance(value, (dict, list)):
                     doc.problems.append(doc.problem(cpath, "mapping keys must be plain names"))
@@ -173,8 +180,15 @@ def _build(doc: Document, events: Any) -> None:
             if value in container:
                 line, col = _pos(event)
                 first = doc.keys.get((*cpath, value), (0, 0))[0]
-                doc.problems.append(Problem(doc.file, line, col, field_path((*cpath, value)),
-                                            f"duplicate key `{value}` (first defined on line {first})"))
+                doc.problems.append(
+                    Problem(
+                        doc.file,
+                        line,
+                        col,
+                        field_path((*cpath, value)),
+                        f"duplicate key `{value}` (first defined on line {first})",
+                    )
+                )
                 stack[-1] = (container, cpath, _DUP_KEY)
                 return None
             doc.keys[(*cpath, value)] = _pos(event)
@@ -208,18 +222,33 @@ def _build(doc: Document, events: Any) -> None:
         if isinstance(event, (ev.StreamStartEvent, ev.StreamEndEvent, ev.DocumentEndEvent)):
             continue
         if isinstance(event, ev.AliasEvent):
-            doc.problems.append(Problem(doc.file, *_pos(event), field_path(next_path()),
-                                        f"YAML aliases (`*{event.anchor}`) are not allowed"))
+            doc.problems.append(
+                Problem(
+                    doc.file,
+                    *_pos(event),
+                    field_path(next_path()),
+                    f"YAML aliases (`*{event.anchor}`) are not allowed",
+                )
+            )
             place(None, event)
             continue
         if isinstance(event, (ev.ScalarEvent, ev.MappingStartEvent, ev.SequenceStartEvent)):
             path = next_path()
             if event.anchor is not None:
-                doc.problems.append(Problem(doc.file, *_pos(event), field_path(path),
-                                            f"YAML anchors (`&{event.anchor}`) are not allowed"))
+                doc.problems.append(
+                    Problem(
+                        doc.file,
+                        *_pos(event),
+                        field_path(path),
+                        f"YAML anchors (`&{event.anchor}`) are not allowed",
+                    )
+                )
             if event.tag is not None:
-                doc.problems.append(Problem(doc.file, *_pos(event), field_path(path),
-                                            f"YAML tags (`{event.tag}`) are not allowed"))
+                doc.problems.append(
+                    Problem(
+                        doc.file, *_pos(event), field_path(path), f"YAML tags (`{event.tag}`) are not allowed"
+                    )
+                )
         if isinstance(event, ev.ScalarEvent):
             place(_scalar(doc, event, next_path()), event)
         elif isinstance(event, (ev.MappingStartEvent, ev.SequenceStartEvent)):

@@ -39,7 +39,7 @@ def _message(err: dict[str, Any], field: str) -> str:
         return f"`{field}`: {msg.lower()}"
     for prefix in ("Value error, ", "Assertion failed, "):
         if msg.startswith(prefix):
-            return msg[len(prefix):]
+            return msg[len(prefix) :]
     return f"`{field}`: {msg}"
 
 
@@ -65,8 +65,14 @@ def problems_from(exc: ValidationError, doc: Document, *, path_map: Any = None) 
     return out
 
 
-def validate(model: type[BaseModel], data: Any, doc: Document, *, path_map: Any = None,
-             context: dict[str, Any] | None = None) -> tuple[Any, list[Problem]]:
+def validate(
+    model: type[BaseModel],
+    data: Any,
+    doc: Document,
+    *,
+    path_map: Any = None,
+    context: dict[str, Any] | None = None,
+) -> tuple[Any, list[Problem]]:
     """(`model` instance or None, problems)."""
     try:
         return model.model_validate(data, context=context), []
