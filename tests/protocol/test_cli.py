@@ -12,8 +12,13 @@ BAD = ROOT / "tests" / "protocol" / "bad"
 
 
 def labctl(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", "from labctl.cli import main; main()", *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-c", "from labctl.cli import main; main()", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_validate_bad_file_prints_every_problem() -> None:
