@@ -131,11 +131,11 @@ def _show_plan(result) -> None:  # type: ignore[no-untyped-def]
             console.print(f"  {role}: {mark}")
     for o in result.overrides:
         console.print(f"[yellow]override[/] step {int(o['step']) + 1}: {o['hazard']} — {o['reason']}")
-    for w in result.warnings:
+    for w in result.general_warnings:
         console.print(f"[yellow]warning:[/] {w}", highlight=False)
-    for e in result.errors:
+    for e in result.general_errors:
         console.print(f"[red]error:[/] {e}", highlight=False)
-    n_err = len(result.errors) + sum(len(s.errors) for s in result.steps)
+    n_err = len(result.errors)
     console.print("[green]plan ok[/]" if result.ok else f"[red]{n_err} error(s)[/]")
 
 

@@ -61,6 +61,8 @@ class Plan:
     overrides: list[dict[str, str]]
     warnings: list[str]
     errors: list[str]
+    general_warnings: list[str] = field(default_factory=list)
+    general_errors: list[str] = field(default_factory=list)
 
     @property
     def duration(self) -> float:
@@ -68,7 +70,7 @@ class Plan:
 
     @property
     def ok(self) -> bool:
-        return not self.errors and not any(s.errors for s in self.steps)
+        return not self.errors
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -113,6 +115,13 @@ def make_plan(loaded: LoadedProtocol, station: Station | None = None) -> Plan:
         plan.steps.append(ps)
     if station is None:
         plan.warnings.append("no station given: instrument limits, bath positions and stocks not checked")
+    # `errors`/`warnings` list everything (the engine's preflight reads `errors`); `general_*` keep the ones
+    # that belong to no single step
+    plan.general_errors, plan.general_warnings = list(plan.errors), list(plan.warnings)
+    for s in plan.steps:
+        where = f"step {s.index + 1} ({s.kind}, line {s.line})"
+        plan.errors += [f"{where}: {e}" for e in s.errors]
+        plan.warnings += [f"{where}: {w}" for w in s.warnings]
     return plan
 
 

@@ -29,6 +29,7 @@ _INT = re.compile(r"^[-+]?[0-9]+$")
 _OCT = re.compile(r"^0o[0-7]+$")
 _HEX = re.compile(r"^0x[0-9a-fA-F]+$")
 _FLOAT = re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 _INF_NAN = re.compile(r"^(?:[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$")
 
 Path_ = tuple[Any, ...]
@@ -94,6 +95,9 @@ def load(text: str, file: str) -> Document:
     if len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
         doc.problems.append(Problem(file, 0, 0, "", f"file is larger than the limit of {MAX_BYTES} bytes"))
         return doc
+    if _SURROGATE.search(text):
+        doc.problems.append(Problem(file, 0, 0, "", "the text contains invalid Unicode (lone surrogates)"))
+        return doc
     if "\x00" in text:
         doc.problems.append(Problem(file, 0, 0, "", "the file contains NUL bytes; it is not a text file"))
         return doc
@@ -118,6 +122,9 @@ def _pos(event: Any) -> tuple[int, int]:
 
 def _scalar(doc: Document, event: Any, path: Path_) -> Any:
     value: str = event.value
+    if _SURROGATE.search(value):
+        doc.problems.append(Problem(doc.file, *_pos(event), field_path(path), "invalid Unicode"))
+        return ""
     if event.style is not None or not event.implicit[0]:
         return value  # quoted or block scalar: a string
     if _NULL.match(value):
