@@ -154,6 +154,12 @@ def _plan(steps: str, station=STATION):  # type: ignore[no-untyped-def]
             "error",
         ),
         ("  - eis: {frequencies: 1 MHz..0.1 Hz, amplitude: 30 mV}", "amplitude", "error"),
+    ("  - immerse: {bath: alloy, depth: 30 mm, speed: 5 mm/s, time: 60 s}", "stage z", "error"),
+    ("  - immerse: {bath: alloy, depth: 12 mm, speed: 30 mm/s, time: 60 s}", "speed", "error"),
+    ("  - prepare_bath: {bath: alloy, salt: InCl3, solvent: THF, concentration: 0.4 M, volume: 20 mL, rate: 50 mL/min}",
+     "rate", "error"),
+    ("  - prepare_bath: {bath: alloy, salt: InCl3, solvent: THF, concentration: 0.4 M, volume: 45 mL}",
+     "volume", "error"),
         (
             "  - sputter: {flow: 20 sccm, pressure: 0.5 Pa, power: 150 W, ramp_rate: 4 W/min, base_pressure: 5e-4 Pa,"
             " thickness: 150 nm, max_time: 5 h}",

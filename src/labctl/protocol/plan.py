@@ -106,6 +106,7 @@ def make_plan(loaded: LoadedProtocol, station: Station | None = None) -> Plan:
         _analyse(step, ps, area, station, model, plan)
         _check_process_limits(step, ps, area, station)
         _check_instrument_limits(step, ps, area, driver_limits)
+        _check_geometry(step, ps, station, driver_limits)
         for role in _roles(step, station):
             ps.instruments.append(role)
             present = station.has(role) if station else False
@@ -173,6 +174,39 @@ def _driver_limits(station: Station | None, plan: Plan) -> dict[str, dict[str, t
             table[name] = (max(low, base[0]), min(high, base[1]))
         out[role] = table
     return out
+
+
+def _check_geometry(step: Any, ps: PlanStep, station: Station | None,
+                    tables: dict[str, dict[str, tuple[float, float]]]) -> None:
+    """Stage positions the step needs (bath x, surface_z - depth) and pump rate/volume against the limits."""
+    if station is None:
+        return
+    stage = tables.get("stage", {})
+    if step.kind in ("immerse", "dip_coat"):
+        baths = [step.bath] + ([step.rinse.bath] if step.kind == "immerse" and step.rinse else [])
+        for name in baths:
+            bath = station.baths.get(name)
+            if bath is None:
+                continue
+            for axis, value in (("x", bath.x), ("z", bath.surface_z - step.depth)):
+                low, high = stage.get(axis, (-math.inf, math.inf))
+                if not low - 1e-12 <= value <= high + 1e-12:
+                    ps.errors.append(f"bath `{name}` needs stage {axis} = {value * 1e3:g} mm, outside the "
+                                     f"stage's [{low * 1e3:g}, {high * 1e3:g}] mm")
+    if step.kind == "prepare_bath":
+        for role in [r for r in _roles(step, station) if r.startswith("pump.")]:
+            table = tables.get(role, {})
+            low, high = table.get("rate", (-math.inf, math.inf))
+            if not low <= step.rate <= high:
+                ps.errors.append(f"pump rate {fmt(step.rate, 'volume_flow')} is outside {role}'s `rate` "
+                                 f"limit [{fmt(low, 'volume_flow')}, {fmt(high, 'volume_flow')}]")
+        stock = station.stock_for(salt=step.salt) if step.salt else None
+        if stock and stock.concentration:
+            need = step.concentration * step.volume / stock.concentration
+            high = tables.get(stock.pump, {}).get("volume", (0.0, math.inf))[1]
+            if need > high:
+                ps.errors.append(f"{fmt(need, 'volume')} of stock exceeds {stock.pump}'s `volume` limit "
+                                 f"{fmt(high, 'volume')}")
 
 
 def _value(step: Any, name: str, area: float, station: Station | None = None) -> float | None:
