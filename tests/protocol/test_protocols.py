@@ -117,7 +117,7 @@ def _plan(steps: str, station=STATION):  # type: ignore[no-untyped-def]
         ("  - immerse: {bath: alloy, depth: 12 mm, speed: 5 mm/s, time: 3 h}", "time", "error"),
         ("  - immerse: {bath: alloy, depth: 12 mm, speed: 5 mm/s, time: 45 min}", "time", "warning"),
         (
-            "  - prepare_bath: {bath: alloy, salt: InCl3, solvent: THF, concentration: 0.4 M, volume: 20 mL}",
+            "  - prepare_bath: {bath: alloy, salt: InCl3, solvent: THF, concentration: 0.2 M, volume: 20 mL}",
             "",
             "ok",
         ),
