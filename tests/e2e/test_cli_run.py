@@ -34,7 +34,7 @@ steps:
   - immerse: {bath: alloy, depth: 12 mm, speed: 5 mm/s, time: "${immersion_time}",
               rinse: {bath: solvent, time: 10 s}, dry: 60 s}
   - operator: {message: Assemble the Li|Li coin cell.}
-  - wait: {time: 30 s}
+  - wait: {duration: 30 s}
 """
 
 

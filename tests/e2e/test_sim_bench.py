@@ -11,7 +11,8 @@ from engine_fakes import FakeStore
 from labctl.clock import VirtualClock
 from labctl.engine.control import Control
 from labctl.engine.instruments import build_instruments, roles_for
-from labctl.engine.run import Run, RunSpec, StepSpec
+from labctl.engine.protocol_adapter import step_from_fields
+from labctl.engine.run import Run, RunSpec
 from labctl.engine.simulate import FallbackBench
 from labctl.engine.station_info import station_info
 from labctl.simulators.world import SimpleWorld
@@ -38,21 +39,10 @@ STATION = {
     "baths": {"alloy": {"x": 0.05, "surface_z": -0.02}, "solvent": {"x": 0.10, "surface_z": -0.02}},
     "cell_area": 1.13e-4,
 }
-BATH = (
-    "prepare_bath",
-    {"bath": "alloy", "salt": "InCl3", "solvent": "THF", "concentration": 100.0, "volume": 20e-6},
-)
-IMMERSE = (
-    "immerse",
-    {
-        "bath": "alloy",
-        "depth": 0.012,
-        "speed": 0.005,
-        "time": 60.0,
-        "rinse": {"bath": "solvent", "time": 10.0},
-        "dry": 120.0,
-    },
-)
+BATH = ("prepare_bath", {"bath": "alloy", "salt": "InCl3", "solvent": "THF", "concentration": "0.1 M",
+                         "volume": "20 mL"})
+IMMERSE = ("immerse", {"bath": "alloy", "depth": "12 mm", "speed": "5 mm/s", "time": "60 s",
+                       "rinse": {"bath": "solvent", "time": "10 s"}, "dry": "120 s"})
 
 
 class Sim:
@@ -63,7 +53,7 @@ class Sim:
         self.bench = FallbackBench(self.station, clock=self.clock, world=SimpleWorld(), seed=1)
         roles, missing = roles_for([k for k, _ in steps], self.station)
         assert not missing
-        self.spec = RunSpec("e2e", [StepSpec(i, k, p) for i, (k, p) in enumerate(steps)])
+        self.spec = RunSpec("e2e", [step_from_fields(i, k, p) for i, (k, p) in enumerate(steps)])
         self.hooks = list(hooks)
         self.run = Run(
             self.spec,

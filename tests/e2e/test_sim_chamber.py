@@ -9,7 +9,8 @@ from engine_fakes import FakeStore
 from labctl.clock import VirtualClock
 from labctl.engine.control import Control
 from labctl.engine.instruments import build_instruments, roles_for
-from labctl.engine.run import Run, RunSpec, StepSpec
+from labctl.engine.protocol_adapter import step_from_fields
+from labctl.engine.run import Run, RunSpec
 from labctl.engine.simulate import FallbackBench
 from labctl.engine.station_info import station_info
 from labctl.simulators.world import SimpleWorld
@@ -22,8 +23,8 @@ STATION = {
               "mfc": {"driver": "alicat", "port": "labsim://ch-mfc"},
               "rf": {"driver": "aebus_rf", "port": "labsim://ch-rf"}},
 }
-NITRIDE = ("nitride", {"power": 60.0, "gas": "N2", "flow": 50.0, "time": 600.0, "ramp_rate": 2.0,
-                       "pressure_window": [0.5, 5.0]})
+NITRIDE = ("nitride", {"power": "60 W", "gas": "N2", "flow": "50 sccm", "pressure": "1.5 Pa", "time": "600 s",
+                       "ramp_rate": "2 W/s", "base_pressure": "5e-4 Pa"})
 
 
 @pytest.fixture
@@ -35,7 +36,7 @@ def sim():
     assert not missing
 
     def make(steps, hooks=()):
-        spec = RunSpec("chamber", [StepSpec(i, k, p) for i, (k, p) in enumerate(steps)])
+        spec = RunSpec("chamber", [step_from_fields(i, k, p) for i, (k, p) in enumerate(steps)])
         pending = list(hooks)
 
         def progress(kind, data):

@@ -7,7 +7,8 @@ from engine_fakes import STATION, FakeStore, bench
 
 from labctl.clock import VirtualClock
 from labctl.engine.control import Control
-from labctl.engine.run import Run, RunSpec, StepSpec
+from labctl.engine.protocol_adapter import step_from_fields
+from labctl.engine.run import Run, RunSpec
 from labctl.engine.station_info import station_info
 
 
@@ -31,7 +32,7 @@ class Harness:
                 hook[2](self.run)
 
     def make(self, steps: list[tuple[str, dict[str, Any]]], **kw: Any) -> Run:
-        spec = RunSpec("test", [StepSpec(i, k, p) for i, (k, p) in enumerate(steps)])
+        spec = RunSpec("test", [step_from_fields(i, k, p) for i, (k, p) in enumerate(steps)])
         self.run = Run(
             spec,
             store=self.store,

@@ -9,79 +9,29 @@ import pytest
 
 from labctl.engine.interlocks import Condition
 
-BATH = (
-    "prepare_bath",
-    {
-        "bath": "alloy",
-        "salt": "InCl3",
-        "solvent": "THF",
-        "concentration": 100.0,
-        "volume": 20e-6,
-        "temperature": 25.0,
-    },
-)
-IMMERSE = (
-    "immerse",
-    {
-        "bath": "alloy",
-        "depth": 0.012,
-        "speed": 0.005,
-        "time": 60.0,
-        "rinse": {"bath": "solvent", "time": 10.0},
-        "dry": 300.0,
-    },
-)
-DIP = (
-    "dip_coat",
-    {
-        "bath": "alloy",
-        "depth": 0.01,
-        "dip_speed": 0.005,
-        "withdrawal_speed": 0.001,
-        "dwell": 30.0,
-        "cycles": 2,
-        "dry": 60.0,
-    },
-)
-SPUTTER = (
-    "sputter",
-    {
-        "power": 60.0,
-        "flow": 20.0,
-        "thickness": 150e-9,
-        "ramp_rate": 1.0,
-        "presputter": 60.0,
-        "time_limit": 20000.0,
-    },
-)
-NITRIDE = (
-    "nitride",
-    {
-        "power": 50.0,
-        "gas": "N2",
-        "flow": 100.0,
-        "time": 600.0,
-        "pressure_window": [1.0, 200.0],
-        "ramp_rate": 1.0,
-    },
-)
-CYCLE = (
-    "cycle_symmetric",
-    {"current_density": 10.0, "capacity": 36000.0, "cycles": 3, "sample_every": 10.0, "voltage_limit": 1.0},
-)
-RATE = (
-    "rate_test",
-    {"current_densities": [10.0, 20.0], "cycles": 2, "half_cycle": 600.0, "sample_every": 10.0},
-)
-CE = (
-    "coulombic_efficiency",
-    {"current_density": 10.0, "capacity": 3600.0, "cycles": 3, "sample_every": 10.0},
-)
-OCV = ("ocv", {"time": 600.0, "sample_every": 10.0})
-EIS = ("eis", {"frequencies": "1 MHz..0.1 Hz", "points_per_decade": 10, "amplitude": 0.01})
+BATH = ("prepare_bath", {"bath": "alloy", "salt": "InCl3", "solvent": "THF", "concentration": "0.1 M",
+                         "volume": "20 mL", "temperature": "25 degC"})
+IMMERSE = ("immerse", {"bath": "alloy", "depth": "12 mm", "speed": "5 mm/s", "time": "60 s",
+                       "rinse": {"bath": "solvent", "time": "10 s"}, "dry": "300 s"})
+DIP = ("dip_coat", {"bath": "alloy", "depth": "10 mm", "dip_speed": "5 mm/s", "withdrawal_speed": "1 mm/s",
+                    "dwell": "30 s", "cycles": 2, "drying_time": "60 s"})
+SPUTTER = ("sputter", {"power": "60 W", "flow": "20 sccm", "pressure": "0.5 Pa", "thickness": "150 nm",
+                       "ramp_rate": "1 W/s", "presputter": "60 s", "max_time": "20000 s",
+                       "base_pressure": "5e-4 Pa"})
+NITRIDE = ("nitride", {"power": "50 W", "gas": "N2", "flow": "100 sccm", "pressure": "2 Pa", "time": "600 s",
+                       "ramp_rate": "1 W/s", "base_pressure": "5e-4 Pa"})
+CYCLE = ("cycle_symmetric", {"current_density": "1 mA/cm^2", "capacity": "1 mAh/cm^2", "cycles": 3,
+                             "sample_every": "10 s", "voltage_limit": "1 V"})
+RATE = ("rate_test", {"stages": [{"current_density": "1 mA/cm^2", "cycles": 2},
+                                 {"current_density": "2 mA/cm^2", "cycles": 2}],
+                      "capacity": "0.1 mAh/cm^2", "sample_every": "10 s", "voltage_limit": "1 V"})
+CE = ("coulombic_efficiency", {"current_density": "1 mA/cm^2", "capacity": "0.1 mAh/cm^2", "cycles": 3,
+                               "sample_every": "10 s", "cutoff_voltage": "1 V"})
+OCV = ("ocv", {"duration": "600 s", "sample_every": "10 s"})
+EIS = ("eis", {"frequencies": "1 MHz..0.1 Hz", "points_per_decade": 10, "amplitude": "10 mV"})
 OPERATOR = ("operator", {"message": "Assemble the Li|Li coin cell"})
-WAIT = ("wait", {"time": 60.0})
-REST = ("rest", {"time": 120.0})
+WAIT = ("wait", {"duration": "60 s"})
+REST = ("rest", {"duration": "120 s"})
 
 ALL = [BATH, IMMERSE, DIP, SPUTTER, NITRIDE, CYCLE, RATE, CE, OCV, EIS, OPERATOR, WAIT, REST]
 
@@ -146,12 +96,12 @@ def test_short_circuit_ends_cycling_with_its_time(h) -> None:
 
 
 def test_voltage_limit_ends_the_step(h) -> None:
-    res = h.make([("cycle_symmetric", {**CYCLE[1], "voltage_limit": 0.01})]).execute()
+    res = h.make([("cycle_symmetric", {**CYCLE[1], "voltage_limit": "10 mV"})]).execute()
     assert res.ok and res.steps[0].achieved["ended_by"] == "voltage_limit"
 
 
 def test_prepare_bath_refuses_a_concentration_above_the_stock(h) -> None:
-    res = h.make([("prepare_bath", {**BATH[1], "concentration": 600.0})]).execute()
+    res = h.make([("prepare_bath", {**BATH[1], "concentration": "0.6 M"})]).execute()
     assert res.state.value == "failed" and "above the stock" in res.steps[0].reason
     all_safe(h)
 
@@ -197,7 +147,7 @@ def test_interlock_trip_during_a_wait_fails_the_step(h) -> None:
 
 
 def test_operator_timeout_fails_when_interactive(h) -> None:
-    res = h.make([("operator", {"message": "x", "timeout": 0.05})], interactive=True).execute()
+    res = h.make([("operator", {"message": "x", "timeout": "0.05 s"})], interactive=True).execute()
     assert res.state.value == "failed" and "acknowledgement" in res.reason
     all_safe(h)
 
@@ -364,7 +314,7 @@ def test_abort_during_immersion_withdraws_and_records_deviation(h) -> None:
 
 
 def test_an_ack_sent_before_the_prompt_does_not_answer_it(h) -> None:
-    run = h.make([WAIT, ("operator", {"message": "ok?", "timeout": 0.3})], interactive=True)
+    run = h.make([WAIT, ("operator", {"message": "ok?", "timeout": "0.3 s"})], interactive=True)
     h.on("step.started", lambda d: d["index"] == 0, h.post("ack"))
     res = run.execute()
     assert res.state.value == "failed" and "acknowledgement" in res.reason
@@ -375,15 +325,15 @@ class AssemblyWorld:
     def __init__(self) -> None:
         self.calls: list[dict] = []
 
-    def assemble_cell(self, area: float | None = None, electrolyte: str = "carbonate") -> str:
-        self.calls.append({"area": area, "electrolyte": electrolyte})
+    def assemble_cell(self, *, area_m2: float | None = None, electrolyte: str = "carbonate", **build) -> str:
+        self.calls.append({"area": area_m2, "electrolyte": electrolyte})
         return "cell assembled"
 
 
 def test_assemble_operator_step_tells_the_simulated_world(h) -> None:
     world = AssemblyWorld()
-    run = h.make([("operator", {"message": "Assemble the Li|Li coin cell", "electrolyte": "ether"})],
-                 world=world)
+    step = ("operator", {"message": "Assemble the Li|Li coin cell", "cell": {"electrolyte": "ether"}})
+    run = h.make([step], world=world)
     run.notes["cell_area"] = 1.13e-4
     res = run.execute()
     assert res.ok

@@ -85,17 +85,15 @@ def run(
     protocol = pa.load_protocol(file, _overrides(param or []))
     station_path = _find_station(station, simulate)
     station_model, info = pa.station_from(station_path)
-    spec = pa.run_spec(protocol, path=str(file), text=file.read_text(encoding="utf-8"), sample_id=sample)
-    ests = [None] * len(spec.steps)
+    spec = pa.run_spec(protocol, sample_id=sample)
+    ests: list[float | None] = [None] * len(spec.steps)
 
     def check() -> None:
         nonlocal ests
-        plan = pa.plan_check(protocol, station_model)["plan"]
-        got = pa.estimates(plan)
-        if len(got) == len(spec.steps):
-            ests = got
-            for s, e in zip(spec.steps, got, strict=True):
-                s.estimate_s = e
+        plan = pa.plan_check(protocol, station_model)
+        ests = [s.duration for s in plan.steps]
+        for step, estimate in zip(spec.steps, ests, strict=True):
+            step.estimate_s = estimate
 
     roles, missing = roles_for([s.kind for s in spec.steps], info)
     if missing:

@@ -111,6 +111,10 @@ class DipCoat(_Step):
     override: Override | None = None
 
 
+PressureFault = Literal["fail", "pause", "abort", "end_step"]
+"""What a chamber-pressure excursion does to a sputter or nitride step (RF goes off first in every case)."""
+
+
 class Sputter(_Step):
     """RF magnetron sputtering of `target` (LiF) in `gas` at `flow` (sccm) and `pressure` (Pa), `power` (W)
     ramped at `ramp_rate` (W/s), after pumping to `base_pressure` (Pa) and `presputter` (s) with the shutter
@@ -132,6 +136,7 @@ class Sputter(_Step):
     z_ratio: float = Field(0.778, gt=0, le=10)
     max_reflected: Qty("fraction") = 0.05
     max_substrate_temperature: Qty("temperature") = 60.0
+    on_pressure_fault: PressureFault = "fail"
 
 
 class Nitride(_Step):
@@ -149,6 +154,7 @@ class Nitride(_Step):
     base_pressure: Qty("pressure")
     time: Qty("duration")
     max_substrate_temperature: Qty("temperature") = 60.0
+    on_pressure_fault: PressureFault = "fail"
 
 
 class ShortDetection(BaseModel):
@@ -292,12 +298,24 @@ class Wait(_Step):
     duration: Qty("duration")
 
 
+class CellBuild(BaseModel):
+    """The cell an operator step assembles: recorded with the run, and built by the simulated world."""
+
+    model_config = STRICT
+    kind: Literal["symmetric", "li_cu"] = "symmetric"
+    electrolyte: Literal["carbonate", "ether"] = "carbonate"
+    separator: Literal["celgard", "gf"] = "celgard"
+    coated: Literal["both", "one", "none"] = "both"
+
+
 class Operator(_Step):
-    """Show `message` and wait for the operator's confirmation, at most `timeout` (s) if given."""
+    """Show `message` and wait for the operator's confirmation, at most `timeout` (s) if given; `cell`
+    describes the cell assembled at this step, if any."""
 
     kind: Literal["operator"] = "operator"
     message: Text
     timeout: Qty("duration") | None = None
+    cell: CellBuild | None = None
 
 
 Step = Annotated[

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from labctl.engine.errors import InterlockTripped, StepFailed
-from labctl.engine.executors.base import Executor, StepContext, fnum, param, register
+from labctl.engine.executors.base import Executor, StepContext, fnum, register
 
 REAL_CHUNK_S = 60.0  # longest single acquisition on a real clock
 
@@ -163,8 +163,8 @@ class _Galvanostatic(Executor):
 
     def setup(self, ctx: StepContext) -> tuple[Any, float, float]:
         pot = ctx.role("potentiostat")
-        vlim = fnum(param(ctx.params, "voltage_limit", "cutoff", default=1.0))
-        interval = fnum(param(ctx.params, "sample_every", "interval", default=1.0))
+        vlim = fnum(ctx.params["voltage_limit"])
+        interval = fnum(ctx.params["sample_every"])
         pot.configure_galvanostatic(voltage_limit=vlim)
         pot.output(True)
         return pot, vlim, interval
@@ -187,10 +187,9 @@ class _Galvanostatic(Executor):
         current = j * a
         th = half_time if half_time is not None else fnum(capacity) / j
         det = ctx.notes.setdefault("short_detector", ShortDetector(r_el_ohm=ctx.notes.get("r_el_ohm")))
-        on_short = str(ctx.params.get("on_short") or "end_step")
-        on_vlim = str(ctx.params.get("on_voltage_limit") or "end_step")
+        vlim = abs(fnum(ctx.params["voltage_limit"]))
         for c in range(first_cycle, first_cycle + cycles):
-            for h, sign in ((0, 1.0), (1, -1.0)):
+            for h, sign in ((0, -1.0), (1, 1.0)):  # plating (negative current on the WE), then stripping
                 ctx.poll()  # a pause takes effect at a half-cycle boundary
                 hc = half_cycle(
                     ctx,
@@ -207,20 +206,16 @@ class _Galvanostatic(Executor):
                 done = (c - first_cycle + (h + 1) / 2) / cycles
                 ctx.progress("step.progress", {"fraction": fraction[0] + (fraction[1] - fraction[0]) * done})
                 if hc.short is not None:
-                    end_by(ctx, "short_circuit", hc.short[0], hc.short[1], on_short)
+                    end_by(ctx, "short_circuit", hc.short[0], hc.short[1], "end_step")
                     return False
                 if hc.tripped:
-                    k = int(
-                        np.argmax(
-                            np.abs(hc.voltage) >= 0.999 * abs(float(ctx.params.get("voltage_limit") or 1.0))
-                        )
-                    )
+                    k = int(np.argmax(np.abs(hc.voltage) >= 0.999 * vlim))
                     end_by(
                         ctx,
                         "voltage_limit",
                         float(hc.t[k]) if len(hc.t) else ctx.now(),
                         "the voltage limit (compliance) tripped",
-                        on_vlim,
+                        "end_step",
                     )
                     return False
         return True
@@ -233,9 +228,9 @@ class CycleSymmetric(_Galvanostatic):
     def run(self, ctx: StepContext) -> None:
         p = ctx.params
         pot, vlim, interval = self.setup(ctx)
-        j = fnum(param(p, "current_density"))
-        cycles = int(param(p, "cycles"))
-        half = p.get("half_cycle") or p.get("half_cycle_time")
+        j = fnum(p["current_density"])
+        cycles = int(p["cycles"])
+        half = p.get("half_cycle")
         cap = p.get("capacity")
         ctx.achieved.update(commanded_cycles=cycles, current_a=j * area(ctx), voltage_limit_v=vlim)
         try:
@@ -261,89 +256,112 @@ class CycleSymmetric(_Galvanostatic):
 
 @register
 class RateTest(_Galvanostatic):
+    """Stages of symmetric cycles at increasing (or any) current densities, at one areal capacity."""
+
     KINDS = ("rate_test",)
 
     def run(self, ctx: StepContext) -> None:
         p = ctx.params
         pot, _vlim, interval = self.setup(ctx)
-        rates = [fnum(x) for x in param(p, "current_densities", "rates")]
-        cycles = int(param(p, "cycles", "cycles_per_rate", default=5))
-        cap, half = p.get("capacity"), p.get("half_cycle") or p.get("half_cycle_time")
-        ctx.achieved.update(commanded_rates=rates, cycles_per_rate=cycles)
+        stages = [(fnum(s["current_density"]), int(s["cycles"])) for s in p["stages"]]
+        capacity = fnum(p["capacity"])
+        total = sum(n for _, n in stages)
+        ctx.achieved.update(commanded_stages=[{"current_density": j, "cycles": n} for j, n in stages])
         done: list[float] = []
+        first, finished = 1, 0
         try:
-            for k, j in enumerate(rates):
-                ok = self.cycle(
-                    ctx,
-                    pot,
-                    j=j,
-                    capacity=fnum(cap) if cap is not None else None,
-                    half_time=fnum(half) if half is not None else None,
-                    cycles=cycles,
-                    interval=interval,
-                    first_cycle=k * cycles + 1,
-                    fraction=(k / len(rates), (k + 1) / len(rates)),
-                )
+            for j, n in stages:
+                ok = self.cycle(ctx, pot, j=j, capacity=capacity, half_time=None, cycles=n, interval=interval,
+                                first_cycle=first, fraction=(finished / total, (finished + n) / total))
+                first, finished = first + n, finished + n
                 done.append(j)
-                ctx.achieved["rates_done"] = done
+                ctx.achieved["current_densities_done"] = done
                 if not ok:
                     break
         finally:
             pot.output(False)
 
+    def estimate(self, params: dict[str, Any], station: Any = None) -> float:
+        capacity = fnum(params["capacity"])
+        return sum(2 * capacity / fnum(s["current_density"]) * int(s["cycles"]) for s in params["stages"])
+
 
 @register
 class CoulombicEfficiency(_Galvanostatic):
-    """Li|Cu: plate Q on Cu, strip to the cut-off voltage; CE = Q_strip / Q_plate per cycle."""
+    """Li|Cu: plate Q on Cu, strip to the cut-off voltage. `method: cycling` gives CE = Q_strip / Q_plate per
+    cycle; `method: aurbach` runs the Adams/Aurbach protocol and gives its average CE (physics §2.8)."""
 
     KINDS = ("coulombic_efficiency",)
 
     def run(self, ctx: StepContext) -> None:
         p = ctx.params
         pot = ctx.role("potentiostat")
-        cutoff = fnum(param(p, "cutoff", "strip_cutoff", "voltage_limit", default=1.0))
-        interval = fnum(param(p, "sample_every", "interval", default=1.0))
-        pot.configure_galvanostatic(voltage_limit=cutoff)
+        cutoff = fnum(p["cutoff_voltage"])
+        pot.configure_galvanostatic(voltage_limit=max(abs(cutoff), abs(fnum(p["plating_voltage_limit"]))))
         pot.output(True)
-        j = fnum(param(p, "current_density"))
-        cycles = int(param(p, "cycles"))
-        current = j * area(ctx)
-        t_plate = fnum(param(p, "capacity")) / j
-        rows: dict[str, list[float]] = {"cycle": [], "q_plate": [], "q_strip": [], "ce": []}
+        j = fnum(p["current_density"])
+        halves = iter(range(1 << 30))
+        interval = fnum(p["sample_every"])
+
+        def plate(charge_per_area: float, cycle: int) -> float:
+            hc = half_cycle(ctx, pot, current=-j * area(ctx), duration=charge_per_area / j, interval=interval,
+                            cycle=cycle, half=next(halves))
+            return hc.charge
+
+        def strip(charge_per_area: float, cycle: int, to_cutoff: bool) -> float:
+            hc = half_cycle(ctx, pot, current=j * area(ctx), duration=charge_per_area / j, interval=interval,
+                            cycle=cycle, half=next(halves), stop_at_voltage=cutoff if to_cutoff else None)
+            v = hc.voltage
+            hit = v >= cutoff * 0.999
+            end = int(np.argmax(hit)) + 1 if to_cutoff and np.any(hit) else len(v)
+            return HalfCycle(hc.t[:end], v[:end], hc.current[:end], False).charge
+
         try:
-            for c in range(1, cycles + 1):
-                ctx.poll()
-                plate = half_cycle(
-                    ctx, pot, current=-current, duration=t_plate, interval=interval, cycle=c, half=2 * c - 2
-                )
-                strip = half_cycle(
-                    ctx,
-                    pot,
-                    current=current,
-                    duration=1.5 * t_plate,
-                    interval=interval,
-                    cycle=c,
-                    half=2 * c - 1,
-                    stop_at_voltage=cutoff,
-                )
-                v = strip.voltage
-                end = int(np.argmax(v >= cutoff * 0.999)) + 1 if np.any(v >= cutoff * 0.999) else len(v)
-                q_strip = HalfCycle(strip.t[:end], v[:end], strip.current[:end], False).charge
-                q_plate = plate.charge
-                ce = q_strip / q_plate if q_plate > 0 else 0.0
-                for k, val in zip(rows, (c, q_plate, q_strip, ce), strict=True):
-                    rows[k].append(val)
-                ctx.progress("step.progress", {"fraction": c / cycles, "readings": {"ce": ce, "cycle": c}})
+            if p["method"] == "aurbach":
+                self._aurbach(ctx, plate, strip)
+            else:
+                self._per_cycle(ctx, plate, strip)
         finally:
             pot.output(False)
+
+    @staticmethod
+    def _per_cycle(ctx: StepContext, plate: Any, strip: Any) -> None:
+        p = ctx.params
+        cycles, capacity = int(p["cycles"]), fnum(p["capacity"])
+        rows: dict[str, list[float]] = {"cycle": [], "q_plate": [], "q_strip": [], "ce": []}
+        for c in range(1, cycles + 1):
+            ctx.poll()
+            q_plate = plate(capacity, c)
+            q_strip = strip(1.5 * capacity, c, True)
+            ce = q_strip / q_plate if q_plate > 0 else 0.0
+            for key, value in zip(rows, (c, q_plate, q_strip, ce), strict=True):
+                rows[key].append(value)
+            ctx.progress("step.progress", {"fraction": c / cycles, "readings": {"ce": ce, "cycle": c}})
         ctx.store_points("ce", **{k: np.asarray(v) for k, v in rows.items()})
         ces = rows["ce"]
-        ctx.achieved.update(
-            commanded_cycles=cycles,
-            cycles=len(ces),
-            first_cycle_ce=ces[0] if ces else None,
-            mean_ce=float(np.mean(ces[1:] if len(ces) > 1 else ces)) if ces else None,
-        )
+        ctx.achieved.update(commanded_cycles=cycles, cycles=len(ces), first_cycle_ce=ces[0] if ces else None,
+                            mean_ce=float(np.mean(ces[1:] if len(ces) > 1 else ces)) if ces else None)
+
+    @staticmethod
+    def _aurbach(ctx: StepContext, plate: Any, strip: Any) -> None:
+        from labctl.analysis.coulombic import aurbach_ce
+
+        p = ctx.params
+        n, q_c = int(p["cycles"]), fnum(p["capacity"])
+        q_form, q_res = fnum(p["formation_capacity"]), fnum(p["reservoir_capacity"])
+        plate(q_form, 0)                                  # (i) formation: plate, then strip to the cut-off
+        strip(1.5 * q_form, 0, True)
+        q_t = plate(q_res, 1)                             # (ii) the reservoir Q_T
+        q_cycle = 0.0
+        for c in range(1, n + 1):                         # (iii) n cycles of Q_C
+            ctx.poll()
+            q_cycle = strip(q_c, c, False)
+            plate(q_c, c)
+            ctx.progress("step.progress", {"fraction": c / (n + 1)})
+        q_s = strip(1.5 * (q_res + q_c), n + 1, True)     # (iv) strip everything to the cut-off
+        ce = aurbach_ce(q_t, q_cycle, n, q_s)
+        ctx.achieved.update(method="aurbach", q_reservoir_c=q_t, q_cycle_c=q_cycle, cycles=n,
+                            q_final_strip_c=q_s, ce_avg=ce)
 
 
 @register
@@ -352,8 +370,8 @@ class Ocv(Executor):
     OPTIONAL_ROLES = ("potentiostat", "eis")
 
     def run(self, ctx: StepContext) -> None:
-        duration = fnum(param(ctx.params, "time", "duration"))
-        interval = fnum(param(ctx.params, "sample_every", "interval", default=1.0))
+        duration = fnum(ctx.params["duration"])
+        interval = fnum(ctx.params["sample_every"])
         if ctx.has("potentiostat"):
             pot = ctx.role("potentiostat")
             t_call = ctx.now()
@@ -372,4 +390,4 @@ class Ocv(Executor):
         ctx.achieved.update(commanded_time_s=duration, ocv_v=float(v[-1]) if len(v) else None, points=len(v))
 
     def estimate(self, params: dict[str, Any], station: Any = None) -> float:
-        return fnum(param(params, "time", "duration", default=0.0))
+        return fnum(params["duration"])

@@ -9,24 +9,12 @@ from typing import Any
 
 import numpy as np
 
-from labctl.engine.executors.base import Executor, StepContext, fnum, param, register
+from labctl.engine.executors.base import Executor, StepContext, fnum, register
 
 
 def frequency_range(p: dict[str, Any]) -> tuple[float, float]:
-    if p.get("f_start") is not None:
-        return fnum(p["f_start"]), fnum(param(p, "f_end", "f_stop"))
-    f = param(p, "frequencies", "frequency")
-    if hasattr(f, "model_dump"):
-        f = f.model_dump()
-    if isinstance(f, dict):
-        return fnum(param(f, "start", "high", "f_start")), fnum(param(f, "end", "stop", "low", "f_end"))
-    if isinstance(f, str) and ".." in f:
-        from labctl.engine.units import parse_si
-
-        a, b = f.split("..")
-        return parse_si(a), parse_si(b)
-    a, b = next(iter(f)), list(f)[-1]
-    return fnum(a), fnum(b)
+    """(start, end) of the sweep in Hz, as the protocol adapter resolved them from `frequencies`."""
+    return fnum(p["f_start"]), fnum(p["f_end"])
 
 
 @register
@@ -37,9 +25,9 @@ class Eis(Executor):
     def run(self, ctx: StepContext) -> None:
         p = ctx.params
         f_start, f_end = frequency_range(p)
-        ppd = int(param(p, "points_per_decade", default=10))
-        amp = fnum(param(p, "amplitude", default=0.01))
-        dc = fnum(p.get("dc_potential") or 0.0)
+        ppd = int(p["points_per_decade"])
+        amp = fnum(p["amplitude"])
+        dc = fnum(p["dc"])
         spec = ctx.role("eis").eis(
             f_start=f_start,
             f_end=f_end,

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from labctl.engine.errors import RunAborted
-from labctl.engine.executors.base import Executor, StepContext, fnum, param, register
+from labctl.engine.executors.base import Executor, StepContext, fnum, register
 from labctl.engine.interlocks import TemperatureBand
 
 CLEARANCE = 1e-3  # m above the surface that counts as out of the bath
@@ -118,10 +118,10 @@ class Immerse(Executor):
 
     def _run(self, ctx: StepContext) -> None:
         p = ctx.params
-        bath = str(param(p, "bath"))
-        depth = fnum(param(p, "depth"))
-        speed = fnum(param(p, "speed"))
-        hold = fnum(param(p, "time", "duration"))
+        bath = str(p["bath"])
+        depth = fnum(p["depth"])
+        speed = fnum(p["speed"])
+        hold = fnum(p["time"])
         rec = dunk(ctx, bath, depth=depth, speed_in=speed, speed_out=speed, hold=hold, label="immersed")
         ctx.achieved.update(
             bath=bath,
@@ -134,13 +134,13 @@ class Immerse(Executor):
         rinse = p.get("rinse")
         if rinse:
             rinse = rinse.model_dump() if hasattr(rinse, "model_dump") else dict(rinse)
-            r_hold = fnum(param(rinse, "time", "duration"))
+            r_hold = fnum(rinse["time"])
             r = dunk(
                 ctx,
-                str(param(rinse, "bath")),
-                depth=fnum(rinse.get("depth") or depth),
-                speed_in=fnum(rinse.get("speed") or speed),
-                speed_out=fnum(rinse.get("speed") or speed),
+                str(rinse["bath"]),
+                depth=depth,
+                speed_in=speed,
+                speed_out=speed,
                 hold=r_hold,
                 label="rinse",
             )
@@ -151,18 +151,18 @@ class Immerse(Executor):
         if dry:
             stage = ctx.role("stage")
             stage.move_to(z=0.0, speed=ctx.station.travel_speed)
-            d = fnum(dry.get("time") if isinstance(dry, dict) else dry)
+            d = fnum(dry)
             start = ctx.clock.monotonic()
             ctx.sleep(d, label="drying", total=d)
             ctx.achieved.update(commanded_dry_s=d, dry_s=ctx.clock.monotonic() - start)
 
     def estimate(self, params: dict[str, Any], station: Any = None) -> float:
-        total = fnum(param(params, "time", "duration", default=0.0)) + 30.0
+        total = fnum(params["time"]) + 30.0
         rinse = params.get("rinse") or {}
         rinse = rinse.model_dump() if hasattr(rinse, "model_dump") else dict(rinse)
         dry = params.get("dry") or 0.0
         return (
-            total + fnum(rinse.get("time") or 0.0) + fnum(dry.get("time") if isinstance(dry, dict) else dry)
+            total + fnum(rinse.get("time") or 0.0) + fnum(dry)
         )
 
 
@@ -177,14 +177,13 @@ class DipCoat(Executor):
 
     def _run(self, ctx: StepContext) -> None:
         p = ctx.params
-        bath = str(param(p, "bath"))
-        depth = fnum(param(p, "depth"))
-        v_in = fnum(param(p, "dip_speed", "immersion_speed", "speed"))
-        v_out = fnum(param(p, "withdrawal_speed", "withdraw_speed", "speed"))
-        dwell = fnum(param(p, "dwell", "time", default=0.0))
-        cycles = int(param(p, "cycles", "dips", default=1))
-        dry = p.get("dry", p.get("drying"))
-        dry_s = fnum(dry.get("time") if isinstance(dry, dict) else dry) if dry else 0.0
+        bath = str(p["bath"])
+        depth = fnum(p["depth"])
+        v_in = fnum(p["dip_speed"])
+        v_out = fnum(p["withdrawal_speed"])
+        dwell = fnum(p["dwell"])
+        cycles = int(p["cycles"])
+        dry_s = fnum(p["drying_time"])
         done: list[dict[str, float]] = []
         ctx.achieved.update(
             bath=bath, cycles_commanded=cycles, commanded_dwell_s=dwell, withdrawal_speed=v_out, dips=done
@@ -209,6 +208,4 @@ class DipCoat(Executor):
 
     def estimate(self, params: dict[str, Any], station: Any = None) -> float:
         cycles = int(params.get("cycles") or 1)
-        dry = params.get("dry") or 0.0
-        dry_s = fnum(dry.get("time") if isinstance(dry, dict) else dry)
-        return cycles * (fnum(params.get("dwell") or 0.0) + dry_s + 30.0)
+        return cycles * (fnum(params["dwell"]) + fnum(params["drying_time"]) + 30.0)

@@ -6,40 +6,32 @@ step also tells the simulated world that the cell was assembled (`world.assemble
 
 from __future__ import annotations
 
-import inspect
 import threading
 import time
 from typing import Any
 
 from labctl.engine.errors import StepFailed
-from labctl.engine.executors.base import Executor, StepContext, fnum, param, register
+from labctl.engine.executors.base import Executor, StepContext, fnum, register
 
 
-def is_assemble(params: dict[str, Any]) -> bool:
-    action = str(params.get("action") or params.get("kind") or "")
-    return action == "assemble" or "assemble" in str(params.get("message", "")).lower()
+def cell_build(params: dict[str, Any]) -> dict[str, Any] | None:
+    """The cell this operator step assembles: its `cell` block, defaults if the message says "assemble"."""
+    if params.get("cell"):
+        return dict(params["cell"])
+    return {} if "assemble" in str(params.get("message", "")).lower() else None
 
 
 def assemble_in_world(ctx: StepContext) -> dict[str, Any] | None:
-    """Call `world.assemble_cell(...)` with the keyword arguments it accepts; None if it has none."""
+    """In a dry run, build the cell in the simulated world (`world.assemble_cell`); None if not applicable."""
+    build = cell_build(ctx.params)
     fn = getattr(ctx.world, "assemble_cell", None)
-    if fn is None:
+    if build is None or fn is None:
         return None
-    offered: dict[str, Any] = dict(ctx.params.get("cell") or {})
-    offered.setdefault("area", ctx.notes.get("cell_area"))
-    for key in ("electrolyte", "separator", "cell_type", "counter", "coated", "temperature"):
-        if key in ctx.params and key not in offered:
-            offered[key] = ctx.params[key]
-    try:
-        sig = inspect.signature(fn)
-        takes_any = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
-        kwargs = {k: v for k, v in offered.items() if v is not None and (takes_any or k in sig.parameters)}
-    except (TypeError, ValueError):
-        kwargs = {}
+    kwargs = {**build, "area_m2": ctx.notes.get("cell_area") or ctx.station.cell_area}
     result = fn(**kwargs)
     return {
         "called": "assemble_cell",
-        "kwargs": {k: str(v) for k, v in kwargs.items()},
+        "kwargs": kwargs,
         "result": str(result) if result is not None else None,
     }
 
@@ -49,7 +41,7 @@ class Operator(Executor):
     KINDS = ("operator",)
 
     def run(self, ctx: StepContext) -> None:
-        message = str(param(ctx.params, "message", "prompt"))
+        message = str(ctx.params["message"])
         timeout = ctx.params.get("timeout")
         timeout_s = fnum(timeout) if timeout is not None else None
         ctx.checkpoint(False)
@@ -59,19 +51,20 @@ class Operator(Executor):
         ctx.transition("await_operator", message)
         ctx.progress("operator.prompt", {"message": message, "timeout_s": timeout_s})
         if ctx.dry_run and not ctx.interactive:
-            world = assemble_in_world(ctx) if is_assemble(ctx.params) else None
+            world = assemble_in_world(ctx)
             data = {"actor": "auto (dry run)", "auto": True, "message": message, "waited_s": 0.0}
             if world is not None:
                 data["world"] = world
             ctx.event("operator.ack", data)
             ctx.achieved.update(acknowledged_by="auto (dry run)", auto=True, waited_s=0.0)
+            if cell_build(ctx.params) is not None:
+                ctx.achieved["cell"] = cell_build(ctx.params)
             ctx.transition("operator_done", "answered automatically (dry run)")
             return
         actor, source, waited = self._wait_for_ack(ctx, message, timeout_s)
-        if ctx.dry_run and is_assemble(ctx.params):
-            world = assemble_in_world(ctx)
-            if world is not None:
-                ctx.event("world.assemble", world)
+        world = assemble_in_world(ctx) if ctx.dry_run else None
+        if world is not None:
+            ctx.event("world.assemble", world)
         ctx.event(
             "operator.ack",
             {"actor": actor, "auto": False, "source": source, "message": message, "waited_s": waited},

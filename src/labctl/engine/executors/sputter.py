@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from labctl.engine.errors import StepFailed
-from labctl.engine.executors.base import Executor, StepContext, fnum, param, register
+from labctl.engine.executors.base import Executor, StepContext, fnum, register
 from labctl.engine.interlocks import Condition, PressureWindow
 
 LIF = {"density": 2640.0, "z_ratio": 0.778}  # physics.md §0 [S5]
@@ -52,12 +52,12 @@ class Sputter(Executor):
         qcm = ctx.instruments.get("qcm")
         if kind == "sputter" and qcm is None:
             raise StepFailed(f"step {ctx.index + 1}: sputtering to a thickness needs a QCM")
-        power = fnum(param(p, "power"))
+        power = fnum(p["power"])
         gas = str(p.get("gas") or ("N2" if kind == "nitride" else "Ar"))
-        flow = fnum(param(p, "flow", "gas_flow"))
+        flow = fnum(p["flow"])
         ramp = fnum(p.get("ramp_rate") or _limit_high(rf, "ramp_rate") or 1.0)
         target = fnum(p["thickness"]) if p.get("thickness") is not None and kind == "sputter" else None
-        limit_s = fnum(param(p, "time_limit", "max_time", "time", "duration", default=math.inf))
+        limit_s = fnum(p["max_time"] if kind == "sputter" else p["time"])
         if target is None and not math.isfinite(limit_s):
             raise StepFailed(f"step {ctx.index + 1}: {kind} needs a thickness or a time")
         lo, hi = _window(p, kind)
@@ -89,7 +89,7 @@ class Sputter(Executor):
             ctx.interlock(Condition("reflected_power", lambda: _reflected(rf), action="fail", period=2.0)),
         ):
             self._ramp(ctx, rf, 0.0, power, ramp)
-            pre = fnum(p.get("presputter") or p.get("pre_sputter") or (60.0 if kind == "sputter" else 0.0))
+            pre = fnum(p.get("presputter", 0.0))
             if pre > 0:
                 ctx.sleep(pre, label="pre-sputter (shutter closed)", total=pre)
             if qcm is not None:
@@ -185,19 +185,13 @@ class Sputter(Executor):
             ctx.sleep(min(wait, 60.0))
 
     def estimate(self, params: dict[str, Any], station: Any = None) -> float:
-        t = params.get("time_limit") or params.get("time") or params.get("duration")
-        return fnum(t) if t is not None else 3600.0
+        return fnum(params["max_time"] if "max_time" in params else params["time"])
 
 
 def _window(p: dict[str, Any], kind: str) -> tuple[float, float]:
-    win = p.get("pressure_window")
-    if win:
-        return fnum(win[0]), fnum(win[1])
-    if p.get("pressure") is not None:
-        tol = fnum(p.get("pressure_tolerance") or 0.5)
-        target = fnum(p["pressure"])
-        return target * (1 - tol), target * (1 + tol)
-    return DEFAULT_WINDOW[kind]
+    """The pressure window around the protocol's working pressure (±50 %)."""
+    target = fnum(p["pressure"])
+    return target * 0.5, target * 1.5
 
 
 def _limit_high(inst: Any, name: str) -> float | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from labctl.engine.errors import RunAborted
-from labctl.engine.executors.base import Executor, StepContext, fnum, param, register
+from labctl.engine.executors.base import Executor, StepContext, fnum, register
 
 
 @register
@@ -13,7 +13,7 @@ class Wait(Executor):
     KINDS = ("wait", "rest")
 
     def run(self, ctx: StepContext) -> None:
-        seconds = fnum(param(ctx.params, "time", "duration"))
+        seconds = fnum(ctx.params["duration"])
         ctx.achieved["commanded_time_s"] = seconds
         start = ctx.clock.monotonic()
         try:
@@ -25,4 +25,4 @@ class Wait(Executor):
         ctx.achieved["time_s"] = ctx.clock.monotonic() - start
 
     def estimate(self, params: dict[str, Any], station: Any = None) -> float:
-        return fnum(param(params, "time", "duration", default=0.0))
+        return fnum(params["duration"])
