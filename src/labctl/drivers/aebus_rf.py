@@ -33,7 +33,6 @@ from labctl.drivers.limits import Limit
 from labctl.drivers.transport import SerialSettings, Transport
 from labctl.errors import (
     ChecksumError,
-    Disconnected,
     InstrumentBusy,
     InstrumentError,
     InstrumentReportedError,
@@ -92,8 +91,6 @@ class AeBusRf(Driver):
     CHECKSUM_RETRIES = 2
     CONFIRM_TIMEOUT = 2.0     # s for the status bit to follow RF on/off
     POLL = 0.1
-    RESYNC_QUIET = 0.2
-    RESYNC_MAX = 5.0
 
     def __init__(self, transport: Transport, *, address: int = 1, name: str = "",
                  limits: dict[str, tuple[float | None, float | None]] | None = None) -> None:
@@ -101,24 +98,8 @@ class AeBusRf(Driver):
             raise LimitViolation(f"AE Bus address must be 1-31 (0 is broadcast), got {address}")
         super().__init__(transport, name=name, limits=limits)
         self.address = address
-        self._resync = False
-        self._reopen = False
 
     # -- the exchange layer ---------------------------------------------------------------------------
-
-    def _prepare(self) -> None:
-        t = self.transport
-        if self._reopen:
-            t.close()
-            t.open()
-            self._reopen, self._resync = False, True
-        if self._resync:
-            deadline = t.clock.monotonic() + self.RESYNC_MAX
-            while t.drain(quiet=self.RESYNC_QUIET) and t.clock.monotonic() < deadline:
-                pass
-            self._resync = False
-        else:
-            t.drain()
 
     def _read(self, n: int, deadline: float) -> bytes:
         t = self.transport
@@ -164,15 +145,9 @@ class AeBusRf(Driver):
 
     def _exchange(self, command: int, data: bytes = b"") -> bytes:
         t = self.transport
-        self._prepare()
-        try:
+        self._prepare_link()
+        with self._link_guard():
             return self._transact(command, data, t.clock.monotonic() + t.timeout)
-        except Disconnected:
-            self._reopen = True
-            raise
-        except InstrumentError:
-            self._resync = True
-            raise
 
     def _set(self, command: int, data: bytes = b"") -> None:
         """A set command: its one-byte CSR must be 0."""

@@ -22,7 +22,6 @@ from labctl.drivers.limits import Limit
 from labctl.drivers.transport import SerialSettings, Transport
 from labctl.errors import (
     ConfigError,
-    Disconnected,
     InstrumentBusy,
     InstrumentError,
     InstrumentReportedError,
@@ -80,8 +79,6 @@ class Alicat(Driver):
     ZERO_TOLERANCE = 0.01        # fraction of full scale that counts as "no flow"
     SAFE_TIMEOUT = 5.0           # s for the valve to close in safe_state
     POLL = 0.1                   # s between polls while waiting
-    RESYNC_QUIET = 0.2
-    RESYNC_MAX = 5.0
 
     def __init__(self, transport: Transport, *, unit_id: str = "A", name: str = "",
                  limits: dict[str, tuple[float | None, float | None]] | None = None) -> None:
@@ -89,37 +86,15 @@ class Alicat(Driver):
             raise LimitViolation(f"Alicat unit id must be one letter A-Z, got {unit_id!r}")
         super().__init__(transport, name=name, limits=limits)
         self.unit_id = unit_id
-        self._resync = False
-        self._reopen = False
 
     # -- the exchange layer ---------------------------------------------------------------------------
-
-    def _prepare(self) -> None:
-        t = self.transport
-        if self._reopen:
-            t.close()
-            t.open()
-            self._reopen, self._resync = False, True
-        if self._resync:
-            deadline = t.clock.monotonic() + self.RESYNC_MAX
-            while t.drain(quiet=self.RESYNC_QUIET) and t.clock.monotonic() < deadline:
-                pass
-            self._resync = False
-        else:
-            t.drain()
 
     def _exchange(self, command: str) -> str:
         """`<unit id><command>\\r` -> the reply line without CR; `?` raises `InstrumentReportedError`."""
         t = self.transport
-        self._prepare()
-        try:
+        self._prepare_link()
+        with self._link_guard():
             raw = t.query(f"{self.unit_id}{command}".encode("ascii") + CR, CR)
-        except Disconnected:
-            self._reopen = True
-            raise
-        except InstrumentError:
-            self._resync = True
-            raise
         text = raw[:-1].decode("ascii", "replace").strip()
         if text == "?" or text == f"{self.unit_id} ?":
             raise InstrumentReportedError(f"{command!r} refused (?)", instrument=self.name, code="?")

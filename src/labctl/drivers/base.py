@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, ClassVar
 
 from labctl.drivers.limits import Limit, apply_station_limits
 from labctl.drivers.transport import SerialSettings, Transport
+from labctl.errors import Disconnected, InstrumentError
 
 
 class Driver:
@@ -20,12 +23,16 @@ class Driver:
     LIMITS: ClassVar[dict[str, Limit]] = {}
     SERIAL: ClassVar[SerialSettings | None] = None
     TIMEOUT: ClassVar[float] = 1.0
+    RESYNC_QUIET: ClassVar[float] = 0.2   # s of silence that ends a resync after a failed exchange
+    RESYNC_MAX: ClassVar[float] = 5.0     # s at most spent waiting for that silence
 
     def __init__(self, transport: Transport, *, name: str = "",
                  limits: dict[str, tuple[float | None, float | None]] | None = None) -> None:
         self.transport = transport
         self.name = name or self.NAME
         self.limits: dict[str, Limit] = apply_station_limits(self.LIMITS, limits or {})
+        self._reopen = False   # the link dropped: reopen it before the next exchange
+        self._resync = False   # an exchange failed: wait for the line to go quiet before the next
 
     def connect(self) -> None:
         self.transport.open()
@@ -42,3 +49,37 @@ class Driver:
 
     def safe_state(self) -> dict[str, Any]:
         raise NotImplementedError
+
+    # -- link recovery shared by the serial drivers -----------------------------------------------------
+
+    @contextmanager
+    def _link_guard(self) -> Iterator[None]:
+        """Around one exchange: a dropped link is reopened, a failed exchange resynchronised, next time."""
+        try:
+            yield
+        except Disconnected:
+            self._reopen = True
+            raise
+        except InstrumentError:
+            self._resync = True
+            raise
+
+    def _prepare_link(self) -> None:
+        """Before an exchange: reopen a dropped link; after a failure, discard input until the line has been
+        quiet for RESYNC_QUIET s (so a late reply is never taken for the next); else drop stray bytes."""
+        t = self.transport
+        if self._reopen:
+            t.close()
+            t.open()
+            self._reopen, self._resync = False, True
+        if self._resync:
+            self._on_resync()
+            deadline = t.clock.monotonic() + self.RESYNC_MAX
+            while t.drain(quiet=self.RESYNC_QUIET) and t.clock.monotonic() < deadline:
+                pass
+            self._resync = False
+        else:
+            t.drain()
+
+    def _on_resync(self) -> None:
+        """What the instrument needs to forget a half-received command (nothing by default)."""

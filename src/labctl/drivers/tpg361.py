@@ -28,7 +28,6 @@ from labctl.drivers.base import Driver
 from labctl.drivers.limits import Limit
 from labctl.drivers.transport import SerialSettings, Transport
 from labctl.errors import (
-    Disconnected,
     InstrumentBusy,
     InstrumentError,
     InstrumentReportedError,
@@ -79,31 +78,15 @@ class Tpg361(Driver):
         "pressure": Limit("pressure", "Pa", 5e-7, 1e5,
                           "PKR 251 full-range gauge, 5e-9 .. 1000 mbar; stations set the process window"),
     }
-    RESYNC_QUIET = 0.2
-    RESYNC_MAX = 5.0
 
     def __init__(self, transport: Transport, *, name: str = "",
                  limits: dict[str, tuple[float | None, float | None]] | None = None) -> None:
         super().__init__(transport, name=name, limits=limits)
-        self._resync = False
-        self._reopen = False
 
     # -- the exchange layer ---------------------------------------------------------------------------
 
-    def _prepare(self) -> None:
-        t = self.transport
-        if self._reopen:
-            t.close()
-            t.open()
-            self._reopen, self._resync = False, True
-        if self._resync:
-            t.write(ETX)  # the gauge discards whatever partial mnemonic it holds
-            deadline = t.clock.monotonic() + self.RESYNC_MAX
-            while t.drain(quiet=self.RESYNC_QUIET) and t.clock.monotonic() < deadline:
-                pass
-            self._resync = False
-        else:
-            t.drain()
+    def _on_resync(self) -> None:
+        self.transport.write(ETX)  # the gauge discards whatever partial mnemonic it holds
 
     def _line(self, deadline: float) -> bytes:
         t = self.transport
@@ -129,19 +112,13 @@ class Tpg361(Driver):
     def _exchange(self, mnemonic: str) -> str:
         """One operation -> its data text. A NAK is explained by reading the error word (which clears it)."""
         t = self.transport
-        self._prepare()
+        self._prepare_link()
         deadline = t.clock.monotonic() + t.timeout
-        try:
+        with self._link_guard():
             data = self._two_step(mnemonic, deadline)
             if data is not None:
                 return data
             word = self._two_step("ERR", deadline)
-        except Disconnected:
-            self._reopen = True
-            raise
-        except InstrumentError:
-            self._resync = True
-            raise
         if word is None:
             raise InstrumentBusy(f"gauge refuses every command (NAK to {mnemonic!r} and to ERR); is the "
                                  "front panel in a parameter menu?", instrument=self.name)
