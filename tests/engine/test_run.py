@@ -95,6 +95,17 @@ def test_short_circuit_ends_cycling_with_its_time(h) -> None:
     assert a["half_cycles"] < 20
 
 
+def test_short_circuit_with_stop_after_keeps_cycling_then_ends(h) -> None:
+    h.inst["potentiostat"].short_at = 5 * 3600 + 1234.0
+    fields = {**CYCLE[1], "cycles": 20, "short_detection": {"stop_after": "10 h"}}
+    res = h.make([("cycle_symmetric", fields)]).execute()
+    a = res.steps[0].achieved
+    assert res.ok and a["ended_by"] == "short_circuit"
+    assert a["short_at_s"] == pytest.approx(5 * 3600 + 1234.0, abs=10.0)
+    assert 14 <= a["half_cycles"] <= 17  # about 10 h of shorted 1 h half-cycles after the short at 5.3 h
+    assert any(k == "cell.short_circuit" for _, k, _, _ in h.store.events)
+
+
 def test_voltage_limit_ends_the_step(h) -> None:
     res = h.make([("cycle_symmetric", {**CYCLE[1], "voltage_limit": "10 mV"})]).execute()
     assert res.ok and res.steps[0].achieved["ended_by"] == "voltage_limit"

@@ -205,8 +205,9 @@ class _Galvanostatic(Executor):
                 ctx.achieved["half_cycles"] = ctx.achieved.get("half_cycles", 0) + 1
                 done = (c - first_cycle + (h + 1) / 2) / cycles
                 ctx.progress("step.progress", {"fraction": fraction[0] + (fraction[1] - fraction[0]) * done})
-                if hc.short is not None:
-                    end_by(ctx, "short_circuit", hc.short[0], hc.short[1], "end_step")
+                if hc.short is not None and self.shorted(ctx, hc.short):
+                    return False
+                if self.shorted_long_enough(ctx):
                     return False
                 if hc.tripped:
                     k = int(np.argmax(np.abs(hc.voltage) >= 0.999 * vlim))
@@ -218,6 +219,34 @@ class _Galvanostatic(Executor):
                         "end_step",
                     )
                     return False
+        return True
+
+
+    @staticmethod
+    def _stop_after(ctx: StepContext) -> float | None:
+        value = (ctx.params.get("short_detection") or {}).get("stop_after")
+        return None if value is None else fnum(value)
+
+    def shorted(self, ctx: StepContext, short: tuple[float, str]) -> bool:
+        """A short was detected: record it; end the step now unless `short_detection.stop_after` asks to
+        keep cycling the shorted cell for that long (physics §2.10: the data after a short has value)."""
+        if "short_at_s" in ctx.achieved:
+            return False
+        at, detail = short
+        ctx.achieved.update(short_at_s=at, short_detail=detail)
+        if self._stop_after(ctx) is None:
+            end_by(ctx, "short_circuit", at, detail, "end_step")
+            return True
+        ctx.event("cell.short_circuit", {"t": at, "detail": detail, "continue_s": self._stop_after(ctx)})
+        return False
+
+    def shorted_long_enough(self, ctx: StepContext) -> bool:
+        stop_after = self._stop_after(ctx)
+        at = ctx.achieved.get("short_at_s")
+        if at is None or stop_after is None or ctx.now() - at < stop_after:
+            return False
+        end_by(ctx, "short_circuit", at, f"{ctx.achieved['short_detail']}; cycled {stop_after:g} s shorted",
+               "end_step")
         return True
 
 
