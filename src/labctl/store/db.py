@@ -1,0 +1,89 @@
+"""Engines: URL resolution, SQLite connection settings (WAL, foreign keys, busy timeout) and write locking.
+
+Every write transaction on SQLite starts with `BEGIN IMMEDIATE`, so writers (and event appends, which read
+the chain head before inserting) serialize across processes; on PostgreSQL the audit code takes a
+transaction-level advisory lock instead.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import Connection, Engine, create_engine, event, make_url
+
+from labctl.store.errors import StoreError
+
+DEFAULT_DB = "labctl.db"
+BUSY_TIMEOUT_MS = 10_000
+SQLITE_PRAGMAS = {"journal_mode": "wal", "foreign_keys": 1, "busy_timeout": BUSY_TIMEOUT_MS}
+
+
+def resolve_url(url: str | None) -> str:
+    """None -> $LABCTL_DB -> ./labctl.db; a plain path becomes a SQLite URL; postgresql:// gets psycopg."""
+    url = url or os.environ.get("LABCTL_DB") or DEFAULT_DB
+    if "://" not in url:
+        return f"sqlite:///{Path(url).expanduser().resolve()}"
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def _sqlite_connect(dbapi_connection, _record) -> None:
+    dbapi_connection.isolation_level = None  # we issue BEGIN ourselves (see _sqlite_begin)
+    cur = dbapi_connection.cursor()
+    cur.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    cur.execute("PRAGMA journal_mode = WAL")
+    cur.execute("PRAGMA foreign_keys = ON")
+    cur.execute("PRAGMA synchronous = NORMAL")
+    cur.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    mode = "DEFERRED" if conn.get_execution_options().get("labctl_read") else "IMMEDIATE"
+    conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for `url` with labctl's connection settings."""
+    try:
+        sa_url = make_url(url)
+    except Exception as exc:
+        raise StoreError(f"not a database URL: {url!r} ({exc})") from exc
+    if sa_url.get_backend_name() == "sqlite":
+        if sa_url.database in (None, "", ":memory:"):
+            raise StoreError("the store needs a SQLite file (WAL is not available in memory)")
+        Path(sa_url.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(sa_url, connect_args={"check_same_thread": False, "timeout": 10.0})
+        event.listen(engine, "connect", _sqlite_connect)
+        event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    if sa_url.get_backend_name() == "postgresql":
+        return create_engine(sa_url, pool_pre_ping=True)
+    raise StoreError(f"unsupported database {sa_url.get_backend_name()!r}: use SQLite or PostgreSQL")
+
+
+def check_sqlite_settings(engine: Engine) -> None:
+    """Read the connection settings back; refuse to work without WAL, foreign keys and the busy timeout."""
+    with engine.connect() as conn:
+        got = {name: conn.exec_driver_sql(f"PRAGMA {name}").scalar() for name in SQLITE_PRAGMAS}
+        conn.rollback()
+    bad = {k: v for k, v in got.items() if str(v).lower() != str(SQLITE_PRAGMAS[k])}
+    if bad:
+        raise StoreError(
+            "SQLite settings not in effect: "
+            + ", ".join(f"{k}={v!r} (want {SQLITE_PRAGMAS[k]!r})" for k, v in bad.items())
+        )
+
+
+@contextmanager
+def reading(engine: Engine) -> Iterator[Connection]:
+    """A read-only connection (plain deferred transaction on SQLite)."""
+    with engine.connect() as conn:
+        conn = conn.execution_options(labctl_read=True)
+        try:
+            yield conn
+        finally:
+            conn.rollback()

@@ -1,0 +1,173 @@
+"""The store's tables as SQLAlchemy 2 typed models (portable: SQLite and PostgreSQL).
+
+Times are unix seconds (float). JSON columns use `sqlalchemy.JSON`. The Alembic migrations in
+`labctl/store/migrations` create exactly this schema (plus the append-only triggers on `events`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from sqlalchemy import JSON, Double, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+RUN_STATES = (
+    "created",
+    "preflight",
+    "running",
+    "paused",
+    "awaiting_operator",
+    "completed",
+    "failed",
+    "aborted",
+    "interrupted",
+)
+TERMINAL_STATES = frozenset({"completed", "failed", "aborted", "interrupted"})
+STEP_STATUSES = ("pending", "running", "done", "failed", "skipped", "deviated")
+CONTROL_COMMANDS = ("pause", "resume", "abort", "ack")
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, float: Double}
+
+
+class Run(Base):
+    __tablename__ = "runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    protocol_name: Mapped[str] = mapped_column(String(200))
+    protocol_path: Mapped[str] = mapped_column(Text, default="")
+    protocol_text: Mapped[str] = mapped_column(Text, default="")
+    protocol_sha256: Mapped[str] = mapped_column(String(64))
+    parameters: Mapped[dict[str, Any]] = mapped_column(JSON)
+    station_name: Mapped[str] = mapped_column(String(200), default="")
+    station_text: Mapped[str] = mapped_column(Text, default="")
+    operator: Mapped[str] = mapped_column(String(200), default="")
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    versions: Mapped[dict[str, Any]] = mapped_column(JSON)
+    seed: Mapped[int | None] = mapped_column(Integer)
+    mode: Mapped[str] = mapped_column(String(20))
+    state: Mapped[str] = mapped_column(String(20), index=True)
+    created_at: Mapped[float]
+    started_at: Mapped[float | None]
+    ended_at: Mapped[float | None]
+    heartbeat_at: Mapped[float | None]
+    exit_reason: Mapped[str] = mapped_column(Text, default="")
+    sample_id: Mapped[str | None] = mapped_column(String(200), index=True)
+
+
+class Step(Base):
+    __tablename__ = "steps"
+    __table_args__ = (Index("ix_steps_run_index", "run_id", "index", unique=True),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"))
+    index: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(50))
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(20))
+    achieved: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    summary: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    started_at: Mapped[float | None]
+    ended_at: Mapped[float | None]
+
+
+class Event(Base):
+    """Append-only, hash-chained audit log (see `labctl.store.audit`)."""
+
+    __tablename__ = "events"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(100))
+    actor: Mapped[str] = mapped_column(String(200))
+    t: Mapped[float]
+    data: Mapped[str] = mapped_column(Text)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class Blob(Base):
+    """Bulk instrument replies, stored once by content hash."""
+
+    __tablename__ = "blobs"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    length: Mapped[int] = mapped_column(Integer)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class IO(Base):
+    """Every byte to and from an instrument (bulk replies by reference to `blobs`)."""
+
+    __tablename__ = "io"
+    __table_args__ = (Index("ix_io_run_t", "run_id", "t"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"))
+    t: Mapped[float]
+    instrument: Mapped[str] = mapped_column(String(100))
+    direction: Mapped[str] = mapped_column(String(10))
+    data: Mapped[bytes | None] = mapped_column(LargeBinary)
+    length: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str | None] = mapped_column(ForeignKey("blobs.sha256"))
+    note: Mapped[str] = mapped_column(Text, default="")
+
+
+class Chunk(Base):
+    """A block of measurement points: zlib of little-endian float64 columns concatenated column-wise."""
+
+    __tablename__ = "chunks"
+    __table_args__ = (Index("ix_chunks_run_stream", "run_id", "stream", "step_id", "seq"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"))
+    step_id: Mapped[int | None] = mapped_column(ForeignKey("steps.id"))
+    stream: Mapped[str] = mapped_column(String(100))
+    seq: Mapped[int] = mapped_column(Integer)
+    n: Mapped[int] = mapped_column(Integer)
+    t_first: Mapped[float | None]
+    t_last: Mapped[float | None]
+    columns: Mapped[list[str]] = mapped_column(JSON)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class Sample(Base):
+    __tablename__ = "samples"
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    substrate: Mapped[str] = mapped_column(String(200), default="")
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"))
+    overlayer: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[float]
+    updated_at: Mapped[float]
+
+
+class Lease(Base):
+    """Who holds an instrument (by lease key) right now."""
+
+    __tablename__ = "leases"
+
+    instrument: Mapped[str] = mapped_column(String(200), primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"))
+    pid: Mapped[int] = mapped_column(Integer)
+    host: Mapped[str] = mapped_column(String(255))
+    since: Mapped[float]
+    heartbeat_at: Mapped[float]
+
+
+class Control(Base):
+    """Commands to a run from other processes (pause, resume, abort, ack)."""
+
+    __tablename__ = "control"
+    __table_args__ = (Index("ix_control_run_pending", "run_id", "consumed_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"))
+    command: Mapped[str] = mapped_column(String(20))
+    actor: Mapped[str] = mapped_column(String(200))
+    args: Mapped[dict[str, Any]] = mapped_column(JSON)
+    posted_at: Mapped[float]
+    consumed_at: Mapped[float | None]

@@ -1,0 +1,566 @@
+"""`Store`: the one API the engine, the CLI and the analysis use to record and read runs."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+import weakref
+from datetime import UTC, datetime
+from importlib import metadata
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Engine, func, insert, select, update
+
+from labctl.store import audit, leases
+from labctl.store.db import check_sqlite_settings, make_engine, reading, resolve_url
+from labctl.store.errors import StoreError
+from labctl.store.ingest import IORecorder, MeasurementWriter, io_rows, read_measurements
+from labctl.store.models import (
+    CONTROL_COMMANDS,
+    RUN_STATES,
+    STEP_STATUSES,
+    TERMINAL_STATES,
+    Control,
+    Event,
+    Lease,
+    Run,
+    Sample,
+    Step,
+)
+
+VERSIONED = (
+    "labctl",
+    "numpy",
+    "scipy",
+    "sqlalchemy",
+    "pydantic",
+    "pint",
+    "transitions",
+    "pyserial",
+    "pyvisa",
+    "pyvisa-py",
+)
+RUN_SUMMARY = (
+    "id",
+    "protocol_name",
+    "protocol_path",
+    "protocol_sha256",
+    "station_name",
+    "operator",
+    "host",
+    "pid",
+    "mode",
+    "seed",
+    "state",
+    "sample_id",
+    "created_at",
+    "started_at",
+    "ended_at",
+    "heartbeat_at",
+    "exit_reason",
+)
+
+
+def _versions() -> dict[str, str]:
+    out = {}
+    for name in VERSIONED:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def iso(t: float | None) -> str | None:
+    return None if t is None else datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds")
+
+
+class Store:
+    """Runs, steps, audited events, measurements, instrument I/O, samples, leases and control commands."""
+
+    def __init__(self, engine: Engine, url: str) -> None:
+        self.engine, self.url = engine, url
+        self._key: bytes | None = None
+        self._writers: weakref.WeakSet[Any] = weakref.WeakSet()
+
+    @classmethod
+    def open(cls, url: str | None = None) -> Store:
+        """url None -> $LABCTL_DB -> ./labctl.db; migrate to head; check SQLite's settings."""
+        from labctl.store.migrate import upgrade
+
+        full = resolve_url(url)
+        engine = make_engine(full)
+        try:
+            if engine.dialect.name == "sqlite":
+                check_sqlite_settings(engine)
+            upgrade(engine)
+        except StoreError:
+            engine.dispose()
+            raise
+        except Exception as exc:
+            engine.dispose()
+            raise StoreError(f"cannot open the store at {engine.url.render_as_string()}: {exc}") from exc
+        return cls(engine, engine.url.render_as_string(hide_password=True))
+
+    def flush(self) -> None:
+        """Commit everything buffered by this store's writers and I/O recorders."""
+        for w in list(self._writers):
+            w.flush()
+
+    def close(self) -> None:
+        self.flush()
+        self.engine.dispose()
+
+    # -- audit --------------------------------------------------------------------------------------
+
+    def _audit_key(self, *, create: bool = True) -> bytes:
+        if self._key is None:
+            if create and not audit.key_path().exists():
+                with reading(self.engine) as conn:
+                    if conn.execute(select(func.count()).select_from(Event)).scalar():
+                        raise StoreError(
+                            f"audit key {audit.key_path()} is missing but the store has events; "
+                            "restore the key (LABCTL_AUDIT_KEY) before recording more"
+                        )
+            self._key = audit.load_key(create=create)
+        return self._key
+
+    def append_event(self, run_id: int | None, kind: str, data: dict, *, actor: str = "labctl") -> int:
+        key = self._audit_key()
+        with self.engine.begin() as conn:
+            return audit.append(conn, key, run_id, kind, data, actor)
+
+    def verify(self, run_id: int | None = None, checkpoint: dict | None = None) -> audit.VerifyResult:
+        key = self._audit_key(create=False)
+        with reading(self.engine) as conn:
+            return audit.verify(conn, key, run_id, checkpoint)
+
+    def checkpoint(self) -> dict[str, Any]:
+        key = self._audit_key(create=False)
+        with reading(self.engine) as conn:
+            return audit.make_checkpoint(conn, key)
+
+    def events(self, run_id: int | None = None) -> list[dict[str, Any]]:
+        q = select(Event).order_by(Event.seq)
+        if run_id is not None:
+            q = q.where(Event.run_id == run_id)
+        with reading(self.engine) as conn:
+            return [dict(r._mapping) for r in conn.execute(q.with_only_columns(*Event.__table__.c))]
+
+    # -- runs ---------------------------------------------------------------------------------------
+
+    def create_run(
+        self,
+        *,
+        protocol_name: str,
+        protocol_path: str,
+        protocol_text: str,
+        parameters: dict,
+        station_name: str,
+        station_text: str,
+        operator: str,
+        mode: str,
+        seed: int | None,
+        sample_id: str | None,
+        steps: list[dict],
+    ) -> int:
+        key = self._audit_key()
+        sha = hashlib.sha256(protocol_text.encode()).hexdigest()
+        now = time.time()
+        with self.engine.begin() as conn:
+            run_id = conn.execute(
+                insert(Run).values(
+                    protocol_name=protocol_name,
+                    protocol_path=protocol_path,
+                    protocol_text=protocol_text,
+                    protocol_sha256=sha,
+                    parameters=parameters,
+                    station_name=station_name,
+                    station_text=station_text,
+                    operator=operator,
+                    host=leases.HOST,
+                    pid=os.getpid(),
+                    versions=_versions(),
+                    seed=seed,
+                    mode=mode,
+                    state="created",
+                    created_at=now,
+                    heartbeat_at=now,
+                    exit_reason="",
+                    sample_id=sample_id,
+                )
+            ).inserted_primary_key[0]
+            if steps:
+                conn.execute(
+                    insert(Step),
+                    [
+                        {
+                            "run_id": run_id,
+                            "index": int(s["index"]),
+                            "kind": s["kind"],
+                            "params": s.get("params") or {},
+                            "status": "pending",
+                            "reason": "",
+                        }
+                        for s in steps
+                    ],
+                )
+            audit.append(
+                conn,
+                key,
+                run_id,
+                "run.created",
+                {
+                    "protocol_name": protocol_name,
+                    "protocol_sha256": sha,
+                    "station_name": station_name,
+                    "operator": operator,
+                    "mode": mode,
+                    "seed": seed,
+                    "sample_id": sample_id,
+                    "steps": len(steps),
+                },
+                operator or "labctl",
+            )
+        return int(run_id)
+
+    def set_run_state(self, run_id: int, state: str, *, reason: str = "", actor: str = "labctl") -> None:
+        if state not in RUN_STATES:
+            raise StoreError(f"unknown run state {state!r} (one of {', '.join(RUN_STATES)})")
+        key = self._audit_key()
+        with self.engine.begin() as conn:
+            self._set_state(conn, key, run_id, state, reason, actor)
+
+    def _set_state(self, conn: Any, key: bytes, run_id: int, state: str, reason: str, actor: str) -> None:
+        row = conn.execute(select(Run.state, Run.started_at).where(Run.id == run_id)).first()
+        if row is None:
+            raise StoreError(f"no run {run_id}")
+        now = time.time()
+        values: dict[str, Any] = {"state": state}
+        if state == "running" and row.started_at is None:
+            values["started_at"] = now
+        if state in TERMINAL_STATES:
+            values.update(ended_at=now, exit_reason=reason)
+        conn.execute(update(Run).where(Run.id == run_id).values(**values))
+        audit.append(
+            conn, key, run_id, "run.state", {"from": row.state, "to": state, "reason": reason}, actor
+        )
+
+    def start_step(self, run_id: int, index: int) -> int:
+        key = self._audit_key()
+        with self.engine.begin() as conn:
+            step = conn.execute(
+                select(Step.id, Step.kind).where(Step.run_id == run_id, Step.index == index)
+            ).first()
+            if step is None:
+                raise StoreError(f"run {run_id} has no step {index}")
+            conn.execute(
+                update(Step)
+                .where(Step.id == step.id)
+                .values(status="running", started_at=time.time(), ended_at=None)
+            )
+            audit.append(
+                conn,
+                key,
+                run_id,
+                "step.started",
+                {"index": index, "kind": step.kind, "step_id": step.id},
+                "labctl",
+            )
+        return int(step.id)
+
+    def finish_step(
+        self, step_id: int, status: str, *, achieved: dict, summary: dict | None = None, reason: str = ""
+    ) -> None:
+        if status not in STEP_STATUSES:
+            raise StoreError(f"unknown step status {status!r} (one of {', '.join(STEP_STATUSES)})")
+        key = self._audit_key()
+        with self.engine.begin() as conn:
+            step = conn.execute(select(Step.run_id, Step.index, Step.kind).where(Step.id == step_id)).first()
+            if step is None:
+                raise StoreError(f"no step {step_id}")
+            conn.execute(
+                update(Step)
+                .where(Step.id == step_id)
+                .values(
+                    status=status, achieved=achieved, summary=summary, reason=reason, ended_at=time.time()
+                )
+            )
+            audit.append(
+                conn,
+                key,
+                step.run_id,
+                "step.finished",
+                {
+                    "index": step.index,
+                    "kind": step.kind,
+                    "step_id": step_id,
+                    "status": status,
+                    "reason": reason,
+                    "achieved": achieved,
+                },
+                "labctl",
+            )
+
+    def run(self, run_id: int) -> dict[str, Any]:
+        with reading(self.engine) as conn:
+            run = conn.execute(
+                select(Run).where(Run.id == run_id).with_only_columns(*Run.__table__.c)
+            ).first()
+            if run is None:
+                raise StoreError(f"no run {run_id} in {self.url}")
+            out = _dict(run)
+            steps = conn.execute(select(*Step.__table__.c).where(Step.run_id == run_id).order_by(Step.index))
+            out["steps"] = [_dict(s) for s in steps]
+            sample = None
+            if out["sample_id"]:
+                s = conn.execute(select(*Sample.__table__.c).where(Sample.id == out["sample_id"])).first()
+                sample = _dict(s) if s is not None else None
+            out["sample"] = sample
+            out["leases"] = [
+                _dict(x) for x in conn.execute(select(*Lease.__table__.c).where(Lease.run_id == run_id))
+            ]
+        return out
+
+    def runs(
+        self,
+        *,
+        state: str | None = None,
+        protocol: str | None = None,
+        sample: str | None = None,
+        since: float | str | datetime | None = None,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        cols = [getattr(Run, k) for k in RUN_SUMMARY]
+        n_steps = select(func.count()).where(Step.run_id == Run.id).scalar_subquery().label("n_steps")
+        q = select(*cols, n_steps).order_by(Run.id)
+        if state:
+            q = q.where(Run.state == state)
+        if protocol:
+            q = q.where(Run.protocol_name.contains(protocol))
+        if sample:
+            q = q.where(Run.sample_id == sample)
+        if since is not None:
+            q = q.where(Run.created_at >= _unix(since))
+        if limit:
+            q = q.limit(limit)
+        with reading(self.engine) as conn:
+            return [_dict(r) for r in conn.execute(q)]
+
+    # -- data ---------------------------------------------------------------------------------------
+
+    def measurement_writer(self, run_id: int, step_id: int | None, stream: str) -> MeasurementWriter:
+        w = MeasurementWriter(self.engine, run_id, step_id, stream)
+        self._writers.add(w)
+        return w
+
+    def io_recorder(self, run_id: int) -> IORecorder:
+        r = IORecorder(self.engine, run_id)
+        self._writers.add(r)
+        return r
+
+    def measurements(self, run_id: int, stream: str, step_id: int | None = None) -> dict[str, np.ndarray]:
+        with reading(self.engine) as conn:
+            return read_measurements(conn, run_id, stream, step_id)
+
+    def streams(self, run_id: int) -> list[dict[str, Any]]:
+        from labctl.store.models import Chunk
+
+        q = (
+            select(Chunk.stream, Chunk.step_id, func.sum(Chunk.n).label("points"))
+            .where(Chunk.run_id == run_id)
+            .group_by(Chunk.stream, Chunk.step_id)
+            .order_by(Chunk.step_id)
+        )
+        with reading(self.engine) as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]
+
+    def io(self, run_id: int, instrument: str | None = None) -> list[dict[str, Any]]:
+        self.flush()
+        with reading(self.engine) as conn:
+            return io_rows(conn, run_id, instrument)
+
+    # -- samples ------------------------------------------------------------------------------------
+
+    def record_sample(
+        self, sample_id: str, *, substrate: str = "", run_id: int | None = None, overlayer: dict | None = None
+    ) -> None:
+        now = time.time()
+        with self.engine.begin() as conn:
+            row = conn.execute(select(Sample.overlayer).where(Sample.id == sample_id)).first()
+            if row is None:
+                conn.execute(
+                    insert(Sample).values(
+                        id=sample_id,
+                        substrate=substrate,
+                        run_id=run_id,
+                        overlayer=overlayer or {},
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+                return
+            values: dict[str, Any] = {
+                "updated_at": now,
+                "overlayer": {**(row.overlayer or {}), **(overlayer or {})},
+            }
+            if substrate:
+                values["substrate"] = substrate
+            if run_id is not None:
+                values["run_id"] = run_id
+            conn.execute(update(Sample).where(Sample.id == sample_id).values(**values))
+
+    # -- leases -------------------------------------------------------------------------------------
+
+    def acquire_leases(self, run_id: int, instruments: list[str]) -> None:
+        key = self._audit_key()
+        with self.engine.begin() as conn:
+            audit.lock_chain(conn)  # PostgreSQL: serialize lease changes like appends
+            leases.acquire(
+                conn,
+                run_id,
+                instruments,
+                lambda kind, data: audit.append(conn, key, run_id, kind, data, "labctl"),
+            )
+
+    def heartbeat(self, run_id: int) -> None:
+        with self.engine.begin() as conn:
+            leases.heartbeat(conn, run_id)
+
+    def release_leases(self, run_id: int) -> None:
+        with self.engine.begin() as conn:
+            leases.release(conn, run_id)
+
+    def find_dead_runs(self) -> list[dict[str, Any]]:
+        """Non-terminal runs whose process is gone (dead pid on this host, or stale heartbeat elsewhere)."""
+        now = time.time()
+        q = select(Run.id, Run.host, Run.pid, Run.heartbeat_at, Run.state).where(
+            Run.state.not_in(TERMINAL_STATES)
+        )
+        dead = []
+        with reading(self.engine) as conn:
+            for r in conn.execute(q.order_by(Run.id)):
+                holders = conn.execute(
+                    select(Lease.host, Lease.pid, Lease.heartbeat_at).where(Lease.run_id == r.id)
+                ).all()
+                procs = [(r.host, r.pid, r.heartbeat_at)] + [tuple(h) for h in holders]
+                here = [p for p in procs if p[0] == leases.HOST]
+                if here:
+                    gone = all(not leases.pid_alive(pid) for _, pid, _ in here)
+                else:
+                    gone = all(leases.holder_dead(h, pid, hb, now) for h, pid, hb in procs)
+                if gone:
+                    dead.append(
+                        {
+                            "id": r.id,
+                            "state": r.state,
+                            "host": r.host,
+                            "pid": r.pid,
+                            "heartbeat_at": iso(r.heartbeat_at),
+                        }
+                    )
+        return dead
+
+    def mark_interrupted(self, run_id: int, *, actor: str = "labctl recover") -> dict[str, Any]:
+        """Run -> interrupted (audited); running steps failed with 'in doubt'; leases released."""
+        key = self._audit_key()
+        with self.engine.begin() as conn:
+            audit.lock_chain(conn)
+            running = conn.execute(
+                select(Step.id, Step.index, Step.kind, Step.summary).where(
+                    Step.run_id == run_id, Step.status == "running"
+                )
+            ).all()
+            for s in running:
+                conn.execute(
+                    update(Step)
+                    .where(Step.id == s.id)
+                    .values(
+                        status="failed",
+                        ended_at=time.time(),
+                        reason="in doubt: the run died while this step was running",
+                        summary={**(s.summary or {}), "in_doubt": True},
+                    )
+                )
+            released = leases.release(conn, run_id)
+            self._set_state(conn, key, run_id, "interrupted", "process died (found by recover)", actor)
+            audit.append(
+                conn,
+                key,
+                run_id,
+                "run.recovered",
+                {"steps_in_doubt": [s.index for s in running], "instruments": released},
+                actor,
+            )
+        return {
+            "run_id": run_id,
+            "steps_in_doubt": [{"index": s.index, "kind": s.kind} for s in running],
+            "instruments": released,
+        }
+
+    # -- control ------------------------------------------------------------------------------------
+
+    def post_control(self, run_id: int, command: str, *, actor: str, args: dict | None = None) -> int:
+        if command not in CONTROL_COMMANDS:
+            raise StoreError(f"unknown command {command!r} (one of {', '.join(CONTROL_COMMANDS)})")
+        key = self._audit_key()
+        with self.engine.begin() as conn:
+            state = conn.execute(select(Run.state).where(Run.id == run_id)).scalar()
+            if state is None:
+                raise StoreError(f"no run {run_id}")
+            if state in TERMINAL_STATES:
+                raise StoreError(f"run {run_id} is {state}: it takes no more commands")
+            cid = conn.execute(
+                insert(Control).values(
+                    run_id=run_id, command=command, actor=actor, args=args or {}, posted_at=time.time()
+                )
+            ).inserted_primary_key[0]
+            audit.append(
+                conn,
+                key,
+                run_id,
+                "control.posted",
+                {"id": cid, "command": command, "args": args or {}},
+                actor,
+            )
+        return int(cid)
+
+    def take_control(self, run_id: int) -> list[dict[str, Any]]:
+        with self.engine.begin() as conn:
+            rows = conn.execute(
+                select(*Control.__table__.c)
+                .where(Control.run_id == run_id, Control.consumed_at.is_(None))
+                .order_by(Control.id)
+            ).all()
+            if rows:
+                conn.execute(
+                    update(Control)
+                    .where(Control.id.in_([r.id for r in rows]))
+                    .values(consumed_at=time.time())
+                )
+        return [_dict(r) for r in rows]
+
+
+def _dict(row: Any) -> dict[str, Any]:
+    out = dict(row._mapping)
+    for k in list(out):
+        if k.endswith("_at"):
+            out[k] = iso(out[k])
+    return out
+
+
+def _unix(since: float | str | datetime) -> float:
+    if isinstance(since, (int, float)):
+        return float(since)
+    if isinstance(since, str):
+        try:
+            since = datetime.fromisoformat(since)
+        except ValueError as exc:
+            raise StoreError(
+                f"--since {since!r}: use an ISO date like 2026-05-01 or 2026-05-01T12:00"
+            ) from exc
+    if since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)
+    return since.timestamp()
