@@ -1,9 +1,317 @@
-"""labctl CLI commands: store_cmds (filled in by its issue)."""
+"""Store commands: `labctl runs list|show|export|io`, `labctl audit verify|checkpoint`, `labctl recover`."""
 
 from __future__ import annotations
 
+import csv
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+from rich.table import Table
+
+from labctl.errors import ConfigError, LabctlError
+
+runs_app = typer.Typer(
+    help="Runs in the store: list, show, export, io (and report, compare).", no_args_is_help=True
+)
+audit_app = typer.Typer(
+    help="The audit chain: verify it, or write a checkpoint to keep elsewhere.", no_args_is_help=True
+)
+
+Db = Annotated[str | None, typer.Option("--db", envvar="LABCTL_DB", help="Database URL or SQLite file.")]
+Json = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+# Battery Data Format names of the cycling stream's columns
+BDF = {
+    "t": "test_time_second",
+    "voltage": "voltage_volt",
+    "current": "current_ampere",
+    "cycle": "cycle_count",
+    "half_cycle": "step_count",
+}
+
+
+def _open(db: str | None) -> Any:
+    from labctl.store import Store
+
+    return Store.open(db)
+
+
+def _console() -> Any:
+    from labctl.cli import console
+
+    return console
+
+
+def _print_json(obj: Any) -> None:
+    _console().print_json(json.dumps(obj, default=str))
+
+
+@runs_app.command("list")
+def list_runs(
+    state: Annotated[str | None, typer.Option("--state", help="Only runs in this state.")] = None,
+    protocol: Annotated[str | None, typer.Option("--protocol", help="Protocol name contains this.")] = None,
+    sample: Annotated[str | None, typer.Option("--sample", help="Only runs of this sample id.")] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="Created on or after (ISO date/time, UTC).")
+    ] = None,
+    db: Db = None,
+    as_json: Json = False,
+) -> None:
+    """List runs, oldest first."""
+    store = _open(db)
+    try:
+        rows = store.runs(state=state, protocol=protocol, sample=sample, since=since)
+    finally:
+        store.close()
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table(title=f"{len(rows)} runs")
+    for col in ("id", "protocol", "state", "mode", "sample", "operator", "created", "steps", "exit reason"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(
+            str(r["id"]),
+            r["protocol_name"],
+            r["state"],
+            r["mode"],
+            r["sample_id"] or "",
+            r["operator"],
+            (r["created_at"] or "")[:19],
+            str(r["n_steps"]),
+            r["exit_reason"] or "",
+        )
+    _console().print(table)
+
+
+@runs_app.command("show")
+def show(run: Annotated[int, typer.Argument(help="Run id.")], db: Db = None, as_json: Json = False) -> None:
+    """A run's provenance, steps (commanded vs achieved), data streams and audit events."""
+    store = _open(db)
+    try:
+        info = store.run(run)
+        streams = store.streams(run)
+        events = store.events(run)
+    finally:
+        store.close()
+    if as_json:
+        _print_json({**info, "streams": streams, "events": len(events)})
+        return
+    con = _console()
+    con.print(
+        f"[bold]run {info['id']}[/]: {info['protocol_name']} ({info['protocol_path']}) "
+        f"[bold]{info['state']}[/] {info['exit_reason']}",
+        highlight=False,
+    )
+    for key in (
+        "protocol_sha256",
+        "station_name",
+        "mode",
+        "seed",
+        "operator",
+        "host",
+        "pid",
+        "sample_id",
+        "created_at",
+        "started_at",
+        "ended_at",
+    ):
+        con.print(f"  {key}: {info[key]}", highlight=False)
+    con.print(f"  parameters: {json.dumps(info['parameters'])}", highlight=False)
+    con.print(f"  versions: {', '.join(f'{k} {v}' for k, v in info['versions'].items())}", highlight=False)
+    table = Table(title="steps")
+    for col in ("#", "kind", "status", "commanded", "achieved", "reason"):
+        table.add_column(col, overflow="fold")
+    for s in info["steps"]:
+        table.add_row(
+            str(s["index"]),
+            s["kind"],
+            s["status"],
+            json.dumps(s["params"]),
+            json.dumps(s["achieved"]) if s["achieved"] is not None else "",
+            s["reason"],
+        )
+    con.print(table)
+    for st in streams:
+        con.print(
+            f"  stream {st['stream']} (step id {st['step_id']}): {st['points']} points", highlight=False
+        )
+    con.print(f"  {len(events)} audit events", highlight=False)
+
+
+@runs_app.command("export")
+def export(
+    run: Annotated[int, typer.Argument(help="Run id.")],
+    fmt: Annotated[str, typer.Option("--format", help="csv or parquet.")] = "csv",
+    stream: Annotated[str, typer.Option("--stream", help="Measurement stream.")] = "cycling",
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output file.")] = None,
+    db: Db = None,
+) -> None:
+    """Export a measurement stream (cycling: Battery Data Format column names)."""
+    if fmt not in ("csv", "parquet"):
+        raise ConfigError(f"--format {fmt!r}: use csv or parquet")
+    store = _open(db)
+    try:
+        info = store.run(run)
+        data = store.measurements(run, stream)
+    finally:
+        store.close()
+    if not data:
+        raise LabctlError(f"run {run} has no {stream!r} data")
+    cols = export_columns(data, stream, info)
+    out = out or Path(f"run-{run}-{stream}.{fmt}")
+    if fmt == "csv":
+        with out.open("w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(list(cols))
+            w.writerows(zip(*(c.tolist() for c in cols.values()), strict=True))
+    else:
+        try:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+        except ImportError as exc:
+            raise LabctlError("parquet export needs pyarrow: pip install pyarrow") from exc
+        pq.write_table(pa.table(cols), out)
+    _console().print(f"{len(next(iter(cols.values())))} rows x {len(cols)} columns written to {out}")
+
+
+def export_columns(data: dict[str, Any], stream: str, info: dict[str, Any]) -> dict[str, Any]:
+    """Rename cycling columns to the Battery Data Format and add unix_time_second (run start + t)."""
+    if stream != "cycling":
+        return dict(data)
+    from datetime import datetime
+
+    cols = {BDF.get(k, k): v for k, v in data.items()}
+    start = info.get("started_at") or info.get("created_at")
+    if "t" in data and start:
+        cols["unix_time_second"] = data["t"] + datetime.fromisoformat(start).timestamp()
+    return cols
+
+
+@runs_app.command("io")
+def io(
+    run: Annotated[int, typer.Argument(help="Run id.")],
+    instrument: Annotated[str | None, typer.Option("--instrument", help="Only this instrument.")] = None,
+    db: Db = None,
+    as_json: Json = False,
+) -> None:
+    """The bytes exchanged with the instruments during a run."""
+    store = _open(db)
+    try:
+        store.run(run)
+        rows = store.io(run, instrument)
+    finally:
+        store.close()
+    if as_json:
+        _print_json(
+            [
+                {
+                    **{k: v for k, v in r.items() if k != "bytes"},
+                    "data": (r["bytes"] or b"").decode("latin-1"),
+                }
+                for r in rows
+            ]
+        )
+        return
+    con = _console()
+    for r in rows:
+        data = r["bytes"] or b""
+        shown = repr(data[:80]) + (
+            f" ... ({r['length']} bytes, sha256 {r['sha256'][:12]})" if r["sha256"] else ""
+        )
+        con.print(
+            f"{r['t']:.6f} {r['instrument']:<14} {r['direction']:<5} {shown} {r['note']}",
+            highlight=False,
+            markup=False,
+        )
+
+
+@audit_app.command("verify")
+def verify(
+    run: Annotated[int | None, typer.Argument(help="Run id (default: the whole chain).")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Verify the whole chain.")] = False,
+    checkpoint: Annotated[
+        Path | None, typer.Option("--checkpoint", help="Checkpoint JSON to verify against.")
+    ] = None,
+    db: Db = None,
+) -> None:
+    """Check the hash chain; print the first broken entry and exit 1 if it does not verify."""
+    cp = None
+    if checkpoint is not None:
+        try:
+            cp = json.loads(checkpoint.read_text())
+            cp = {"seq": int(cp["seq"]), "hash": str(cp["hash"]), "mac": str(cp["mac"])}
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ConfigError(f"{checkpoint}: not a labctl checkpoint ({exc})") from exc
+    store = _open(db)
+    try:
+        result = store.verify(None if all_ else run, cp)
+        bad = None
+        if not result.ok and result.first_bad_seq is not None:
+            bad = next((e for e in store.events() if e["seq"] == result.first_bad_seq), None)
+    finally:
+        store.close()
+    con = _console()
+    if result.ok:
+        con.print(
+            f"audit chain OK: {result.checked} entries verified" + (" against the checkpoint" if cp else "")
+        )
+        return
+    con.print(
+        f"[bold red]audit chain BROKEN[/] at seq {result.first_bad_seq}: {result.reason} "
+        f"({result.checked} entries verified before it)",
+        highlight=False,
+    )
+    if bad is not None:
+        con.print(json.dumps(bad, default=str), highlight=False, markup=False)
+    raise typer.Exit(1)
+
+
+@audit_app.command("checkpoint")
+def checkpoint_cmd(
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the checkpoint here.")] = None,
+    db: Db = None,
+) -> None:
+    """Print (or write) the chain head with its MAC; keep it outside the database to catch truncation."""
+    store = _open(db)
+    try:
+        cp = store.checkpoint()
+    finally:
+        store.close()
+    if out is not None:
+        out.write_text(json.dumps(cp, indent=2) + "\n")
+        _console().print(f"checkpoint at seq {cp['seq']} written to {out}")
+    else:
+        _print_json(cp)
+
+
+def recover(db: Db = None, as_json: Json = False) -> None:
+    """Find runs whose process died, mark them interrupted and release their instruments."""
+    store = _open(db)
+    try:
+        dead = store.find_dead_runs()
+        done = [store.mark_interrupted(r["id"]) for r in dead]
+    finally:
+        store.close()
+    if as_json:
+        _print_json(done)
+        return
+    con = _console()
+    if not done:
+        con.print("no dead runs")
+    for r in done:
+        steps = ", ".join(f"{s['index']} ({s['kind']})" for s in r["steps_in_doubt"]) or "none"
+        con.print(
+            f"run {r['run_id']} marked interrupted; steps in doubt: {steps}; instruments released: "
+            f"{', '.join(r['instruments']) or 'none'} -- check them and make them safe by hand",
+            highlight=False,
+        )
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to `app`."""
+    """Add `runs`, `audit` and `recover`."""
+    app.add_typer(runs_app, name="runs")
+    app.add_typer(audit_app, name="audit")
+    app.command("recover")(recover)
