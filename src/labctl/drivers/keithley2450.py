@@ -1,0 +1,281 @@
+"""Keithley 2450 SourceMeter in native SCPI mode as the `potentiostat` role (galvanostatic cycling).
+
+Protocol facts: `reference/instruments.md` §1.1. LF-terminated SCPI over VISA (LAN raw socket
+`TCPIP::<ip>::5025::SOCKET`, USB-TMC) or a serial URL. The driver refuses an instrument whose `*LANG?` is not
+`SCPI` (2400 emulation or TSP): the command set differs and the buffers would not be there.
+
+Choices, documented:
+- every setting command is followed by one `:SYST:ERR?` drain, so a refused command raises
+  `InstrumentReportedError` at once (the 2450 answers nothing to a refused command);
+- `acquire` runs the instrument's own `DurationLoop` trigger model into a private buffer `labctl`, sleeps on
+  the transport's clock for the duration, polls `:TRIG:STAT?` until IDLE (bounded), then fetches the buffer
+  in chunks of at most `CHUNK` points (`REL, READ, SOUR`) and parses them with numpy;
+- the compliance flag of a `Trace` is the instrument's `:SOUR:CURR:VLIM:TRIP?` after the acquisition.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+import numpy as np
+
+from labctl.drivers.base import Driver
+from labctl.drivers.limits import Limit
+from labctl.drivers.transport import Transport
+from labctl.errors import (
+    InstrumentBusy,
+    InstrumentError,
+    InstrumentReportedError,
+    InstrumentTimeout,
+    LimitViolation,
+    MalformedReply,
+    SafeStateError,
+)
+from labctl.roles import Trace
+
+LF = b"\n"
+BUFFER = "labctl"
+
+
+def _num(value: float) -> str:
+    """A number as sent on the wire: shortest exact repr (`0.001`, `1e-05`, `2`)."""
+    return repr(float(value)).removesuffix(".0")
+
+
+class Keithley2450(Driver):
+    """One 2450 SMU sourcing current and measuring voltage; implements `Potentiostat`."""
+
+    NAME = "keithley2450"
+    ROLE = "potentiostat"
+    SIMULATOR = "labctl.simulators.keithley2450:Keithley2450Sim"
+    TIMEOUT = 2.0
+    LIMITS: ClassVar[dict[str, Limit]] = {
+        "current": Limit("current", "A", -1.05, 1.05, "2450 source range +-1.05 A"),
+        "voltage_limit": Limit("voltage_limit", "V", 0.02, 210.0, "2450 voltage limit 20 mV..210 V"),
+    }
+    CHUNK = 20_000  # points per :TRAC:DATA? query
+    MIN_INTERVAL = 1e-3  # s between buffered points
+    MAX_POINTS = 4_000_000  # the largest reading buffer the 2450 makes
+    ERROR_DRAIN = 32  # :SYST:ERR? queries at most per drain
+    POLL = 0.05  # s between :TRIG:STAT? polls
+    IDLE_GRACE = 5.0  # s past the duration for the trigger model to report IDLE
+    BYTES_PER_POINT_S = 2e-5  # extra read deadline per fetched point (a slow link)
+
+    def __init__(
+        self,
+        transport: Transport,
+        *,
+        name: str = "",
+        limits: dict[str, tuple[float | None, float | None]] | None = None,
+    ) -> None:
+        super().__init__(transport, name=name, limits=limits)
+        self._buffer_size = 0  # capacity of the instrument's `labctl` buffer (0: not made yet)
+        self._output_on: bool | None = None
+
+    # -- the exchange layer ---------------------------------------------------------------------------
+
+    def _write(self, command: str) -> None:
+        self._prepare_link()
+        with self._link_guard():
+            self.transport.write(command.encode("ascii") + LF)
+
+    def _query(self, command: str, timeout: float | None = None) -> str:
+        self._prepare_link()
+        try:
+            with self._link_guard():
+                raw = self.transport.query(command.encode("ascii") + LF, LF, timeout)
+        except InstrumentTimeout as exc:
+            if type(exc) is not InstrumentTimeout or command.startswith(":SYST:ERR"):
+                raise
+            errors = self.errors()  # a refused query is silent; the event log says why
+            if errors:
+                raise InstrumentReportedError(
+                    f"{command!r} refused: {errors[0][0]} {errors[0][1]}",
+                    instrument=self.name,
+                    code=errors[0][0],
+                ) from exc
+            raise
+        body = raw[:-1]
+        if not body.isascii() or b"\r" in body or b"\x00" in body:
+            self._resync = True
+            raise MalformedReply(f"bad reply {raw[:60]!r} to {command!r}", instrument=self.name)
+        return body.decode("ascii").strip()
+
+    def _float(self, command: str) -> float:
+        text = self._query(command)
+        try:
+            return float(text)
+        except ValueError:
+            self._resync = True
+            raise MalformedReply(
+                f"{command!r} answered {text!r}, not a number", instrument=self.name
+            ) from None
+
+    def _flag(self, command: str) -> bool:
+        text = self._query(command)
+        if text not in ("0", "1"):
+            self._resync = True
+            raise MalformedReply(f"{command!r} answered {text!r}, not 0/1", instrument=self.name)
+        return text == "1"
+
+    def errors(self) -> list[tuple[int, str]]:
+        """Drain the event log (`:SYST:ERR?` until code 0, at most `ERROR_DRAIN` queries)."""
+        found: list[tuple[int, str]] = []
+        for _ in range(self.ERROR_DRAIN):
+            text = self._query(":SYST:ERR?")
+            code_text, _, message = text.partition(",")
+            try:
+                code = int(code_text)
+            except ValueError:
+                self._resync = True
+                raise MalformedReply(f":SYST:ERR? answered {text!r}", instrument=self.name) from None
+            if code == 0:
+                return found
+            found.append((code, message.strip('"').split(";", 1)[0]))
+        return found
+
+    def _command(self, *commands: str) -> None:
+        """Send setting commands, then drain the event log; any error raises `InstrumentReportedError`."""
+        for command in commands:
+            self._write(command)
+        errors = self.errors()
+        if errors:
+            code, message = errors[0]
+            more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
+            raise InstrumentReportedError(
+                f"{'; '.join(commands)!r} refused: {code} {message}{more}", instrument=self.name, code=code
+            )
+
+    # -- operations -----------------------------------------------------------------------------------
+
+    def identify(self) -> str:
+        """`*IDN?`, after checking the instrument speaks native SCPI (`*LANG?`)."""
+        idn = self._query("*IDN?")
+        lang = self._query("*LANG?")
+        if lang.upper() != "SCPI":
+            raise InstrumentError(
+                f"the 2450 is in {lang!r} command mode; labctl needs native SCPI: send "
+                "'*LANG SCPI' (or use the front panel) and power-cycle it",
+                instrument=self.name,
+            )
+        return idn
+
+    def configure_galvanostatic(
+        self, *, voltage_limit: float, four_wire: bool = True, nplc: float = 1.0
+    ) -> None:
+        """Source current, measure voltage, with the voltage limit (compliance) `voltage_limit` V."""
+        self.check("voltage_limit", voltage_limit)
+        if not 0.01 <= nplc <= 10:
+            raise LimitViolation(f"{self.name}: nplc = {nplc:g} is outside [0.01, 10]")
+        self._command(
+            ":SOUR:FUNC CURR",
+            f":SOUR:CURR:VLIM {_num(voltage_limit)}",
+            ':SENS:FUNC "VOLT:DC"',
+            f":SENS:VOLT:RSEN {1 if four_wire else 0}",
+            f":SENS:VOLT:NPLC {_num(nplc)}",
+        )
+
+    def set_current(self, amperes: float) -> None:
+        self.check("current", amperes)
+        self._command(f":SOUR:CURR {_num(amperes)}")
+
+    def output(self, on: bool) -> None:
+        self._command(f":OUTP {1 if on else 0}")
+        self._output_on = on
+
+    def read(self) -> tuple[float, float]:
+        """One reading into `defbuffer1`: (voltage, source current)."""
+        text = self._query(':READ? "defbuffer1", READ, SOUR')
+        try:
+            v, i = (float(x) for x in text.split(","))
+        except ValueError:
+            self._resync = True
+            raise MalformedReply(f"reading {text!r} is not 'V,I'", instrument=self.name) from None
+        return v, i
+
+    def limit_tripped(self) -> bool:
+        return self._flag(":SOUR:CURR:VLIM:TRIP?")
+
+    def abort(self) -> None:
+        self._write(":ABOR")
+
+    def acquire(self, *, current: float, duration: float, interval: float) -> Trace:
+        """Hold `current` for `duration` s sampled every `interval` s by the instrument's trigger model."""
+        self.check("current", current)
+        if not (math.isfinite(duration) and duration > 0):
+            raise LimitViolation(f"{self.name}: duration must be > 0 s, got {duration!r}")
+        if not (math.isfinite(interval) and interval >= self.MIN_INTERVAL):
+            raise LimitViolation(
+                f"{self.name}: interval must be >= {self.MIN_INTERVAL:g} s, got {interval!r}"
+            )
+        points = max(1, math.ceil(duration / interval - 1e-9))
+        if points > self.MAX_POINTS:
+            raise LimitViolation(
+                f"{self.name}: {points} points exceed the 2450's buffer ({self.MAX_POINTS}); "
+                "acquire in shorter pieces or sample less often"
+            )
+        setup = [f":SOUR:CURR {_num(current)}"]
+        if not self._output_on:
+            setup.append(":OUTP 1")
+        size = max(points, 10)
+        if self._buffer_size == 0:
+            setup.append(f':TRAC:MAKE "{BUFFER}", {size}')
+        elif self._buffer_size < size:
+            setup.append(f':TRAC:POIN {size}, "{BUFFER}"')
+        else:
+            setup.append(f':TRAC:CLE "{BUFFER}"')
+        setup += [f':TRIG:LOAD "DurationLoop", {_num(duration)}, {_num(interval)}, "{BUFFER}"', ":INIT"]
+        self._command(*setup)
+        self._output_on = True
+        self._buffer_size = max(self._buffer_size, size)
+        clock = self.transport.clock
+        clock.sleep(duration)
+        deadline = clock.monotonic() + self.IDLE_GRACE
+        while True:
+            state = self._query(":TRIG:STAT?")
+            if state.split(";", 1)[0] == "IDLE":
+                break
+            if clock.monotonic() >= deadline:
+                self._write(":ABOR")
+                raise InstrumentBusy(
+                    f"trigger model still {state!r} {self.IDLE_GRACE:g} s after its {duration:g} s; aborted",
+                    instrument=self.name,
+                )
+            clock.sleep(self.POLL)
+        n = int(self._float(f':TRAC:ACT? "{BUFFER}"'))
+        data = self._fetch(n)
+        tripped = self.limit_tripped()
+        return Trace(data[:, 0], data[:, 1], data[:, 2], tripped, {"points": n, "instrument": self.name})
+
+    def _fetch(self, n: int) -> np.ndarray:
+        parts = []
+        for lo in range(1, n + 1, self.CHUNK):
+            hi = min(n, lo + self.CHUNK - 1)
+            timeout = self.transport.timeout + self.BYTES_PER_POINT_S * (hi - lo + 1)
+            reply = self._query(f':TRAC:DATA? {lo}, {hi}, "{BUFFER}", REL, READ, SOUR', timeout)
+            try:
+                chunk = np.array(reply.split(","), dtype=float).reshape(-1, 3)
+            except ValueError:
+                self._resync = True
+                raise MalformedReply(f"buffer points {lo}..{hi} do not parse", instrument=self.name) from None
+            if len(chunk) != hi - lo + 1:
+                raise MalformedReply(f"asked points {lo}..{hi}, got {len(chunk)}", instrument=self.name)
+            parts.append(chunk)
+        return np.concatenate(parts) if parts else np.zeros((0, 3))
+
+    def safe_state(self) -> dict[str, Any]:
+        """Abort the trigger model, source 0 A, output off; confirm `:OUTP?` = 0 and `:SOUR:CURR?` = 0."""
+        try:
+            for command in (":ABOR", ":SOUR:CURR 0", ":OUTP 0"):
+                self._write(command)
+            output = self._flag(":OUTP?")
+            level = self._float(":SOUR:CURR?")
+        except InstrumentError as exc:
+            raise SafeStateError(f"could not confirm output off: {exc.detail}", instrument=self.name) from exc
+        if output or level != 0.0:
+            raise SafeStateError(
+                f"read back output {'on' if output else 'off'}, level {level:g} A", instrument=self.name
+            )
+        self._output_on = False
+        return {"output": False, "current_a": level}

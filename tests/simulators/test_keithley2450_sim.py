@@ -1,0 +1,338 @@
+"""The Keithley 2450 simulator: its SCPI parser, event log, trigger model in simulated time and the cell it
+asks the world about; the driver against it in process (labsim://), over TCP VISA, ASRL VISA and a pty;
+every fault kind against the driver."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from labctl.clock import RealClock, VirtualClock
+from labctl.drivers.keithley2450 import Keithley2450
+from labctl.drivers.transport import SerialTransport, VisaTransport
+from labctl.errors import (
+    Disconnected,
+    InstrumentBusy,
+    InstrumentReportedError,
+    InstrumentTimeout,
+    MalformedReply,
+    PartialReply,
+)
+from labctl.simulators import registry
+from labctl.simulators.core import FaultKind
+from labctl.simulators.exposures import serve_pty, serve_tcp
+from labctl.simulators.keithley2450 import IDN, Keithley2450Sim
+from labctl.simulators.scpi import compile_header
+from labctl.simulators.world import SimpleWorld
+
+
+class CountingWorld(SimpleWorld):
+    """Records every cell_voltage call, to check the core's promise: in order, never twice for one time."""
+
+    def __init__(self, **kw) -> None:
+        super().__init__(**kw)
+        self.calls: list[np.ndarray] = []
+
+    def cell_voltage(self, t, current_a):
+        self.calls.append(np.array(t))
+        return super().cell_voltage(t, current_a)
+
+    def cell_ocv(self, t: float) -> float:
+        return 3.0
+
+
+class Raw:
+    def __init__(self, **kw) -> None:
+        self.clock = VirtualClock(start_unix=1_764_057_600.0)  # 2025-11-25 08:00:00 UTC
+        self.world = CountingWorld()
+        self.core = Keithley2450Sim("k", clock=self.clock, world=self.world, **kw)
+
+    def __call__(self, text: str) -> bytes:
+        self.core.write(text.encode() + b"\n")
+        return self.core.read()
+
+
+def test_header_spellings():
+    pat = compile_header(":SOURce[1]:CURRent[:LEVel][:IMMediate][:AMPLitude]")
+    for ok in (
+        ":SOUR:CURR",
+        ":SOURCE:CURRENT",
+        ":SOUR1:CURR:LEV",
+        ":SOUR:CURR:LEV:IMM:AMPL",
+        ":SOURCE1:CURR:IMM",
+    ):
+        assert pat.match(ok), ok
+    for bad in (":SOURC:CURR", ":SOUR:CUR", ":SOUR2:CURR", ":SOUR:CURR:VLIM"):
+        assert not pat.match(bad), bad
+
+
+def test_identity_language_and_every_spelling():
+    r = Raw()
+    assert r("*IDN?") == IDN.encode() + b"\n"
+    assert r("*lang?") == b"SCPI\n"
+    for cmd in (
+        ":SOUR:CURR 1e-3",
+        "SOUR:CURR 1E-3",
+        "source:current 0.001",
+        ":Sour1:Curr:Lev:Imm 1e-3",
+        "sour:curr:ampl 1e-3",
+        "  :SOUR:CURR   0.001  ",
+    ):
+        r(":SOUR:CURR 0")
+        assert r(cmd) == b""
+        assert r(":SOUR:CURR?") == b"1.000000e-03\n", cmd
+    assert r(":SYST:ERR:COUN?") == b"0\n"
+
+
+def test_compound_lines_quoted_strings_and_relative_paths():
+    r = Raw()
+    assert r(':SOUR:FUNC CURR;:SOUR:CURR:VLIM 2;:SENS:FUNC "VOLT:DC";:SENS:VOLT:RSEN ON') == b""
+    assert (
+        r(":sour:func?;:sour:curr:vlim?;:sens:func?;:sens:volt:rsen?") == b'CURR;2.000000e+00;"VOLT:DC";1\n'
+    )
+    assert r(":SOUR:CURR:VLIM 3;VLIM?") == b"3.000000e+00\n"  # VLIM relative to :SOUR:CURR
+    assert r(":SENS:VOLT:NPLC MAX;NPLC?") == b"10\n"
+    assert r(':TRAC:MAKE "a;b", 100;:TRAC:ACT? "a;b"') == b"0\n"  # ';' inside quotes is data
+
+
+def test_error_log_format_and_rules():
+    r = Raw()
+    assert r("BOGUS 1") == b""
+    assert r(":SOUR:CURR 2") == b""  # beyond 1.05 A
+    assert r(":SOUR:CURR") == b""  # missing parameter
+    assert r(":OUTP MAYBE") == b""
+    assert r(":SENS:FUNC VOLT") == b""  # not a string
+    assert r(":SYST:ERR:COUN?") == b"5\n"
+    assert r(":SYST:ERR?") == b'-113,"Undefined header;1;2025/11/25 08:00:00.000"\n'
+    assert r(":SYST:ERR:NEXT?") == b'-222,"Parameter data out of range;1;2025/11/25 08:00:00.000"\n'
+    assert r(":SYST:ERR:CODE?") == b"-109\n"
+    assert r("*CLS;:SYST:ERR?") == b'0,"No error;0;0,0"\n'
+    assert r(":SOUR:CURR 1e-3;BOGUS;:SOUR:CURR 5e-3") == b""  # a command error ends the line
+    assert r(":SOUR:CURR?") == b"1.000000e-03\n"
+    assert r(":SYST:ERR:CODE?") == b"-113\n"
+    r.core.write(b"\xff\xfe\n")
+    assert r(":SYST:ERR:CODE?") == b"-102\n"
+
+
+def test_rst_and_language_change_needs_a_power_cycle():
+    r = Raw()
+    r(":SOUR:FUNC CURR;:SOUR:CURR 0.01;:OUTP 1;BOGUS")
+    r("*RST")
+    assert r(":SOUR:FUNC?;:SOUR:CURR?;:OUTP?") == b"VOLT;0.000000e+00;0\n"
+    assert r(":SYST:ERR:COUN?") == b"1\n"  # *RST keeps the event log
+    r("*LANG SCPI2400")
+    assert r("*LANG?") == b"SCPI\n"
+    r.core.power_cycle()
+    assert r("*LANG?") == b"SCPI2400\n"
+    assert r("*IDN?") == b""  # 2400 emulation: not modelled
+
+
+def test_trigger_model_in_simulated_time_calls_the_world_once_per_point():
+    r = Raw()
+    r(":SOUR:FUNC CURR;:SOUR:CURR 0.002;:SOUR:CURR:VLIM 1;:OUTP 1")
+    r(':TRAC:MAKE "buf", 1000;:TRIG:LOAD "DurationLoop", 10, 0.5, "buf";:INIT')
+    r.clock.sleep(3.2)
+    assert r(":TRIG:STAT?") == b"RUNNING;RUNNING;4\n"
+    assert r(':TRAC:ACT? "buf"') == b"7\n"
+    r.clock.sleep(10)
+    assert r(':TRAC:ACT? "buf";:TRIG:STAT?') == b"20;IDLE;IDLE;9\n"
+    data = np.array(r(':TRAC:DATA? 1, 20, "buf", REL, READ, SOUR').split(b","), dtype=float).reshape(-1, 3)
+    np.testing.assert_allclose(data[:, 0], np.arange(20) * 0.5)
+    np.testing.assert_allclose(data[:, 1], 0.02)  # 10 ohm * 2 mA
+    np.testing.assert_allclose(data[:, 2], 0.002)
+    calls = np.concatenate(r.world.calls)
+    assert len(calls) == 20 and np.all(np.diff(calls) > 0)  # in order, each time once
+    assert [len(c) for c in r.world.calls] == [1, 6, 13]  # one call per fill (:INIT, 2 queries)
+    assert r(':READ? "defbuffer1", READ, SOUR') == b"2.000000000e-02,2.000000000e-03\n"
+    assert r(':READ? "defbuffer1", READ, SOUR') == b"2.000000000e-02,2.000000000e-03\n"  # same instant
+    calls = np.concatenate(r.world.calls)
+    assert len(calls) == 22 and np.all(np.diff(calls) > 0) and calls[-1] - calls[-2] == pytest.approx(1e-9)
+    assert r(":SOUR:CURR:VLIM:TRIP?") == b"0\n"
+
+
+def test_compliance_clamps_and_trips_and_output_off_reads_the_ocv():
+    r = Raw()
+    r(":SOUR:FUNC CURR;:SOUR:CURR 0.5;:SOUR:CURR:VLIM 2;:OUTP 1")
+    assert r(':READ? "defbuffer1", READ, SOUR') == b"2.000000000e+00,5.000000000e-01\n"
+    assert r(":SOUR:CURR:VLIM:TRIP?") == b"1\n"
+    r(":SOUR:CURR -0.5")
+    assert r(":SOUR:CURR:VLIM:TRIP?") == b"0\n"
+    r.clock.sleep(1)
+    assert r(':READ? "defbuffer1", READ').startswith(b"-2.0")
+    r(":OUTP 0")
+    r.clock.sleep(1)
+    assert r(':READ? "defbuffer1", READ, SOUR') == b"3.000000000e+00,0.000000000e+00\n"
+
+
+def test_abort_buffers_and_bad_trigger_use():
+    r = Raw()
+    r(':TRIG:LOAD "DurationLoop", 100, 1;:INIT')
+    r.clock.sleep(4.5)
+    r(":ABOR")
+    assert r(":TRIG:STAT?") == b"ABORTED;ABORTED;4\n"
+    assert r(":TRAC:ACT?") == b"5\n"
+    r(':TRIG:LOAD "Nonsense", 1;:TRAC:DATA? 1, 99, "defbuffer1";:TRAC:DEL "defbuffer1";:TRAC:CLE "nope"')
+    assert r(":SYST:ERR:CODE?") == b"-224\n"
+    r(":TRAC:DATA? 1, 99")
+    r(':TRAC:POIN 5, "defbuffer1"')
+    assert [r(":SYST:ERR:CODE?") for _ in range(3)] == [b"-222\n", b"-222\n", b"0\n"]
+
+
+def test_big_buffer_formatting():
+    r = Raw()
+    r(':SOUR:FUNC CURR;:SOUR:CURR 1e-3;:OUTP 1;:TRAC:MAKE "big", 100000')
+    r(':TRIG:LOAD "DurationLoop", 36000, 1, "big";:INIT')
+    r.clock.sleep(36000)
+    reply = r(':TRAC:DATA? 1, 20000, "big", REL, READ, SOUR')
+    data = np.array(reply.split(b","), dtype=float).reshape(-1, 3)
+    assert data.shape == (20000, 3) and data[-1, 0] == 19999.0
+
+
+# -- the driver against the simulator -------------------------------------------------------------------
+
+
+@pytest.fixture
+def smu():
+    clock = VirtualClock()
+    world = SimpleWorld()
+    core = Keithley2450Sim("k-t", clock=clock, world=world)
+    registry.register("k-t", core)
+    k = Keithley2450(
+        SerialTransport("potentiostat", "labsim://k-t", clock=clock, timeout=2.0), name="potentiostat"
+    )
+    k.connect()
+    yield k, core, world, clock
+    k.close()
+    registry.unregister("k-t")
+
+
+def test_driver_in_process(smu):
+    k, core, _world, _clock = smu
+    assert k.identify() == IDN
+    k.configure_galvanostatic(voltage_limit=1.0)
+    k.set_current(2e-3)
+    k.output(True)
+    assert k.read() == (pytest.approx(0.02), pytest.approx(2e-3))
+    tr = k.acquire(current=-5e-3, duration=3600.0, interval=0.1)
+    assert len(tr.t) == 36000 and not tr.tripped
+    np.testing.assert_allclose(tr.t, np.arange(36000) * 0.1, atol=1e-6)
+    np.testing.assert_allclose(tr.voltage, -0.05)
+    tr = k.acquire(current=0.2, duration=10.0, interval=1.0)  # 2 V > 1 V limit
+    assert tr.tripped and np.all(tr.voltage == 1.0) and k.limit_tripped()
+    assert k.safe_state() == {"output": False, "current_a": 0.0}
+    assert core.output is False
+
+
+def test_driver_refuses_2400_emulation():
+    clock = VirtualClock()
+    registry.register("k-2400", Keithley2450Sim("k-2400", clock=clock, language="SCPI2400"))
+    try:
+        core = registry.get("k-2400")
+        core.write(b"*LANG?\n")
+        assert core.read() == b"SCPI2400\n"
+        k = Keithley2450(SerialTransport("p", "labsim://k-2400", clock=clock, timeout=0.5))
+        k.connect()
+        with pytest.raises(InstrumentTimeout):
+            k.identify()  # a 2400-mode 2450 does not answer the native *IDN? here
+    finally:
+        registry.unregister("k-2400")
+
+
+def _session(k: Keithley2450) -> None:
+    k.connect()
+    assert k.identify() == IDN
+    k.configure_galvanostatic(voltage_limit=2.0)
+    tr = k.acquire(current=1e-3, duration=0.3, interval=0.05)
+    assert len(tr.t) == 6
+    np.testing.assert_allclose(tr.voltage, 0.01)
+    assert k.safe_state()["output"] is False
+    k.close()
+
+
+def test_driver_over_tcp_visa():
+    with serve_tcp(Keithley2450Sim("k-tcp", clock=RealClock())) as exp:
+        _session(Keithley2450(VisaTransport("potentiostat", exp.visa_resource, timeout=2.0)))
+
+
+def test_driver_over_asrl_labsim_visa():
+    clock = VirtualClock()
+    registry.register("k-asrl", Keithley2450Sim("k-asrl", clock=clock))
+    try:
+        _session(Keithley2450(VisaTransport("potentiostat", "ASRLlabsim://k-asrl::INSTR", clock=clock)))
+    finally:
+        registry.unregister("k-asrl")
+
+
+@pytest.mark.pty
+def test_driver_over_pty():
+    with serve_pty(Keithley2450Sim("k-pty", clock=RealClock())) as exp:
+        _session(Keithley2450(SerialTransport("potentiostat", exp.path, timeout=2.0)))
+
+
+# -- the fault matrix -----------------------------------------------------------------------------------
+
+EXPECT = {
+    FaultKind.NO_REPLY: InstrumentTimeout,
+    FaultKind.TRICKLE: PartialReply,
+    FaultKind.TRUNCATE: PartialReply,
+    FaultKind.GARBAGE: MalformedReply,
+    FaultKind.LATE: InstrumentTimeout,
+    FaultKind.DISCONNECT: Disconnected,
+    FaultKind.POWER_CYCLE: InstrumentTimeout,
+    FaultKind.INSTRUMENT_ERROR: InstrumentReportedError,
+}
+DELAY = {FaultKind.TRICKLE: 2.1, FaultKind.LATE: 2.5}  # the reply "0\n" is 2 bytes
+
+
+@pytest.mark.parametrize("op", ["trip", "read"])
+@pytest.mark.parametrize("kind", list(EXPECT))
+def test_fault_matrix(smu, kind, op):
+    k, core, _world, clock = smu
+    k.configure_galvanostatic(voltage_limit=2.0)
+    k.set_current(1e-3)
+    k.output(True)
+    match = rb"TRIP\?" if op == "trip" else rb"^:READ\?"
+    fault = core.inject(kind, match, **({"delay": DELAY[kind]} if kind in DELAY else {}))
+    t0 = clock.monotonic()
+    with pytest.raises(EXPECT[kind]):
+        k.limit_tripped() if op == "trip" else k.read()
+    assert clock.monotonic() - t0 <= k.transport.timeout + k.RESYNC_MAX + 1e-9
+    assert fault.spent
+    assert k.limit_tripped() is False  # the next exchange is clean
+    on = kind is not FaultKind.POWER_CYCLE  # a power cycle switched the output off
+    assert k.read() == (pytest.approx(0.01 if on else 0.0), pytest.approx(1e-3 if on else 0.0))
+
+
+def test_fault_on_a_command_is_reported_from_the_event_log(smu):
+    k, core, _world, _clock = smu
+    core.inject(FaultKind.INSTRUMENT_ERROR, rb"^:SOUR:CURR 0\.002")
+    with pytest.raises(InstrumentReportedError, match="-200 Execution error"):
+        k.set_current(2e-3)
+    k.set_current(3e-3)
+    assert core.level == 3e-3
+
+
+def test_fault_stuck_busy_ends_the_acquisition(smu):
+    k, core, _world, clock = smu
+    core.inject(FaultKind.STUCK_BUSY, rb"^:INIT")
+    t0 = clock.monotonic()
+    with pytest.raises(InstrumentBusy, match="aborted"):
+        k.acquire(current=1e-3, duration=60.0, interval=1.0)
+    assert clock.monotonic() - t0 <= 60.0 + k.IDLE_GRACE + 1.0
+    assert k.safe_state()["output"] is False
+
+
+@pytest.mark.pty
+def test_a_manual_only_client_over_the_pty():
+    """What a program written from the 2450 manual does, with plain pyserial."""
+    import serial
+
+    with serve_pty(Keithley2450Sim("k-raw", clock=RealClock())) as exp:
+        port = serial.Serial(exp.path, timeout=1.0)
+        try:
+            port.write(b"*IDN?\n")
+            assert port.read_until(b"\n") == IDN.encode() + b"\n"
+            port.write(b'SOUR:FUNC CURR;:SOUR:CURR 1e-3;:OUTP ON;:READ? "defbuffer1", READ\n')
+            assert float(port.read_until(b"\n")) == pytest.approx(0.01)
+        finally:
+            port.close()
