@@ -201,12 +201,17 @@ def _check_geometry(step: Any, ps: PlanStep, station: Station | None,
                 ps.errors.append(f"pump rate {fmt(step.rate, 'volume_flow')} is outside {role}'s `rate` "
                                  f"limit [{fmt(low, 'volume_flow')}, {fmt(high, 'volume_flow')}]")
         stock = station.stock_for(salt=step.salt) if step.salt else None
-        if stock and stock.concentration:
-            need = step.concentration * step.volume / stock.concentration
-            high = tables.get(stock.pump, {}).get("volume", (0.0, math.inf))[1]
+        need_stock = step.concentration * step.volume / stock.concentration if stock and stock.concentration \
+            else 0.0
+        neat = station.stock_for(salt=None, solvent=step.solvent)
+        needs = ((stock, need_stock, "stock"), (neat, step.volume - need_stock, step.solvent))
+        for source, need, what in needs:
+            if source is None or need <= 0:
+                continue
+            high = tables.get(source.pump, {}).get("volume", (0.0, math.inf))[1]
             if need > high:
-                ps.errors.append(f"{fmt(need, 'volume')} of stock exceeds {stock.pump}'s `volume` limit "
-                                 f"{fmt(high, 'volume')}")
+                ps.errors.append(f"{fmt(need, 'volume')} of {what} exceeds {source.pump}'s `volume` limit "
+                                 f"{fmt(high, 'volume')} (one syringe stroke)")
 
 
 def _value(step: Any, name: str, area: float, station: Station | None = None) -> float | None:

@@ -7,9 +7,10 @@ import math
 from typing import Any
 
 from labctl.engine.errors import StepFailed
-from labctl.engine.executors.base import Executor, StepContext, fnum, param, register
+from labctl.engine.executors.base import Executor, StepContext, fnum, register
 
-DEFAULT_RATE = 5e-6 / 60  # m^3/s (5 mL/min; a station may set each pump's rate)
+TEMPERATURE_BAND_C = 1.0  # the bath counts as at temperature within ± this (degC)
+TEMPERATURE_TIMEOUT_S = 1800.0  # longest wait for the bath to reach its band
 VOLUME_TOLERANCE = 0.02  # read-back volumes within 2 % (+ 1 uL) of what was asked
 
 
@@ -56,23 +57,27 @@ class PrepareBath(Executor):
 
     def run(self, ctx: StepContext) -> None:
         p = ctx.params
-        c2 = fnum(param(p, "concentration"))
-        v2 = fnum(param(p, "volume"))
+        v2 = fnum(p["volume"])
         salt, solvent = p.get("salt"), p.get("solvent")
         stock_role, solvent_role = pick_pumps(ctx, salt, solvent)
-        stock = ctx.station.stocks.get(stock_role)
-        c1 = fnum(p.get("stock_concentration") or (stock.concentration if stock else None) or math.nan)
-        if not math.isfinite(c1) or c1 <= 0:
-            raise StepFailed(
-                f"step {ctx.index + 1}: the station gives no stock concentration for {stock_role}"
-            )
-        if c2 > c1:
-            raise StepFailed(f"step {ctx.index + 1}: {c2:g} is above the stock concentration {c1:g}")
-        v1 = c2 * v2 / c1
+        if salt is None:  # a neat solvent bath (a rinse): the solvent pump alone
+            if solvent_role is None:
+                raise StepFailed(f"step {ctx.index + 1}: no pump holds the solvent {solvent}")
+            stock_role, c1, c2, v1 = None, 0.0, 0.0, 0.0
+        else:
+            stock = ctx.station.stocks.get(stock_role)
+            c2 = fnum(p["concentration"])
+            c1 = fnum(stock.concentration if stock and stock.concentration else math.nan)
+            if not math.isfinite(c1) or c1 <= 0:
+                raise StepFailed(
+                    f"step {ctx.index + 1}: the station gives no stock concentration for {stock_role}")
+            if c2 > c1:
+                raise StepFailed(f"step {ctx.index + 1}: {c2:g} is above the stock concentration {c1:g}")
+            v1 = c2 * v2 / c1
         vs = v2 - v1
         if vs > 1e-12 and solvent_role is None:
             raise StepFailed(f"step {ctx.index + 1}: a solvent pump is needed to dilute to {c2:g}")
-        plan = {stock_role: v1, **({solvent_role: vs} if solvent_role else {})}
+        plan = {**({stock_role: v1} if stock_role else {}), **({solvent_role: vs} if solvent_role else {})}
         ctx.achieved.update(
             commanded_concentration=c2,
             commanded_volume_m3=v2,
@@ -82,7 +87,8 @@ class PrepareBath(Executor):
         )
         self._dispense(ctx, plan)
         got = {role: float(ctx.role(role).dispensed()) for role in plan}
-        d1, ds = got[stock_role], got.get(solvent_role, 0.0) if solvent_role else 0.0
+        d1 = got[stock_role] if stock_role else 0.0
+        ds = got[solvent_role] if solvent_role else 0.0
         achieved_c = c1 * d1 / (d1 + ds) if d1 + ds > 0 else 0.0
         ctx.achieved.update(stock_m3=d1, solvent_m3=ds, volume_m3=d1 + ds, concentration=achieved_c)
         ctx.progress("step.progress", {"fraction": 0.6, "readings": {"concentration": achieved_c}})
@@ -102,7 +108,7 @@ class PrepareBath(Executor):
         temp = p.get("temperature")
         if temp is not None and ctx.has("hotplate"):
             target = fnum(temp)
-            band = fnum(p.get("temperature_band") or p.get("tolerance") or 1.0)
+            band = TEMPERATURE_BAND_C
             reached = self._heat(ctx, target, band)
             facts.update(temperature=target, band=band)
             ctx.achieved.update(commanded_temperature_c=target, temperature_c=reached, band_c=band)
@@ -116,7 +122,7 @@ class PrepareBath(Executor):
             if stock and stock.diameter:
                 pump.configure(diameter=stock.diameter)
             pump.clear_dispensed()
-            rate = fnum(ctx.params.get("rate") or (stock.rate if stock else None) or DEFAULT_RATE)
+            rate = fnum(ctx.params["rate"])
             rates[role] = rate
             if volume > 1e-12:
                 pump.dispense(volume, rate)
@@ -137,7 +143,7 @@ class PrepareBath(Executor):
         if stir is not None:
             hp.stirrer(fnum(stir))
         hp.heater(True)
-        timeout = fnum(ctx.params.get("temperature_timeout") or 1800.0)
+        timeout = TEMPERATURE_TIMEOUT_S
         reading: list[float] = []
 
         def in_band() -> bool:
@@ -151,5 +157,4 @@ class PrepareBath(Executor):
         return reading[-1]
 
     def estimate(self, params: dict[str, Any], station: Any = None) -> float:
-        v = fnum(param(params, "volume", default=0.0))
-        return v / fnum(params.get("rate") or DEFAULT_RATE) + 60.0
+        return fnum(params["volume"]) / fnum(params["rate"]) + fnum(params["settle"])
