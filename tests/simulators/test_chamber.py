@@ -13,11 +13,13 @@ import pytest
 from labctl.clock import VirtualClock
 from labctl.drivers.aebus_rf import AeBusRf
 from labctl.drivers.alicat import Alicat
+from labctl.drivers.sqm160 import Sqm160
 from labctl.drivers.tpg361 import Tpg361
 from labctl.drivers.transport import SerialTransport
 from labctl.simulators import registry
 from labctl.simulators.aebus_rf import AeBusRfSim
 from labctl.simulators.alicat import AlicatSim
+from labctl.simulators.sqm160 import Sqm160Sim
 from labctl.simulators.tpg361 import Tpg361Sim
 from labctl.simulators.world import SimpleWorld
 
@@ -29,14 +31,16 @@ class Chamber:
     gauge: Tpg361
     mfc: Alicat
     rf: AeBusRf
+    qcm: Sqm160
 
 
 @pytest.fixture
 def chamber(request):
-    """Gauge, MFC and RF simulators on one world and clock, driven through their drivers."""
+    """Gauge, MFC, RF and QCM simulators on one world and clock, driven through their drivers."""
     clock = VirtualClock()
     world = SimpleWorld(**getattr(request, "param", {}))
-    parts = {"gauge": (Tpg361Sim, Tpg361), "mfc": (AlicatSim, Alicat), "rf": (AeBusRfSim, AeBusRf)}
+    parts = {"gauge": (Tpg361Sim, Tpg361), "mfc": (AlicatSim, Alicat), "rf": (AeBusRfSim, AeBusRf),
+             "qcm": (Sqm160Sim, Sqm160)}
     drivers = {}
     for role, (sim, drv) in parts.items():
         url = f"chamber-{role}"
@@ -106,3 +110,35 @@ def test_a_ramp_and_the_chamber_safe_state(chamber):
     assert states["rf"]["rf_on"] is False and states["rf"]["setpoint_w"] == 0.0
     assert states["mfc"]["flow_sccm"] == 0.0
     assert states["gauge"]["pressure_pa"] == pytest.approx(1e-4)   # back at base pressure once gas is off
+
+
+@pytest.mark.parametrize("chamber", [{"rate_kg_m2_s_per_w": 3e-9}], indirect=True)
+def test_qcm_grows_only_with_shutter_open_plasma_and_gas(chamber):
+    """What the sputter executor does: film set, zero, shutter open, deposit, shutter closed."""
+    c = chamber
+    c.qcm.set_film(density=2640.0, z_ratio=0.774, tooling=1.0)     # LiF
+    c.qcm.zero()
+    c.rf.set_power(100)
+    c.rf.rf_on()                                             # no gas: no plasma, nothing deposits
+    c.qcm.shutter(True)
+    c.clock.sleep(30.0)
+    assert c.qcm.thickness() == 0.0
+    c.mfc.set_flow(20.0)                                     # plasma: the film grows, shutter open
+    c.qcm.rate()
+    thick = []
+    for _ in range(3):
+        c.clock.sleep(20.0)
+        thick.append(c.qcm.thickness())
+    assert thick == sorted(thick) and thick[0] > 0
+    assert c.qcm.rate() == pytest.approx(100 * 3e-9 / 2640.0, rel=0.02)    # ~1.1 A/s
+    assert thick[-1] == pytest.approx(c.world.qcm_areal_mass(c.clock.monotonic()) / 2640.0, rel=1e-3)
+    c.qcm.shutter(False)                                     # closed: no more growth though RF and gas are on
+    closed = c.qcm.thickness()
+    c.clock.sleep(30.0)
+    assert c.qcm.thickness() == pytest.approx(closed, abs=1e-13) and c.rf.is_on()
+    c.qcm.shutter(True)
+    c.rf.rf_off()                                            # open but RF off: nothing either
+    c.clock.sleep(30.0)
+    assert c.qcm.thickness() == pytest.approx(closed, abs=1e-13)
+    states = {role: getattr(c, role).safe_state() for role in ("rf", "qcm", "mfc", "gauge")}
+    assert states["qcm"]["shutter_open"] is False and c.world._shutter is False

@@ -1,0 +1,251 @@
+"""Simulated Inficon SQM-160 with a 6 MHz AT-cut crystal in the shared chamber, byte for byte.
+
+Framing, CRC and commands as `labctl.drivers.sqm160` (instruments.md §4.4). The crystal frequency follows
+Sauerbrey, f = f_q - C_f * m with C_f = 2 f_q^2 / sqrt(rho_q mu_q) and m the areal mass (kg/m^2) the world has
+put on the crystal since it was installed (`world.qcm_areal_mass`). The instrument turns frequency back into
+thickness as a real one does, with the Z-match equation of the active film:
+
+    T = N_q rho_q / (pi rho_f f Z) * atan(Z tan(pi (f_q - f) / f_q)) * tooling
+
+(N_q = 1668 Hz m, rho_q = 2648 kg/m^3, mu_q = 2.947e10 Pa), so a wrong density or Z-ratio gives a wrong
+thickness, as on the bench. Rate is the thickness change between successive internal readings (one every
+`PERIOD` s) divided by their time apart.
+
+Where the sources are silent this core chooses, and says so:
+- `U1`/`U0`/`U?` drive and read the source-shutter relay (see the driver's docstring for the source); the
+  shutter state goes to the world (`world.shutter`), which deposits only while it is open;
+- crystal life (`R`) is the percent of the usable frequency drop that is *left*: 100 at f_q, 0 at `F_MIN`
+  = 5 MHz (the SQM-160's default minimum frequency) [verify on hardware];
+- answers: numbers as `f"{x: .2f}"` (rate, A/s) and `f"{x: .3f}"` (thickness, A), matching the SQC-310
+  manual's ` 0.00` / ` 0.000` examples; `@` -> `MON Ver 4.13` (pymeasure's test); `J` -> `2`;
+- a packet with a bad CRC, an unknown command: `C`; a bad number or film index: `D`; changing the active
+  film's parameters while the shutter is open: `E` (wrong mode);
+- film parameters and the shutter relay survive nothing: power-up gives film defaults, shutter closed, and the
+  next answer has status `B` (ok, instrument reset) once; `Y` answers 1 once after power-up;
+- a half-received packet is dropped after 50 ms of silence; bytes before a `!` are line noise and dropped;
+- `stuck busy` models a shutter relay that no longer switches: `U0`/`U1` are accepted, nothing moves.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from labctl.clock import Clock
+from labctl.drivers.sqm160 import FILM_FIELDS, crc14, response
+from labctl.drivers.transport import SerialSettings
+from labctl.simulators.core import DeviceCore
+from labctl.simulators.world import SimpleWorld
+
+F_Q = 6.0e6            # Hz, uncoated AT-cut crystal
+F_MIN = 5.0e6          # Hz, crystal life 0 %
+RHO_Q = 2648.0         # kg/m^3
+MU_Q = 2.947e10        # Pa
+N_Q = 1668.0           # Hz m, AT-cut frequency constant (sqrt(mu_q / rho_q) / 2)
+C_F = 2 * F_Q**2 / math.sqrt(RHO_Q * MU_Q)   # Hz per kg/m^2
+PERIOD = 0.25          # s between internal readings
+GAP_S = 0.05
+
+
+@dataclass
+class Film:
+    name: str = "FILM"
+    density: float = 1.0        # g/cc
+    tooling: int = 100          # %
+    z_ratio: float = 1.0
+    final: float = 0.0          # kA
+    setpoint: float = 0.0       # kA
+    time: int = 0               # s
+    sensors: int = 1
+
+    def message(self) -> bytes:
+        return (f"{self.name[:8]:<8} {self.density:.2f} {self.tooling} {self.z_ratio:.3f} {self.final:.3f} "
+                f"{self.setpoint:.3f} {self.time} {self.sensors}").encode("ascii")
+
+
+def zmatch_thickness_m(f: float, density_kg_m3: float, z_ratio: float) -> float:
+    """Film thickness (m) that loads an f_q crystal down to `f` (Z-match; Sauerbrey-Lu)."""
+    if f >= F_Q:
+        return (F_Q - f) * N_Q * RHO_Q / (density_kg_m3 * F_Q * F_Q)
+    x = math.pi * (F_Q - f) / F_Q
+    return N_Q * RHO_Q / (math.pi * density_kg_m3 * f * z_ratio) * math.atan(z_ratio * math.tan(x))
+
+
+class Sqm160Sim(DeviceCore):
+    """One SQM-160 with a crystal on sensor 1 (sensor 2 has none: frequency 0)."""
+
+    SERIAL = SerialSettings(19200)
+
+    def __init__(self, name: str = "sqm160", *, clock: Clock | None = None, world: object | None = None,
+                 seed: int = 0) -> None:
+        self._last_rx = 0.0
+        super().__init__(name, clock=clock, world=world if world is not None else SimpleWorld(), seed=seed)
+        self.crystal_mass0 = self._mass()   # a fresh crystal is installed when the simulator starts
+
+    def reset(self) -> None:
+        self.films = {n: Film(name=f"FILM {n}") for n in range(1, 100)}
+        self.active = 1
+        self.shutter_open = False
+        self.reset_flag = True
+        self.status_b = False
+        self._zero_f: float | None = None   # crystal frequency at the last zero (None: never zeroed -> f_q)
+        self._sample: tuple[float, float] | None = None   # last internal reading (t, A)
+        self._rate = 0.0
+        self.world.shutter(self.now(), False)  # type: ignore[union-attr]
+
+    def power_cycle(self) -> None:
+        super().power_cycle()
+        self.status_b = True
+
+    # -- physics ----------------------------------------------------------------------------------------
+
+    def _mass(self) -> float:
+        return float(self.world.qcm_areal_mass(self.now()))  # type: ignore[union-attr]
+
+    def frequency(self) -> float:
+        return F_Q - C_F * (self._mass() - self.crystal_mass0)
+
+    def thickness_angstrom(self) -> float:
+        """Film thickness since the last zero: Z-match at the active film, times its tooling."""
+        film = self.films[self.active]
+        rho, z = film.density * 1000, film.z_ratio
+        t_m = zmatch_thickness_m(self.frequency(), rho, z)
+        if self._zero_f is not None:
+            t_m -= zmatch_thickness_m(self._zero_f, rho, z)
+        return t_m * film.tooling / 100 * 1e10
+
+    def rate_angstrom_s(self) -> float:
+        now, thick = self.now(), self.thickness_angstrom()
+        if self._sample is None:
+            self._sample = (now, thick)
+        elif now - self._sample[0] >= PERIOD:
+            self._rate = (thick - self._sample[1]) / (now - self._sample[0])
+            self._sample = (now, thick)
+        return self._rate
+
+    def crystal_life(self) -> float:
+        return max(0.0, min(100.0, 100.0 * (self.frequency() - F_MIN) / (F_Q - F_MIN)))
+
+    # -- framing ----------------------------------------------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        with self.lock:
+            if self._inbuf and self.now() - self._last_rx > GAP_S:
+                self._inbuf.clear()
+            self._last_rx = self.now()
+        super().write(data)
+
+    def split(self) -> Iterator[bytes]:
+        while self._inbuf:
+            sync = self._inbuf.find(b"!")
+            if sync < 0:
+                self._inbuf.clear()
+                return
+            del self._inbuf[:sync]
+            if len(self._inbuf) < 2:
+                return
+            end = 2 + max(1, self._inbuf[1] - 34) + 2
+            if len(self._inbuf) < end:
+                return
+            msg = bytes(self._inbuf[:end])
+            del self._inbuf[:end]
+            yield msg
+
+    # -- behaviour --------------------------------------------------------------------------------------
+
+    def _answer(self, status: str, message: str = "") -> bytes:
+        if status in "AB" and self.status_b:
+            status, self.status_b = "B", False
+        return response(status, message.encode("ascii"))
+
+    def handle(self, message: bytes) -> bytes | None:
+        body, crc = message[1:-2], message[-2:]
+        if crc != crc14(body) and crc != b"\x00\x00":
+            return self._answer("C")
+        try:
+            text = body[1:].decode("ascii")
+        except UnicodeDecodeError:
+            return self._answer("C")
+        return self._answer(*self._execute(text))
+
+    def error_reply(self, message: bytes) -> bytes | None:
+        """INSTRUMENT_ERROR: the monitor refuses the command as in the wrong mode (status E)."""
+        return self._answer("E")
+
+    def _execute(self, text: str) -> tuple[str, str]:
+        cmd, arg = text[:1], text[1:]
+        if cmd == "@" and not arg:
+            return "A", "MON Ver 4.13"
+        if cmd == "J" and not arg:
+            return "A", "2"
+        if cmd == "Y" and not arg:
+            flag, self.reset_flag = self.reset_flag, False
+            return "A", "1" if flag else "0"
+        if cmd in "LNPRMO" and cmd:
+            return self._reading(cmd, arg.removesuffix("?"))
+        if cmd == "S" and not arg:
+            self._zero_f = self.frequency()
+            self._sample, self._rate = None, 0.0
+            return "A", ""
+        if cmd == "T" and not arg:
+            return "A", ""
+        if cmd == "Z" and not arg:
+            self.films = {n: Film(name=f"FILM {n}") for n in range(1, 100)}
+            return "A", ""
+        if cmd == "D":
+            if not arg.isdigit() or not 1 <= int(arg) <= 99:
+                return "D", ""
+            self.active = int(arg)
+            return "A", ""
+        if cmd == "A":
+            return self._film(arg)
+        if cmd == "U":
+            return self._shutter(arg)
+        return "C", ""
+
+    def _reading(self, cmd: str, arg: str) -> tuple[str, str]:
+        if cmd in "MO" and arg in ("", "1"):
+            arg = "1"
+        if arg not in ("1", "2"):
+            return "D", ""
+        crystal = arg == "1"
+        if cmd in "LM":
+            return "A", f"{self.rate_angstrom_s() if crystal else 0.0: .2f}"
+        if cmd in "NO":
+            return "A", f"{self.thickness_angstrom() if crystal else 0.0: .3f}"
+        if cmd == "P":
+            return "A", f"{self.frequency() if crystal else 0.0:.3f}"
+        return "A", f"{self.crystal_life() if crystal else 0.0:.2f}"
+
+    def _film(self, arg: str) -> tuple[str, str]:
+        digits = len(arg) - len(arg.lstrip("0123456789"))
+        if digits == 0 or not 1 <= int(arg[:digits]) <= 99:
+            return "D", ""
+        n, rest = int(arg[:digits]), arg[digits:]
+        if rest == "?":
+            return "A", self.films[n].message().decode("ascii")
+        fields = rest[8:].split()
+        if len(rest) < 9 or len(fields) != FILM_FIELDS:
+            return "D", ""
+        try:
+            film = Film(rest[:8].rstrip(), float(fields[0]), int(fields[1]), float(fields[2]),
+                        float(fields[3]), float(fields[4]), int(fields[5]), int(fields[6]))
+        except ValueError:
+            return "D", ""
+        if not (0.5 <= film.density <= 99.99 and 10 <= film.tooling <= 399 and 0.1 <= film.z_ratio <= 9.999):
+            return "D", ""
+        if n == self.active and self.shutter_open:
+            return "E", ""
+        self.films[n] = film
+        return "A", ""
+
+    def _shutter(self, arg: str) -> tuple[str, str]:
+        if arg == "?":
+            return "A", "1" if self.shutter_open else "0"
+        if arg not in ("0", "1"):
+            return "D", ""
+        if not self.stuck_busy:
+            self.shutter_open = arg == "1"
+            self.world.shutter(self.now(), self.shutter_open)  # type: ignore[union-attr]
+        return "A", ""
