@@ -1,0 +1,299 @@
+"""The cell: symmetric Li|Li voltage model of physics.md §2 (vectorised over a buffer), Li|Cu coulombic
+efficiency (§2.8), the §3 impedance circuit (consistent with the DC model) and the OCV.
+
+Current convention: positive current plates on electrode 1 and gives a positive voltage; in a Li|Cu cell
+electrode 1 is the Cu, so negative current plates Li on the Cu (negative voltage) and positive current strips
+it. A sample's current is the current held since the previous sample. State (cumulative capacity, dead Li,
+resistance growth, the short clock) is carried between calls, so a long experiment can arrive in chunks.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Any
+
+import numpy as np
+
+from labctl.simulators.physics.cellparams import CellParams
+
+SPIKE_RATE = 1e-5  # rare measurement spikes per point
+CU_OCV = 2.9  # V, Li|Cu with no Li on the Cu
+
+
+def _rq(r: float, q: float, alpha: float, jw: np.ndarray) -> np.ndarray:
+    return r / (1 + r * q * jw**alpha) if r > 0 else np.zeros_like(jw)
+
+
+def _ws(r_d: float, tau: float, jw: np.ndarray) -> np.ndarray:
+    x = np.sqrt(jw * tau)
+    big = np.abs(x) > 20
+    th = np.tanh(np.where(big, 0, x))
+    th = np.where(big, 1.0 + 0j, th)
+    return r_d * th / x
+
+
+class Cell:
+    """One assembled cell with its stochastic draws fixed at assembly (see `CellParams`)."""
+
+    def __init__(self, p: CellParams, *, events: np.random.Generator, noise: np.random.Generator,
+                 t0: float = 0.0, measurement_noise: bool = True) -> None:
+        self.p = p
+        self._events, self._noise, self.noisy = events, noise, measurement_noise
+        self.t = t0
+        self.sign = 0  # sign of the current over the last interval
+        self.last_sign = 0  # last non-zero sign (direction of the current half-cycle)
+        self.k = -1  # index of the current half-cycle
+        self.q_half = 0.0  # mAh/cm^2 passed in the current half-cycle
+        self.q_last: float | None = None  # capacity of the last completed half-cycle
+        self.q_total = 0.0
+        self.lost = 0.0  # mAh/cm^2 turned into dead Li (½ Σ (1-CE)·Q over cycles)
+        self.u_clock = 0.0  # cumulative exposure of the short clock
+        self.eta_c = 0.0  # concentration overpotential at `self.t`
+        self.run_t0, self.run_eta0 = t0, 0.0
+        self.t_short: float | None = None
+        self.t_soft: float | None = None
+        self.soft_connected = False
+        self.hc = self._half_cycle_params()
+        self.cu_li = 0.0  # Li|Cu: active Li on the Cu
+        self.cu_cycle = 0
+        self.ce_log: list[float] = []
+
+    # -- state ----------------------------------------------------------------------------------------
+
+    @property
+    def shorted(self) -> bool:
+        return self.t_short is not None
+
+    def _cycle(self) -> int:
+        return max(self.k, 0) // 2
+
+    def _half_cycle_params(self) -> tuple[float, float, float, float]:
+        p, n = self.p, self._cycle()
+        l_dead = p.l_dead_um(self.lost)
+        a_nuc = p.a_nuc_first if self.k <= 0 else p.a_nuc
+        return p.r_ohm(self.lost), p.m_act(n), a_nuc, min(0.5, p.a_arc0 * (1 + l_dead / 50.0))
+
+    def _cu_ce(self) -> float:
+        p, n = self.p, self.cu_cycle
+        ce = p.ce_ss - (p.ce_ss - p.ce_1) * math.exp(-(n - 1) / 10.0) + self._events.normal(0, 0.002)
+        return min(ce, 0.9995)
+
+    def _begin_run(self, s: int, t_start: float) -> None:
+        self.run_t0, self.run_eta0 = t_start, self.eta_c
+        if s == 0 or s == self.last_sign:
+            return
+        if self.k >= 0 and self.q_half > 0:  # the previous half-cycle ends
+            if self.p.kind == "li_cu":
+                self._end_cu_half_cycle()
+            self.q_last = self.q_half
+        self.k += 1
+        self.q_half = 0.0
+        self.last_sign = s
+        if self.p.kind == "li_cu" and s < 0:
+            self.cu_cycle += 1
+        self.hc = self._half_cycle_params()
+        if self.t_soft is not None:  # fuse effect: the filament burns out / re-forms per half-cycle
+            r = self._events.random()
+            self.soft_connected = (r >= 0.5) if self.soft_connected else (r < 0.3)
+
+    def _end_cu_half_cycle(self) -> None:
+        if self.last_sign < 0:  # plating on Cu ends: part of it becomes dead Li
+            ce = self._cu_ce()
+            self.ce_log.append(ce)
+            self.cu_li += ce * self.q_half
+            self.lost += (1 - ce) * self.q_half
+        else:
+            self.cu_li = max(0.0, self.cu_li - self.q_half)
+
+    # -- DC -------------------------------------------------------------------------------------------
+
+    def voltage(self, t: np.ndarray, current_a: np.ndarray) -> np.ndarray:
+        """Cell voltage (V) at times `t` (s) for currents (A) held since the previous sample."""
+        t = np.asarray(t, dtype=float).ravel()
+        n = t.size
+        if n == 0:
+            return np.empty(0)
+        j = np.broadcast_to(np.asarray(current_a, dtype=float).ravel(), t.shape) * (1e3 / self.p.area_cm2)
+        s = np.sign(j)
+        s[np.abs(j) < 1e-9] = 0.0
+        tprev = np.empty(n)
+        tprev[0], tprev[1:] = self.t, t[:-1]
+        dt = np.maximum(t - tprev, 0.0)
+        bounds = [0, *(np.flatnonzero(s[1:] != s[:-1]) + 1).tolist(), n]
+        out = np.empty(n)
+        for a, b in itertools.pairwise(bounds):
+            sa = int(s[a])
+            if a > 0 or sa != self.sign:
+                self._begin_run(sa, float(tprev[a]))
+            self.sign = sa
+            if sa == 0:
+                out[a:b] = self._rest(t[a:b])
+            else:
+                out[a:b] = self._drive(t[a:b], np.abs(j[a:b]), dt[a:b], sa)
+        self.t = float(t[-1])
+        if self.noisy:
+            out += self._noise.normal(0.0, self.p.sigma_meas, n)
+            k = self._noise.poisson(n * SPIKE_RATE)
+            if k:
+                out[self._noise.integers(0, n, k)] += self._noise.choice([-1, 1], k) * self._noise.uniform(
+                    2e-3, 5e-3, k)
+        return out
+
+    def _rest(self, tt: np.ndarray) -> np.ndarray:
+        p = self.p
+        if self.shorted:
+            self.eta_c = 0.0
+            return np.zeros(tt.size)
+        eta = self.run_eta0 * np.exp(-(tt - self.run_t0) / p.tau1)
+        self.eta_c = float(eta[-1])
+        base = p.ocv_offset
+        if p.kind == "li_cu" and self._cu_li_now() <= 1e-9:
+            base = CU_OCV
+        return eta + base
+
+    def _cu_li_now(self) -> float:
+        if self.last_sign < 0:
+            return self.cu_li + self.q_half
+        return max(0.0, self.cu_li - self.q_half)
+
+    def _drive(self, tt: np.ndarray, jj: np.ndarray, dt: np.ndarray, s: int) -> np.ndarray:
+        p = self.p
+        dq = jj * dt / 3600.0
+        q = self.q_half + np.cumsum(dq)
+        self.q_half = float(q[-1])
+        dq_sum = float(q[-1] - (q[0] - dq[0]))
+        self.q_total += dq_sum
+        if self.shorted:
+            self.eta_c = 0.0
+            return s * jj * 1e-3 * p.r_sh * (1 + 0.2 * self._noise.standard_normal(tt.size))
+        r_ohm, m_act, a_nuc, a_arc = self.hc
+        tau = tt - self.run_t0
+        qref = self.q_last or 1.0
+        x = jj / p.j_lim
+        sand = bool(x[0] >= 1.0)
+        if not sand:
+            ss = 2 * p.vt * (1 - p.t_plus) * np.log((1 + x) / (1 - x))
+            eta_c = s * ss + (self.run_eta0 - s * ss[0]) * np.exp(-tau / p.tau1)
+        else:  # Sand regime: surface depletion, then dendrites (area gain) and a short after t_cross
+            t_sand = p.t_sand_c / jj[0] ** 2
+            r = np.sqrt(np.minimum(tau / t_sand, 1 - 1e-12))
+            eta_c = s * np.minimum(1.0, -2 * p.vt * (1 - p.t_plus) * np.log1p(-r))
+            eta_c[tau > t_sand] = s * 2 * p.vt * (1 - p.t_plus) * math.log(10.0)
+        if p.kind == "li_cu":
+            eta_ct = 2 * p.vt * m_act * np.arcsinh(jj / (2 * p.j0b))
+            v = s * (jj * 1e-3 * r_ohm + eta_ct) + eta_c
+            if s < 0:
+                dip = (0.06 if self.cu_cycle <= 1 else 0.025) * np.exp(-q / (p.u_nuc * qref))
+                v -= dip
+            else:
+                over = q - self.cu_li
+                if over[-1] > 0:
+                    v += np.minimum(3.0, 0.02 * np.expm1(np.maximum(over, 0.0) / 0.005))
+        else:
+            if p.j0a == p.j0b:
+                eta_ct = 4 * p.vt * m_act * np.arcsinh(jj / (2 * p.j0a))
+            else:
+                eta_ct = 2 * p.vt * m_act * (np.arcsinh(jj / (2 * p.j0a)) + np.arcsinh(jj / (2 * p.j0b)))
+            shape = 1 + a_nuc * np.exp(-q / (p.u_nuc * qref))
+            if self.q_last:
+                u = np.minimum(q / self.q_last, 1.0)
+                u2 = u * u
+                shape += a_arc * (u2 * u2 * u2)
+            v = s * (jj * 1e-3 * r_ohm + eta_ct * shape) + eta_c
+            over = q - (p.n_li - self.lost / 2)
+            if over[-1] > 0:  # inventory failure: the stripping electrode runs out of Li
+                v += s * np.minimum(3.0, 0.05 * np.expm1(np.maximum(over, 0.0) / 0.05))
+            self.lost += (1 - p.ce) * dq_sum / 2
+        self.eta_c = float(eta_c[-1])
+        # the short clock (§2.4): cumulative exposure against the critical draw
+        life = p.life_s(jj, 1.0) * np.maximum(q, qref) ** (-p.n_q)
+        u_clock = self.u_clock + np.cumsum(dt / life)
+        self.u_clock = float(u_clock[-1])
+        if p.has_soft and self.t_soft is None:
+            i_soft = int(np.searchsorted(u_clock, p.u_soft * p.u_crit))
+            if i_soft < tt.size:
+                self.t_soft, self.soft_connected = float(tt[i_soft]), True
+                v[i_soft:] = self._divide(v[i_soft:], jj[i_soft:])
+        elif self.t_soft is not None and self.soft_connected:
+            v = self._divide(v, jj)
+        i_short = int(np.searchsorted(u_clock, p.u_crit))
+        if sand:
+            i_short = min(i_short, int(np.searchsorted(tau, t_sand + p.t_cross_c / jj[0])))
+        if i_short < tt.size:
+            self.t_short = float(tt[i_short])
+            m = tt.size - i_short
+            v[i_short:] = s * jj[i_short:] * 1e-3 * p.r_sh * (1 + 0.2 * self._noise.standard_normal(m))
+            self.eta_c = 0.0
+        return v
+
+    def _divide(self, v: np.ndarray, jj: np.ndarray) -> np.ndarray:
+        """Soft short: a parallel electronic path R_sh,soft: V = V_ec·R_sh/(R_sh + R_app), R_app = V_ec/j."""
+        r_app = np.abs(v) / (jj * 1e-3)
+        return v * self.p.r_sh_soft / (self.p.r_sh_soft + r_app)
+
+    # -- AC and OCV -----------------------------------------------------------------------------------
+
+    def r_dc_small(self) -> float:
+        """Small-current slope of the DC model in the present state, Ω (not Ω cm²)."""
+        return self.p.r_dc_small(self.lost, self._cycle_for_eis()) / self.p.area_cm2
+
+    def _cycle_for_eis(self) -> int:
+        return (self.k + 1) // 2 if self.k >= 0 else 0
+
+    def impedance(self, t: float, freq_hz: np.ndarray, *, noise: bool | None = None) -> np.ndarray:
+        """Z(f) in Ω of R_el − (R_film ∥ CPE) − (R_ct ∥ CPE_dl) − W_s (+ series L), §3.1; the film arc holds
+        R_film + R_dead + the native-film (activation) excess, so Z(f→0) = the DC small-current slope."""
+        p = self.p
+        f = np.asarray(freq_hz, dtype=float)
+        jw = 1j * 2 * np.pi * f
+        n = self._cycle_for_eis()
+        rct0 = p.r_ct_base()
+        film = p.r_film + p.r_sei + p.r_dead(self.lost) + (p.m_act(n) - 1) * rct0
+        grow = 1 - math.exp(-n / 3.0)
+        q_film, a_film = p.q_film, p.alpha_film
+        q_dl, a_dl = p.q_dl, p.alpha_dl
+        if p.layer == "bare":  # roughening over the first cycles (§3.2)
+            q_film, q_dl, a_dl = 1e-6 * (1 + 4 * grow), 1e-5 * (1 + 4 * grow), 0.85 - 0.05 * grow
+        z = (p.r_el(self.lost) + _rq(film, q_film, a_film, jw) + _rq(rct0, q_dl, a_dl, jw)
+             + _ws(p.r_d, p.tau_w, jw)) / p.area_cm2 + jw * p.inductance_h
+        for r_par in self._parallel_paths():
+            z = z * r_par / (z + r_par)
+        if self.noisy if noise is None else noise:
+            rel = np.where(f < 0.1, 0.03, 0.005)
+            e = self._noise.standard_normal((2, f.size))
+            z = z * (1 + rel * (e[0] + 1j * e[1]) / math.sqrt(2))
+        return z
+
+    def _parallel_paths(self) -> list[float]:
+        a = self.p.area_cm2
+        if self.shorted:
+            return [self.p.r_sh / a]
+        if self.t_soft is not None and self.soft_connected:
+            return [self.p.r_sh_soft / a]
+        return []
+
+    def ocv(self, t: float) -> float:
+        p = self.p
+        if self.shorted:
+            return 0.0
+        if p.kind == "li_cu" and self._cu_li_now() <= 1e-9:
+            return CU_OCV
+        return p.ocv_offset + self.eta_c * math.exp(-max(0.0, t - self.t) / p.tau1)
+
+    def state(self) -> dict[str, Any]:
+        p = self.p
+        return {
+            "kind": p.kind, "layer": p.layer, "electrolyte": p.electrolyte, "separator": p.separator,
+            "coated": p.coated, "area_cm2": p.area_cm2, "half_cycles": self.k + 1, "cycles": self._cycle(),
+            "q_total_mah_cm2": self.q_total, "q_last_mah_cm2": self.q_last, "lost_mah_cm2": self.lost,
+            "l_dead_um": p.l_dead_um(self.lost), "r_el_ohm_cm2": p.r_el(self.lost),
+            "r_film_ohm_cm2": p.r_film, "r_dead_ohm_cm2": p.r_dead(self.lost),
+            "r_dc_small_ohm_cm2": p.r_dc_small(self.lost, self._cycle_for_eis()),
+            "j0_ma_cm2": (p.j0a, p.j0b), "j_lim_ma_cm2": p.j_lim, "f_layer": p.f_layer, "ce": p.ce,
+            "short_clock": self.u_clock, "short_threshold": p.u_crit, "shorted": self.shorted,
+            "t_short_s": self.t_short, "soft_short": self.t_soft is not None, "t_soft_s": self.t_soft,
+            "soft_connected": self.soft_connected, "r_short_ohm_cm2": p.r_sh,
+            "li_inventory_mah_cm2": p.n_li - self.lost / 2, "cu_li_mah_cm2": self._cu_li_now(),
+            "ce_log": list(self.ce_log),
+        }
