@@ -83,7 +83,7 @@ def test_full_protocol_plan_figures() -> None:
     # 20 mL of 0.1 M from the 0.5 M stock: 4 mL stock, 16 mL THF (+30 mL rinse bath)
     stock = next(v for k, v in plan.consumables.items() if k.startswith("InCl3"))
     assert stock == pytest.approx(4e-6)
-    assert plan.consumables["THF"] == pytest.approx(46e-6)
+    assert plan.consumables["THF"] == pytest.approx(36e-6)  # 16 mL to dilute the stock + a 20 mL rinse bath
     assert plan.instruments["potentiostat"] is True
     assert loaded.model.steps[0].concentration == pytest.approx(100.0)
 
