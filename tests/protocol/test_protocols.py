@@ -80,7 +80,7 @@ def test_full_protocol_plan_figures() -> None:
     plan = make_plan(loaded, STATION)
     cycling = next(s for s in plan.steps if s.kind == "cycle_symmetric")
     assert cycling.duration == pytest.approx(500 * 2 * 3600)  # 1 mAh/cm2 at 1 mA/cm2 = 1 h per half
-    # 20 mL of 0.1 M from the 0.5 M stock: 4 mL stock, 16 mL THF (+30 mL rinse bath)
+    # 20 mL of 0.1 M from the 0.5 M stock: 4 mL stock, 16 mL THF (+20 mL rinse bath)
     stock = next(v for k, v in plan.consumables.items() if k.startswith("InCl3"))
     assert stock == pytest.approx(4e-6)
     assert plan.consumables["THF"] == pytest.approx(36e-6)  # 16 mL to dilute the stock + a 20 mL rinse bath
