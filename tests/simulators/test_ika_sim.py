@@ -1,0 +1,193 @@
+"""The IKA RCT digital simulator: bytes, the bath it heats, the watchdog; the driver against it over
+labsim://, a pty and TCP; every fault kind against the driver."""
+
+from __future__ import annotations
+
+import pytest
+
+from labctl.clock import RealClock, VirtualClock
+from labctl.drivers.ika_rct import IkaRct
+from labctl.drivers.transport import SerialSettings, SerialTransport
+from labctl.errors import (
+    Disconnected,
+    InstrumentError,
+    InstrumentTimeout,
+    MalformedReply,
+    PartialReply,
+    SafeStateError,
+)
+from labctl.simulators import registry
+from labctl.simulators.core import FaultKind
+from labctl.simulators.exposures import serve_pty, serve_tcp
+from labctl.simulators.ika_rct import IkaRctSim
+from labctl.simulators.world import SimpleWorld
+
+
+class Raw:
+    def __init__(self) -> None:
+        self.clock = VirtualClock()
+        self.world = SimpleWorld(ambient_c=22.0, bath_tau_s=60.0)
+        self.core = IkaRctSim("hp", clock=self.clock, world=self.world)
+
+    def __call__(self, text: str) -> bytes:
+        self.core.write(text.encode() + b"\r\n")
+        return self.core.read()
+
+
+def test_queries_sets_and_the_bath():
+    r = Raw()
+    assert r("IN_NAME") == b"RCT digital\r\n"
+    assert r("IN_PV_1") == b"22.0 1\r\n"
+    assert r("OUT_SP_1 50") == b"" and r("START_1") == b""
+    assert r("IN_SP_1") == b"50.0 1\r\n" and r("STATUS_1") == b"11\r\n"
+    r.clock.sleep(60)
+    assert r("IN_PV_1") == b"39.7 1\r\n"  # 50 - 28 / e after one time constant
+    assert r("IN_PV_2") == b"55.0 2\r\n"
+    assert r("OUT_SP_4 300") == b"" and r("START_4") == b""
+    assert r("IN_SP_4") == b"300 4\r\n" and r("IN_PV_4") == b"300 4\r\n" and r("STATUS_4") == b"11\r\n"
+    assert r("OUT_SP_1 400") == b"" and r("IN_SP_1") == b"50.0 1\r\n"  # out of range: ignored
+    assert r("BOGUS") == b"" and r("in_pv_1") == b""  # unknown: silence
+    assert r("STOP_1") == b"" and r("STATUS_1") == b"12\r\n"
+
+
+def test_watchdog_switches_heat_and_stir_off():
+    r = Raw()
+    assert r("OUT_WD1@30") == b"30\r\n"
+    assert r("OUT_WD1@5") == b""
+    r("OUT_SP_1 60")
+    r("START_1")
+    r("OUT_SP_4 200")
+    r("START_4")
+    r.clock.sleep(20)
+    assert r("STATUS_1") == b"11\r\n"  # a command within 30 s feeds the watchdog
+    r.clock.sleep(31)
+    assert r("STATUS_1") == b"12\r\n" and r("STATUS_4") == b"12\r\n"
+    assert r.core.watchdog_tripped
+    r.clock.sleep(600)
+    assert float(r("IN_PV_1").split()[0]) < 25.0  # cooled back towards ambient
+
+
+def test_power_cycle_switches_everything_off():
+    r = Raw()
+    r("OUT_SP_1 60")
+    r("START_1")
+    r.core.power_cycle()
+    assert r("STATUS_1") == b"12\r\n" and r("IN_SP_1") == b"0.0 1\r\n"
+
+
+@pytest.fixture
+def hotplate():
+    clock = VirtualClock()
+    world = SimpleWorld()
+    core = IkaRctSim("hp-t", clock=clock, world=world)
+    registry.register("hp-t", core)
+    h = IkaRct(SerialTransport("hotplate", "labsim://hp-t", IkaRct.SERIAL, clock=clock), name="hotplate")
+    h.connect()
+    yield h, core, world, clock
+    h.close()
+    registry.unregister("hp-t")
+
+
+def test_driver_in_process(hotplate):
+    h, core, _world, clock = hotplate
+    assert h.identify() == "RCT digital"
+    h.watchdog(60)
+    h.set_temperature(45.0)
+    h.heater(True)
+    h.stirrer(400)
+    clock.sleep(30)
+    assert 22.0 < h.bath_temperature() < 45.0
+    assert h.plate_temperature() == 50.0
+    assert h.safe_state()["heating"] is False
+    assert core.heating is False and core.stirring is False
+
+
+def test_wrong_line_settings_garble_replies():
+    clock = VirtualClock()
+    registry.register("hp-8n1", IkaRctSim("hp-8n1", clock=clock))
+    try:
+        h = IkaRct(SerialTransport("hotplate", "labsim://hp-8n1", SerialSettings(9600), clock=clock))
+        h.connect()
+        with pytest.raises(MalformedReply):
+            h.identify()
+    finally:
+        registry.unregister("hp-8n1")
+
+
+def _session(h: IkaRct) -> None:
+    h.connect()
+    assert h.identify() == "RCT digital"
+    h.set_temperature(30.0)
+    h.stirrer(250)
+    assert h.safe_state()["stirring"] is False
+    h.close()
+
+
+def test_driver_over_tcp():
+    with serve_tcp(IkaRctSim("hp-tcp", clock=RealClock())) as exp:
+        _session(IkaRct(SerialTransport("hotplate", exp.serial_url, IkaRct.SERIAL)))
+
+
+#: a pty carries no parity bit and this kernel's ptys refuse PARENB and a CS7 reconfigure (tcsetattr EINVAL):
+#: the host opens the pty 8N1 (the core is told nothing about the line over a pty)
+PTY_LINE = SerialSettings(9600)
+
+
+@pytest.mark.pty
+def test_driver_over_pty():
+    with serve_pty(IkaRctSim("hp-pty", clock=RealClock())) as exp:
+        _session(IkaRct(SerialTransport("hotplate", exp.path, PTY_LINE)))
+
+
+EXPECT = {
+    FaultKind.NO_REPLY: InstrumentTimeout,
+    FaultKind.TRICKLE: PartialReply,
+    FaultKind.TRUNCATE: PartialReply,
+    FaultKind.GARBAGE: MalformedReply,
+    FaultKind.LATE: InstrumentTimeout,
+    FaultKind.DISCONNECT: Disconnected,
+    FaultKind.POWER_CYCLE: InstrumentTimeout,
+    FaultKind.INSTRUMENT_ERROR: InstrumentTimeout,  # the RCT has no error answer: silence
+}
+DELAY = {FaultKind.TRICKLE: 0.3, FaultKind.LATE: 1.3}
+
+
+@pytest.mark.parametrize("kind", list(EXPECT))
+def test_fault_matrix(hotplate, kind):
+    h, core, _world, clock = hotplate
+    h.set_temperature(40.0)
+    fault = core.inject(kind, rb"^IN_PV_1", **({"delay": DELAY[kind]} if kind in DELAY else {}))
+    t0 = clock.monotonic()
+    with pytest.raises(EXPECT[kind]):
+        h.bath_temperature()
+    assert clock.monotonic() - t0 <= h.transport.timeout + 1e-9
+    assert fault.spent
+    assert h.bath_temperature() == pytest.approx(22.0)  # the next exchange is clean
+    h.set_temperature(35.0)
+
+
+def test_fault_stuck_busy(hotplate):
+    h, core, _world, _clock = hotplate
+    h.heater(True)
+    core.inject(FaultKind.STUCK_BUSY, rb"^OUT_SP_1")
+    with pytest.raises(InstrumentError, match="read back"):
+        h.set_temperature(50.0)
+    with pytest.raises(SafeStateError, match="heater on"):
+        h.safe_state()
+    core.power_cycle()
+    assert h.safe_state()["heating"] is False
+
+
+@pytest.mark.pty
+def test_a_manual_only_client_over_the_pty():
+    import serial
+
+    with serve_pty(IkaRctSim("hp-raw", clock=RealClock())) as exp:
+        port = serial.Serial(exp.path, 9600, timeout=1.0)  # 8N1: see PTY_LINE
+        try:
+            port.write(b"IN_NAME\r\n")
+            assert port.read_until(b"\r\n") == b"RCT digital\r\n"
+            port.write(b"OUT_SP_1 42\r\nIN_SP_1\r\n")
+            assert port.read_until(b"\r\n") == b"42.0 1\r\n"
+        finally:
+            port.close()
