@@ -116,3 +116,47 @@ def test_every_registry_simulator_takes_the_bench_constructor():
             continue  # reported by tests/drivers/test_meta.py
         core = cls(f"ctor-{name}", clock=VirtualClock(), world=None, seed=0)
         assert core.name == f"ctor-{name}", entry
+
+
+def _serve(*args: str):
+    import json
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "from labctl.cli import main; main()", "sim", "serve",
+                             "--station", str(STATION), "--json", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()
+    if not line:
+        proc.kill()
+        raise AssertionError(proc.stderr.read())
+    return proc, json.loads(line)
+
+
+def _stop(proc) -> None:
+    import signal
+
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=10) == 0
+
+
+@pytest.mark.parametrize("flag", ["--tcp", pytest.param("--pty", marks=pytest.mark.pty)])
+def test_sim_serve_cli_with_plain_pyserial(flag):
+    import serial
+
+    proc, found = _serve(flag)
+    try:
+        roles = found["roles"]
+        assert "visa" in roles["potentiostat"] and roles["potentiostat"]["visa"].endswith("::SOCKET")
+        port = roles["gauge"]["port"]
+        link = serial.serial_for_url(port, timeout=2.0)
+        try:
+            link.write(b"PR1\r\n")                       # TPG 361: mnemonic, then ENQ for the data
+            assert link.read_until(b"\r\n") == b"\x06\r\n"
+            link.write(b"\x05")
+            status, value = link.read_until(b"\r\n").decode().strip().split(",")
+            assert status in "012345" and float(value) > 0
+        finally:
+            link.close()
+    finally:
+        _stop(proc)

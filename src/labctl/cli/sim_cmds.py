@@ -1,9 +1,83 @@
-"""labctl CLI commands: sim_cmds (filled in by its issue)."""
+"""`labctl sim serve`: the simulated bench on the wall clock, reachable from other programs (TCP or ptys)."""
 
 from __future__ import annotations
 
+import json
+import sys
+import threading
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from labctl.errors import ConfigError
+
+sim_app = typer.Typer(help="Simulated instruments.", no_args_is_help=True)
+DEFAULT_STATION = Path("stations/simulated.yaml")
+
+
+@sim_app.command("serve")
+def serve(
+    station: Annotated[Path, typer.Option("--station", "-s", help="Station file.")] = DEFAULT_STATION,
+    tcp: Annotated[bool, typer.Option("--tcp", help="Every instrument on 127.0.0.1 (default).")] = False,
+    pty: Annotated[bool, typer.Option("--pty", help="Serial instruments on pseudo-terminals.")] = False,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the simulated world.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the addresses as one JSON line.")] = False,
+) -> None:
+    """Start the station's simulators on the real clock, print where each role is, run until Ctrl-C."""
+    from labctl.cli import console
+    from labctl.clock import RealClock
+    from labctl.simulators.bench import SimulatedBench
+    from labctl.station import load_station
+
+    if tcp and pty:
+        raise ConfigError("choose one of --tcp and --pty")
+    if not station.is_file():
+        raise ConfigError(f"{station}: no such station file")
+    model = load_station(station)
+    clock = RealClock()
+    bench = SimulatedBench(model, clock=clock, world=_world(model, clock, seed), seed=seed)
+    bench.start("pty" if pty else "tcp")
+    try:
+        addresses = bench.addresses()
+        if as_json:
+            sys.stdout.write(json.dumps({"roles": addresses, "unavailable": bench.unavailable}) + "\n")
+        else:
+            from rich.table import Table
+
+            table = Table(title=f"{model.name}: simulated instruments (Ctrl-C stops)")
+            for col in ("role", "driver", "address"):
+                table.add_column(col)
+            for role, where in sorted(addresses.items()):
+                kind, value = next(iter(where.items()))
+                table.add_row(role, model.instruments[role].driver, f"{kind}: {value}")
+            for role, why in sorted(bench.unavailable.items()):
+                table.add_row(role, model.instruments[role].driver, f"[yellow]not simulated: {why}[/]")
+            console.print(table)
+        sys.stdout.flush()
+        stop = threading.Event()
+        try:
+            while not stop.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass
+    finally:
+        bench.close()
+
+
+def _world(model: object, clock: object, seed: int) -> object:
+    """The physical world for the station (as a dry run builds it), else the simple one."""
+    try:
+        from labctl.engine.simulate import make_world
+        from labctl.engine.station_info import station_info
+
+        return make_world(station_info(model), clock=clock, seed=seed)  # type: ignore[arg-type]
+    except Exception:
+        from labctl.simulators.world import SimpleWorld
+
+        return SimpleWorld()
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to `app`."""
+    """Add `labctl sim ...` to `app`."""
+    app.add_typer(sim_app, name="sim")
