@@ -266,6 +266,7 @@ class PhysicalWorld:
             if span is None:
                 continue
             lo, hi = span
+            bath.advance(lo, self.stocks)
             vz = piece.v[2]
             if spec.polymer is not None and vz < 0 and abs(piece.at(lo)[2] - spec.surface_z) < 1e-9:
                 self._redissolve(name)
