@@ -159,8 +159,13 @@ class Cell:
 
     def _drive(self, tt: np.ndarray, jj: np.ndarray, dt: np.ndarray, s: int) -> np.ndarray:
         p = self.p
-        dq = jj * dt / 3600.0
-        q = self.q_half + np.cumsum(dq)
+        if jj[0] == jj[-1] and not np.any(jj != jj[0]):
+            jj = jj[:1]  # constant current (the usual case): scalars broadcast, fewer array operations
+            q = self.q_half + jj[0] * (tt - (tt[0] - dt[0])) / 3600.0
+            dq = q - np.concatenate(([self.q_half], q[:-1]))
+        else:
+            dq = jj * dt / 3600.0
+            q = self.q_half + np.cumsum(dq)
         self.q_half = float(q[-1])
         dq_sum = float(q[-1] - (q[0] - dq[0]))
         self.q_total += dq_sum
@@ -174,7 +179,10 @@ class Cell:
         sand = bool(x[0] >= 1.0)
         if not sand:
             ss = 2 * p.vt * (1 - p.t_plus) * np.log((1 + x) / (1 - x))
-            eta_c = s * ss + (self.run_eta0 - s * ss[0]) * np.exp(-tau / p.tau1)
+            eta_c = np.broadcast_to(s * ss, tt.shape).copy()
+            k = int(np.searchsorted(tau, 30 * p.tau1))
+            if k:
+                eta_c[:k] += (self.run_eta0 - s * ss[0]) * np.exp(-tau[:k] / p.tau1)
         else:  # Sand regime: surface depletion, then dendrites (area gain) and a short after t_cross
             t_sand = p.t_sand_c / jj[0] ** 2
             r = np.sqrt(np.minimum(tau / t_sand, 1 - 1e-12))
@@ -195,11 +203,16 @@ class Cell:
                 eta_ct = 4 * p.vt * m_act * np.arcsinh(jj / (2 * p.j0a))
             else:
                 eta_ct = 2 * p.vt * m_act * (np.arcsinh(jj / (2 * p.j0a)) + np.arcsinh(jj / (2 * p.j0b)))
-            shape = 1 + a_nuc * np.exp(-q / (p.u_nuc * qref))
+            shape = np.ones(tt.size)
+            scale = p.u_nuc * qref
+            k = int(np.searchsorted(q, 25 * scale))  # exp(-25) ~ 1e-11 beyond
+            if k:
+                shape[:k] += a_nuc * np.exp(-q[:k] / scale)
             if self.q_last:
-                u = np.minimum(q / self.q_last, 1.0)
+                k = int(np.searchsorted(q, 0.03 * self.q_last))  # u⁶ < 1e-9 before
+                u = np.minimum(q[k:] / self.q_last, 1.0)
                 u2 = u * u
-                shape += a_arc * (u2 * u2 * u2)
+                shape[k:] += a_arc * (u2 * u2 * u2)
             v = s * (jj * 1e-3 * r_ohm + eta_ct * shape) + eta_c
             over = q - (p.n_li - self.lost / 2)
             if over[-1] > 0:  # inventory failure: the stripping electrode runs out of Li
@@ -207,14 +220,17 @@ class Cell:
             self.lost += (1 - p.ce) * dq_sum / 2
         self.eta_c = float(eta_c[-1])
         # the short clock (§2.4): cumulative exposure against the critical draw
-        life = p.life_s(jj, 1.0) * np.maximum(q, qref) ** (-p.n_q)
-        u_clock = self.u_clock + np.cumsum(dt / life)
+        if jj.size == 1 and q[-1] <= qref:
+            u_clock = self.u_clock + (tt - (tt[0] - dt[0])) / float(p.life_s(jj, qref)[0])
+        else:
+            life = p.life_s(jj, 1.0) * np.maximum(q, qref) ** (-p.n_q)
+            u_clock = self.u_clock + np.cumsum(dt / life)
         self.u_clock = float(u_clock[-1])
         if p.has_soft and self.t_soft is None:
             i_soft = int(np.searchsorted(u_clock, p.u_soft * p.u_crit))
             if i_soft < tt.size:
                 self.t_soft, self.soft_connected = float(tt[i_soft]), True
-                v[i_soft:] = self._divide(v[i_soft:], jj[i_soft:])
+                v[i_soft:] = self._divide(v[i_soft:], jj if jj.size == 1 else jj[i_soft:])
         elif self.t_soft is not None and self.soft_connected:
             v = self._divide(v, jj)
         i_short = int(np.searchsorted(u_clock, p.u_crit))
@@ -223,7 +239,8 @@ class Cell:
         if i_short < tt.size:
             self.t_short = float(tt[i_short])
             m = tt.size - i_short
-            v[i_short:] = s * jj[i_short:] * 1e-3 * p.r_sh * (1 + 0.2 * self._noise.standard_normal(m))
+            v[i_short:] = s * (jj if jj.size == 1 else jj[i_short:]) * 1e-3 * p.r_sh * (
+                1 + 0.2 * self._noise.standard_normal(m))
             self.eta_c = 0.0
         return v
 
