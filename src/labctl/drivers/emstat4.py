@@ -77,6 +77,7 @@ class EmStat4(Driver):
         "current": Limit("current", "A", -0.03, 0.03, "EmStat4 LR +-30 mA"),
         "potential": Limit("potential", "V", -3.0, 3.0, "EmStat4 LR +-3 V"),
     }
+    RESYNC_QUIET = 0.5  # s of silence after `Z` before the next exchange (a trickling reply must end)
     POINT_FACTOR = 3.0  # x the nominal time of one EIS point, allowed for its package to arrive
     MAX_POINTS_PER_DECADE = 100
 

@@ -21,6 +21,8 @@ Where the sources are silent this core chooses, and says so [verify against the 
   of it runs; an unknown idle command answers its first character + `!0002`;
 - while a script runs, every input but `Z` is ignored; `Z` answers `Z`, `*`, then the empty line, and runs
   `on_finished:` (the cell goes off);
+- `Z` also drops output still queued for the host (a slow line's tail);
+- a script half received when the link drops is discarded when it comes back;
 - version `tes4_lr1.3.1` / `#2024-01-16 labctl-sim*`; `stuck busy` is a script that never ends: `Z` is
   answered but the device stays busy.
 """
@@ -96,13 +98,20 @@ class EmStat4Sim(DeviceCore):
     def reset(self) -> None:
         self.script: list[str] | None = None  # lines of a script being received
         self.busy_until = -math.inf
-        self.cell_on = False
+        self._cell_on = False
         self.mode = 3
         self.finish: list[tuple[str, list[str]]] = []
 
     def set_stuck_busy(self) -> None:
         super().set_stuck_busy()
         self.busy_until = math.inf
+
+    @property
+    def cell_on(self) -> bool:
+        """The cell switch, after a finished script's `on_finished:` part."""
+        if self.finish and not self.running:
+            self._finish(self.busy_until)
+        return self._cell_on
 
     @property
     def running(self) -> bool:
@@ -128,6 +137,7 @@ class EmStat4Sim(DeviceCore):
         if text == "t":
             return VERSION
         if text == "Z":
+            self.cancel_pending()  # whatever was still queued for the host is dropped too
             return f"Z!{E_NOTHING:04X}\n".encode()
         if not text.strip():
             return None
@@ -167,9 +177,22 @@ class EmStat4Sim(DeviceCore):
         shift = (
             {FaultKind.LATE: fault.delay, FaultKind.TRICKLE: 2 * fault.delay}.get(kind, 0.0) if fault else 0.0
         )
+        now = self.now()  # on a real clock time moved on since the acknowledge was emitted: keep it first
         for t, data in stream:
             garble = kind is FaultKind.GARBAGE or not self.line_ok
-            self.emit(self._noise(len(data)) if garble else data, t + shift)
+            at = max(t + shift, now)
+            if kind is FaultKind.TRICKLE and fault is not None:  # the whole stream trickles, in order
+                for i, byte in enumerate(data):
+                    self.emit(bytes([byte]), at + i * fault.delay)
+                now = at + len(data) * fault.delay
+            else:
+                self.emit(self._noise(len(data)) if garble else data, at)
+
+    def reconnect(self) -> None:
+        """The link is back; a script half received before it dropped is discarded."""
+        with self.lock:
+            self.script = None
+        super().reconnect()
 
     # -- the interpreter --------------------------------------------------------------------------------
 
@@ -180,10 +203,7 @@ class EmStat4Sim(DeviceCore):
             return f"e\n{exc}\n\n".encode()
         t = self.now()
         for item in program:
-            if isinstance(item, Loop):
-                t = self._run_loop(item, t)
-            else:
-                t = self._apply(*item, t)
+            t = self._run_loop(item, t) if isinstance(item, Loop) else self._apply(*item, t)
         self.finish = finish  # run when the script ends (or is aborted)
         self.busy_until = t
         self._stream.append((t, b"\n"))
@@ -285,7 +305,7 @@ class EmStat4Sim(DeviceCore):
         if cmd == "set_pgstat_mode":
             self.mode = int(parse_literal(args[0]))
         elif cmd in ("cell_on", "cell_off"):
-            self.cell_on = cmd == "cell_on"
+            self._cell_on = cmd == "cell_on"
         elif cmd == "wait":
             return t + parse_literal(args[0])
         return t
