@@ -336,3 +336,15 @@ def test_a_manual_only_client_over_the_pty():
             assert float(port.read_until(b"\n")) == pytest.approx(0.01)
         finally:
             port.close()
+
+
+def test_a_silent_simulator_over_tcp_visa_does_not_hang_a_virtual_clock():
+    clock = VirtualClock()
+    with serve_tcp(Keithley2450Sim("k-silent", clock=clock)) as exp:
+        k = Keithley2450(VisaTransport("potentiostat", exp.visa_resource, clock=clock, timeout=2.0))
+        k.connect()
+        exp.core.inject(FaultKind.NO_REPLY, rb"TRIP\?")
+        with pytest.raises(InstrumentTimeout):
+            k.limit_tripped()
+        assert k.limit_tripped() is False
+        k.close()

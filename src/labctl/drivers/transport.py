@@ -291,6 +291,8 @@ class SerialTransport(Transport):
 class VisaTransport(Transport):
     """A VISA resource through PyVISA; the pyvisa-py backend (`@py`) unless `backend` says otherwise."""
 
+    VIRTUAL_WAIT_S = 2.0  # real seconds a read waits on a virtual clock before the virtual deadline passes
+
     def __init__(self, name: str, resource: str, *, backend: str = "@py", termination: bytes = b"\n",
                  **kw: Any) -> None:
         super().__init__(name, **kw)
@@ -341,11 +343,16 @@ class VisaTransport(Transport):
         pyvisa = importlib.import_module("pyvisa")
         if self._res is None:
             raise Disconnected("resource is not open", instrument=self.name)
-        self._res.timeout = max(1, int(timeout * 1000))
+        # on a virtual clock (a dry run against simulators on a local socket) wait at most VIRTUAL_WAIT_S of
+        # real time, then let the virtual deadline pass: a silent simulator must not hang the run
+        wait = min(timeout, self.VIRTUAL_WAIT_S) if self.clock.is_virtual else timeout
+        self._res.timeout = max(1, int(wait * 1000))
         try:
             return bytes(self._res.read_raw())
         except pyvisa.errors.VisaIOError as exc:
             if exc.error_code == pyvisa.constants.StatusCode.error_timeout:
+                if self.clock.is_virtual:
+                    self.clock.sleep(timeout)
                 return b""
             raise Disconnected(f"read failed: {exc}", instrument=self.name) from exc
 
@@ -369,3 +376,24 @@ class VisaTransport(Transport):
         except Exception:
             pass
         return bytes(got)
+
+
+def open_link(name: str, *, port: str | None = None, visa: str | None = None,
+              settings: SerialSettings | None = None, **kw: Any) -> Transport:
+    """The transport of a station link: a serial `port` (device, `socket://`, `labsim://`) or VISA resource.
+
+    A VISA resource `ASRLlabsim://NAME::INSTR` is the in-process simulator: pyvisa-py would open it through
+    this same pyserial URL handler but then read its replies one byte per call (measured: 76 s for 72 000
+    buffered Keithley points, against 0.4 s here), so it is opened on the handler directly. The bytes, the
+    driver and the simulator are the same; real VISA resources (TCPIP, USB, GPIB, ASRL ports) go through
+    PyVISA.
+    """
+    if visa:
+        upper = visa.upper()
+        if upper.startswith("ASRLLABSIM://"):
+            simulator = visa.split("://", 1)[1].split("::", 1)[0]
+            return SerialTransport(name, f"labsim://{simulator}", settings, **kw)
+        return VisaTransport(name, visa, **kw)
+    if not port:
+        raise TransportError("a link needs a serial port or a VISA resource", instrument=name)
+    return SerialTransport(name, port, settings, **kw)
