@@ -12,7 +12,7 @@ from typing import Any
 
 from labctl.clock import Clock
 from labctl.drivers import registry
-from labctl.drivers.transport import Recorder, SerialTransport, Transport, VisaTransport
+from labctl.drivers.transport import Recorder, Transport, open_link
 from labctl.engine.errors import PreflightError
 from labctl.engine.executors.base import executor_for
 from labctl.engine.station_info import RoleSpec, StationInfo
@@ -101,19 +101,9 @@ def build_instruments(
         if link not in transports:
             name = "+".join(by_link[link])
             timeout = float(getattr(cls, "TIMEOUT", 1.0))
-            if spec.visa:
-                transports[link] = VisaTransport(
-                    name, spec.visa, clock=clock, timeout=timeout, recorder=recorder
-                )
-            else:
-                transports[link] = SerialTransport(
-                    name,
-                    str(spec.port),
-                    getattr(cls, "SERIAL", None),
-                    clock=clock,
-                    timeout=timeout,
-                    recorder=recorder,
-                )
+            transports[link] = open_link(name, port=spec.port, visa=spec.visa,
+                                         settings=getattr(cls, "SERIAL", None), clock=clock, timeout=timeout,
+                                         recorder=recorder)
         out[role] = cls(transports[link], **_driver_kwargs(cls, spec))
     return out
 

@@ -74,6 +74,8 @@ class PrepareBath(Executor):
             if c2 > c1:
                 raise StepFailed(f"step {ctx.index + 1}: {c2:g} is above the stock concentration {c1:g}")
             v1 = c2 * v2 / c1
+            if ctx.dry_run and hasattr(ctx.world, "set_stock"):  # the simulated syringe holds this stock
+                ctx.world.set_stock(stock_role, salt=salt, concentration=c1, solvent=solvent or "THF")
         vs = v2 - v1
         if vs > 1e-12 and solvent_role is None:
             raise StepFailed(f"step {ctx.index + 1}: a solvent pump is needed to dilute to {c2:g}")
