@@ -1,8 +1,10 @@
 """Buffered ingest: measurement chunks and the instrument I/O log.
 
-A chunk holds up to `CHUNK_POINTS` points of one stream: zlib-compressed little-endian float64 columns
-concatenated column-wise, column names in JSON. Both writers commit at least every `FLUSH_EVERY` seconds of
-wall time (checked on each append) and on flush/close.
+A chunk holds up to `CHUNK_POINTS` points of one stream: little-endian float64 columns concatenated
+column-wise, byte-shuffled and zlib-compressed (codec "shuffle-zlib"; chunks written by revision 0001 are
+plain "zlib"), column names in JSON. Both writers commit when their oldest buffered datum is `FLUSH_AGE`
+seconds old — on the next append, or from the store's `Flusher` thread when no append comes — and on
+flush/close, so a crash loses at most about the last second.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+import weakref
 import zlib
 from collections.abc import Callable
 from typing import Any
@@ -22,34 +25,79 @@ from labctl.store.errors import StoreError
 from labctl.store.models import IO, Blob, Chunk
 
 CHUNK_POINTS = 50_000
-FLUSH_EVERY = 1.0
+FLUSH_AGE = 0.75  # s: commit once the oldest buffered datum is this old ...
+FLUSH_POLL = 0.2  # s: ... checked this often by the flusher thread (so data is committed within ~1 s)
 BULK_BYTES = 4096
 ZLIB_LEVEL = 1
+CODEC = "shuffle-zlib"
 
 
 def encode(columns: dict[str, np.ndarray]) -> bytes:
-    return zlib.compress(
-        b"".join(np.ascontiguousarray(c, dtype="<f8").tobytes() for c in columns.values()), ZLIB_LEVEL
-    )
+    """Columns -> one shuffled, compressed block (bytes of equal significance grouped: packs floats well)."""
+    raw = np.concatenate([np.ascontiguousarray(c, dtype="<f8") for c in columns.values()])
+    return zlib.compress(raw.view(np.uint8).reshape(-1, 8).T.tobytes(), ZLIB_LEVEL)
 
 
-def decode(data: bytes, names: list[str], n: int) -> dict[str, np.ndarray]:
-    flat = np.frombuffer(zlib.decompress(data), dtype="<f8")
-    if flat.size != n * len(names):
-        raise StoreError(f"corrupt chunk: {flat.size} values for {len(names)} columns x {n} points")
+def decode(data: bytes, names: list[str], n: int, codec: str = CODEC) -> dict[str, np.ndarray]:
+    try:
+        raw = zlib.decompress(data)
+    except zlib.error as exc:
+        raise StoreError(f"corrupt chunk: {exc}") from exc
+    if len(raw) != 8 * n * len(names):
+        raise StoreError(f"corrupt chunk: {len(raw) // 8} values for {len(names)} columns x {n} points")
+    if codec == "shuffle-zlib":
+        raw = np.frombuffer(raw, np.uint8).reshape(8, -1).T.tobytes()
+    elif codec != "zlib":
+        raise StoreError(f"chunk codec {codec!r} unknown to this labctl")
+    flat = np.frombuffer(raw, dtype="<f8")
     return {name: flat[i * n : (i + 1) * n].astype(np.float64) for i, name in enumerate(names)}
 
 
-class MeasurementWriter:
-    """`append(**columns)` equal-length arrays (or scalars); chunks of <= 50 000 points; commits >= 1/s."""
+class _Buffered:
+    """Shared timing and error handling of the two writers (guarded by `_lock`)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._lock = threading.Lock()
+        self._oldest: float | None = None  # monotonic time of the oldest unflushed datum
+        self._error: BaseException | None = None
+
+    def _due(self) -> bool:
+        return self._oldest is not None and time.monotonic() - self._oldest >= FLUSH_AGE
+
+    def _raise_pending_error(self) -> None:
+        if self._error is not None:
+            err, self._error = self._error, None
+            raise StoreError(f"a background commit failed: {err}") from err
+
+    def flush_if_due(self) -> None:
+        """Called by the flusher thread; errors are kept and raised on the next append or flush."""
+        with self._lock:
+            if not self._due():
+                return
+            try:
+                self._write(final=True)
+            except Exception as exc:  # reported to the owner on its next call
+                self._error = exc
+
+    def flush(self) -> None:
+        with self._lock:
+            self._write(final=True)
+            self._raise_pending_error()
+
+    def _write(self, *, final: bool) -> None:
+        raise NotImplementedError
+
+
+class MeasurementWriter(_Buffered):
+    """`append(**columns)`: equal-length arrays (or scalars); chunks of <= 50 000 points; commits in ~1 s."""
 
     def __init__(self, engine: Engine, run_id: int, step_id: int | None, stream: str) -> None:
-        self.engine, self.run_id, self.step_id, self.stream = engine, run_id, step_id, stream
+        super().__init__(engine)
+        self.run_id, self.step_id, self.stream = run_id, step_id, stream
         self.columns: list[str] | None = None
         self._buf: list[list[np.ndarray]] = []
         self._pending = 0
-        self._last = time.monotonic()
-        self._lock = threading.Lock()
         self.closed = False
         with engine.connect() as conn:
             conn = conn.execution_options(labctl_read=True)
@@ -64,7 +112,10 @@ class MeasurementWriter:
             raise StoreError(f"measurement writer for {self.stream!r} is closed")
         if not columns:
             return
-        arrays = {k: np.atleast_1d(np.asarray(v, dtype=np.float64)) for k, v in columns.items()}
+        try:
+            arrays = {k: np.atleast_1d(np.asarray(v, dtype=np.float64)) for k, v in columns.items()}
+        except (TypeError, ValueError) as exc:
+            raise StoreError(f"{self.stream}: columns must be numbers ({exc})") from exc
         if any(a.ndim != 1 for a in arrays.values()):
             raise StoreError(f"{self.stream}: columns must be 1-D")
         n = max(a.size for a in arrays.values())
@@ -74,6 +125,7 @@ class MeasurementWriter:
                     raise StoreError(f"{self.stream}: column {k!r} has {a.size} points, others {n}")
                 arrays[k] = np.full(n, a[0])
         with self._lock:
+            self._raise_pending_error()
             if self.columns is None:
                 self.columns = list(arrays)
             elif set(arrays) != set(self.columns):
@@ -81,12 +133,11 @@ class MeasurementWriter:
             if n:
                 self._buf.append([arrays[k] for k in self.columns])
                 self._pending += n
-            if self._pending >= CHUNK_POINTS or time.monotonic() - self._last >= FLUSH_EVERY:
-                self._write(final=time.monotonic() - self._last >= FLUSH_EVERY)
-
-    def flush(self) -> None:
-        with self._lock:
-            self._write(final=True)
+                if self._oldest is None:
+                    self._oldest = time.monotonic()
+            due = self._due()
+            if self._pending >= CHUNK_POINTS or due:
+                self._write(final=due)
 
     def close(self) -> None:
         if not self.closed:
@@ -95,8 +146,8 @@ class MeasurementWriter:
 
     def _write(self, *, final: bool) -> None:
         """Write full chunks (and, when `final`, the remainder) in one transaction."""
-        self._last = time.monotonic()
         if not self._pending or self.columns is None:
+            self._oldest = None
             return
         cols = [np.concatenate([b[i] for b in self._buf]) for i in range(len(self.columns))]
         total = cols[0].size
@@ -113,27 +164,32 @@ class MeasurementWriter:
                     "run_id": self.run_id,
                     "step_id": self.step_id,
                     "stream": self.stream,
-                    "seq": self._seq,
+                    "seq": self._seq + len(rows),
                     "n": n,
                     "t_first": float(t[0]) if t is not None else None,
                     "t_last": float(t[-1]) if t is not None else None,
                     "columns": list(self.columns),
+                    "codec": CODEC,
                     "data": encode(part),
                 }
             )
-            self._seq += 1
         if rows:
             with self.engine.begin() as conn:
                 conn.execute(insert(Chunk), rows)
+            self._seq += len(rows)
         self._buf = [[c[end:] for c in cols]] if end < total else []
         self._pending = total - end
+        if not self._pending:
+            self._oldest = None
 
 
 def read_measurements(conn: Any, run_id: int, stream: str, step_id: int | None) -> dict[str, np.ndarray]:
-    q = select(Chunk.columns, Chunk.n, Chunk.data).where(Chunk.run_id == run_id, Chunk.stream == stream)
+    q = select(Chunk.columns, Chunk.n, Chunk.data, Chunk.codec).where(
+        Chunk.run_id == run_id, Chunk.stream == stream
+    )
     if step_id is not None:
         q = q.where(Chunk.step_id == step_id)
-    parts = [decode(data, names, n) for names, n, data in conn.execute(q.order_by(Chunk.seq, Chunk.id))]
+    parts = [decode(data, names, n, codec) for names, n, data, codec in conn.execute(q.order_by(Chunk.seq))]
     if not parts:
         return {}
     names = list(parts[0])
@@ -143,15 +199,14 @@ def read_measurements(conn: Any, run_id: int, stream: str, step_id: int | None) 
     return {k: np.concatenate([p[k] for p in parts]) for k in names}
 
 
-class IORecorder:
+class IORecorder(_Buffered):
     """`Transport.recorder` for one run: buffered rows, bulk replies stored once in `blobs` by sha256."""
 
     def __init__(self, engine: Engine, run_id: int) -> None:
-        self.engine, self.run_id = engine, run_id
+        super().__init__(engine)
+        self.run_id = run_id
         self._rows: list[dict[str, Any]] = []
         self._blobs: dict[str, bytes] = {}
-        self._last = time.monotonic()
-        self._lock = threading.Lock()
 
     def __call__(self, rec: Any) -> None:
         data = bytes(rec.data)
@@ -166,23 +221,22 @@ class IORecorder:
             "sha256": None,
         }
         if len(data) > BULK_BYTES:
-            digest = hashlib.sha256(data).hexdigest()
-            row.update(data=None, sha256=digest)
+            row.update(data=None, sha256=hashlib.sha256(data).hexdigest())
         with self._lock:
+            self._raise_pending_error()
             if row["sha256"]:
                 self._blobs[row["sha256"]] = data
             self._rows.append(row)
-            if time.monotonic() - self._last >= FLUSH_EVERY:
-                self._write()
+            if self._oldest is None:
+                self._oldest = time.monotonic()
+            if self._due():
+                self._write(final=True)
 
-    def flush(self) -> None:
-        with self._lock:
-            self._write()
+    def close(self) -> None:
+        self.flush()
 
-    close = flush
-
-    def _write(self) -> None:
-        self._last = time.monotonic()
+    def _write(self, *, final: bool = True) -> None:
+        self._oldest = None
         if not self._rows:
             return
         rows, blobs = self._rows, self._blobs
@@ -212,6 +266,36 @@ def io_rows(conn: Any, run_id: int, instrument: str | None = None) -> list[dict[
     if instrument:
         q = q.where(IO.instrument == instrument)
     return [dict(r._mapping) for r in conn.execute(q.order_by(IO.t, IO.id))]
+
+
+class Flusher:
+    """One daemon thread per store: commits writers whose oldest datum is due even when no append comes."""
+
+    def __init__(self) -> None:
+        self.writers: weakref.WeakSet[_Buffered] = weakref.WeakSet()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def add(self, writer: _Buffered) -> None:
+        self.writers.add(writer)
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="labctl-store-flusher", daemon=True)
+            self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(FLUSH_POLL):
+            for w in list(self.writers):
+                w.flush_if_due()
+
+    def flush(self) -> None:
+        for w in list(self.writers):
+            w.flush()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
 
 
 Recorder = Callable[[Any], None]

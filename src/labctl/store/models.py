@@ -49,7 +49,7 @@ class Run(Base):
     seed: Mapped[int | None] = mapped_column(Integer)
     mode: Mapped[str] = mapped_column(String(20))
     state: Mapped[str] = mapped_column(String(20), index=True)
-    created_at: Mapped[float]
+    created_at: Mapped[float] = mapped_column(index=True)
     started_at: Mapped[float | None]
     ended_at: Mapped[float | None]
     heartbeat_at: Mapped[float | None]
@@ -117,7 +117,8 @@ class IO(Base):
 
 
 class Chunk(Base):
-    """A block of measurement points: zlib of little-endian float64 columns concatenated column-wise."""
+    """A block of measurement points: little-endian float64 columns concatenated column-wise, compressed
+    as `codec` says (see `labctl.store.ingest`)."""
 
     __tablename__ = "chunks"
     __table_args__ = (Index("ix_chunks_run_stream", "run_id", "stream", "step_id", "seq"),)
@@ -131,6 +132,7 @@ class Chunk(Base):
     t_first: Mapped[float | None]
     t_last: Mapped[float | None]
     columns: Mapped[list[str]] = mapped_column(JSON)
+    codec: Mapped[str] = mapped_column(String(20), server_default="zlib")
     data: Mapped[bytes] = mapped_column(LargeBinary)
 
 

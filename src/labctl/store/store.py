@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-import weakref
 from datetime import UTC, datetime
 from importlib import metadata
 from typing import Any
@@ -16,7 +15,7 @@ from sqlalchemy import Engine, func, insert, select, update
 from labctl.store import audit, leases
 from labctl.store.db import check_sqlite_settings, make_engine, reading, resolve_url
 from labctl.store.errors import StoreError
-from labctl.store.ingest import IORecorder, MeasurementWriter, io_rows, read_measurements
+from labctl.store.ingest import Flusher, IORecorder, MeasurementWriter, io_rows, read_measurements
 from labctl.store.models import (
     CONTROL_COMMANDS,
     RUN_STATES,
@@ -83,7 +82,7 @@ class Store:
     def __init__(self, engine: Engine, url: str) -> None:
         self.engine, self.url = engine, url
         self._key: bytes | None = None
-        self._writers: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._flusher = Flusher()
 
     @classmethod
     def open(cls, url: str | None = None) -> Store:
@@ -106,12 +105,19 @@ class Store:
 
     def flush(self) -> None:
         """Commit everything buffered by this store's writers and I/O recorders."""
-        for w in list(self._writers):
-            w.flush()
+        self._flusher.flush()
 
     def close(self) -> None:
+        """Flush, stop the flusher thread and release the connections (idempotent)."""
+        self._flusher.stop()
         self.flush()
         self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # -- audit --------------------------------------------------------------------------------------
 
@@ -353,12 +359,12 @@ class Store:
 
     def measurement_writer(self, run_id: int, step_id: int | None, stream: str) -> MeasurementWriter:
         w = MeasurementWriter(self.engine, run_id, step_id, stream)
-        self._writers.add(w)
+        self._flusher.add(w)
         return w
 
     def io_recorder(self, run_id: int) -> IORecorder:
         r = IORecorder(self.engine, run_id)
-        self._writers.add(r)
+        self._flusher.add(r)
         return r
 
     def measurements(self, run_id: int, stream: str, step_id: int | None = None) -> dict[str, np.ndarray]:
