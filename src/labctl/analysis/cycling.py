@@ -33,7 +33,7 @@ class HalfCycles:
     peak: np.ndarray          # V, max |V|
     v_mid: np.ndarray         # V, signed median over the middle 50 %
     charge: np.ndarray        # C, integral of |I| dt
-    flatness: np.ndarray      # 98th percentile |V| / overpotential (≈ 1 for a resistor-like short)
+    flatness: np.ndarray      # median |V| of the first 10 % / overpotential (≈ 1: no nucleation peak, a short)
 
     def __len__(self) -> int:
         return len(self.start)
@@ -77,7 +77,7 @@ def half_cycles(t: np.ndarray, voltage: np.ndarray, current: np.ndarray, **kw: f
         dt[0] = dt[1] if n > 1 else 0.0  # each point stands for the interval before it
         rows.append((a, b, t[a], t[b - 1], float(np.median(i[a:b])), sign, cycle, over,
                      float(absv.max()), float(np.median(v[mid])), float(np.sum(np.abs(i[a:b]) * dt)),
-                     float(np.percentile(absv, 98) / over) if over > 0 else np.inf))
+                     float(np.median(absv[: max(1, n // 10)]) / over) if over > 0 else np.inf))
     cols = list(zip(*rows, strict=True)) if rows else [[] for _ in range(12)]
     arr = [np.asarray(c) for c in cols]
     ints = {0, 1, 5, 6}

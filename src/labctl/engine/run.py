@@ -24,6 +24,25 @@ from labctl.engine.station_info import StationInfo
 Progress = Callable[[str, dict[str, Any]], None]
 
 
+FABRICATION_KINDS = frozenset({"immerse", "dip_coat", "sputter", "nitride"})
+
+
+def record_simulated_overlayer(ctx: StepContext) -> None:
+    """In a dry run, record the overlayer the simulated world made, labelled as simulated (on the bench the
+    thickness comes from the QCM or a measurement, never from a model)."""
+    record = getattr(ctx.world, "sample_record", None)
+    if record is None:
+        return
+    sample = record()
+    ctx.achieved["overlayer"] = {
+        "source": "simulated world (dry run)",
+        "layer": sample.get("layer"),
+        "thickness_m": float(sample.get("thickness_um", 0.0)) * 1e-6,
+        "layers": sample.get("layers", []),
+        "li_consumed_m": float(sample.get("li_consumed_um", 0.0)) * 1e-6,
+    }
+
+
 @dataclass
 class StepSpec:
     index: int
@@ -376,6 +395,8 @@ class Run:
             status, reason, pending = "failed", ctx.reason or f"{type(exc).__name__}: {exc}", exc
         finally:
             ctx.close_writers()
+            if ctx.dry_run and step.kind in FABRICATION_KINDS:
+                record_simulated_overlayer(ctx)
             if self.machine.state is RunState.AWAITING_OPERATOR and pending is not None:
                 pass  # fail/abort are allowed from awaiting_operator
         duration = self.clock.monotonic() - start
