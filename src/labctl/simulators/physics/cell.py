@@ -249,6 +249,17 @@ class Cell:
         r_app = np.abs(v) / (jj * 1e-3)
         return v * self.p.r_sh_soft / (self.p.r_sh_soft + r_app)
 
+    def mark_rest(self, t: float) -> None:
+        """An OCV or EIS reading at `t`: no DC current flowed then, so the cell rests from its last sample
+        (or from `t` on) and a current that follows is counted from `t`, not from the last voltage sample."""
+        if t <= self.t:
+            return
+        if self.sign != 0:  # the current stopped after the last sample
+            self._begin_run(0, self.t)
+            self.sign = 0
+        self.eta_c = 0.0 if self.shorted else self.run_eta0 * math.exp(-(t - self.run_t0) / self.p.tau1)
+        self.t = t
+
     # -- AC and OCV -----------------------------------------------------------------------------------
 
     def r_dc_small(self) -> float:
@@ -262,6 +273,7 @@ class Cell:
         """Z(f) in Ω of R_el − (R_film ∥ CPE) − (R_ct ∥ CPE_dl) − W_s (+ series L), §3.1; the film arc holds
         R_film + R_dead + the native-film (activation) excess, so Z(f→0) = the DC small-current slope."""
         p = self.p
+        self.mark_rest(t)
         f = np.asarray(freq_hz, dtype=float)
         jw = 1j * 2 * np.pi * f
         n = self._cycle_for_eis()
@@ -292,11 +304,19 @@ class Cell:
 
     def ocv(self, t: float) -> float:
         p = self.p
+        self.mark_rest(t)
         if self.shorted:
             return 0.0
         if p.kind == "li_cu" and self._cu_li_now() <= 1e-9:
             return CU_OCV
         return p.ocv_offset + self.eta_c * math.exp(-max(0.0, t - self.t) / p.tau1)
+
+    def __repr__(self) -> str:
+        p = self.p
+        return (f"Cell({p.kind}, layer={p.layer}, coated={p.coated}, {p.electrolyte}/{p.separator}, "
+                f"area={p.area_cm2:.3g} cm2, R_film={p.r_film:.3g} ohm cm2, "
+                f"j0={p.j0a:.3g}/{p.j0b:.3g} mA/cm2, "
+                f"F_layer={p.f_layer:.3g}, half_cycles={self.k + 1}, shorted={self.shorted})")
 
     def state(self) -> dict[str, Any]:
         p = self.p
