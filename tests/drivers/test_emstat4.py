@@ -78,6 +78,17 @@ def test_script_literals():
         parse_literal("1x")
 
 
+def test_literals_scale_exactly():
+    """`10u` is the double nearest 1e-5 (10 * 1e-6 is one ulp short and failed a range check at the limit)."""
+    for value in (1e-5, 3e-5, 2e5, 0.01, 1e-3, 123457.0, 7e-12, 0.25):
+        assert parse_literal(literal(value)) == value
+    assert parse_literal("11i") == 11.0 and parse_literal("-3i") == -3.0
+    with pytest.raises(ValueError):
+        parse_literal("1.5i")
+    assert decode_variable(encode_value("dc", 1e-5)).value == 1e-5
+    assert decode_variable("dc8989680p").value == 1e-5
+
+
 def test_error_lines():
     assert error_code(b"Z!0006\n") == 6 and error_code(b"!0003: Line 4\n") == 3
     assert error_code(b"Pda84E63DAn\n") is None

@@ -130,6 +130,91 @@ def test_cp_and_ocp_values_come_from_the_world():
     assert not r.core.cell_on  # on_finished ran at the end
 
 
+# a script written the way PalmSens' example scripts (MethodSCRIPT_Examples, Measurement_Loops) are: comments,
+# indentation, technique parameters in variables set by store_var, an `i` integer, the timer in the packages
+MANUAL_STYLE_CP = """e
+# chronopotentiometry, parameters in variables
+var potential
+var current
+var dc_current
+var time_interval
+var time_run
+var t
+store_var dc_current 2m ja
+store_var time_interval 250m ja
+store_var time_run 1 ja
+set_pgstat_chan 0
+set_pgstat_mode 6
+set_max_bandwidth 10
+set_range ab 1
+set_range db 20m
+set_i 0   # current when the cell turns on
+cell_on
+timer_start
+meas_loop_cp potential current dc_current time_interval time_run
+    timer_get t
+    pck_start
+    pck_add t
+    pck_add current
+    pck_add potential
+    pck_add time_interval
+    pck_end
+endloop
+on_finished:
+    cell_off
+
+"""
+
+
+def test_scripts_in_the_style_of_the_manual_examples():
+    r = Raw()
+    r.clock.sleep(7.0)  # the timer counts from timer_start, not from the simulator's start
+    assert r(MANUAL_STYLE_CP) == b"e\nM0000\n"
+    r.clock.sleep(2.0)
+    out = r.core.read()
+    rows = [decode_package(x.decode()) for x in out.split(b"\n") if x.startswith(b"P")]
+    assert out.endswith(b"*\n\n") and len(rows) == 4
+    assert [v.type_id for v in rows[0]] == ["eb", "ba", "ab", "ja"]
+    assert [row[0].value for row in rows] == pytest.approx([0.25, 0.5, 0.75, 1.0])
+    assert all(row[1].value == pytest.approx(2e-3) and row[3].value == 0.25 for row in rows)
+    assert rows[0][2].value == pytest.approx(0.02, abs=1e-4)  # 10 ohm x 2 mA
+    assert not r.core.cell_on
+    eis = r.script(
+        "var f",
+        "var r",
+        "var j",
+        "var n",
+        "var a",
+        "store_var n 4i ja",
+        "store_var a 10m ja",
+        "set_pgstat_mode 3   # potentiostatic",
+        "   # an indented comment line",
+        "meas_loop_eis f r j a 1k 1 n 0",
+        "  pck_start",
+        "  pck_add f",
+        "  pck_end",
+        "endloop",
+    )
+    assert eis == b"e\nM0000\n"
+    r.clock.sleep(10.0)
+    freqs = [decode_package(x.decode())[0].value for x in r.core.read().split(b"\n") if x.startswith(b"P")]
+    assert freqs == pytest.approx([1e3, 1e2, 10.0, 1.0])
+
+
+def test_variable_errors():
+    r = Raw()
+    assert r.script("store_var x 1 ja") == b"e\n!0003: Line 1\n\n"  # not declared
+    assert r.script("var x", "store_var x 1 JA") == b"e\n!0003: Line 2\n\n"  # bad type id
+    assert r.script("var x", "set_e x") == b"e\n!0003: Line 2\n\n"  # declared, never given a value
+    assert r.script("var p", "var q", "meas_loop_ocp p 1 3", "pck_add q", "endloop") == (
+        b"e\n!0003: Line 4\n\n"
+    )  # nothing sets q
+    assert r.script("var t", "timer_get u") == b"e\n!0003: Line 2\n\n"
+    assert r.script("var p", "pck_add p") == b"e\n!0005: Line 2\n\n"
+    assert r.script("# only a comment", "var p", "frob # and a command") == b"e\n!0002: Line 3\n\n"
+    assert r("t\n").startswith(b"tes4")
+
+
 # -- the driver against the simulator -------------------------------------------------------------------
 
 
@@ -163,6 +248,19 @@ def test_rc_cell_recovered(eis):
     g = d.eis(f_start=1e3, f_end=1, points_per_decade=5, amplitude=1e-4, galvanostatic=True)
     truth = world.cell_impedance(0.0, g.freq)
     assert np.all(np.abs(g.z_real + 1j * g.z_imag - truth) <= 5e-3 * np.abs(truth))
+
+
+def test_eis_at_the_frequency_limits(eis):
+    """The driver's frequency limit is the simulator's: 10 uHz and 200 kHz are accepted by both."""
+    d, _, world, clock = eis
+    t0 = clock.monotonic()
+    spec = d.eis(f_start=1e-3, f_end=1e-5, points_per_decade=1, amplitude=0.01)
+    assert spec.freq.tolist() == [1e-3, 1e-4, 1e-5]
+    assert clock.monotonic() - t0 == pytest.approx(3 / 1e-3 + 3 / 1e-4 + 3 / 1e-5, rel=1e-6)
+    truth = world.cell_impedance(0.0, spec.freq)
+    assert np.all(np.abs(spec.z_real + 1j * spec.z_imag - truth) <= 5e-3 * np.abs(truth))
+    top = d.eis(f_start=2e5, f_end=2e4, points_per_decade=1, amplitude=0.01)
+    assert top.freq.tolist() == [2e5, 2e4]
 
 
 def test_ocp_cp_abort_safe_state(eis):

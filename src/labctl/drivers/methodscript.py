@@ -4,7 +4,7 @@ Facts: `reference/instruments.md` §1.2 (PalmSens MethodSCRIPT_Examples `palmsen
 "Parsing the response"). A package variable is a 2-character type id, 7 hex digits holding value + 2^27 and
 one SI-prefix character (`i` = plain integer); `     nan` is NaN; metadata follow after commas (`1X` status
 bits, `2XX` range).
-Script literals are integers with an optional SI prefix (`10m`, `200k`, `-500m`).
+Script literals are integers with an optional SI prefix (`10m`, `200k`, `-500m`) or an `i` suffix (`11i`).
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ PREFIXES: dict[str, float] = {
     "P": 1e15,
     "E": 1e18,
 }
+#: the decimal exponent of each prefix, to scale text exactly
+EXPONENTS: dict[str, int] = {p: round(math.log10(v)) for p, v in PREFIXES.items()}
 OFFSET = 1 << 27
 STATUS_BITS = {1: "timing error", 2: "overload", 4: "underload", 8: "overload warning"}
 ERROR = re.compile(rb".*!([0-9A-Fa-f]{4})(:.*)?\n?$", re.DOTALL)
@@ -59,11 +61,17 @@ def literal(value: float) -> str:
 
 
 def parse_literal(text: str) -> float:
-    """Inverse of `literal` (also accepts `1.5m` style decimals). ValueError if it is not a number."""
-    m = re.fullmatch(r"([+-]?\d+(?:\.\d+)?)([afpnumkMGTPE]?)", text)
+    """Inverse of `literal` (also `1.5m` decimals and `11i` integers). ValueError if it is not a number.
+
+    Scaled by decimal exponent, not by multiplying floats, so `10u` is exactly the double nearest 1e-5
+    (10 * 1e-6 is one ulp below it, and would fail a range check at the limit).
+    """
+    m = re.fullmatch(r"([+-]?\d+)i|([+-]?\d+(?:\.\d+)?)([afpnumkMGTPE]?)", text)
     if m is None:
         raise ValueError(f"not a MethodSCRIPT number: {text!r}")
-    return float(m.group(1)) * PREFIXES[m.group(2) or " "]
+    if m.group(1) is not None:
+        return float(int(m.group(1)))
+    return float(f"{m.group(2)}e{EXPONENTS[m.group(3) or ' ']}")
 
 
 def encode_value(type_id: str, value: float, meta: str = "") -> str:
@@ -107,7 +115,7 @@ def decode_variable(text: str) -> Variable:
         if prefix == "i":
             value = float(int(digits, 16) - OFFSET)
         elif prefix in PREFIXES:
-            value = (int(digits, 16) - OFFSET) * PREFIXES[prefix]
+            value = float(f"{int(digits, 16) - OFFSET}e{EXPONENTS[prefix]}")
         else:
             raise ValueError(f"bad SI prefix {prefix!r} in {text!r}")
     var = Variable(type_id, value, meta=meta)

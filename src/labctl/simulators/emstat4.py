@@ -7,7 +7,11 @@ encoded as in `labctl.drivers.methodscript`. Commands interpreted: `var`, `set_p
 `set_pgstat_mode`, `set_max_bandwidth`, `set_range`, `set_range_minmax`, `set_autoranging`, `set_e`, `set_i`,
 `cell_on`, `cell_off`, `wait`, `meas_loop_eis|geis` (f, z_re, z_im, amplitude, f_start, f_end, points, dc),
 `meas_loop_ocp` (potential, interval, duration), `meas_loop_cp` (potential, current, dc current, interval,
-duration), `pck_start`, `pck_add`, `pck_end`, `endloop`, `on_finished:`.
+duration), `pck_start`, `pck_add`, `pck_end`, `endloop`, `on_finished:`, and what PalmSens' own example
+scripts (MethodSCRIPT_Examples `MethodSCRIPTs/Measurement_Loops/*.mscr`, v1.8) add around them: `#` comments
+(whole line or after a command), indentation, `store_var <var> <number> <type>` and variables in place of
+any numeric argument, `11i` integer literals, `timer_start` and `timer_get <var>` (seconds since
+`timer_start`, type `eb`, read at each point when inside a loop) [verify: the timer's type id].
 
 Physics: the impedance is `world.cell_impedance(t, f)` at each point's own time, with 0.1 % complex noise; OCP
 reads `world.cell_ocv`, CP `world.cell_voltage` for the held current (10 uV noise). One EIS point takes
@@ -59,6 +63,9 @@ SIMPLE = {
     "pck_start": 0,
     "pck_end": 0,
     "pck_add": 1,
+    "store_var": 3,
+    "timer_start": 0,
+    "timer_get": 1,
 }
 LOOPS = {
     "meas_loop_eis": (3, 5, ("dc", "cc", "cd")),
@@ -67,6 +74,8 @@ LOOPS = {
     "meas_loop_cp": (2, 3, ("ab", "ba")),
 }
 IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+TYPE_ID = re.compile(r"[a-z]{2}")
+TIMER_TYPE = "eb"
 
 
 class ScriptError(Exception):
@@ -81,6 +90,8 @@ class Loop:
     out: list[str]  # the variables the loop sets
     args: list[float]
     packs: list[str] = field(default_factory=list)
+    timers: set[str] = field(default_factory=set)  # variables `timer_get` sets at each point
+    stored: dict[str, tuple[str, float]] = field(default_factory=dict)  # constants packed: type, value
 
 
 class EmStat4Sim(DeviceCore):
@@ -100,7 +111,8 @@ class EmStat4Sim(DeviceCore):
         self.busy_until = -math.inf
         self._cell_on = False
         self.mode = 3
-        self.finish: list[tuple[str, list[str]]] = []
+        self.finish: list[tuple[str, list[float]]] = []
+        self._timer0 = 0.0
 
     def set_stuck_busy(self) -> None:
         super().set_stuck_busy()
@@ -201,7 +213,7 @@ class EmStat4Sim(DeviceCore):
             program, finish = self._parse(lines)
         except ScriptError as exc:
             return f"e\n{exc}\n\n".encode()
-        t = self.now()
+        t = self._timer0 = self.now()
         for item in program:
             t = self._run_loop(item, t) if isinstance(item, Loop) else self._apply(*item, t)
         self.finish = finish  # run when the script ends (or is aborted)
@@ -210,19 +222,23 @@ class EmStat4Sim(DeviceCore):
         return b"e\n"
 
     def _finish(self, t: float) -> None:
-        for cmd, args in self.finish:
-            self._apply(cmd, args, t)
+        for cmd, nums in self.finish:
+            self._apply(cmd, nums, t)
         self.finish = []
 
-    def _parse(self, lines: list[str]) -> tuple[list, list[tuple[str, list[str]]]]:
+    def _parse(self, lines: list[str]) -> tuple[list, list[tuple[str, list[float]]]]:
+        """Check the whole script before any of it runs; numbers (and stored variables) resolved here."""
         declared: set[str] = set()
+        stored: dict[str, tuple[str, float]] = {}  # store_var: type id, value
         program: list = []
-        finish: list[tuple[str, list[str]]] = []
+        finish: list[tuple[str, list[float]]] = []
         loop: Loop | None = None
         in_finish = False
         mode = self.mode
         for n, raw in enumerate(lines, start=1):
-            words = raw.split()
+            words = raw.split("#", 1)[0].split()
+            if not words:  # a comment line
+                continue
             cmd, args = words[0], words[1:]
             if cmd == "on_finished:" and not args and loop is None:
                 in_finish = True
@@ -247,39 +263,57 @@ class EmStat4Sim(DeviceCore):
                 galvanostatic = cmd in ("meas_loop_geis", "meas_loop_cp")
                 if galvanostatic != (mode == 6):
                     raise ScriptError(E_MODE, n)
-                loop = Loop(cmd, args[:n_vars], self._numbers(args[n_vars:], n))
+                loop = Loop(cmd, args[:n_vars], self._numbers(args[n_vars:], n, stored))
                 self._check_loop(loop, n)
                 continue
             if cmd not in SIMPLE:
                 raise ScriptError(E_UNKNOWN, n)
             if len(args) != SIMPLE[cmd]:
                 raise ScriptError(E_ARG, n)
-            if cmd == "pck_add":
-                if loop is None or args[0] not in loop.out:
+            if cmd == "store_var":
+                name, value, type_id = args
+                if name not in declared or not TYPE_ID.fullmatch(type_id):
                     raise ScriptError(E_ARG, n)
-                loop.packs.append(args[0])
+                stored[name] = (type_id, self._numbers([value], n, stored)[0])
+                continue
+            if cmd == "timer_get":
+                if args[0] not in declared:
+                    raise ScriptError(E_ARG, n)
+                if loop is not None:
+                    loop.timers.add(args[0])
+                continue  # outside a loop nothing can pack it: reading the timer changes nothing
+            if cmd == "pck_add":
+                if loop is None:
+                    raise ScriptError(E_STRUCTURE, n)
+                name = args[0]
+                if name in stored and name not in loop.out and name not in loop.timers:
+                    loop.stored[name] = stored[name]
+                elif name not in loop.out and name not in loop.timers:
+                    raise ScriptError(E_ARG, n)
+                loop.packs.append(name)
                 continue
             if cmd in ("pck_start", "pck_end"):
                 if loop is None:
                     raise ScriptError(E_STRUCTURE, n)
                 continue
             numeric = args[1:] if cmd in ("set_range", "set_range_minmax", "set_autoranging") else args
-            self._numbers(numeric, n)
+            nums = self._numbers(numeric, n, stored)
             if cmd == "set_pgstat_mode":
-                mode = int(parse_literal(args[0]))
+                mode = int(nums[0])
                 if mode not in (0, 2, 3, 4, 6):
                     raise ScriptError(E_ARG, n)
             if loop is not None:
                 raise ScriptError(E_STRUCTURE, n)
-            (finish if in_finish else program).append((cmd, args))
+            (finish if in_finish else program).append((cmd, nums))
         if loop is not None:
             raise ScriptError(E_STRUCTURE, len(lines))
         return program, finish
 
     @staticmethod
-    def _numbers(args: list[str], n: int) -> list[float]:
+    def _numbers(args: list[str], n: int, stored: dict[str, tuple[str, float]]) -> list[float]:
+        """Literals or variables given a value by `store_var` (a declared but unset one is an error)."""
         try:
-            return [parse_literal(a) for a in args]
+            return [stored[a][1] if a in stored else parse_literal(a) for a in args]
         except ValueError:
             raise ScriptError(E_ARG, n) from None
 
@@ -301,13 +335,15 @@ class EmStat4Sim(DeviceCore):
             if not 0 < interval <= duration:
                 raise ScriptError(E_ARG, n)
 
-    def _apply(self, cmd: str, args: list[str], t: float) -> float:
+    def _apply(self, cmd: str, nums: list[float], t: float) -> float:
         if cmd == "set_pgstat_mode":
-            self.mode = int(parse_literal(args[0]))
+            self.mode = int(nums[0])
         elif cmd in ("cell_on", "cell_off"):
             self._cell_on = cmd == "cell_on"
+        elif cmd == "timer_start":
+            self._timer0 = t
         elif cmd == "wait":
-            return t + parse_literal(args[0])
+            return t + nums[0]
         return t
 
     def _run_loop(self, loop: Loop, t: float) -> float:
@@ -354,9 +390,17 @@ class EmStat4Sim(DeviceCore):
                 t = float(times[-1])
         _, _, types = LOOPS[loop.kind]
         bound = dict(zip(loop.out, types, strict=True))
+        constants = {v: encode_value(*typed) for v, typed in loop.stored.items()}
         for when, values in rows:
             if loop.packs:
-                line = "P" + ";".join(values[bound[v]] for v in loop.packs) + "\n"
-                self._stream.append((when, line.encode("ascii")))
+                parts = [
+                    values[bound[v]]
+                    if v in bound
+                    else encode_value(TIMER_TYPE, when - self._timer0)
+                    if v in loop.timers
+                    else constants[v]
+                    for v in loop.packs
+                ]
+                self._stream.append((when, ("P" + ";".join(parts) + "\n").encode("ascii")))
         self._stream.append((t, b"*\n"))
         return t
