@@ -62,11 +62,20 @@ def test_identity_and_first_answer_after_power_up():
 
 def test_fresh_crystal_readings_match_the_manual_format():
     r = Raw()
-    assert r("N1") == ok(" 0.000") and r("L1") == ok(" 0.00")   # the SQC-310 manual's examples
+    assert r("N1") == ok(" 0.000 ") and r("L1") == ok(" 0.00 ")   # pymeasure's SQM-160 transcripts
     assert r("P1") == ok("6000000.000")
     assert r("R1") == ok("100.00")
     assert r("P2") == ok("0.000")                      # no crystal on sensor 2
-    assert r("L1?") == ok(" 0.00")                     # pymeasure's form is accepted too
+    assert r("L1?") == ok(" 0.00 ")                    # pymeasure's form is accepted too
+
+
+def test_pymeasure_transcripts_byte_for_byte():
+    """pymeasure's SQM-160 test transcripts (tests/instruments/inficon/test_sqm160.py), raw bytes."""
+    r = Raw()
+    for sent, answer in ((b"!#@O7", b"!0AMON Ver 4.13Uw"), (b"!%L1?\x85{", b"!*A 0.00 [d"),
+                         (b"!#O\x8f9", b"!+A 0.000 Jo")):
+        r.core.write(sent)
+        assert r.core.read() == answer
 
 
 def test_sauerbrey_and_zmatch():
@@ -95,7 +104,7 @@ def test_rate_from_successive_readings_and_zero():
     rate = value(r("L1"))
     assert rate == pytest.approx(50 * 1e-9 / 1000 * 1e10, rel=1e-2)   # 0.5 A/s
     assert r("S") == ok()
-    assert r("N1") == ok(" 0.000") and r("L1") == ok(" 0.00")
+    assert r("N1") == ok(" 0.000 ") and r("L1") == ok(" 0.00 ")
     r("U0")
     r.clock.sleep(5.0)
     r("L1")

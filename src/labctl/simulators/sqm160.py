@@ -16,8 +16,11 @@ Where the sources are silent this core chooses, and says so:
   shutter state goes to the world (`world.shutter`), which deposits only while it is open;
 - crystal life (`R`) is the percent of the usable frequency drop that is *left*: 100 at f_q, 0 at `F_MIN`
   = 5 MHz (the SQM-160's default minimum frequency) [verify on hardware];
-- answers: numbers as `f"{x: .2f}"` (rate, A/s) and `f"{x: .3f}"` (thickness, A), matching the SQC-310
-  manual's ` 0.00` / ` 0.000` examples; `@` -> `MON Ver 4.13` (pymeasure's test); `J` -> `2`;
+- answers: rate (A/s) as `f"{x: .2f} "` and thickness (A) as `f"{x: .3f} "`, trailing space included, as
+  in pymeasure's SQM-160 transcripts (`tests/instruments/inficon/test_sqm160.py`: `L1?` -> ` 0.00 `, `M` ->
+  ` 0.01 `, `O` -> ` 0.000 `, CRCs consistent, so apparently captured from an instrument; the SQC-310
+  manual's ` 0.00` / ` 0.000` have none); frequency `f"{x:.3f}"` (their `5875830.230`); `@` -> `MON Ver 4.13`
+  (pymeasure's test); `J` -> `2` (a 2-channel unit; theirs answers 6);
 - a packet with a bad CRC, an unknown command: `C`; a bad number or film index: `D`; changing the active
   film's parameters while the shutter is open: `E` (wrong mode);
 - film parameters and the shutter relay survive nothing: power-up gives film defaults, shutter closed, and the
@@ -211,9 +214,9 @@ class Sqm160Sim(DeviceCore):
             return "D", ""
         crystal = arg == "1"
         if cmd in "LM":
-            return "A", f"{self.rate_angstrom_s() if crystal else 0.0: .2f}"
+            return "A", f"{self.rate_angstrom_s() if crystal else 0.0: .2f} "
         if cmd in "NO":
-            return "A", f"{self.thickness_angstrom() if crystal else 0.0: .3f}"
+            return "A", f"{self.thickness_angstrom() if crystal else 0.0: .3f} "
         if cmd == "P":
             return "A", f"{self.frequency() if crystal else 0.0:.3f}"
         return "A", f"{self.crystal_life() if crystal else 0.0:.2f}"
