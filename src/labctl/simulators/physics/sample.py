@@ -82,6 +82,10 @@ class Sample:
             "sigma_eff_s_cm": best.sigma if best else None,
             "cracked": best.cracked if best else False,
             "film_asr_ohm_cm2": sum(la.asr() for la in self.layers if la.thickness_um > 0),
+            # the same in SI, for consumers that keep SI (DESIGN: m, S/m)
+            "thickness_m": (best.thickness_um if best else 0.0) * 1e-6,
+            "thickness_sd_m": (best.thickness_um * best.cv if best else 0.0) * 1e-6,
+            "sigma_eff_S_m": best.sigma * 100.0 if best else None,
         }
 
     def best(self) -> Layer | None:
