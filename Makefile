@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/labctl plan protocols/li-in-alloy-cycle.yaml --station stations/simulated.yaml
+	$(BIN)/labctl run protocols/li-in-alloy-cycle.yaml --simulate --db demo.db
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
