@@ -67,6 +67,18 @@ def test_readings_in_si():
     t.assert_done()
 
 
+
+def test_all_readings():
+    q, t = make([(b"!#W" + crc14(b"#W"), ok("02.05 1.25 12.500 5999123.456 0.00 0.000 0.000")),
+                  (cmd("W"), ok("00.00 1.25 12.5")), (cmd("W"), ok("00.00 x 1 2"))])
+    assert q.readings() == {"time": 125.0, "sensors": {
+        1: {"rate": pytest.approx(1.25e-10), "thickness": pytest.approx(12.5e-10), "frequency": 5999123.456},
+        2: {"rate": 0.0, "thickness": 0.0, "frequency": 0.0}}}
+    for _ in range(2):
+        with pytest.raises(MalformedReply):
+            q.readings()
+    t.assert_done()
+
 def test_zero_and_zero_time():
     q, t = make([(cmd("S"), ok()), (cmd("T"), ok())])
     q.zero()

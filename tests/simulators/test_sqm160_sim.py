@@ -112,6 +112,19 @@ def test_rate_from_successive_readings_and_zero():
     assert value(r("L1")) == 0.0 and value(r("N1")) == pytest.approx(0.0, abs=1e-3)
 
 
+
+def test_all_readings_and_zero_time():
+    r = Raw()
+    r.clock.sleep(75.0)
+    assert r("W") == ok("01.15 0.00 0.000 6000000.000 0.00 0.000 0.000")
+    assert r("T") == ok()
+    r("U1")
+    r.deposit(10.0)
+    fields = r("W")[3:-2].decode().split()
+    assert fields[0] == "00.10" and len(fields) == 7
+    assert float(fields[2]) == pytest.approx(value(r("N1")), abs=1e-3)
+    assert float(fields[3]) == pytest.approx(value(r("P1")), abs=1e-3)
+
 def test_shutter_goes_to_the_world():
     r = Raw()
     assert r("U?") == ok("0")
@@ -241,7 +254,8 @@ EXPECT = {
     FaultKind.INSTRUMENT_ERROR: InstrumentReportedError,
 }
 DELAY = {FaultKind.TRICKLE: 0.3, FaultKind.LATE: 1.3}
-OPS = {"thickness": (b"N1", lambda q: q.thickness()), "shutter": (b"U1", lambda q: q.shutter(True))}
+OPS = {"thickness": (b"N1", lambda q: q.thickness()), "shutter": (b"U1", lambda q: q.shutter(True)),
+       "readings": (b"W", lambda q: q.readings())}
 
 
 @pytest.mark.parametrize("op", list(OPS))
@@ -249,7 +263,7 @@ OPS = {"thickness": (b"N1", lambda q: q.thickness()), "shutter": (b"U1", lambda 
 def test_fault_matrix(qcm, kind, op):
     q, core, _, clock = qcm
     match, call = OPS[op]
-    fault = core.inject(kind, b"^!.." + match if len(match) == 1 else b"^!." + match,
+    fault = core.inject(kind, b"^!." + match,  # sync, length character, message
                         **({"delay": DELAY[kind]} if kind in DELAY else {}))
     t0 = clock.monotonic()
     with pytest.raises(EXPECT[kind]):

@@ -8,7 +8,8 @@ reset, C invalid command, D bad data, E wrong mode), the message and two CRC cha
 covers the length character and the message (and the status letter in answers), never the sync `!`.
 
 Commands used: `@` firmware, `J` channel count, `L1` rate (A/s), `N1` thickness (A), `P1` frequency (Hz), `R1`
-crystal life (%), `S` zero rate and thickness, `T` zero the time, `Y` power-up reset flag, `D<n>` active film,
+crystal life (%), `W` all channels at once, `S` zero rate and thickness, `T` zero the time, `Y` power-up reset
+flag, `D<n>` active film,
 `A<n>?` / `A<n><name> <density g/cc> <tooling %> <z-ratio> <final kA> <setpoint kA> <time s> <sensor mask>`
 film parameters (field layout as in the SQM-160 manual's `A` command, read from lapkindm/sqm160
 `sqm160/models.py`) [verify on hardware].
@@ -225,6 +226,27 @@ class Sqm160(Driver):
     def frequency(self) -> float:
         """Sensor 1 crystal frequency, Hz."""
         return self._number(f"P{self.SENSOR}")
+
+    def readings(self) -> dict[str, Any]:
+        """`W`: every channel at once: `time` (s, the leading `MM.SS` field) and per sensor `rate` (m/s),
+        `thickness` (m), `frequency` (Hz), as {"time": s, "sensors": {1: {...}, 2: {...}}} [verify on
+        hardware: the leading field's meaning; pymeasure and lapkindm/sqm160 both skip it]."""
+        text = self._exchange("W")
+        fields = text.split()
+        if len(fields) < 4 or (len(fields) - 1) % 3:
+            raise MalformedReply(f"bad all-readings answer {text!r}", instrument=self.name)
+        try:
+            minutes, _, seconds = fields[0].partition(".")
+            values = [float(x) for x in fields[1:]]
+            elapsed = 60 * int(minutes) + int(seconds or 0)
+        except ValueError as exc:
+            raise MalformedReply(f"bad all-readings answer {text!r}", instrument=self.name) from exc
+        sensors = {
+            n + 1: {"rate": values[3 * n] * RATE_UNIT_M_S, "thickness": values[3 * n + 1] * THICKNESS_UNIT_M,
+                    "frequency": values[3 * n + 2]}
+            for n in range(len(values) // 3)
+        }
+        return {"time": float(elapsed), "sensors": sensors}
 
     def crystal_life(self) -> float:
         """Sensor 1 crystal life, % (see the simulator for the convention) [verify on hardware]."""

@@ -21,6 +21,11 @@ Where the sources are silent this core chooses, and says so:
   ` 0.01 `, `O` -> ` 0.000 `, CRCs consistent, so apparently captured from an instrument; the SQC-310
   manual's ` 0.00` / ` 0.000` have none); frequency `f"{x:.3f}"` (their `5875830.230`); `@` -> `MON Ver 4.13`
   (pymeasure's test); `J` -> `2` (a 2-channel unit; theirs answers 6);
+- `W` (all readings): the time since `T` (or power-up) as `MM.SS`, then rate, thickness and frequency of
+  each channel, space-separated, in the `L`/`N`/`P` formats. pymeasure drops its first 5 characters
+  (`00.00`) and lapkindm/sqm160 its first field, so both read a leading 5-character field and then triplets
+  per sensor; that the field is a `MM.SS` timer (the SQC-310's `K2` starts with the time) is this core's
+  guess [verify on hardware];
 - a packet with a bad CRC, an unknown command: `C`; a bad number or film index: `D`; changing the active
   film's parameters while the shutter is open: `E` (wrong mode);
 - film parameters and the shutter relay survive nothing: power-up gives film defaults, shutter closed, and the
@@ -95,6 +100,7 @@ class Sqm160Sim(DeviceCore):
         self._zero_f: float | None = None   # crystal frequency at the last zero (None: never zeroed -> f_q)
         self._sample: tuple[float, float] | None = None   # last internal reading (t, A)
         self._rate = 0.0
+        self._time0 = self.now()
         self.world.shutter(self.now(), False)  # type: ignore[union-attr]
 
     def power_cycle(self) -> None:
@@ -192,7 +198,10 @@ class Sqm160Sim(DeviceCore):
             self._sample, self._rate = None, 0.0
             return "A", ""
         if cmd == "T" and not arg:
+            self._time0 = self.now()
             return "A", ""
+        if cmd == "W" and not arg:
+            return "A", self._all_readings()
         if cmd == "Z" and not arg:
             self.films = {n: Film(name=f"FILM {n}") for n in range(1, 100)}
             return "A", ""
@@ -220,6 +229,13 @@ class Sqm160Sim(DeviceCore):
         if cmd == "P":
             return "A", f"{self.frequency() if crystal else 0.0:.3f}"
         return "A", f"{self.crystal_life() if crystal else 0.0:.2f}"
+
+    def _all_readings(self) -> str:
+        minutes, seconds = divmod(int(self.now() - self._time0), 60)
+        fields = [f"{min(minutes, 99):02d}.{seconds:02d}"]
+        for sensor in ("1", "2"):
+            fields += [self._reading(cmd, sensor)[1].strip() for cmd in "LNP"]
+        return " ".join(fields)
 
     def _film(self, arg: str) -> tuple[str, str]:
         digits = len(arg) - len(arg.lstrip("0123456789"))
