@@ -75,9 +75,7 @@ def test_start_step_is_committed_before_it_returns(db_url: str, store: Store, ne
     other = Store.open(db_url)
     try:
         with other.engine.connect() as conn:
-            row = conn.execute(
-                text("SELECT status, started_at FROM steps WHERE id = :i"), {"i": sid}
-            ).one()
+            row = conn.execute(text("SELECT status, started_at FROM steps WHERE id = :i"), {"i": sid}).one()
             kinds = conn.execute(text("SELECT kind FROM events ORDER BY seq")).scalars().all()
     finally:
         other.close()

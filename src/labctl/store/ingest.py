@@ -85,6 +85,15 @@ class _Buffered:
             self._write(final=True)
             self._raise_pending_error()
 
+    def close(self) -> None:
+        self.flush()
+
+    def __enter__(self) -> _Buffered:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def _write(self, *, final: bool) -> None:
         raise NotImplementedError
 
@@ -119,11 +128,10 @@ class MeasurementWriter(_Buffered):
         if any(a.ndim != 1 for a in arrays.values()):
             raise StoreError(f"{self.stream}: columns must be 1-D")
         n = max(a.size for a in arrays.values())
-        for k, a in arrays.items():
-            if a.size != n:
-                if a.size != 1:
-                    raise StoreError(f"{self.stream}: column {k!r} has {a.size} points, others {n}")
-                arrays[k] = np.full(n, a[0])
+        if any(a.size not in (1, n) for a in arrays.values()):
+            sizes = ", ".join(f"{k} {a.size}" for k, a in arrays.items())
+            raise StoreError(f"{self.stream}: columns of different lengths ({sizes})")
+        arrays = {k: a if a.size == n else np.full(n, a[0]) for k, a in arrays.items()}
         with self._lock:
             self._raise_pending_error()
             if self.columns is None:
@@ -231,9 +239,6 @@ class IORecorder(_Buffered):
                 self._oldest = time.monotonic()
             if self._due():
                 self._write(final=True)
-
-    def close(self) -> None:
-        self.flush()
 
     def _write(self, *, final: bool = True) -> None:
         self._oldest = None
