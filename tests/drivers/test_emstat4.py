@@ -241,11 +241,13 @@ def test_limits_before_any_byte():
             f_start=1e5, f_end=1, points_per_decade=10, amplitude=0.02, dc_potential=0.02, galvanostatic=True
         ),
         dict(f_start=1e5, f_end=1, points_per_decade=10, amplitude=0.0, galvanostatic=True),
+        dict(f_start=1e5, f_end=1, points_per_decade=1.5, amplitude=0.01),  # not a whole number
+        dict(f_start=1e5, f_end=1, points_per_decade=101, amplitude=0.01),
     ]
     for kw in bad:
         with pytest.raises(LimitViolation):
             d.eis(**kw)
-    for args in ((1.0, 0.0), (1.0, 2.0), (math.inf, 1.0)):
+    for args in ((1.0, 0.0), (1.0, 2.0), (math.inf, 1.0), (3600.0, 1e-3)):  # the last: 3.6 million points
         with pytest.raises(LimitViolation):
             d.ocp(*args)
     with pytest.raises(LimitViolation):

@@ -79,6 +79,7 @@ def test_script_errors():
         b"e\n!0003: Line 4\n\n"
     )  # 1 MHz is beyond the EmStat4
     assert r.script("var p", "meas_loop_ocp p 5 1", "endloop") == b"e\n!0003: Line 2\n\n"
+    assert r.script("var p", "meas_loop_ocp p 1m 1M", "endloop") == b"e\n!0003: Line 2\n\n"  # > MAX_POINTS
     assert r("t\n").startswith(b"tes4")  # nothing of them ran
 
 

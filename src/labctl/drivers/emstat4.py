@@ -80,6 +80,7 @@ class EmStat4(Driver):
     RESYNC_QUIET = 0.5  # s of silence after `Z` before the next exchange (a trickling reply must end)
     POINT_FACTOR = 3.0  # x the nominal time of one EIS point, allowed for its package to arrive
     MAX_POINTS_PER_DECADE = 100
+    MAX_POINTS = 1_000_000  # per OCP/CP script: the packages are all kept in memory (and the simulator's cap)
 
     def __init__(
         self,
@@ -198,7 +199,10 @@ class EmStat4(Driver):
         """Impedance sweep `f_start` -> `f_end`; potentiostatic (amplitude, dc in V) or galvanostatic (A)."""
         self.check("frequency", f_start)
         self.check("frequency", f_end)
-        if not 1 <= points_per_decade <= self.MAX_POINTS_PER_DECADE:
+        if not (
+            isinstance(points_per_decade, int | np.integer)
+            and 1 <= points_per_decade <= self.MAX_POINTS_PER_DECADE
+        ):
             raise LimitViolation(
                 f"{self.name}: points_per_decade must be 1-{self.MAX_POINTS_PER_DECADE}, got "
                 f"{points_per_decade}"
@@ -293,6 +297,11 @@ class EmStat4(Driver):
             raise LimitViolation(
                 f"{self.name}: need 0 < interval <= duration, got interval {interval!r}, "
                 f"duration {duration!r}"
+            )
+        if duration / interval > self.MAX_POINTS:
+            raise LimitViolation(
+                f"{self.name}: {duration:g} s every {interval:g} s is more than {self.MAX_POINTS} points; "
+                f"split the measurement or lengthen the interval"
             )
 
     @staticmethod

@@ -27,6 +27,8 @@ Where the sources are silent this core chooses, and says so [verify against the 
   `on_finished:` (the cell goes off);
 - `Z` also drops output still queued for the host (a slow line's tail);
 - a script half received when the link drops is discarded when it comes back;
+- a simulation limit, not the device's: a loop of more than `MAX_POINTS` points is refused (`!0003`), as the
+  core computes a loop's packages when the script starts;
 - version `tes4_lr1.3.1` / `#2024-01-16 labctl-sim*`; `stuck busy` is a script that never ends: `Z` is
   answered but the device stays busy.
 """
@@ -48,6 +50,7 @@ from labctl.simulators.world import SimpleWorld
 VERSION = b"tes4_lr1.3.1\n#2024-01-16 labctl-sim*\n"
 E_UNKNOWN, E_ARG, E_MODE, E_STRUCTURE, E_NOTHING, E_DEVICE = 0x2, 0x3, 0x4, 0x5, 0x6, 0x10
 F_RANGE = (1e-5, 2e5)
+MAX_POINTS = 1_000_000
 SIMPLE = {
     "set_pgstat_chan": 1,
     "set_pgstat_mode": 1,
@@ -326,13 +329,13 @@ class EmStat4Sim(DeviceCore):
                 F_RANGE[0] <= fs <= F_RANGE[1]
                 and F_RANGE[0] <= fe <= F_RANGE[1]
                 and amp > 0
-                and points >= 2
+                and 2 <= points <= MAX_POINTS
                 and points == int(points)
             ):
                 raise ScriptError(E_ARG, n)
         else:
             interval, duration = a[-2], a[-1]
-            if not 0 < interval <= duration:
+            if not 0 < interval <= duration or duration / interval > MAX_POINTS:
                 raise ScriptError(E_ARG, n)
 
     def _apply(self, cmd: str, nums: list[float], t: float) -> float:
