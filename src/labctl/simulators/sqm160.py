@@ -23,9 +23,10 @@ Where the sources are silent this core chooses, and says so:
   (pymeasure's test); `J` -> `2` (a 2-channel unit; theirs answers 6);
 - `W` (all readings): the time since `T` (or power-up) as `MM.SS`, then rate, thickness and frequency of
   each channel, space-separated, in the `L`/`N`/`P` formats. pymeasure drops its first 5 characters
-  (`00.00`) and lapkindm/sqm160 its first field, so both read a leading 5-character field and then triplets
-  per sensor; that the field is a `MM.SS` timer (the SQC-310's `K2` starts with the time) is this core's
-  guess [verify on hardware];
+  (`00.00`), lapkindm/sqm160 and a Java SCADA driver (narl.itrc `DevSQM160.java`, which splits the status
+  letter and the answer on whitespace and skips the first token, so that field follows the status letter
+  without a space) its first field; all read triplets per sensor after it. That the field is a `MM.SS`
+  timer (the SQC-310's `K2` starts with the time) is this core's guess [verify on hardware];
 - a packet with a bad CRC, an unknown command: `C`; a bad number or film index: `D`; changing the active
   film's parameters while the shutter is open: `E` (wrong mode);
 - film parameters and the shutter relay survive nothing: power-up gives film defaults, shutter closed, and the
