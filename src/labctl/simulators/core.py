@@ -11,6 +11,7 @@ and where the instrument has them, `error_reply(message)` and `set_stuck_busy()`
 
 from __future__ import annotations
 
+import bisect
 import random
 import re
 import threading
@@ -128,8 +129,7 @@ class DeviceCore(ABC):
         if not data:
             return
         t = self.now() if at is None else at
-        self._out.append((t, data))
-        self._out.sort(key=lambda item: item[0])
+        bisect.insort_right(self._out, (t, data), key=_release_time)  # after earlier output of the same time
 
     def cancel_pending(self) -> None:
         """Drop output scheduled for the future (an aborted measurement)."""
@@ -198,8 +198,12 @@ class DeviceCore(ABC):
 
     def available(self) -> int:
         with self.lock:
-            now = self.now()
-            return sum(len(d) for t, d in self._out if t <= now)
+            now, n = self.now(), 0
+            for t, d in self._out:  # sorted by release time
+                if t > now:
+                    break
+                n += len(d)
+            return n
 
     def next_release(self) -> float | None:
         with self.lock:
@@ -239,3 +243,7 @@ class DeviceCore(ABC):
         with self.lock:
             self.faults.append(fault)
         return fault
+
+
+def _release_time(item: tuple[float, bytes]) -> float:
+    return item[0]
