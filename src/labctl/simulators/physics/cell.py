@@ -117,20 +117,18 @@ class Cell:
         j = np.broadcast_to(np.asarray(current_a, dtype=float).ravel(), t.shape) * (1e3 / self.p.area_cm2)
         s = np.sign(j)
         s[np.abs(j) < 1e-9] = 0.0
-        tprev = np.empty(n)
-        tprev[0], tprev[1:] = self.t, t[:-1]
-        dt = np.maximum(t - tprev, 0.0)
         bounds = [0, *(np.flatnonzero(s[1:] != s[:-1]) + 1).tolist(), n]
         out = np.empty(n)
         for a, b in itertools.pairwise(bounds):
             sa = int(s[a])
+            t_before = self.t if a == 0 else float(t[a - 1])
             if a > 0 or sa != self.sign:
-                self._begin_run(sa, float(tprev[a]))
+                self._begin_run(sa, t_before)
             self.sign = sa
             if sa == 0:
                 out[a:b] = self._rest(t[a:b])
             else:
-                out[a:b] = self._drive(t[a:b], np.abs(j[a:b]), dt[a:b], sa)
+                out[a:b] = self._drive(t[a:b], np.abs(j[a:b]), t_before, sa)
         self.t = float(t[-1])
         if self.noisy:
             out += self._noise.normal(0.0, self.p.sigma_meas, n)
@@ -157,85 +155,119 @@ class Cell:
             return self.cu_li + self.q_half
         return max(0.0, self.cu_li - self.q_half)
 
-    def _drive(self, tt: np.ndarray, jj: np.ndarray, dt: np.ndarray, s: int) -> np.ndarray:
+    def _drive(self, tt: np.ndarray, jj: np.ndarray, t_before: float, s: int) -> np.ndarray:
+        """The driven points of one run of constant sign; `t_before` is the time of the previous sample."""
         p = self.p
-        if jj[0] == jj[-1] and not np.any(jj != jj[0]):
-            jj = jj[:1]  # constant current (the usual case): scalars broadcast, fewer array operations
-            q = self.q_half + jj[0] * (tt - (tt[0] - dt[0])) / 3600.0
-            dq = q - np.concatenate(([self.q_half], q[:-1]))
+        t_start = min(t_before, float(tt[0]))
+        const = bool(jj[0] == jj[-1] and not np.any(jj != jj[0]))
+        if const:  # constant current (the usual case): scalars broadcast, fewer array passes
+            jj = jj[:1]
+            q = (tt - t_start) * (float(jj[0]) / 3600.0)
+            q += self.q_half
+            dt = None
         else:
-            dq = jj * dt / 3600.0
-            q = self.q_half + np.cumsum(dq)
+            dt = np.maximum(np.diff(tt, prepend=t_before), 0.0)
+            q = self.q_half + np.cumsum(jj * dt / 3600.0)
+        dq_sum = float(q[-1]) - self.q_half
         self.q_half = float(q[-1])
-        dq_sum = float(q[-1] - (q[0] - dq[0]))
         self.q_total += dq_sum
         if self.shorted:
             self.eta_c = 0.0
             return s * jj * 1e-3 * p.r_sh * (1 + 0.2 * self._noise.standard_normal(tt.size))
         r_ohm, m_act, a_nuc, a_arc = self.hc
-        tau = tt - self.run_t0
         qref = self.q_last or 1.0
         x = jj / p.j_lim
         sand = bool(x[0] >= 1.0)
+        k_tr = 0  # points [0, k_tr) carry the concentration transient `trans` on top of `eta_base`
+        trans: np.ndarray | float = 0.0
         if not sand:
-            ss = 2 * p.vt * (1 - p.t_plus) * np.log((1 + x) / (1 - x))
-            eta_c = np.broadcast_to(s * ss, tt.shape).copy()
-            k = int(np.searchsorted(tau, 30 * p.tau1))
-            if k:
-                eta_c[:k] += (self.run_eta0 - s * ss[0]) * np.exp(-tau[:k] / p.tau1)
+            xs = x if const else np.minimum(x, 0.999)  # a ramp that crosses j_lim mid-run: capped
+            ss = 2 * p.vt * (1 - p.t_plus) * np.log((1 + xs) / (1 - xs))
+            eta_base: np.ndarray | float = s * (float(ss[0]) if const else ss)
+            k_tr = int(np.searchsorted(tt, self.run_t0 + 30 * p.tau1))
+            if k_tr:
+                trans = (self.run_eta0 - s * float(ss[0])) * np.exp(-(tt[:k_tr] - self.run_t0) / p.tau1)
+            eta_end = float(eta_base if const else eta_base[-1])  # type: ignore[index]
+            if k_tr == tt.size:
+                eta_end += float(trans[-1])  # type: ignore[index]
         else:  # Sand regime: surface depletion, then dendrites (area gain) and a short after t_cross
+            tau = tt - self.run_t0
             t_sand = p.t_sand_c / jj[0] ** 2
             r = np.sqrt(np.minimum(tau / t_sand, 1 - 1e-12))
-            eta_c = s * np.minimum(1.0, -2 * p.vt * (1 - p.t_plus) * np.log1p(-r))
-            eta_c[tau > t_sand] = s * 2 * p.vt * (1 - p.t_plus) * math.log(10.0)
+            eta_base = s * np.minimum(1.0, -2 * p.vt * (1 - p.t_plus) * np.log1p(-r))
+            eta_base[tau > t_sand] = s * 2 * p.vt * (1 - p.t_plus) * math.log(10.0)
+            eta_end = float(eta_base[-1])
         if p.kind == "li_cu":
             eta_ct = 2 * p.vt * m_act * np.arcsinh(jj / (2 * p.j0b))
-            v = s * (jj * 1e-3 * r_ohm + eta_ct) + eta_c
+            v = np.empty(tt.size)
+            v[:] = s * (jj * 1e-3 * r_ohm + eta_ct) + eta_base
             if s < 0:
                 dip = (0.06 if self.cu_cycle <= 1 else 0.025) * np.exp(-q / (p.u_nuc * qref))
                 v -= dip
-            else:
+            elif q[-1] > self.cu_li:
                 over = q - self.cu_li
-                if over[-1] > 0:
-                    v += np.minimum(3.0, 0.02 * np.expm1(np.maximum(over, 0.0) / 0.005))
+                v += np.minimum(3.0, 0.02 * np.expm1(np.clip(over, 0.0, 0.05) / 0.005))
         else:
             if p.j0a == p.j0b:
                 eta_ct = 4 * p.vt * m_act * np.arcsinh(jj / (2 * p.j0a))
             else:
                 eta_ct = 2 * p.vt * m_act * (np.arcsinh(jj / (2 * p.j0a)) + np.arcsinh(jj / (2 * p.j0b)))
-            shape = np.ones(tt.size)
+            # V = s·(j R_Ω + η_ct·S) + η_c with S = 1 + nucleation (start) + arcing (end), as `base + amp·S'`
+            amp = s * (float(eta_ct[0]) if const else eta_ct)
+            v = np.empty(tt.size)
+            v[:] = s * (jj * 1e-3 * r_ohm) + eta_base + amp
             scale = p.u_nuc * qref
             k = int(np.searchsorted(q, 25 * scale))  # exp(-25) ~ 1e-11 beyond
             if k:
-                shape[:k] += a_nuc * np.exp(-q[:k] / scale)
+                v[:k] += (amp if const else amp[:k]) * a_nuc * np.exp(-q[:k] / scale)  # type: ignore[index]
             if self.q_last:
                 k = int(np.searchsorted(q, 0.03 * self.q_last))  # u⁶ < 1e-9 before
-                u = np.minimum(q[k:] / self.q_last, 1.0)
-                u2 = u * u
-                shape[k:] += a_arc * (u2 * u2 * u2)
-            v = s * (jj * 1e-3 * r_ohm + eta_ct * shape) + eta_c
-            over = q - (p.n_li - self.lost / 2)
-            if over[-1] > 0:  # inventory failure: the stripping electrode runs out of Li
-                v += s * np.minimum(3.0, 0.05 * np.expm1(np.maximum(over, 0.0) / 0.05))
+                u = q[k:] * (1.0 / self.q_last)
+                if q[-1] > self.q_last:
+                    np.minimum(u, 1.0, out=u)
+                u3 = u * u
+                u3 *= u
+                u3 *= u3
+                u3 *= a_arc
+                if const:
+                    u3 *= amp
+                else:
+                    u3 *= amp[k:]  # type: ignore[index]
+                v[k:] += u3
+            left = p.n_li - self.lost / 2
+            if q[-1] > left:  # inventory failure: the stripping electrode runs out of Li
+                v += s * np.minimum(3.0, 0.05 * np.expm1(np.clip(q - left, 0.0, 0.5) / 0.05))
             self.lost += (1 - p.ce) * dq_sum / 2
-        self.eta_c = float(eta_c[-1])
+        if k_tr:
+            v[:k_tr] += trans
+        self.eta_c = eta_end
         # the short clock (§2.4): cumulative exposure against the critical draw
-        if jj.size == 1 and q[-1] <= qref:
-            u_clock = self.u_clock + (tt - (tt[0] - dt[0])) / float(p.life_s(jj, qref)[0])
+        u0 = self.u_clock
+        if const and q[-1] <= qref:  # linear in time: thresholds become times
+            life = float(p.life_s(jj, qref)[0])
+            self.u_clock = u0 + (float(tt[-1]) - t_start) / life
+
+            def first(level: float) -> int:
+                return int(np.searchsorted(tt, t_start + (level - u0) * life))
         else:
-            life = p.life_s(jj, 1.0) * np.maximum(q, qref) ** (-p.n_q)
-            u_clock = self.u_clock + np.cumsum(dt / life)
-        self.u_clock = float(u_clock[-1])
+            if dt is None:
+                dt = np.maximum(np.diff(tt, prepend=t_before), 0.0)
+            life_arr = p.life_s(jj, 1.0) * np.maximum(q, qref) ** (-p.n_q)
+            u_clock = u0 + np.cumsum(dt / life_arr)
+            self.u_clock = float(u_clock[-1])
+
+            def first(level: float) -> int:
+                return int(np.searchsorted(u_clock, level))
         if p.has_soft and self.t_soft is None:
-            i_soft = int(np.searchsorted(u_clock, p.u_soft * p.u_crit))
+            i_soft = first(p.u_soft * p.u_crit) if self.u_clock >= p.u_soft * p.u_crit else tt.size
             if i_soft < tt.size:
                 self.t_soft, self.soft_connected = float(tt[i_soft]), True
                 v[i_soft:] = self._divide(v[i_soft:], jj if jj.size == 1 else jj[i_soft:])
         elif self.t_soft is not None and self.soft_connected:
             v = self._divide(v, jj)
-        i_short = int(np.searchsorted(u_clock, p.u_crit))
+        i_short = first(p.u_crit) if self.u_clock >= p.u_crit else tt.size
         if sand:
-            i_short = min(i_short, int(np.searchsorted(tau, t_sand + p.t_cross_c / jj[0])))
+            i_short = min(i_short, int(np.searchsorted(tt, self.run_t0 + t_sand + p.t_cross_c / jj[0])))
         if i_short < tt.size:
             self.t_short = float(tt[i_short])
             m = tt.size - i_short
