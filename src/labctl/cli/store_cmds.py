@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 from typing import Annotated, Any
@@ -10,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from labctl.errors import ConfigError, LabctlError
+from labctl.errors import ConfigError
 
 runs_app = typer.Typer(
     help="Runs in the store: list, show, export, io (and report, compare).", no_args_is_help=True
@@ -21,15 +20,6 @@ audit_app = typer.Typer(
 
 Db = Annotated[str | None, typer.Option("--db", envvar="LABCTL_DB", help="Database URL or SQLite file.")]
 Json = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
-
-# Battery Data Format names of the cycling stream's columns
-BDF = {
-    "t": "test_time_second",
-    "voltage": "voltage_volt",
-    "current": "current_ampere",
-    "cycle": "cycle_count",
-    "half_cycle": "step_count",
-}
 
 
 def _open(db: str | None) -> Any:
@@ -87,22 +77,31 @@ def list_runs(
 
 
 @runs_app.command("show")
-def show(run: Annotated[int, typer.Argument(help="Run id.")], db: Db = None, as_json: Json = False) -> None:
-    """A run's provenance, steps (commanded vs achieved), data streams and audit events."""
+def show(
+    run: Annotated[int, typer.Argument(help="Run id.")],
+    events: Annotated[int, typer.Option("--events", help="Show the last N audit events (0: all).")] = 30,
+    db: Db = None,
+    as_json: Json = False,
+) -> None:
+    """A run's provenance, steps (commanded vs achieved), instruments, data streams and audit events."""
     store = _open(db)
     try:
         info = store.run(run)
         streams = store.streams(run)
-        events = store.events(run)
+        evs = store.events(run)
+        used = store.instruments(run)
     finally:
         store.close()
+    for e in evs:
+        e["data"] = json.loads(e["data"])
     if as_json:
-        _print_json({**info, "streams": streams, "events": len(events)})
+        _print_json({**info, "streams": streams, "instruments": used, "events": evs})
         return
     con = _console()
     con.print(
         f"[bold]run {info['id']}[/]: {info['protocol_name']} ({info['protocol_path']}) "
-        f"[bold]{info['state']}[/] {info['exit_reason']}",
+        f"[bold]{info['state']}[/]"
+        + (f" -- exit reason: {info['exit_reason']}" if info["exit_reason"] else ""),
         highlight=False,
     )
     for key in (
@@ -121,7 +120,7 @@ def show(run: Annotated[int, typer.Argument(help="Run id.")], db: Db = None, as_
         con.print(f"  {key}: {info[key]}", highlight=False)
     con.print(f"  parameters: {json.dumps(info['parameters'])}", highlight=False)
     con.print(f"  versions: {', '.join(f'{k} {v}' for k, v in info['versions'].items())}", highlight=False)
-    table = Table(title="steps")
+    table = Table(title="steps: commanded vs achieved")
     for col in ("#", "kind", "status", "commanded", "achieved", "reason"):
         table.add_column(col, overflow="fold")
     for s in info["steps"]:
@@ -134,11 +133,29 @@ def show(run: Annotated[int, typer.Argument(help="Run id.")], db: Db = None, as_
             s["reason"],
         )
     con.print(table)
+    leases = ", ".join(x["instrument"] + (" (held)" if x["held"] else "") for x in used["leases"])
+    con.print(f"  instruments leased: {leases or 'none'}", highlight=False)
+    talked = ", ".join(f"{x['instrument']} ({x['records']} records)" for x in used["io"])
+    con.print(f"  instrument I/O: {talked or 'none'}", highlight=False)
     for st in streams:
         con.print(
             f"  stream {st['stream']} (step id {st['step_id']}): {st['points']} points", highlight=False
         )
-    con.print(f"  {len(events)} audit events", highlight=False)
+    shown = evs[-events:] if events else evs
+    table = Table(title=f"audit events ({len(shown)} of {len(evs)})")
+    for col in ("seq", "time", "kind", "actor", "data"):
+        table.add_column(col, overflow="fold")
+    for e in shown:
+        table.add_row(
+            str(e["seq"]), _iso(e["t"]), e["kind"], e["actor"], json.dumps(e["data"], ensure_ascii=False)
+        )
+    con.print(table)
+
+
+def _iso(t: float) -> str:
+    from labctl.store.store import iso
+
+    return (iso(t) or "")[:23]
 
 
 @runs_app.command("export")
@@ -148,46 +165,20 @@ def export(
     stream: Annotated[str, typer.Option("--stream", help="Measurement stream.")] = "cycling",
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Output file.")] = None,
     db: Db = None,
+    as_json: Json = False,
 ) -> None:
     """Export a measurement stream (cycling: Battery Data Format column names)."""
-    if fmt not in ("csv", "parquet"):
-        raise ConfigError(f"--format {fmt!r}: use csv or parquet")
+    from labctl.store.export import export_run
+
     store = _open(db)
     try:
-        info = store.run(run)
-        data = store.measurements(run, stream)
+        path, rows, cols = export_run(store, run, stream=stream, fmt=fmt, out=out)
     finally:
         store.close()
-    if not data:
-        raise LabctlError(f"run {run} has no {stream!r} data")
-    cols = export_columns(data, stream, info)
-    out = out or Path(f"run-{run}-{stream}.{fmt}")
-    if fmt == "csv":
-        with out.open("w", newline="") as fh:
-            w = csv.writer(fh)
-            w.writerow(list(cols))
-            w.writerows(zip(*(c.tolist() for c in cols.values()), strict=True))
+    if as_json:
+        _print_json({"path": str(path), "rows": rows, "columns": cols})
     else:
-        try:
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-        except ImportError as exc:
-            raise LabctlError("parquet export needs pyarrow: pip install pyarrow") from exc
-        pq.write_table(pa.table(cols), out)
-    _console().print(f"{len(next(iter(cols.values())))} rows x {len(cols)} columns written to {out}")
-
-
-def export_columns(data: dict[str, Any], stream: str, info: dict[str, Any]) -> dict[str, Any]:
-    """Rename cycling columns to the Battery Data Format and add unix_time_second (run start + t)."""
-    if stream != "cycling":
-        return dict(data)
-    from datetime import datetime
-
-    cols = {BDF.get(k, k): v for k, v in data.items()}
-    start = info.get("started_at") or info.get("created_at")
-    if "t" in data and start:
-        cols["unix_time_second"] = data["t"] + datetime.fromisoformat(start).timestamp()
-    return cols
+        _console().print(f"{rows} rows x {len(cols)} columns written to {path}", highlight=False)
 
 
 @runs_app.command("io")

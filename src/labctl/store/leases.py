@@ -39,14 +39,19 @@ def _iso(t: float) -> str:
 
 def acquire(
     conn: Connection, run_id: int, instruments: list[str], audit: Callable[[str, dict[str, Any]], None]
-) -> None:
-    """All of `instruments` for `run_id` in the caller's write transaction, or LeaseConflict for none."""
+) -> list[str]:
+    """All of `instruments` for `run_id` in the caller's write transaction, or LeaseConflict for none.
+    Returns the instruments newly leased (those the run did not hold already)."""
     now, pid = time.time(), os.getpid()
     names = sorted(set(instruments))
     rows = conn.execute(
-        select(Lease, Run.state).join(Run, Run.id == Lease.run_id).where(Lease.instrument.in_(names))
+        select(*Lease.__table__.c, Run.state)
+        .join(Run, Run.id == Lease.run_id)
+        .where(Lease.instrument.in_(names))
+        .order_by(Lease.instrument)
     ).all()
-    for lease, state in rows:
+    for lease in rows:
+        state = lease.state
         if lease.run_id == run_id:
             continue
         if state in TERMINAL_STATES or holder_dead(lease.host, lease.pid, lease.heartbeat_at, now):
@@ -68,7 +73,7 @@ def acquire(
             f"{lease.instrument} is leased by run {lease.run_id} (pid {lease.pid} on {lease.host}, "
             f"since {_iso(lease.since)}, state {state}); wait for it, or `labctl recover` if it died"
         )
-    held = {lease.instrument for lease, _ in rows if lease.run_id == run_id}
+    held = {lease.instrument for lease in rows if lease.run_id == run_id}
     new = [n for n in names if n not in held]
     if new:
         conn.execute(
@@ -87,6 +92,7 @@ def acquire(
         )
     if held:
         conn.execute(update(Lease).where(Lease.run_id == run_id).values(pid=pid, host=HOST, heartbeat_at=now))
+    return new
 
 
 def heartbeat(conn: Connection, run_id: int) -> None:

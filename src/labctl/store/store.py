@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import time
 from datetime import UTC, datetime
@@ -18,6 +19,7 @@ from labctl.store.errors import StoreError
 from labctl.store.ingest import Flusher, IORecorder, MeasurementWriter, io_rows, read_measurements
 from labctl.store.models import (
     CONTROL_COMMANDS,
+    IO,
     RUN_STATES,
     STEP_STATUSES,
     TERMINAL_STATES,
@@ -424,20 +426,48 @@ class Store:
         key = self._audit_key()
         with self.engine.begin() as conn:
             audit.lock_chain(conn)  # PostgreSQL: serialize lease changes like appends
-            leases.acquire(
+            new = leases.acquire(
                 conn,
                 run_id,
                 instruments,
                 lambda kind, data: audit.append(conn, key, run_id, kind, data, "labctl"),
             )
+            if new:
+                audit.append(conn, key, run_id, "lease.acquired", {"instruments": new}, "labctl")
 
     def heartbeat(self, run_id: int) -> None:
         with self.engine.begin() as conn:
             leases.heartbeat(conn, run_id)
 
     def release_leases(self, run_id: int) -> None:
+        key = self._audit_key()
         with self.engine.begin() as conn:
-            leases.release(conn, run_id)
+            audit.lock_chain(conn)
+            released = leases.release(conn, run_id)
+            if released:
+                audit.append(conn, key, run_id, "lease.released", {"instruments": released}, "labctl")
+
+    def instruments(self, run_id: int) -> dict[str, Any]:
+        """What a run used: its leases (instrument keys, still held or not) and the transcript's
+        instruments with their record counts."""
+        held: dict[str, bool] = {}
+        for e in self.events(run_id):
+            if e["kind"] in ("lease.acquired", "lease.released"):
+                for name in json.loads(e["data"])["instruments"]:
+                    held[name] = e["kind"] == "lease.acquired"
+        self.flush()
+        q = (
+            select(IO.instrument, func.count().label("records"))
+            .where(IO.run_id == run_id)
+            .group_by(IO.instrument)
+            .order_by(IO.instrument)
+        )
+        with reading(self.engine) as conn:
+            talked = {r.instrument: r.records for r in conn.execute(q)}
+        return {
+            "leases": [{"instrument": k, "held": v} for k, v in sorted(held.items())],
+            "io": [{"instrument": k, "records": v} for k, v in talked.items()],
+        }
 
     def find_dead_runs(self) -> list[dict[str, Any]]:
         """Non-terminal runs whose process is gone (dead pid on this host, or stale heartbeat elsewhere)."""
