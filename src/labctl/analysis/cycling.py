@@ -33,7 +33,7 @@ class HalfCycles:
     peak: np.ndarray          # V, max |V|
     v_mid: np.ndarray         # V, signed median over the middle 50 %
     charge: np.ndarray        # C, integral of |I| dt
-    flatness: np.ndarray      # median |V| of the first 10 % / overpotential (≈ 1: no nucleation peak, a short)
+    flatness: np.ndarray      # median |V|, first 10 % / overpotential (≈ 1: no nucleation peak)
 
     def __len__(self) -> int:
         return len(self.start)

@@ -58,7 +58,7 @@ def load_run(store: Any, run_id: int) -> RunData:
     run = store.run(run_id)
     data = RunData(run=run)
     params = run.get("parameters") or {}
-    data.area_m2 = run.get("cell_area_m2") or params.get("cell_area_m2")
+    data.area_m2 = run.get("cell_area_m2") or params.get("cell_area_m2") or _protocol_area(run)
     for step in run.get("steps", []):
         sd = StepData(
             step.get("index", 0),
@@ -83,6 +83,21 @@ def load_run(store: Any, run_id: int) -> RunData:
     if isinstance(sample.get("overlayer"), dict):
         data.overlayer.update(sample["overlayer"])
     return data
+
+
+def _protocol_area(run: dict[str, Any]) -> float | None:
+    """The sample area (m²) from the protocol text the run recorded, resolved with its parameters."""
+    from labctl.errors import LabctlError
+    from labctl.protocol.loader import parse_protocol
+
+    text = run.get("protocol_text")
+    if not text:
+        return None
+    try:
+        sample = parse_protocol(text, run.get("protocol_path") or "<recorded protocol>").model.sample
+    except LabctlError:
+        return None
+    return float(sample.area) if sample is not None and sample.area else None
 
 
 def _thickness(overlayer: dict[str, Any]) -> float | None:
@@ -201,7 +216,7 @@ def metrics(data: RunData) -> dict[str, Any]:
             r_el = fit["r_el"]
             entry["eis"] = {"params": fit.params, "ci95": fit.ci95, "rel_residual": fit.rel_residual}
             thickness = _thickness(data.overlayer)
-            if thickness and data.area_m2 and fit["r_film"] > 0:
+            if thickness and data.area_m2 and fit["r_film"] > 0 and sigma is None:  # the pristine cell's EIS
                 n_c = int(data.overlayer.get("n_coated", 2))
                 s, ds = eis.conductivity(
                     thickness,
