@@ -120,19 +120,18 @@ def show(
         con.print(f"  {key}: {info[key]}", highlight=False)
     con.print(f"  parameters: {json.dumps(info['parameters'])}", highlight=False)
     con.print(f"  versions: {', '.join(f'{k} {v}' for k, v in info['versions'].items())}", highlight=False)
-    table = Table(title="steps: commanded vs achieved")
-    for col in ("#", "kind", "status", "commanded", "achieved", "reason"):
-        table.add_column(col, overflow="fold")
+    con.print("[bold]steps: commanded vs achieved[/]")
     for s in info["steps"]:
-        table.add_row(
-            str(s["index"]),
-            s["kind"],
-            s["status"],
-            json.dumps(s["params"]),
-            json.dumps(s["achieved"]) if s["achieved"] is not None else "",
-            s["reason"],
+        con.print(
+            f"  [bold]#{s['index']} {s['kind']}[/] {s['status']}"
+            + (f" -- {s['reason']}" if s["reason"] else ""),
+            highlight=False,
         )
-    con.print(table)
+        con.print(f"      commanded: {_compact(s['params'])}", highlight=False, markup=False)
+        if s["achieved"] is not None:
+            con.print(f"      achieved:  {_compact(s['achieved'])}", highlight=False, markup=False)
+        if s["summary"]:
+            con.print(f"      summary:   {_compact(s['summary'])}", highlight=False, markup=False)
     leases = ", ".join(x["instrument"] + (" (held)" if x["held"] else "") for x in used["leases"])
     con.print(f"  instruments leased: {leases or 'none'}", highlight=False)
     talked = ", ".join(f"{x['instrument']} ({x['records']} records)" for x in used["io"])
@@ -150,6 +149,19 @@ def show(
             str(e["seq"]), _iso(e["t"]), e["kind"], e["actor"], json.dumps(e["data"], ensure_ascii=False)
         )
     con.print(table)
+
+
+def _compact(d: dict[str, Any]) -> str:
+    """`key=value` pairs, floats to 6 significant digits, nulls left out."""
+
+    def fmt(v: Any) -> str:
+        if isinstance(v, float):
+            return f"{v:.6g}"
+        if isinstance(v, dict):
+            return "{" + _compact(v) + "}"
+        return json.dumps(v, ensure_ascii=False) if not isinstance(v, str) else v
+
+    return ", ".join(f"{k}={fmt(v)}" for k, v in d.items() if v is not None)
 
 
 def _iso(t: float) -> str:
