@@ -196,10 +196,20 @@ def metrics(data: RunData) -> dict[str, Any]:
             entry["cycling"] = cycling_metrics(
                 sd.cycling, area_m2=data.area_m2, voltage_limit=float(vlim) if vlim else None, r_el_ohm=r_el
             )
+            if sd.kind == "coulombic_efficiency":  # reaching the strip cut-off is the protocol, not a failure
+                entry["cycling"].update(failure_mode=None, hours_to_failure=None, soft_shorts=0,
+                                        failure_detail="not assessed for Li|Cu CE steps")
             hc = cycling.half_cycles(sd.cycling["t"], sd.cycling["voltage"], sd.cycling["current"])
-            if sd.kind == "coulombic_efficiency":
+            if sd.kind == "coulombic_efficiency" and sd.params.get("method") == "aurbach":
+                # the protocol's own average from its measured charges; per-cycle pairs are Q_C/Q_C by design
+                entry["ce"] = {"method": "aurbach", "ce_avg": sd.achieved.get("ce_avg"),
+                               "q_reservoir_C": sd.achieved.get("q_reservoir_c"),
+                               "q_cycle_C": sd.achieved.get("q_cycle_c"), "cycles": sd.achieved.get("cycles"),
+                               "q_final_strip_C": sd.achieved.get("q_final_strip_c")}
+            elif sd.kind == "coulombic_efficiency":
                 ce = coulombic.ce_per_cycle(hc)
                 entry["ce"] = {
+                    "method": "cycling",
                     "first_cycle": float(ce["ce"][0]) if ce["ce"].size else None,
                     "mean": float(np.nanmean(ce["ce"])) if ce["ce"].size else None,
                     "cycles": int(ce["ce"].size),
@@ -259,7 +269,8 @@ def write_report(data: RunData, out_dir: Path) -> dict[str, Any]:
         if sd.cycling is not None and "cycling" in entry:
             c = sd.cycling
             hc = cycling.half_cycles(c["t"], c["voltage"], c["current"])
-            fail = cycling.detect_failure(hc, voltage_limit=sd.params.get("voltage_limit"))
+            fail = (cycling.Failure(None) if sd.kind == "coulombic_efficiency"
+                    else cycling.detect_failure(hc, voltage_limit=sd.params.get("voltage_limit")))
             figures.append(
                 plots.voltage_vs_time(
                     c["t"],
@@ -277,7 +288,7 @@ def write_report(data: RunData, out_dir: Path) -> dict[str, Any]:
                         table, out_dir / f"{tag}-overpotential.png", failure_cycle=fc
                     ).name
                 )
-            if "ce" in entry:
+            if entry.get("ce", {}).get("method") == "cycling":
                 ce = coulombic.ce_per_cycle(hc)
                 figures.append(plots.ce_vs_cycle(ce["cycle"], ce["ce"], out_dir / f"{tag}-ce.png").name)
             if "rate" in entry:
