@@ -165,7 +165,7 @@ def _compact(d: dict[str, Any]) -> str:
 
 
 def _iso(t: float) -> str:
-    from labctl.store.store import iso
+    from labctl.store.queries import iso
 
     return (iso(t) or "")[:23]
 

@@ -6,24 +6,21 @@ import hashlib
 import json
 import os
 import time
-from datetime import UTC, datetime
 from importlib import metadata
 from typing import Any
 
 import numpy as np
 from sqlalchemy import Engine, func, insert, select, update
 
-from labctl.store import audit, leases
+from labctl.store import audit, control, leases, queries
 from labctl.store.db import check_sqlite_settings, make_engine, reading, resolve_url
 from labctl.store.errors import StoreError
 from labctl.store.ingest import Flusher, IORecorder, MeasurementWriter, io_rows, read_measurements
 from labctl.store.models import (
-    CONTROL_COMMANDS,
     IO,
     RUN_STATES,
     STEP_STATUSES,
     TERMINAL_STATES,
-    Control,
     Event,
     Lease,
     Run,
@@ -43,25 +40,6 @@ VERSIONED = (
     "pyvisa",
     "pyvisa-py",
 )
-RUN_SUMMARY = (
-    "id",
-    "protocol_name",
-    "protocol_path",
-    "protocol_sha256",
-    "station_name",
-    "operator",
-    "host",
-    "pid",
-    "mode",
-    "seed",
-    "state",
-    "sample_id",
-    "created_at",
-    "started_at",
-    "ended_at",
-    "heartbeat_at",
-    "exit_reason",
-)
 
 
 def _versions() -> dict[str, str]:
@@ -72,10 +50,6 @@ def _versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             continue
     return out
-
-
-def iso(t: float | None) -> str | None:
-    return None if t is None else datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds")
 
 
 class Store:
@@ -151,11 +125,9 @@ class Store:
             return audit.make_checkpoint(conn, key)
 
     def events(self, run_id: int | None = None) -> list[dict[str, Any]]:
-        q = select(Event).order_by(Event.seq)
-        if run_id is not None:
-            q = q.where(Event.run_id == run_id)
+        """Audit events (of one run, or all), in chain order."""
         with reading(self.engine) as conn:
-            return [dict(r._mapping) for r in conn.execute(q.with_only_columns(*Event.__table__.c))]
+            return queries.events(conn, run_id)
 
     # -- runs ---------------------------------------------------------------------------------------
 
@@ -313,49 +285,14 @@ class Store:
             )
 
     def run(self, run_id: int) -> dict[str, Any]:
+        """The run row with its steps, sample and current leases (`*_at` as ISO 8601 UTC)."""
         with reading(self.engine) as conn:
-            run = conn.execute(
-                select(Run).where(Run.id == run_id).with_only_columns(*Run.__table__.c)
-            ).first()
-            if run is None:
-                raise StoreError(f"no run {run_id} in {self.url}")
-            out = _dict(run)
-            steps = conn.execute(select(*Step.__table__.c).where(Step.run_id == run_id).order_by(Step.index))
-            out["steps"] = [_dict(s) for s in steps]
-            sample = None
-            if out["sample_id"]:
-                s = conn.execute(select(*Sample.__table__.c).where(Sample.id == out["sample_id"])).first()
-                sample = _dict(s) if s is not None else None
-            out["sample"] = sample
-            out["leases"] = [
-                _dict(x) for x in conn.execute(select(*Lease.__table__.c).where(Lease.run_id == run_id))
-            ]
-        return out
+            return queries.get_run(conn, run_id, self.url)
 
-    def runs(
-        self,
-        *,
-        state: str | None = None,
-        protocol: str | None = None,
-        sample: str | None = None,
-        since: float | str | datetime | None = None,
-        limit: int | None = None,
-    ) -> list[dict[str, Any]]:
-        cols = [getattr(Run, k) for k in RUN_SUMMARY]
-        n_steps = select(func.count()).where(Step.run_id == Run.id).scalar_subquery().label("n_steps")
-        q = select(*cols, n_steps).order_by(Run.id)
-        if state:
-            q = q.where(Run.state == state)
-        if protocol:
-            q = q.where(Run.protocol_name.contains(protocol))
-        if sample:
-            q = q.where(Run.sample_id == sample)
-        if since is not None:
-            q = q.where(Run.created_at >= _unix(since))
-        if limit:
-            q = q.limit(limit)
+    def runs(self, **filters: Any) -> list[dict[str, Any]]:
+        """Run summaries, oldest first; filters: state, protocol (substring), sample, since, limit."""
         with reading(self.engine) as conn:
-            return [_dict(r) for r in conn.execute(q)]
+            return queries.list_runs(conn, **filters)
 
     # -- data ---------------------------------------------------------------------------------------
 
@@ -374,16 +311,10 @@ class Store:
             return read_measurements(conn, run_id, stream, step_id)
 
     def streams(self, run_id: int) -> list[dict[str, Any]]:
-        from labctl.store.models import Chunk
-
-        q = (
-            select(Chunk.stream, Chunk.step_id, func.sum(Chunk.n).label("points"))
-            .where(Chunk.run_id == run_id)
-            .group_by(Chunk.stream, Chunk.step_id)
-            .order_by(Chunk.step_id)
-        )
+        """The run's measurement streams: stream, step_id, points."""
+        self.flush()
         with reading(self.engine) as conn:
-            return [dict(r._mapping) for r in conn.execute(q)]
+            return queries.streams(conn, run_id)
 
     def io(self, run_id: int, instrument: str | None = None) -> list[dict[str, Any]]:
         self.flush()
@@ -494,7 +425,7 @@ class Store:
                             "state": r.state,
                             "host": r.host,
                             "pid": r.pid,
-                            "heartbeat_at": iso(r.heartbeat_at),
+                            "heartbeat_at": queries.iso(r.heartbeat_at),
                         }
                     )
         return dead
@@ -539,64 +470,12 @@ class Store:
     # -- control ------------------------------------------------------------------------------------
 
     def post_control(self, run_id: int, command: str, *, actor: str, args: dict | None = None) -> int:
-        if command not in CONTROL_COMMANDS:
-            raise StoreError(f"unknown command {command!r} (one of {', '.join(CONTROL_COMMANDS)})")
+        """Post pause | resume | abort | ack for a run (audited); returns the command's id."""
         key = self._audit_key()
         with self.engine.begin() as conn:
-            state = conn.execute(select(Run.state).where(Run.id == run_id)).scalar()
-            if state is None:
-                raise StoreError(f"no run {run_id}")
-            if state in TERMINAL_STATES:
-                raise StoreError(f"run {run_id} is {state}: it takes no more commands")
-            cid = conn.execute(
-                insert(Control).values(
-                    run_id=run_id, command=command, actor=actor, args=args or {}, posted_at=time.time()
-                )
-            ).inserted_primary_key[0]
-            audit.append(
-                conn,
-                key,
-                run_id,
-                "control.posted",
-                {"id": cid, "command": command, "args": args or {}},
-                actor,
-            )
-        return int(cid)
+            return control.post(conn, key, run_id, command, actor, args)
 
     def take_control(self, run_id: int) -> list[dict[str, Any]]:
+        """The run's unconsumed commands, oldest first; marks them consumed."""
         with self.engine.begin() as conn:
-            rows = conn.execute(
-                select(*Control.__table__.c)
-                .where(Control.run_id == run_id, Control.consumed_at.is_(None))
-                .order_by(Control.id)
-            ).all()
-            if rows:
-                conn.execute(
-                    update(Control)
-                    .where(Control.id.in_([r.id for r in rows]))
-                    .values(consumed_at=time.time())
-                )
-        return [_dict(r) for r in rows]
-
-
-def _dict(row: Any) -> dict[str, Any]:
-    out = dict(row._mapping)
-    for k in list(out):
-        if k.endswith("_at"):
-            out[k] = iso(out[k])
-    return out
-
-
-def _unix(since: float | str | datetime) -> float:
-    if isinstance(since, (int, float)):
-        return float(since)
-    if isinstance(since, str):
-        try:
-            since = datetime.fromisoformat(since)
-        except ValueError as exc:
-            raise StoreError(
-                f"--since {since!r}: use an ISO date like 2026-05-01 or 2026-05-01T12:00"
-            ) from exc
-    if since.tzinfo is None:
-        since = since.replace(tzinfo=UTC)
-    return since.timestamp()
+            return control.take(conn, run_id)
