@@ -58,6 +58,7 @@ def _as_user() -> tuple[list[str], str | None]:
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[str]:
     """A PostgreSQL server for this test session: yields a URL without the database name."""
+    pytest.importorskip("psycopg", reason="psycopg (the postgres extra) is not installed")
     bindir = _pg_bindir()
     if bindir is None:
         pytest.skip("PostgreSQL binaries (initdb, pg_ctl) not found: install postgresql to run these")
@@ -73,7 +74,7 @@ def pg_server() -> Iterator[str]:
     port = _free_port()
 
     def run(*args: str) -> None:
-        res = subprocess.run([*prefix, *args], capture_output=True, text=True, timeout=120)
+        res = subprocess.run([*prefix, *args], capture_output=True, text=True, timeout=120, cwd=base)
         if res.returncode:
             pytest.fail(f"{' '.join(args)} failed: {res.stdout}\n{res.stderr}\n{_tail(log)}")
 
@@ -87,6 +88,7 @@ def pg_server() -> Iterator[str]:
             [*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
             capture_output=True,
             timeout=60,
+            cwd=base,
         )
         shutil.rmtree(base, ignore_errors=True)
 
