@@ -137,7 +137,13 @@ def test_io_transcript_with_bulk_replies_stored_once(store: Store, new_run) -> N
     assert got[1]["length"] == len(bulk) and got[1]["sha256"] and got[0]["sha256"] is None
     assert [r["t"] for r in store.io(rid, "stage")] == [1.3, 1.4]
     with store.engine.connect() as conn:
-        assert conn.execute(text("SELECT COUNT(*), SUM(length) FROM blobs")).one() == (1, len(bulk))
+        assert conn.execute(text("SELECT COUNT(*), SUM(length), MIN(codec) FROM blobs")).one() == (
+            1,
+            len(bulk),
+            "zlib",
+        )
+        stored = conn.execute(text("SELECT data FROM blobs")).scalar()
+        assert len(stored) < len(bulk) / 10
         assert conn.execute(text("SELECT COUNT(*) FROM io WHERE data IS NULL")).scalar() == 2
 
 

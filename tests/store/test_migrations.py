@@ -23,6 +23,7 @@ def test_empty_database_upgrades_to_head(db_url: str) -> None:
         with s.engine.connect() as conn:
             assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == HEAD
         assert "codec" in {c["name"] for c in insp.get_columns("chunks")}
+        assert "codec" in {c["name"] for c in insp.get_columns("blobs")}
     with Store.open(db_url) as s:  # opening again is a no-op
         assert s.runs() == []
 
@@ -48,6 +49,15 @@ def test_previous_revision_upgrades_with_its_data(db_url: str, new_run) -> None:
             ),
             {"d": old_chunk},
         )
+        conn.execute(
+            text("INSERT INTO blobs (sha256, length, data) VALUES ('ab', 5000, :d)"), {"d": b"x" * 5000}
+        )
+        conn.execute(
+            text(
+                "INSERT INTO io (run_id, t, instrument, direction, data, length, sha256, note) "
+                "VALUES (1, 0.5, 'potentiostat', 'rx', NULL, 5000, 'ab', '')"
+            )
+        )
     engine.dispose()
     with Store.open(db_url) as s:
         with s.engine.connect() as conn:
@@ -55,6 +65,7 @@ def test_previous_revision_upgrades_with_its_data(db_url: str, new_run) -> None:
         assert s.run(1)["protocol_name"] == "old"
         got = s.measurements(1, "cycling")
         assert got["t"].tolist() == [1.0, 2.0] and got["voltage"].tolist() == [0.5, 0.25]
+        assert [r["bytes"] for r in s.io(1)] == [b"x" * 5000]  # a blob of revision 0001, uncompressed
         rid = new_run(s)  # and the upgraded database takes new runs, audited
         assert rid == 2 and s.verify().ok
 

@@ -249,7 +249,13 @@ class IORecorder(_Buffered):
             if blobs:
                 dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
                 stmt = dialect.insert(Blob).on_conflict_do_nothing(index_elements=["sha256"])
-                conn.execute(stmt, [{"sha256": k, "length": len(v), "data": v} for k, v in blobs.items()])
+                conn.execute(
+                    stmt,
+                    [
+                        {"sha256": k, "length": len(v), "codec": "zlib", "data": zlib.compress(v, ZLIB_LEVEL)}
+                        for k, v in blobs.items()
+                    ],
+                )
             conn.execute(insert(IO), rows)
         self._rows, self._blobs = [], {}
 
@@ -263,14 +269,31 @@ def io_rows(conn: Any, run_id: int, instrument: str | None = None) -> list[dict[
             IO.length,
             IO.note,
             IO.sha256,
-            func.coalesce(IO.data, Blob.data).label("bytes"),
+            IO.data,
+            Blob.codec,
+            Blob.data.label("blob"),
         )
         .outerjoin(Blob, Blob.sha256 == IO.sha256)
         .where(IO.run_id == run_id)
     )
     if instrument:
         q = q.where(IO.instrument == instrument)
-    return [dict(r._mapping) for r in conn.execute(q.order_by(IO.t, IO.id))]
+    out = []
+    for r in conn.execute(q.order_by(IO.t, IO.id)):
+        row = {k: v for k, v in r._mapping.items() if k not in ("data", "codec", "blob")}
+        row["bytes"] = r.data if r.sha256 is None else _unblob(r.codec, r.blob)
+        out.append(row)
+    return out
+
+
+def _unblob(codec: str | None, data: bytes | None) -> bytes | None:
+    if data is None:
+        return None
+    if codec == "zlib":
+        return zlib.decompress(data)
+    if codec == "raw":
+        return data
+    raise StoreError(f"blob codec {codec!r} unknown to this labctl")
 
 
 class Flusher:

@@ -90,12 +90,13 @@ class Event(Base):
 
 
 class Blob(Base):
-    """Bulk instrument replies, stored once by content hash."""
+    """Bulk instrument replies, stored once by content hash (zlib-compressed since revision 0003)."""
 
     __tablename__ = "blobs"
 
-    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
-    length: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)  # of the reply as received
+    length: Mapped[int] = mapped_column(Integer)  # of the reply as received
+    codec: Mapped[str] = mapped_column(String(20), server_default="raw")  # "raw" or "zlib"
     data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
