@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import threading
 from pathlib import Path
@@ -38,6 +39,8 @@ def serve(
     clock = RealClock()
     bench = SimulatedBench(model, clock=clock, world=_world(model, clock, seed), seed=seed)
     bench.start("pty" if pty else "tcp")
+    stop = threading.Event()  # Ctrl-C / SIGTERM stop serving, whenever they come (even while printing)
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         addresses = bench.addresses()
         if as_json:
@@ -55,13 +58,11 @@ def serve(
                 table.add_row(role, model.instruments[role].driver, f"[yellow]not simulated: {why}[/]")
             console.print(table)
         sys.stdout.flush()
-        stop = threading.Event()
-        try:
-            while not stop.wait(0.5):
-                pass
-        except KeyboardInterrupt:
+        while not stop.wait(0.5):
             pass
     finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         bench.close()
 
 
