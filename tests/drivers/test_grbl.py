@@ -23,6 +23,10 @@ def st(state: str, x: float = 0.0, z: float = 0.0, feed: int = 0) -> bytes:
     return f"<{state}|MPos:{x:.3f},0.000,{z:.3f}|FS:{feed},0>\r\n".encode()
 
 
+SETTINGS = (b"$100=250.000\r\n$102=800.000\r\n$110=1500.000\r\n$112=600.000\r\n$120=100.000\r\n"
+            b"$122=100.000\r\n$130=300.000\r\nok\r\n")
+
+
 def make(script) -> tuple[Grbl, ScriptedTransport]:
     t = ScriptedTransport(script)
     return Grbl(t, name="stage"), t
@@ -35,11 +39,31 @@ def test_is_a_stage():
 
 def test_connect_flushes_the_banner_and_reads_status():
     report = b"<Alarm|MPos:0.000,0.000,0.000|FS:0,0|WCO:0.000,0.000,0.000>\r\n"
-    g, t = make([(None, BANNER + UNLOCK), (b"?", report)])
+    g, t = make([(None, BANNER + UNLOCK), (b"?", report), (b"$$\n", SETTINGS)])
     g.connect()
     t.assert_done()
-    assert t.sent == [b"?"]
+    assert t.sent == [b"?", b"$$\n"]
     assert g.messages == ["[MSG:'$H'|'$X' to unlock]"]
+
+
+def test_connect_mid_move_skips_the_settings_and_predicts_l_over_v():
+    g, t = make([(b"?", st("Run", 0, -5, 300))])
+    g.connect()
+    t.assert_done()
+    assert g.move_time(dz=-0.012, speed=0.005) == pytest.approx(2.4)
+
+
+def test_move_time_is_grbls_trapezoid_from_the_settings():
+    g, _ = make([(b"?", st("Idle")), (b"$$\n", SETTINGS)])
+    g.connect()
+    # Z: 12 mm at 5 mm/s, 100 mm/s^2 -> L/v + v/a
+    assert g.move_time(dz=-0.012, speed=0.005) == pytest.approx(2.4 + 0.05)
+    # too short to reach the feed: a triangle, 2 sqrt(L/a)
+    assert g.move_time(dz=-0.0001, speed=0.02) == pytest.approx(2 * (0.1 / 100) ** 0.5)
+    # feed capped by $112 = 600 mm/min = 10 mm/s on Z
+    assert g.move_time(dz=-0.02, speed=0.02) == pytest.approx(2.0 + 0.1)
+    # a diagonal: X's share limits nothing here, Z's acceleration share does
+    assert g.move_time(dx=0.003, dz=-0.004, speed=0.005) == pytest.approx(1.0 + 0.005 / (100 / 0.8) * 1000)
 
 
 def test_identify():
@@ -104,9 +128,32 @@ def test_move_to_waits_on_the_clock_then_polls():
     ])
     t0 = t.clock.monotonic()
     assert g.move_to(z=-0.012, speed=0.005) == (0.1, -0.012)
-    # slept the expected 2.4 s before the first poll, then one poll period
-    assert t.clock.monotonic() - t0 == pytest.approx(2.4 + Grbl.POLL_S)
+    # slept the expected 2.4 s before the first poll, then one fast poll period
+    assert t.clock.monotonic() - t0 == pytest.approx(2.4 + Grbl.FAST_POLL_S)
     t.assert_done()
+
+
+def test_wait_idle_polls_fast_just_after_the_predicted_end_then_at_5_hz():
+    n_fast = round(Grbl.FAST_WINDOW / Grbl.FAST_POLL_S)
+    script = [(b"?", st("Idle", 100, 0)), (b"G21 G90 G1 Z-12.000 F300.000\n", b"ok\r\n")]
+    script += [(b"?", st("Run", 100, -11.9, 300))] * (n_fast + 2) + [(b"?", st("Idle", 100, -12))]
+    g, t = make(script)
+    polls: list[float] = []
+    write = t._write
+
+    def spy(data: bytes) -> None:
+        if data == b"?":
+            polls.append(t.clock.monotonic())
+        write(data)
+
+    t._write = spy
+    t0 = t.clock.monotonic()
+    g.move_to(z=-0.012, speed=0.005)
+    t.assert_done()
+    gaps = [b - a for a, b in zip(polls[1:], polls[2:], strict=False)]
+    assert polls[1] - t0 == pytest.approx(2.4)
+    assert gaps[: n_fast - 1] == pytest.approx([Grbl.FAST_POLL_S] * (n_fast - 1))
+    assert gaps[-1] == pytest.approx(Grbl.POLL_S)
 
 
 def test_move_to_both_axes_no_wait_then_wait_idle():
@@ -165,7 +212,7 @@ def test_banner_mid_exchange_means_restart():
 
 
 def test_wait_idle_times_out_busy_and_reports_alarm():
-    g, _ = make([(b"?", st("Run", 0, -1, 300))] * 6)
+    g, _ = make([(b"?", st("Run", 0, -1, 300))] * 100)
     with pytest.raises(InstrumentBusy):
         g.wait_idle(1.0)
     g, _ = make([(b"?", st("Alarm"))])

@@ -5,8 +5,13 @@ X selects the bath position, Z is the height (m, down negative; Z = 0 is above e
 `error:N` (when the line is *queued*, not when the move ends), pushes `ALARM:N` and `[MSG:...]` lines, and
 takes the real-time bytes `?` (status), `!` (feed hold), `~` (resume) and 0x18 (soft reset) at any time.
 
-Completion of a move is detected by polling `?` (≤ 5 Hz, as GRBL's docs recommend) on the transport's clock:
-the driver first sleeps the move's expected remaining time (instant on a virtual clock), then polls.
+Completion of a move is detected by polling `?` on the transport's clock. The driver predicts when the move
+ends — GRBL plans a lone block as a trapezoid from rest to rest, so the time is L/v + v/a with the feed and
+acceleration limited per axis by `$110..$112` and `$120..$122`, read with `$$` at connect — sleeps until then
+(instant on a virtual clock), and polls: every FAST_POLL_S for at most FAST_WINDOW after the predicted end,
+then every POLL_S (5 Hz, the docs' advice for continuous polling). The short 100 Hz burst is what lets a
+timed immersion be confirmed within ~10 ms: `?` is a real-time command answered at any time, and a ~45-byte
+report takes ~4 ms at 115200 baud, so the burst keeps the link under half busy for a fraction of a second.
 """
 
 from __future__ import annotations
@@ -166,6 +171,8 @@ class Grbl(Driver):
         "speed": Limit("speed", "m/s", 1.0 / 60000, 0.02, "GRBL MINIMUM_FEED_RATE is 1 mm/min"),
     }
     POLL_S = 0.2            # status polling period while waiting (GRBL docs: at most 5 Hz)
+    FAST_POLL_S = 0.01      # polling period just after a move's predicted end (a short burst)
+    FAST_WINDOW = 0.5       # s after the predicted end during which FAST_POLL_S is used
     HOMING_TIMEOUT = 120.0  # s
     SAFE_SPEED = 0.005      # m/s, the lift to z = 0 in safe_state
     Z_TOLERANCE = 0.01e-3   # m, read-back tolerance for "at z = 0" (several steps)
@@ -180,6 +187,7 @@ class Grbl(Driver):
         self._reopen = False
         self._wco = (0.0, 0.0, 0.0)
         self._move_done_at: float | None = None   # transport-clock time the last move should end
+        self._motion: dict[int, float] = {}       # $100..$102, $110..$112, $120..$122 read at connect
         self.messages: list[str] = []             # [MSG:...] and other feedback lines seen
         self.alarms: list[int] = []               # ALARM:N codes seen
 
@@ -285,11 +293,23 @@ class Grbl(Driver):
         """
         self.transport.open()
         try:
-            self.status()
+            st = self.status()
         except InstrumentReportedError as exc:
             if exc.code != "reset":
                 raise
-            self.status()
+            st = self.status()
+        self._read_motion_settings(st)
+
+    def _read_motion_settings(self, st: GrblStatus) -> None:
+        """Cache the rate and acceleration settings `move_time` uses (GRBL refuses `$$` while moving or held:
+        then moves are predicted as L/v until the next connect, and the fast polls catch the real end)."""
+        if st.state in ("Run", "Jog", "Hold", "Home"):
+            return
+        try:
+            every = self.settings()
+        except (InstrumentReportedError, InstrumentTimeout, MalformedReply):
+            return
+        self._motion = {k: v for k, v in every.items() if 100 <= k <= 122}
 
     def identify(self) -> str:
         info = self._command("$I")
@@ -392,16 +412,40 @@ class Grbl(Driver):
         self._command(f"G21 G90 G1{words} F{feed:.3f}")
         dx = 0.0 if x is None else x - start[0]
         dz = 0.0 if z is None else z - start[1]
-        duration = math.hypot(dx, dz) / speed
+        duration = self.move_time(dx=dx, dz=dz, speed=speed)
         self._move_done_at = self.transport.clock.monotonic() + duration
         if not wait:
             return start
         return self.wait_idle(timeout if timeout is not None else 2 * duration + 5.0)
 
+    def move_time(self, *, dx: float = 0.0, dz: float = 0.0, speed: float) -> float:
+        """Predicted duration (s) of one linear move by (dx, dz) m at `speed` m/s, from rest to rest.
+
+        GRBL's planner limits the feed and the acceleration of a block by each axis's `$11x` / `$12x` over
+        its share of the direction; a lone block is a trapezoid (a triangle if too short to reach the feed).
+        Before the settings are known (not connected, or connected mid-move) this is the plain L/v.
+        """
+        length = math.hypot(dx, dz) * 1000  # mm
+        if length == 0:
+            return 0.0
+        vmax, accel = speed * 1000, math.inf  # mm/s, mm/s^2
+        for axis, d in ((0, dx * 1000), (2, dz * 1000)):
+            share = abs(d) / length
+            if share and 110 + axis in self._motion:
+                vmax = min(vmax, self._motion[110 + axis] / 60 / share)
+            if share and self._motion.get(120 + axis, 0) > 0:
+                accel = min(accel, self._motion[120 + axis] / share)
+        if math.isinf(accel):
+            return length / vmax
+        if length >= vmax * vmax / accel:
+            return length / vmax + vmax / accel
+        return 2 * math.sqrt(length / accel)
+
     def wait_idle(self, timeout: float) -> tuple[float, float]:
-        """Sleep the expected remaining move time, then poll `?` until Idle. Returns (x, z)."""
+        """Sleep until the move's predicted end, then poll `?` until Idle (fast at first). Returns (x, z)."""
         clock = self.transport.clock
         deadline = clock.monotonic() + timeout
+        expected = self._move_done_at if self._move_done_at is not None else clock.monotonic()
         if self._move_done_at is not None:
             clock.sleep(min(self._move_done_at, deadline) - clock.monotonic())
         while True:
@@ -419,7 +463,8 @@ class Grbl(Driver):
             if remaining <= 0:
                 raise InstrumentBusy(f"still {st.state} at x={st.x:.6f} m, z={st.z:.6f} m after "
                                      f"{timeout:g} s", instrument=self.name)
-            clock.sleep(min(self.POLL_S, remaining))
+            fast = clock.monotonic() < expected + self.FAST_WINDOW
+            clock.sleep(min(self.FAST_POLL_S if fast else self.POLL_S, remaining))
 
     def hold(self) -> None:
         """Feed hold (`!`): decelerate and stop; `resume()` continues the queued motion."""
