@@ -232,6 +232,13 @@ class Run:
             self._last_heartbeat = now
             self.store.heartbeat(self.run_id)
 
+    def _sleep_chunk(self) -> float:
+        """On the wall clock, waits are cut at the control's store-poll interval so that a command posted from
+        another terminal (`labctl abort RUN`) is read within it; local requests wake a wait at once."""
+        if self.clock.is_virtual or self.control is None:
+            return self.sleep_chunk
+        return min(self.sleep_chunk, max(self.control.poll_interval, 0.05))
+
     def _take_acks(self) -> list[Command]:
         acks, self._acks = self._acks, []
         return acks
@@ -366,7 +373,8 @@ class Run:
             progress=self.progress,
             take_acks=self._take_acks,
             prompt=self.prompt,
-            sleep_chunk=self.sleep_chunk,
+            sleep_chunk=self._sleep_chunk(),
+            wake=self.control.wake if self.control is not None else None,
             transition=lambda trig, why: self.machine.fire(trig, reason=why, actor=self.operator or "labctl"),
         )
         estimate = (

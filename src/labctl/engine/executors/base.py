@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -48,6 +49,7 @@ class StepContext:
     reason: str = ""
     points: int = 0  # data points stored by this step
     sleep_chunk: float = 1.0
+    wake: threading.Event | None = None  # set when a command is queued: a wait ends at once to act on it
     _writers: dict[str, Any] = field(default_factory=dict)
     _pausable: bool = True
 
@@ -71,23 +73,39 @@ class StepContext:
         return self.clock.monotonic() - self.t0
 
     def sleep(
-        self, seconds: float, *, label: str = "", total: float | None = None, done_before: float = 0.0
+        self,
+        seconds: float,
+        *,
+        label: str = "",
+        total: float | None = None,
+        done_before: float = 0.0,
+        until: float | None = None,
     ) -> None:
-        """Wait `seconds` on the run's clock, keeping interrupts and interlocks live at every chunk."""
-        end = self.clock.monotonic() + max(0.0, seconds)
+        """Wait `seconds` (or until the clock reads `until`), keeping interrupts and interlocks live.
+
+        Safe points come at the start and between chunks, never after the deadline: a timed hold returns at
+        its deadline, not one interlock reading later. A command queued meanwhile (`wake`) ends the chunk at
+        once, so an abort is acted on without waiting for the chunk to run out.
+        """
+        now = self.clock.monotonic()
+        end = until if until is not None else now + max(0.0, seconds)
+        seconds = max(0.0, end - now)
         chunk = self.sleep_chunk
         if self.clock.is_virtual:
             chunk = max(chunk, seconds / 200.0)
         span = total if total is not None else seconds
-        while True:
-            self.poll()
-            remaining = end - self.clock.monotonic()
-            if remaining <= 0:
-                return
-            self.clock.sleep(min(chunk, remaining))
+        self.poll()
+        while (remaining := end - self.clock.monotonic()) > 0:
+            woke = False
+            if self.wake is not None and not self.wake.is_set():
+                woke = self.clock.wait(self.wake, min(chunk, remaining))
+            else:
+                self.clock.sleep(min(chunk, remaining))
             if label and span > 0:
                 elapsed = done_before + seconds - max(0.0, end - self.clock.monotonic())
                 self.progress("step.progress", {"fraction": min(1.0, elapsed / span), "label": label})
+            if woke or end - self.clock.monotonic() > 0:
+                self.poll()
 
     def poll(self) -> None:
         """A safe point: process interrupts (pause only where pausable) and due interlocks."""
