@@ -1,13 +1,17 @@
 """`immerse` (immersion alloying) and `dip_coat`: the stage moves the sample into and out of baths.
 
 The immersion time is measured on the stage's own confirmations: from the in-position read-back at depth to
-the out-of-bath read-back above the surface, and recorded next to the commanded time. An immersion is not
-pausable (a pause waits for the step to end); an abort or any fault during it withdraws the sample at once and
-the step is recorded `deviated` with the achieved time.
+the out-of-bath read-back above the surface, and recorded next to the commanded time. It is controlled by a
+deadline on the run's clock: the withdraw command goes out at t_in + (commanded − predicted withdrawal time),
+timed from the in-position confirmation (not by accumulated sleeps), and the stage driver confirms both ends
+within its fast-poll period. An immersion is not pausable (a pause waits for the step to end); an abort or any
+fault during it withdraws the sample at once and the step is recorded `deviated` with the achieved time.
+Travel between baths keeps interrupts live (`travel`): an abort during it is acted on within a wait chunk.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from labctl.engine.errors import RunAborted
@@ -17,16 +21,38 @@ from labctl.engine.interlocks import TemperatureBand
 CLEARANCE = 1e-3  # m above the surface that counts as out of the bath
 
 
+def move_time(stage: Any, *, dx: float = 0.0, dz: float = 0.0, speed: float) -> float:
+    """The stage's own prediction of a move's duration if it has one (GRBL: its trapezoid), else L/v."""
+    predict = getattr(stage, "move_time", None)
+    if callable(predict):
+        return float(predict(dx=dx, dz=dz, speed=speed))
+    return math.hypot(dx, dz) / speed
+
+
+def travel(
+    ctx: StepContext, *, x: float | None = None, z: float | None = None, speed: float
+) -> tuple[float, float]:
+    """A move out of any bath with interrupts live: start it, wait its predicted time through `ctx.sleep` (an
+    abort raises there and the run's safe state holds and lifts the moving stage), then confirm idle."""
+    stage = ctx.role("stage")
+    t0 = ctx.clock.monotonic()
+    x0, z0 = stage.move_to(x=x, z=z, speed=speed, wait=False)
+    dx, dz = (0.0 if x is None else x - x0), (0.0 if z is None else z - z0)
+    expected = move_time(stage, dx=dx, dz=dz, speed=speed)
+    ctx.sleep(0.0, until=t0 + expected)
+    return stage.wait_idle(2 * expected + 5.0)
+
+
 def over_bath(ctx: StepContext, bath: str) -> Any:
-    """Raise to z = 0 if needed, move to the bath's x; return the bath."""
+    """Move to the bath's x (raised to z = 0 first if a move along x is needed); return the bath."""
     stage = ctx.role("stage")
     b = ctx.station.bath(bath)
     speed = ctx.station.travel_speed
     x, z = stage.position()
-    if z < -1e-6:
-        stage.move_to(z=0.0, speed=speed)
     if abs(x - b.x) > 1e-6:
-        stage.move_to(x=b.x, speed=speed)
+        if z < -1e-6:
+            travel(ctx, z=0.0, speed=speed)
+        travel(ctx, x=b.x, speed=speed)
     return b
 
 
@@ -54,20 +80,20 @@ def dunk(
     stage = ctx.role("stage")
     b = over_bath(ctx, bath)
     z_in, z_out = b.surface_z - depth, b.surface_z + CLEARANCE
-    if b.surface_z + CLEARANCE <= 0:
-        stage.move_to(z=z_out, speed=ctx.station.travel_speed)
-    travel_out = (z_out - z_in) / speed_out
+    if b.surface_z + CLEARANCE <= 0 and abs(stage.position()[1] - z_out) > 1e-6:
+        travel(ctx, z=z_out, speed=ctx.station.travel_speed)
     record: dict[str, float] = {"commanded_s": hold, "z_in_commanded": z_in}
     il = bath_interlock(ctx, bath)
     with ctx.non_pausable():
         _, z_read = stage.move_to(z=z_in, speed=speed_in)
         t_in = ctx.clock.monotonic()
+        withdraw_at = t_in + max(0.0, hold - move_time(stage, dz=z_out - z_read, speed=speed_out))
         record.update(t_in=t_in - ctx.t0, z_in=z_read)
         ctx.event("stage.in_bath", {"bath": bath, "z": z_read, "t": t_in - ctx.t0})
         try:
             if il is not None:
                 ctx.watch.add(il)
-            ctx.sleep(max(0.0, hold - travel_out), label=label, total=hold)
+            ctx.sleep(0.0, until=withdraw_at, label=label, total=hold)
             _, z_up = stage.move_to(z=z_out, speed=speed_out)
         except BaseException as exc:
             _, z_up = _withdraw(ctx)
@@ -149,8 +175,7 @@ class Immerse(Executor):
             )
         dry = p.get("dry")
         if dry:
-            stage = ctx.role("stage")
-            stage.move_to(z=0.0, speed=ctx.station.travel_speed)
+            travel(ctx, z=0.0, speed=ctx.station.travel_speed)
             d = fnum(dry)
             start = ctx.clock.monotonic()
             ctx.sleep(d, label="drying", total=d)
@@ -202,7 +227,7 @@ class DipCoat(Executor):
                 {"dip": k + 1, "achieved_s": rec["achieved_s"], "t_in": rec["t_in"], "t_out": rec["t_out"]}
             )
             if dry_s:
-                ctx.role("stage").move_to(z=0.0, speed=ctx.station.travel_speed)
+                travel(ctx, z=0.0, speed=ctx.station.travel_speed)
                 ctx.sleep(dry_s, label=f"drying {k + 1}/{cycles}", total=dry_s)
         ctx.achieved["cycles"] = len(done)
 
