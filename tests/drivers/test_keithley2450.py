@@ -7,17 +7,21 @@ import pytest
 
 from labctl.drivers.keithley2450 import Keithley2450
 from labctl.errors import (
+    ConfigError,
     InstrumentBusy,
     InstrumentError,
     InstrumentReportedError,
     LimitViolation,
     MalformedReply,
+    PartialReply,
     SafeStateError,
 )
 from labctl.roles import Potentiostat
 from labctl.testing import ScriptedTransport
 
 OK = (b":SYST:ERR?\n", b'0,"No error;0;0,0"\n')
+REAL = [(b":FORM:DATA REAL\n", b""), (b":FORM:BORD SWAP\n", b"")]
+ASC = [(b":FORM:DATA ASC\n", b"")]
 
 
 def make(script, **kw) -> tuple[Keithley2450, ScriptedTransport]:
@@ -47,6 +51,7 @@ def test_configure_galvanostatic():
             (b':SENS:FUNC "VOLT:DC"\n', b""),
             (b":SENS:VOLT:RSEN 1\n", b""),
             (b":SENS:VOLT:NPLC 1\n", b""),
+            *REAL,
             OK,
         ]
     )
@@ -59,11 +64,18 @@ def test_configure_galvanostatic():
             (b':SENS:FUNC "VOLT:DC"\n', b""),
             (b":SENS:VOLT:RSEN 0\n", b""),
             (b":SENS:VOLT:NPLC 0.1\n", b""),
+            *ASC,
             OK,
-        ]
+        ],
+        data_format="ASCII",
     )
     k.configure_galvanostatic(voltage_limit=0.5, four_wire=False, nplc=0.1)
     t.assert_done()
+
+
+def test_data_format_is_checked():
+    with pytest.raises(ConfigError, match="data_format 'BINARY'"):
+        make([], data_format="BINARY")
 
 
 def test_limits_before_any_byte():
@@ -120,20 +132,88 @@ def test_set_current_output_and_a_refused_command():
     t.assert_done()
 
 
+def block(*values: float) -> bytes:
+    """The 2450's binary reply: "#0", little-endian float64 values (FORM:BORD SWAP), LF."""
+    return b"#0" + np.array(values, dtype="<f8").tobytes() + b"\n"
+
+
 def test_read_and_limit_tripped():
     k, t = make(
         [
+            *ASC,
+            OK,
             (b':READ? "defbuffer1", READ, SOUR\n', b"1.234e-02,1.000000e-03\n"),
             (b":SOUR:CURR:VLIM:TRIP?\n", b"0\n"),
             (b":SOUR:CURR:VLIM:TRIP?\n", b"1\n"),
             (b':READ? "defbuffer1", READ, SOUR\n', b"oops\n"),
-        ]
+            *ASC,  # after a reply that does not parse, the format is told again
+            OK,
+            (b':READ? "defbuffer1", READ, SOUR\n', b"1,2,3\n"),
+        ],
+        data_format="ASCII",
     )
     assert k.read() == (pytest.approx(0.01234), pytest.approx(1e-3))
     assert k.limit_tripped() is False
     assert k.limit_tripped() is True
-    with pytest.raises(MalformedReply, match="not 'V,I'"):
+    with pytest.raises(MalformedReply, match="not numbers"):
         k.read()
+    with pytest.raises(MalformedReply, match="asked 2 values, got 3"):
+        k.read()
+    t.assert_done()
+
+
+def test_read_in_binary():
+    # 0.01234 V and 1 mA as the instrument sends them: "#0", 16 bytes, LF (bytes spelled out, not computed)
+    reply = b"#0" + bytes.fromhex("f60b76c3b645893ffca9f1d24d62503f") + b"\n"
+    assert reply == block(0.01234, 1e-3)
+    k, t = make(
+        [
+            *REAL,
+            OK,
+            (b':READ? "defbuffer1", READ, SOUR\n', reply),
+            (b':READ? "defbuffer1", READ, SOUR\n', b"1.0,2.0\n" + b"x" * 11),  # ASCII: not a #0 block
+            *REAL,  # told again
+            OK,
+            (b':READ? "defbuffer1", READ, SOUR\n', block(-0.5, 0.0)),
+        ]
+    )
+    assert k.read() == (0.01234, 1e-3)
+    with pytest.raises(MalformedReply, match="expected a #0 block of 2 float64"):
+        k.read()
+    assert k.read() == (-0.5, 0.0)
+    t.assert_done()
+
+
+def test_a_cut_binary_block_is_a_partial_reply():
+    k, t = make(
+        [
+            *REAL,
+            OK,
+            (b':READ? "defbuffer1", READ, SOUR\n', block(0.1, 0.2)[:-5]),  # 5 bytes short, then silence
+        ]
+    )
+    with pytest.raises(PartialReply, match="expected 19 bytes"):
+        k.read()
+    t.assert_done()
+
+
+def test_a_refused_binary_query_is_explained_by_the_event_log():
+    k, t = make(
+        [
+            *REAL,
+            OK,
+            (b':READ? "defbuffer1", READ, SOUR\n', b""),  # the 2450 answers nothing to a refused query
+            (
+                b":SYST:ERR?\n",
+                b'1133,"Parameter 2, Syntax error, expected valid name parameters.;1;'
+                b'2026/11/25 08:00:00.000"\n',
+            ),
+            OK,
+        ]
+    )
+    with pytest.raises(InstrumentReportedError, match="1133 Parameter 2, Syntax error") as exc:
+        k.read()
+    assert exc.value.code == 1133
     t.assert_done()
 
 
@@ -152,6 +232,7 @@ def test_acquire_runs_the_trigger_model_and_fetches_in_chunks(monkeypatch):
     monkeypatch.setattr(Keithley2450, "CHUNK", 4)
     k, t = make(
         [
+            *ASC,
             (b":SOUR:CURR 0.001\n", b""),
             (b":OUTP 1\n", b""),
             (b':TRAC:MAKE "labctl", 10\n', b""),
@@ -184,7 +265,8 @@ def test_acquire_runs_the_trigger_model_and_fetches_in_chunks(monkeypatch):
             (b":TRIG:STAT?\n", b"IDLE;IDLE;9\n"),
             (b':TRAC:ACT? "labctl"\n', b"0\n"),
             (b":SOUR:CURR:VLIM:TRIP?\n", b"0\n"),
-        ]
+        ],
+        data_format="ASCII",
     )
     t0 = t.clock.monotonic()
     tr = k.acquire(current=1e-3, duration=10, interval=1)
@@ -200,6 +282,75 @@ def test_acquire_runs_the_trigger_model_and_fetches_in_chunks(monkeypatch):
     t.assert_done()
 
 
+LF_VALUE = float(np.frombuffer(b"\n#0\n#0\n?", "<f8")[0])  # a float64 whose bytes hold LF and "#0"
+
+
+def _rows(t0: float, n: int, v: float, i: float) -> list[float]:
+    return [x for k in range(n) for x in (t0 + k, v, i)]
+
+
+def test_acquire_fetches_binary_blocks_in_chunks(monkeypatch):
+    monkeypatch.setattr(Keithley2450, "CHUNK", 4)
+    k, t = make(
+        [
+            *REAL,
+            (b":SOUR:CURR 0.001\n", b""),
+            (b":OUTP 1\n", b""),
+            (b':TRAC:MAKE "labctl", 10\n', b""),
+            (b':TRIG:LOAD "DurationLoop", 6, 1, "labctl"\n', b""),
+            (b":INIT\n", b""),
+            OK,
+            (b":TRIG:STAT?\n", b"IDLE;IDLE;9\n"),
+            (b':TRAC:ACT? "labctl"\n', b"6\n"),
+            # values whose bytes include LF and "#0": the block is read by its length, not to a terminator
+            (b':TRAC:DATA? 1, 4, "labctl", REL, READ, SOUR\n', block(*_rows(0, 4, LF_VALUE, 1e-3))),
+            (b':TRAC:DATA? 5, 6, "labctl", REL, READ, SOUR\n', block(*_rows(4, 2, 2.0**-1070, 1e-3))),
+            (b":SOUR:CURR:VLIM:TRIP?\n", b"0\n"),
+            # the format is not sent again
+            (b":SOUR:CURR -0.001\n", b""),
+            (b':TRAC:CLE "labctl"\n', b""),
+            (b':TRIG:LOAD "DurationLoop", 1, 1, "labctl"\n', b""),
+            (b":INIT\n", b""),
+            OK,
+            (b":TRIG:STAT?\n", b"IDLE;IDLE;9\n"),
+            (b':TRAC:ACT? "labctl"\n', b"1\n"),
+            (b':TRAC:DATA? 1, 1, "labctl", REL, READ, SOUR\n', block(0.0, -0.25, -1e-3)),
+            (b":SOUR:CURR:VLIM:TRIP?\n", b"1\n"),
+        ]
+    )
+    assert b"\n#0" in block(*_rows(0, 4, LF_VALUE, 1e-3))[2:-1]
+    tr = k.acquire(current=1e-3, duration=6, interval=1)
+    np.testing.assert_array_equal(tr.t, np.arange(6.0))
+    np.testing.assert_array_equal(tr.voltage, [LF_VALUE] * 4 + [2.0**-1070] * 2)
+    np.testing.assert_array_equal(tr.current, 1e-3)
+    assert tr.tripped is False and tr.t.flags.writeable
+    tr = k.acquire(current=-1e-3, duration=1, interval=1)
+    assert tr.voltage.tolist() == [-0.25] and tr.tripped is True
+    t.assert_done()
+
+
+def test_a_truncated_buffer_block_is_a_partial_reply_and_the_link_resyncs():
+    k, t = make(
+        [
+            *REAL,
+            (b":SOUR:CURR 0.001\n", b""),
+            (b":OUTP 1\n", b""),
+            (b':TRAC:MAKE "labctl", 10\n', b""),
+            (b':TRIG:LOAD "DurationLoop", 3, 1, "labctl"\n', b""),
+            (b":INIT\n", b""),
+            OK,
+            (b":TRIG:STAT?\n", b"IDLE;IDLE;9\n"),
+            (b':TRAC:ACT? "labctl"\n', b"3\n"),
+            (b':TRAC:DATA? 1, 3, "labctl", REL, READ, SOUR\n', block(*_rows(0, 2, 0.0, 0.0))),  # 2 of 3
+            (b":SOUR:CURR:VLIM:TRIP?\n", b"0\n"),
+        ]
+    )
+    with pytest.raises(PartialReply, match=r"expected 75 bytes; got only b'#0"):
+        k.acquire(current=1e-3, duration=3, interval=1)
+    assert k.limit_tripped() is False  # the next exchange works after the resync
+    t.assert_done()
+
+
 def test_acquire_gives_up_on_a_trigger_model_that_never_ends():
     running = (b":TRIG:STAT?\n", b"RUNNING;RUNNING;4\n")
     polls, waited = 1, 0.0
@@ -208,6 +359,7 @@ def test_acquire_gives_up_on_a_trigger_model_that_never_ends():
         polls += 1
     k, t = make(
         [
+            *REAL,
             (b":SOUR:CURR 0.001\n", b""),
             (b":OUTP 1\n", b""),
             (b':TRAC:MAKE "labctl", 10\n', b""),
@@ -226,6 +378,7 @@ def test_acquire_gives_up_on_a_trigger_model_that_never_ends():
 def test_acquire_rejects_a_short_chunk():
     k, _t = make(
         [
+            *ASC,
             (b":SOUR:CURR 0.001\n", b""),
             (b":OUTP 1\n", b""),
             (b':TRAC:MAKE "labctl", 10\n', b""),
@@ -235,9 +388,10 @@ def test_acquire_rejects_a_short_chunk():
             (b":TRIG:STAT?\n", b"IDLE;IDLE;9\n"),
             (b':TRAC:ACT? "labctl"\n', b"3\n"),
             (b':TRAC:DATA? 1, 3, "labctl", REL, READ, SOUR\n', _data(0, 2, 0.0, 0.0)),
-        ]
+        ],
+        data_format="ASCII",
     )
-    with pytest.raises(MalformedReply, match="got 2"):
+    with pytest.raises(MalformedReply, match=r"points 1\.\.3.*asked 9 values, got 6"):
         k.acquire(current=1e-3, duration=3, interval=1)
 
 

@@ -4,6 +4,8 @@ every fault kind against the driver."""
 
 from __future__ import annotations
 
+import struct
+
 import numpy as np
 import pytest
 
@@ -188,6 +190,88 @@ def test_big_buffer_formatting():
     assert data.shape == (20000, 3) and data[-1, 0] == 19999.0
 
 
+def _filled(r: Raw) -> None:
+    """3 points, 1 s apart, of 2 mA into the 10 ohm SimpleWorld cell, in buffer "b"."""
+    r(':SOUR:FUNC CURR;:SOUR:CURR 2e-3;:OUTP 1;:TRAC:MAKE "b", 10;:TRIG:LOAD "DurationLoop", 3, 1, "b";:INIT')
+    r.clock.sleep(3)
+
+
+def test_data_format_and_byte_order_commands():
+    r = Raw()
+    assert r(":FORM?;:FORM:DATA?;:FORM:BORD?") == b"ASC;ASC;SWAP\n"  # power-on defaults
+    for spelling, short in (("REAL", b"REAL"), ("sreal", b"SRE"), ("SRE", b"SRE"), ("ascii", b"ASC")):
+        assert r(f":FORMat:DATA {spelling};:FORM?") == short + b"\n"
+    assert r(":FORM:BORD NORMAL;BORD?") == b"NORM\n"
+    assert r(":FORMAT:BORDER swap;:FORM:BORD?") == b"SWAP\n"
+    assert r(":FORM:DATA REAL, 64") == b""  # the 2450 takes no <length> (the 6517B does)
+    assert r(":FORM DREAL") == b""
+    assert r(":FORM:BORD BIG") == b""
+    assert [r(":SYST:ERR:CODE?") for _ in range(4)] == [b"-108\n", b"-224\n", b"-224\n", b"0\n"]
+    assert r(":FORM?") == b"ASC\n"
+    r(":FORM REAL;:FORM:BORD NORM;*RST")
+    assert r(":FORM?;:FORM:BORD?") == b"ASC;SWAP\n"  # *RST restores both
+    r(":FORM REAL;:FORM:BORD NORM")
+    r.core.power_cycle()
+    assert r(":FORM?;:FORM:BORD?") == b"ASC;SWAP\n"
+
+
+def test_binary_buffer_replies_byte_for_byte():
+    r = Raw()
+    _filled(r)
+    ascii_reply = r(':TRAC:DATA? 1, 3, "b", REL, READ, SOUR')
+    assert ascii_reply == (
+        b"0.000000000e+00,2.000000000e-02,2.000000000e-03,1.000000000e+00,2.000000000e-02,2.000000000e-03,"
+        b"2.000000000e+00,2.000000000e-02,2.000000000e-03\n"
+    )
+    values = [0.0, 0.02, 0.002, 1.0, 0.02, 0.002, 2.0, 0.02, 0.002]
+    r(":FORM REAL")
+    assert r(':TRAC:DATA? 1, 3, "b", REL, READ, SOUR') == b"#0" + struct.pack("<9d", *values) + b"\n"
+    # spelled out, for the first point (0.0, 0.02, 0.002) little-endian float64
+    assert r(':TRAC:DATA? 1, 1, "b", REL, READ, SOUR') == (
+        b"#0" + bytes(8) + bytes.fromhex("7b14ae47e17a943f fca9f1d24d62603f") + b"\n"
+    )
+    r(":FORM:BORD NORM")
+    assert r(':TRAC:DATA? 2, 3, "b", READ, REL') == b"#0" + struct.pack(">4d", 0.02, 1.0, 0.02, 2.0) + b"\n"
+    r(":FORM SREAL;:FORM:BORD SWAP")
+    assert r(':TRAC:DATA? 1, 3, "b", SOUR') == b"#0" + struct.pack("<3f", 0.002, 0.002, 0.002) + b"\n"
+    assert r(':TRAC:DATA? 1, 3, "b"') == b"#0" + struct.pack("<3f", 0.02, 0.02, 0.02) + b"\n"  # READ
+    r(":FORM REAL")
+    assert r(':READ? "b", READ, SOUR') == b"#0" + struct.pack("<2d", 0.02, 0.002) + b"\n"
+    assert r(':FETC? "b", SOUR') == b"#0" + struct.pack("<d", 0.002) + b"\n"
+    # other queries stay ASCII; a compound line keeps its ';' between the units
+    assert r(':TRAC:ACT? "b";:TRAC:DATA? 1, 1, "b", REL') == b"4;#0" + bytes(8) + b"\n"  # 3 + the :READ?
+    r(":FORM ASC")
+    assert r(':TRAC:DATA? 1, 3, "b", REL, READ, SOUR') == ascii_reply
+
+
+def test_binary_formats_refuse_the_text_elements():
+    r = Raw()
+    _filled(r)
+    r(":FORM REAL")
+    assert r(':TRAC:DATA? 1, 3, "b", REL, SEC') == b""  # no reply, the event log says why
+    assert r(':READ? "b", SECONDS') == b""
+    assert r(":SYST:ERR?") == (
+        b'1133,"Parameter 5, Syntax error, expected valid name parameters.;1;2025/11/25 08:00:03.000"\n'
+    )
+    assert r(":SYST:ERR?").startswith(b'1133,"Parameter 2, Syntax error')
+    r(":FORM ASC")
+    assert r(':TRAC:DATA? 1, 1, "b", REL, SEC') == b"0.000000000e+00,0.000000000e+00\n"
+
+
+def test_big_binary_buffer_is_the_ascii_one_exactly():
+    r = Raw()
+    r(':SOUR:FUNC CURR;:SOUR:CURR 1e-3;:OUTP 1;:TRAC:MAKE "big", 100000')
+    r(':TRIG:LOAD "DurationLoop", 36000, 1, "big";:INIT')
+    r.clock.sleep(36000)
+    text = r(':TRAC:DATA? 1, 20000, "big", REL, READ, SOUR')
+    r(":FORM REAL")
+    raw = r(':TRAC:DATA? 1, 20000, "big", REL, READ, SOUR')
+    assert len(raw) == 2 + 20000 * 3 * 8 + 1 and raw[:2] == b"#0" and raw[-1:] == b"\n"
+    binary = np.frombuffer(raw[2:-1], "<f8")
+    # the ASCII reply has 10 significant digits; the binary one is the buffer itself
+    np.testing.assert_allclose(binary, np.array(text.split(b","), dtype=float), rtol=1e-9, atol=0)
+
+
 # -- the driver against the simulator -------------------------------------------------------------------
 
 
@@ -267,6 +351,38 @@ def test_driver_over_asrl_labsim_visa():
 def test_driver_over_pty():
     with serve_pty(Keithley2450Sim("k-pty", clock=RealClock())) as exp:
         _session(Keithley2450(SerialTransport("potentiostat", exp.path, timeout=2.0)))
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("link", ["visa", "socket", pytest.param("pty", marks=pytest.mark.pty)])
+def test_binary_fetch_over_a_real_link(link):
+    """1000 buffered points as one #0 block over TCP (VISA and socket://) or a pty: the driver's values are
+    the simulator's buffer bit for bit, although the block holds LF bytes; the transcript keeps it whole."""
+    core = Keithley2450Sim("k-bin", clock=RealClock())
+    records = []
+    with serve_pty(core) if link == "pty" else serve_tcp(core) as exp:
+        kw = {"timeout": 2.0, "recorder": records.append}
+        if link == "visa":
+            transport = VisaTransport("potentiostat", exp.visa_resource, **kw)
+        else:
+            transport = SerialTransport("potentiostat", exp.path if link == "pty" else exp.serial_url, **kw)
+        k = Keithley2450(transport)
+        k.connect()
+        k.configure_galvanostatic(voltage_limit=2.0)
+        tr = k.acquire(current=1.7e-3, duration=1.0, interval=1e-3)
+        assert k.safe_state()["output"] is False
+        k.close()
+    buf = core.buffers["labctl"]
+    assert len(tr.t) == 1000 and core.data_format == "REAL"
+    np.testing.assert_array_equal(tr.t, buf.t - buf.t_first)
+    np.testing.assert_array_equal(tr.voltage, buf.v)
+    np.testing.assert_array_equal(tr.current, buf.i)
+    blocks = [r.data for r in records if r.direction == "rx" and r.data[:2] == b"#0"]
+    assert [len(b) for b in blocks] == [2 + 1000 * 24 + 1]
+    assert b"\n" in blocks[0][2:-1]  # LF inside the data: read by length, not to the terminator
+    sent = [r.data for r in records if r.direction == "tx"]
+    assert b":FORM:DATA REAL\n" in sent and b":FORM:BORD SWAP\n" in sent
+    assert sent.index(b":FORM:BORD SWAP\n") < sent.index(b':TRAC:DATA? 1, 1000, "labctl", REL, READ, SOUR\n')
 
 
 # -- the fault matrix -----------------------------------------------------------------------------------

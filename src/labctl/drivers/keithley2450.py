@@ -9,13 +9,20 @@ Choices, documented:
   `InstrumentReportedError` at once (the 2450 answers nothing to a refused command);
 - `acquire` runs the instrument's own `DurationLoop` trigger model into a private buffer `labctl`, sleeps on
   the transport's clock for the duration, polls `:TRIG:STAT?` until IDLE (bounded), then fetches the buffer
-  in chunks of at most `CHUNK` points (`REL, READ, SOUR`) and parses them with numpy;
+  in chunks of at most `CHUNK` points (`REL, READ, SOUR`);
+- readings travel in binary by default (`data_format="REAL"`): `:FORM:DATA REAL` and `:FORM:BORD SWAP` are
+  sent with the configuration (and before the first reading if none was), so `:READ?` and `:TRAC:DATA?` answer
+  `#0` + little-endian float64 values + LF (2450 manual p. 6-30: binary replies start with "#0" and end with a
+  new line). The driver knows how many values it asked for, reads exactly that many bytes (`read_exact`) and
+  takes them with `np.frombuffer`; a cut block is a `PartialReply`. `data_format="ASCII"` keeps the text
+  transfer (`:FORM:DATA ASC`, comma-separated numbers);
 - the compliance flag of a `Trace` is the instrument's `:SOUR:CURR:VLIM:TRIP?` after the acquisition.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
@@ -24,12 +31,14 @@ from labctl.drivers.base import Driver
 from labctl.drivers.limits import Limit
 from labctl.drivers.transport import Transport
 from labctl.errors import (
+    ConfigError,
     InstrumentBusy,
     InstrumentError,
     InstrumentReportedError,
     InstrumentTimeout,
     LimitViolation,
     MalformedReply,
+    PartialReply,
     SafeStateError,
 )
 from labctl.roles import Trace
@@ -55,6 +64,10 @@ class Keithley2450(Driver):
         "voltage_limit": Limit("voltage_limit", "V", 0.02, 210.0, "2450 voltage limit 20 mV..210 V"),
     }
     CHUNK = 20_000  # points per :TRAC:DATA? query
+    DATA_FORMATS: ClassVar[dict[str, tuple[str, ...]]] = {
+        "REAL": (":FORM:DATA REAL", ":FORM:BORD SWAP"),
+        "ASCII": (":FORM:DATA ASC",),
+    }
     MIN_INTERVAL = 1e-3  # s between buffered points
     MAX_POINTS = 4_000_000  # the largest reading buffer the 2450 makes
     ERROR_DRAIN = 32  # :SYST:ERR? queries at most per drain
@@ -68,8 +81,16 @@ class Keithley2450(Driver):
         *,
         name: str = "",
         limits: dict[str, tuple[float | None, float | None]] | None = None,
+        data_format: str = "REAL",
     ) -> None:
         super().__init__(transport, name=name, limits=limits)
+        if data_format not in self.DATA_FORMATS:
+            raise ConfigError(
+                f"{name or self.NAME}: data_format {data_format!r} is not one of "
+                + ", ".join(self.DATA_FORMATS)
+            )
+        self.data_format = data_format
+        self._format_set = False  # the instrument was told `data_format` (unset again by a bad reply)
         self._buffer_size = 0  # capacity of the instrument's `labctl` buffer (0: not made yet)
         self._output_on: bool | None = None
 
@@ -80,11 +101,13 @@ class Keithley2450(Driver):
         with self._link_guard():
             self.transport.write(command.encode("ascii") + LF)
 
-    def _query(self, command: str, timeout: float | None = None) -> str:
+    def _exchange(self, command: str, read: Callable[[], bytes]) -> bytes:
+        """Send a query and `read()` its reply; a silent refusal is explained from the event log."""
         self._prepare_link()
         try:
             with self._link_guard():
-                raw = self.transport.query(command.encode("ascii") + LF, LF, timeout)
+                self.transport.write(command.encode("ascii") + LF)
+                return read()
         except InstrumentTimeout as exc:
             if type(exc) is not InstrumentTimeout or command.startswith(":SYST:ERR"):
                 raise
@@ -96,6 +119,9 @@ class Keithley2450(Driver):
                     code=errors[0][0],
                 ) from exc
             raise
+
+    def _query(self, command: str, timeout: float | None = None) -> str:
+        raw = self._exchange(command, lambda: self.transport.read_until(LF, timeout))
         body = raw[:-1]
         if not body.isascii() or b"\r" in body or b"\x00" in body:
             self._resync = True
@@ -118,6 +144,48 @@ class Keithley2450(Driver):
             self._resync = True
             raise MalformedReply(f"{command!r} answered {text!r}, not 0/1", instrument=self.name)
         return text == "1"
+
+    def _values(self, command: str, count: int, timeout: float | None = None) -> np.ndarray:
+        """The `count` numbers a reading query answers, in the data format the instrument was told."""
+        try:
+            return self._parse_values(command, count, timeout)
+        except MalformedReply:
+            self._format_set = False  # a power cycle or another client may have changed the format
+            raise
+
+    def _parse_values(self, command: str, count: int, timeout: float | None) -> np.ndarray:
+        if self.data_format == "ASCII":
+            text = self._query(command, timeout)
+            try:
+                values = np.array(text.split(","), dtype=float) if text else np.zeros(0)
+            except ValueError:
+                self._resync = True
+                raise MalformedReply(f"{command!r}: reply is not numbers", instrument=self.name) from None
+        else:
+            size = 2 + 8 * count + 1  # "#0", float64 values, LF
+            raw = self._exchange(command, lambda: self.transport.read_exact(size, timeout))
+            if raw[:2] != b"#0" or raw[-1:] != LF:
+                self._resync = True
+                raise MalformedReply(
+                    f"{command!r}: expected a #0 block of {count} float64 values + LF, got {raw[:12]!r}...",
+                    instrument=self.name,
+                )
+            values = np.frombuffer(raw, "<f8", count, 2).astype(np.float64)
+        if len(values) != count:
+            raise MalformedReply(
+                f"{command!r}: asked {count} values, got {len(values)}", instrument=self.name
+            )
+        return values
+
+    def _format_commands(self) -> list[str]:
+        """The data-format commands, if the instrument has not been told yet or an exchange failed since (a
+        power cycle resets the format to ASCII without a word)."""
+        if self._format_set and not (self._resync or self._reopen):
+            return []
+        return list(self.DATA_FORMATS[self.data_format])
+
+    def _on_resync(self) -> None:
+        self._format_set = False
 
     def errors(self) -> list[tuple[int, str]]:
         """Drain the event log (`:SYST:ERR?` until code 0, at most `ERROR_DRAIN` queries)."""
@@ -174,7 +242,9 @@ class Keithley2450(Driver):
             ':SENS:FUNC "VOLT:DC"',
             f":SENS:VOLT:RSEN {1 if four_wire else 0}",
             f":SENS:VOLT:NPLC {_num(nplc)}",
+            *self.DATA_FORMATS[self.data_format],
         )
+        self._format_set = True
 
     def set_current(self, amperes: float) -> None:
         self.check("current", amperes)
@@ -186,13 +256,11 @@ class Keithley2450(Driver):
 
     def read(self) -> tuple[float, float]:
         """One reading into `defbuffer1`: (voltage, source current)."""
-        text = self._query(':READ? "defbuffer1", READ, SOUR')
-        try:
-            v, i = (float(x) for x in text.split(","))
-        except ValueError:
-            self._resync = True
-            raise MalformedReply(f"reading {text!r} is not 'V,I'", instrument=self.name) from None
-        return v, i
+        if fmt := self._format_commands():
+            self._command(*fmt)
+            self._format_set = True
+        v, i = self._values(':READ? "defbuffer1", READ, SOUR', 2)
+        return float(v), float(i)
 
     def limit_tripped(self) -> bool:
         return self._flag(":SOUR:CURR:VLIM:TRIP?")
@@ -215,7 +283,7 @@ class Keithley2450(Driver):
                 f"{self.name}: {points} points exceed the 2450's buffer ({self.MAX_POINTS}); "
                 "acquire in shorter pieces or sample less often"
             )
-        setup = [f":SOUR:CURR {_num(current)}"]
+        setup = [*self._format_commands(), f":SOUR:CURR {_num(current)}"]
         if not self._output_on:
             setup.append(":OUTP 1")
         size = max(points, 10)
@@ -227,6 +295,7 @@ class Keithley2450(Driver):
             setup.append(f':TRAC:CLE "{BUFFER}"')
         setup += [f':TRIG:LOAD "DurationLoop", {_num(duration)}, {_num(interval)}, "{BUFFER}"', ":INIT"]
         self._command(*setup)
+        self._format_set = True
         self._output_on = True
         self._buffer_size = max(self._buffer_size, size)
         clock = self.transport.clock
@@ -253,15 +322,14 @@ class Keithley2450(Driver):
         for lo in range(1, n + 1, self.CHUNK):
             hi = min(n, lo + self.CHUNK - 1)
             timeout = self.transport.timeout + self.BYTES_PER_POINT_S * (hi - lo + 1)
-            reply = self._query(f':TRAC:DATA? {lo}, {hi}, "{BUFFER}", REL, READ, SOUR', timeout)
+            command = f':TRAC:DATA? {lo}, {hi}, "{BUFFER}", REL, READ, SOUR'
             try:
-                chunk = np.array(reply.split(","), dtype=float).reshape(-1, 3)
-            except ValueError:
-                self._resync = True
-                raise MalformedReply(f"buffer points {lo}..{hi} do not parse", instrument=self.name) from None
-            if len(chunk) != hi - lo + 1:
-                raise MalformedReply(f"asked points {lo}..{hi}, got {len(chunk)}", instrument=self.name)
-            parts.append(chunk)
+                values = self._values(command, 3 * (hi - lo + 1), timeout)
+            except PartialReply:
+                raise
+            except MalformedReply as exc:
+                raise MalformedReply(f"buffer points {lo}..{hi}: {exc.detail}", instrument=self.name) from exc
+            parts.append(values.reshape(-1, 3))
         return np.concatenate(parts) if parts else np.zeros((0, 3))
 
     def safe_state(self) -> dict[str, Any]:

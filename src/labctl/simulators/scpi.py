@@ -123,11 +123,12 @@ class Unit:
     params: list[str]
 
 
-Handler = Callable[[Unit], str | None]
+Handler = Callable[[Unit], str | bytes | None]  # bytes: a binary reply (an IEEE 488.2 block)
 
 
 class ScpiParser:
-    """Command table plus line parsing. `execute(line)` returns the reply (units joined by ';') or None."""
+    """Command table plus line parsing. `execute(line)` returns the reply (units joined by ';') or None; the
+    reply is bytes when a handler answered with bytes (binary data), else text."""
 
     def __init__(self, on_error: Callable[[int, str], None]) -> None:
         self._commands: list[tuple[re.Pattern[str], bool, Handler]] = []
@@ -149,8 +150,8 @@ class ScpiParser:
             self._cache[key] = found
         return found
 
-    def execute(self, line: str) -> str | None:
-        replies: list[str] = []
+    def execute(self, line: str) -> str | bytes | None:
+        replies: list[str | bytes] = []
         prefix = ""
         for raw in split_outside_quotes(line.strip(), ";"):
             raw = raw.strip()
@@ -191,7 +192,11 @@ class ScpiParser:
                 break
             if reply is not None:
                 replies.append(reply)
-        return ";".join(replies) if replies else None
+        if not replies:
+            return None
+        if any(isinstance(r, bytes) for r in replies):
+            return b";".join(r if isinstance(r, bytes) else r.encode("ascii") for r in replies)
+        return ";".join(replies)  # type: ignore[arg-type]
 
 
 # -- parameter helpers (raise ScpiError as the instrument would) -------------------------------------------
