@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 
@@ -35,9 +36,12 @@ class RealClock:
 
     is_virtual = False
 
+    SLICE_S = 0.05  # a sleep checks for an interrupt this often
+
     def __init__(self) -> None:
         self._t0 = time.monotonic()
         self._unix0 = time.time()
+        self._interrupt: Callable[[], BaseException] | None = None
 
     def monotonic(self) -> float:
         return time.monotonic() - self._t0
@@ -46,11 +50,29 @@ class RealClock:
         return self._unix0 + self.monotonic()
 
     def sleep(self, seconds: float) -> None:
-        if seconds > 0:
-            time.sleep(seconds)
+        """Sleep; in the main thread, raise the armed interrupt once (checked every SLICE_S) instead."""
+        end = time.monotonic() + seconds
+        main = threading.current_thread() is threading.main_thread()
+        while True:
+            if main and self._interrupt is not None:
+                make, self._interrupt = self._interrupt, None
+                raise make()
+            remaining = end - time.monotonic()
+            if remaining <= 0:
+                return
+            time.sleep(min(remaining, self.SLICE_S) if main else remaining)
 
     def wait(self, event: threading.Event, timeout: float) -> bool:
         return event.wait(max(0.0, timeout))
+
+    def interrupt(self, make: Callable[[], BaseException] | None) -> None:
+        """Arm (or with None disarm) an interrupt: the main thread's current or next `sleep` raises `make()`.
+
+        A run arms it when an abort signal arrives, so a long wait inside an instrument call (a 60 s
+        acquisition, a slow stream) ends at once rather than when the instrument is done; it disarms it before
+        the safe state, whose own waits must run to the end.
+        """
+        self._interrupt = make
 
 
 class VirtualClock:

@@ -137,6 +137,7 @@ def run(
         else:
             result = r.execute()
     finally:
+        _ignore_late_signals()  # the run has ended (safe state done): a late Ctrl-C must not cut the summary
         if bench is not None:
             close_bench(bench)
         if store is not None and hasattr(store, "flush"):
@@ -158,6 +159,16 @@ def run(
     store.close()
     if not result.ok:
         raise typer.Exit(130 if result.state.value == "aborted" else 1)
+
+
+def _ignore_late_signals() -> None:
+    """After the run: Ctrl-C / SIGTERM still arriving (a hammered key) are ignored while the summary prints"""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
 
 
 def _control(command: str) -> Any:

@@ -14,7 +14,7 @@ import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +41,7 @@ class Control:
         self._lock = threading.Lock()
         self._last_poll = -1e9
         self.interrupts = 0  # Ctrl-C presses since the last resume
+        self.on_abort: Callable[[str, str], None] | None = None  # (reason, actor), called by abort signals
 
     def request(self, name: str, *, actor: str = "labctl", source: str = "local", **args: Any) -> None:
         """Queue a command from this process (also what the signal handlers do)."""
@@ -65,10 +66,10 @@ class Control:
                                 name, str(row.get("actor") or "unknown"), dict(row.get("args") or {}), "store"
                             )
                         )
-        with self._lock:
-            out = list(self._queue)
-            self._queue.clear()
-            self.wake.clear()
+        self.wake.clear()
+        out: list[Command] = []
+        while self._queue:  # popleft is atomic: a signal handler appending meanwhile loses nothing
+            out.append(self._queue.popleft())
         return out
 
     def resumed(self) -> None:
@@ -77,12 +78,21 @@ class Control:
 
     # -- signals ------------------------------------------------------------------------------------
 
+    def _from_signal(self, name: str, actor: str) -> None:
+        """Queue without taking a lock: the handler runs in the main thread, which may hold `_lock` or the
+        `wake` event's own lock at that instant (taking either here could deadlock). `wake` is set from a
+        short thread; an abort also calls `on_abort` (which cuts short a wait inside an instrument call)."""
+        self._queue.append(Command(name, actor, {}, "signal"))
+        threading.Thread(target=self.wake.set, name="labctl-signal-wake", daemon=True).start()
+        if name == "abort" and self.on_abort is not None:
+            self.on_abort(f"abort requested by {actor} (signal)", actor)
+
     def _on_sigint(self, signum: int, frame: Any) -> None:
         self.interrupts += 1
-        self.request("pause" if self.interrupts == 1 else "abort", actor="ctrl-c", source="signal")
+        self._from_signal("pause" if self.interrupts == 1 else "abort", "ctrl-c")
 
     def _on_sigterm(self, signum: int, frame: Any) -> None:
-        self.request("abort", actor="SIGTERM", source="signal")
+        self._from_signal("abort", "SIGTERM")
 
     @contextlib.contextmanager
     def signals(self) -> Iterator[None]:

@@ -197,6 +197,7 @@ class Run:
             },
         )
         if cmd.name == "abort":
+            self._disarm()
             raise RunAborted(f"abort requested by {cmd.actor} ({cmd.source})", cmd.actor)
         if cmd.name == "pause":
             self._pause_pending = self._pause_pending or cmd
@@ -226,6 +227,23 @@ class Run:
                 if cmd.name in ("abort", "ack"):
                     self._handle(cmd)
 
+    def _abort_waits(self, why: str, who: str) -> None:
+        """An abort signal: a wait inside an instrument call (a long acquisition, a slow stream) raises
+        RunAborted at once instead of running to its end. Delivered once: what the abort then does (an
+        immersion's withdrawal, the safe state) waits normally."""
+
+        def deliver() -> RunAborted:
+            self._disarm()
+            return RunAborted(why, who)
+
+        self.clock.interrupt(deliver)
+
+    def _disarm(self) -> None:
+        if self.control is not None:
+            self.control.on_abort = None
+        if hasattr(self.clock, "interrupt"):
+            self.clock.interrupt(None)
+
     def _heartbeat(self) -> None:
         now = time.monotonic()
         if self._leased and now - self._last_heartbeat >= self.heartbeat_every:
@@ -254,6 +272,8 @@ class Run:
         safe: list[SafeResult] = []
         self.t0 = self.clock.monotonic()
         signals = self.control.signals() if self.handle_signals else _nullcontext()
+        if hasattr(self.clock, "interrupt"):
+            self.control.on_abort = self._abort_waits
         with signals:
             try:
                 self.checkpoint(False)  # an abort queued before the start ends it here
@@ -439,6 +459,7 @@ class Run:
 
     def _cleanup(self) -> list[SafeResult]:
         """Safe state for every touched instrument (each recorded; errors do not stop the others)."""
+        self._disarm()  # the safe state's own waits run to their end, whatever signal comes
         roles = [(r, self.instruments[r]) for r in self.touched]
         self.progress("run.safe_state", {"roles": [r for r, _ in roles]})
         results = make_safe(roles, record=lambda kind, data: self._event(kind, data))
