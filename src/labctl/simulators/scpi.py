@@ -95,6 +95,8 @@ def compile_header(spec: str) -> re.Pattern[str]:
 
 def split_outside_quotes(text: str, sep: str) -> list[str]:
     """Split on `sep` except inside '...' or "..." strings."""
+    if "'" not in text and '"' not in text:
+        return text.split(sep)
     out, cur, quote = [], [], ""
     for ch in text:
         if quote:
