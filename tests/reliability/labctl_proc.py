@@ -101,6 +101,7 @@ class RunProc:
         return (rows[0][0], rows[0][1]) if rows else None
 
     def events(self, kind: str | None = None) -> list[dict[str, Any]]:
+        self._find_run()
         sql = "SELECT kind, actor, data FROM events WHERE run_id = ?"
         rows = self._query(sql + (" AND kind = ?" if kind else "") + " ORDER BY seq", self.run_id,
                            *([kind] if kind else []))
