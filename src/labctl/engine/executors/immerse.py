@@ -224,7 +224,13 @@ class DipCoat(Executor):
                 label=f"dip {k + 1}/{cycles}",
             )
             done.append(
-                {"dip": k + 1, "achieved_s": rec["achieved_s"], "t_in": rec["t_in"], "t_out": rec["t_out"]}
+                {
+                    "dip": k + 1,
+                    "commanded_s": rec["commanded_s"],
+                    "achieved_s": rec["achieved_s"],
+                    "t_in": rec["t_in"],
+                    "t_out": rec["t_out"],
+                }
             )
             if dry_s:
                 travel(ctx, z=0.0, speed=ctx.station.travel_speed)
