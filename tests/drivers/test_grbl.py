@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from labctl.drivers.grbl import ALARMS, ERRORS, Grbl, parse_status
@@ -150,7 +152,7 @@ def test_wait_idle_polls_fast_just_after_the_predicted_end_then_at_5_hz():
     t0 = t.clock.monotonic()
     g.move_to(z=-0.012, speed=0.005)
     t.assert_done()
-    gaps = [b - a for a, b in zip(polls[1:], polls[2:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(polls[1:])]
     assert polls[1] - t0 == pytest.approx(2.4)
     assert gaps[: n_fast - 1] == pytest.approx([Grbl.FAST_POLL_S] * (n_fast - 1))
     assert gaps[-1] == pytest.approx(Grbl.POLL_S)
