@@ -140,8 +140,7 @@ def run(
         _ignore_late_signals()  # the run has ended (safe state done): a late Ctrl-C must not cut the summary
         if bench is not None:
             close_bench(bench)
-        if store is not None and hasattr(store, "flush"):
-            store.flush()
+        store_error = _try(store.flush) if store is not None and hasattr(store, "flush") else None
     label = _db_label(store, db)
     if as_json:
         console.print_json(json.dumps(summary_json(result, db=label, name=spec.name), default=str))
@@ -156,9 +155,22 @@ def run(
         bad = [s for s in result.safe if not s.ok]
         for s in bad:
             console.print(f"[bold red]safe state NOT confirmed[/] for {s.role}: {s.error}")
-    store.close()
+    store_error = _try(store.close) or store_error
+    if store_error is not None:  # the summary above is what the instruments did; the store could not keep up
+        from labctl.store.errors import StoreError
+
+        raise StoreError(f"the store failed, the record of run {result.run_id} is incomplete: {store_error}")
     if not result.ok:
         raise typer.Exit(130 if result.state.value == "aborted" else 1)
+
+
+def _try(call: Any) -> str | None:
+    """Call; a failure becomes its first line (a database full or locked must not hide the run's summary)"""
+    try:
+        call()
+    except Exception as exc:
+        return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return None
 
 
 def _ignore_late_signals() -> None:

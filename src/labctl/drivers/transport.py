@@ -75,6 +75,7 @@ class Transport(ABC):
         self.clock: Clock = clock or RealClock()
         self.timeout = timeout
         self.recorder = recorder
+        self.record_error: Exception | None = None
 
     # -- the exchange API ---------------------------------------------------------------------------
 
@@ -151,8 +152,14 @@ class Transport(ABC):
         raise PartialReply(what, instrument=self.name)
 
     def _record(self, direction: str, data: bytes, note: str = "") -> None:
+        """Hand the exchange to the recorder. A failing recorder (the store full or locked) never breaks the
+        instrument's I/O, least of all its safe state: the first error is kept in `record_error` and
+        recording stops (the run learns of the store's failure from its own writes)."""
         if self.recorder is not None:
-            self.recorder(IORecord(self.clock.time(), self.name, direction, data, note))
+            try:
+                self.recorder(IORecord(self.clock.time(), self.name, direction, data, note))
+            except Exception as exc:
+                self.record_error, self.recorder = exc, None
 
     def __enter__(self) -> Transport:
         self.open()
