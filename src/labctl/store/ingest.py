@@ -15,6 +15,7 @@ import time
 import weakref
 import zlib
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -207,14 +208,35 @@ def read_measurements(conn: Any, run_id: int, stream: str, step_id: int | None) 
     return {k: np.concatenate([p[k] for p in parts]) for k in names}
 
 
+_packer: ThreadPoolExecutor | None = None
+_packer_lock = threading.Lock()
+
+
+def _pack(data: bytes) -> tuple[str, int, bytes]:
+    """(sha256, length, zlib-compressed bytes) of a bulk reply."""
+    return hashlib.sha256(data).hexdigest(), len(data), zlib.compress(data, ZLIB_LEVEL)
+
+
+def _packer_pool() -> ThreadPoolExecutor:
+    global _packer
+    with _packer_lock:
+        if _packer is None:
+            _packer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="labctl-blob")
+        return _packer
+
+
 class IORecorder(_Buffered):
-    """`Transport.recorder` for one run: buffered rows, bulk replies stored once in `blobs` by sha256."""
+    """`Transport.recorder` for one run: buffered rows, bulk replies stored once in `blobs` by sha256.
+
+    A bulk reply is hashed and compressed on a worker thread as soon as it is recorded (hashlib and zlib
+    release the GIL, so this overlaps the run); its row waits for the result only when it is written.
+    """
 
     def __init__(self, engine: Engine, run_id: int) -> None:
         super().__init__(engine)
         self.run_id = run_id
         self._rows: list[dict[str, Any]] = []
-        self._blobs: dict[str, bytes] = {}
+        self._bulk: list[tuple[dict[str, Any], Future[tuple[str, int, bytes]]]] = []
 
     def __call__(self, rec: Any) -> None:
         data = bytes(rec.data)
@@ -228,12 +250,13 @@ class IORecorder(_Buffered):
             "data": data,
             "sha256": None,
         }
-        if len(data) > BULK_BYTES:
-            row.update(data=None, sha256=hashlib.sha256(data).hexdigest())
+        packed = _packer_pool().submit(_pack, data) if len(data) > BULK_BYTES else None
+        if packed is not None:
+            row["data"] = None
         with self._lock:
             self._raise_pending_error()
-            if row["sha256"]:
-                self._blobs[row["sha256"]] = data
+            if packed is not None:
+                self._bulk.append((row, packed))
             self._rows.append(row)
             if self._oldest is None:
                 self._oldest = time.monotonic()
@@ -244,20 +267,22 @@ class IORecorder(_Buffered):
         self._oldest = None
         if not self._rows:
             return
-        rows, blobs = self._rows, self._blobs
+        rows = self._rows
+        blobs: dict[str, tuple[int, bytes]] = {}
+        for row, packed in self._bulk:
+            sha, length, compressed = packed.result()
+            row["sha256"] = sha
+            blobs.setdefault(sha, (length, compressed))
         with self.engine.begin() as conn:
             if blobs:
                 dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
                 stmt = dialect.insert(Blob).on_conflict_do_nothing(index_elements=["sha256"])
                 conn.execute(
                     stmt,
-                    [
-                        {"sha256": k, "length": len(v), "codec": "zlib", "data": zlib.compress(v, ZLIB_LEVEL)}
-                        for k, v in blobs.items()
-                    ],
+                    [{"sha256": k, "length": n, "codec": "zlib", "data": z} for k, (n, z) in blobs.items()],
                 )
             conn.execute(insert(IO), rows)
-        self._rows, self._blobs = [], {}
+        self._rows, self._bulk = [], []
 
 
 def io_rows(conn: Any, run_id: int, instrument: str | None = None) -> list[dict[str, Any]]:
