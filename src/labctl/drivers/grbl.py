@@ -496,7 +496,7 @@ class Grbl(Driver):
             while st.state != "Hold" or st.substate != 0:
                 if self.transport.clock.monotonic() > deadline:
                     raise SafeStateError(f"stage still {st.state} after a feed hold", instrument=self.name)
-                self.transport.clock.sleep(0.05)
+                self.transport.clock.sleep(self.FAST_POLL_S)  # a deceleration lasts ~v/a (0.1 s)
                 st = self.status()
         alarms_before = len(self.alarms)
         if st is None or st.state in ("Hold", "Alarm", "Home", "Door"):
