@@ -275,6 +275,8 @@ def abort_latency(bench: Bench, reps: int) -> None:
             if got:
                 print(f"    via {via:<5}: to control.received ms {pct([r['received'] for r in got])}")
                 print(f"    via {via:<5}: to all safe, ms       {pct([r['safe'] - r['lift'] for r in got])}")
+        if moment.startswith("stage travel"):
+            print("    (includes the feed-hold stop, v/a = 10 mm/s / 100 mm/s^2 = 100 ms)")
         if lift:
             with_lift = statistics.median(r["safe"] for _, r in rows) * 1e3
             print(f"    (sample lift to z = 0 subtracted from 'all safe': {lift * 1e3:.0f} ms, the stage's "
