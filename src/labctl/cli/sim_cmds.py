@@ -24,6 +24,10 @@ def serve(
     pty: Annotated[bool, typer.Option("--pty", help="Serial instruments on pseudo-terminals.")] = False,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the simulated world.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the addresses as one JSON line.")] = False,
+    station_out: Annotated[
+        Path | None,
+        typer.Option("--station-out", help="Write a station file whose links are these simulators."),
+    ] = None,
 ) -> None:
     """Start the station's simulators on the real clock, print where each role is, run until Ctrl-C."""
     from labctl.cli import console
@@ -43,6 +47,8 @@ def serve(
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         addresses = bench.addresses()
+        if station_out is not None:
+            write_station(station, addresses, station_out)
         if as_json:
             sys.stdout.write(json.dumps({"roles": addresses, "unavailable": bench.unavailable}) + "\n")
         else:
@@ -64,6 +70,24 @@ def serve(
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         bench.close()
+
+
+def write_station(source: Path, addresses: dict[str, dict[str, str]], out: Path) -> None:
+    """`source` with each served role's `port`/`visa` replaced by where it is served (comments kept)."""
+    from ruamel.yaml import YAML
+
+    yaml = YAML()  # round trip: the copy keeps the source's comments, limits and geometry
+    doc = yaml.load(source.read_text(encoding="utf-8"))
+    for role, where in addresses.items():
+        spec = doc["instruments"][role]
+        for key in ("port", "visa"):
+            spec.pop(key, None)
+        spec.update(where)
+    tmp = out.with_name(out.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as fh:
+        fh.write(f"# written by `labctl sim serve` from {source}: the simulators' addresses\n")
+        yaml.dump(doc, fh)
+    tmp.replace(out)  # whole file or none: a reader polling for it never sees half
 
 
 def _world(model: object, clock: object, seed: int) -> object:

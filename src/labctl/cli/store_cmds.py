@@ -291,11 +291,12 @@ def checkpoint_cmd(
 
 
 def recover(db: Db = None, as_json: Json = False) -> None:
-    """Find runs whose process died, mark them interrupted and release their instruments."""
+    """Find runs whose process died, make the instruments they held safe, mark them interrupted."""
+    from labctl.engine.recovery import recover_dead_runs
+
     store = _open(db)
     try:
-        dead = store.find_dead_runs()
-        done = [store.mark_interrupted(r["id"]) for r in dead]
+        done = [r.as_dict() for r in recover_dead_runs(store)]
     finally:
         store.close()
     if as_json:
@@ -305,12 +306,23 @@ def recover(db: Db = None, as_json: Json = False) -> None:
     if not done:
         con.print("no dead runs")
     for r in done:
-        steps = ", ".join(f"{s['index']} ({s['kind']})" for s in r["steps_in_doubt"]) or "none"
-        con.print(
-            f"run {r['run_id']} marked interrupted; steps in doubt: {steps}; instruments released: "
-            f"{', '.join(r['instruments']) or 'none'} -- check them and make them safe by hand",
-            highlight=False,
-        )
+        con.print(describe_recovery(r), highlight=False)
+
+
+def describe_recovery(r: dict) -> str:
+    """One paragraph for a recovered run: steps in doubt, what was made safe, what needs a person."""
+    steps = ", ".join(f"{s['index']} ({s['kind']})" for s in r["steps_in_doubt"]) or "none"
+    lines = [f"run {r['run_id']} marked interrupted; steps in doubt: {steps}"]
+    for s in r["safe"]:
+        if s["ok"]:
+            lines.append(f"  {s['role']}: safe ({', '.join(f'{k}={v}' for k, v in s['confirmed'].items())})")
+        else:
+            why = s['error']
+            lines.append(f"  {s['role']}: [bold red]NOT confirmed safe[/] ({why}) -- make it safe by hand")
+    for role, why in r["skipped"].items():
+        lines.append(f"  {role}: not reached ({why})")
+    lines.append(f"  leases released: {', '.join(r['instruments']) or 'none'}")
+    return "\n".join(lines)
 
 
 def register(app: typer.Typer) -> None:
