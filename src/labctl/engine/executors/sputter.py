@@ -177,7 +177,7 @@ class Sputter(Executor):
             )
             if target is not None and thick >= target:
                 return True
-            if elapsed >= limit_s:
+            if elapsed >= limit_s - 1e-6:  # a sub-us remainder: a virtual clock can't advance it (hung)
                 return target is None
             wait = limit_s - elapsed
             if target is not None and rate > 0:
