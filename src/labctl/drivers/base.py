@@ -68,6 +68,7 @@ class Driver:
         """Before an exchange: reopen a dropped link; after a failure, discard input until the line has been
         quiet for RESYNC_QUIET s (so a late reply is never taken for the next); else drop stray bytes."""
         t = self.transport
+        reopened = self._reopen
         if self._reopen:
             t.close()
             t.open()
@@ -80,6 +81,14 @@ class Driver:
             self._resync = False
         else:
             t.drain()
+        if reopened:
+            self._reidentify()
+
+    def _reidentify(self) -> None:
+        """After the link was reopened: ask the instrument who it is before anything else is sent (a swapped
+        cable or a restarted instrument shows here), and record the answer in the I/O transcript."""
+        ident = self.identify()
+        self.transport._record("event", ident.encode("utf-8", "replace"), "re-identified after reconnect")
 
     def _on_resync(self) -> None:
         """What the instrument needs to forget a half-received command (nothing by default)."""

@@ -196,6 +196,7 @@ class Grbl(Driver):
     def _prepare(self) -> None:
         """Before an exchange: reopen after a disconnect, resynchronise after a failed exchange."""
         t = self.transport
+        reopened = self._reopen
         if self._reopen:
             t.close()
             t.open()
@@ -208,6 +209,8 @@ class Grbl(Driver):
             self._resync = False
         else:
             self._note_unsolicited(t.drain())
+        if reopened:
+            self._reidentify()
 
     def _note_unsolicited(self, data: bytes) -> None:
         for line in data.decode("latin-1").split("\r\n"):

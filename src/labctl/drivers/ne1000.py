@@ -138,6 +138,7 @@ class NE1000(Driver):
 
     def _prepare(self) -> None:
         t, net = self.transport, self._net
+        reopened = net.reopen
         if net.reopen:
             t.close()
             t.open()
@@ -149,6 +150,8 @@ class NE1000(Driver):
             net.resync = False
         else:
             t.drain()
+        if reopened:
+            self._reidentify()
 
     def _exchange(self, command: str) -> tuple[str, str]:
         """One command -> (status, data); alarms and errors raise `InstrumentReportedError`."""
