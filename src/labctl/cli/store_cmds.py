@@ -254,22 +254,32 @@ def verify(
         bad = None
         if not result.ok and result.first_bad_seq is not None:
             bad = next((e for e in store.events() if e["seq"] == result.first_bad_seq), None)
+        problems, sealed, unsealed = store.verify_records(None if all_ else run) if result.ok else ([], 0, 0)
     finally:
         store.close()
     con = _console()
-    if result.ok:
+    if not result.ok:
         con.print(
-            f"audit chain OK: {result.checked} entries verified" + (" against the checkpoint" if cp else "")
+            f"[bold red]audit chain BROKEN[/] at seq {result.first_bad_seq}: {result.reason} "
+            f"({result.checked} entries verified before it)",
+            highlight=False,
         )
-        return
+        if bad is not None:
+            con.print(json.dumps(bad, default=str), highlight=False, markup=False)
+        raise typer.Exit(1)
     con.print(
-        f"[bold red]audit chain BROKEN[/] at seq {result.first_bad_seq}: {result.reason} "
-        f"({result.checked} entries verified before it)",
+        f"audit chain OK: {result.checked} entries verified" + (" against the checkpoint" if cp else "")
+    )
+    if problems:
+        con.print(f"[bold red]records DO NOT match the chain[/] ({len(problems)} problems):", highlight=False)
+        for p in problems:
+            con.print(f"  {p}", highlight=False, markup=False)
+        raise typer.Exit(1)
+    con.print(
+        f"records match the chain: runs, steps and {sealed} sealed measurement streams"
+        + (f"; {unsealed} chunks unsealed (their writer never closed: a killed run)" if unsealed else ""),
         highlight=False,
     )
-    if bad is not None:
-        con.print(json.dumps(bad, default=str), highlight=False, markup=False)
-    raise typer.Exit(1)
 
 
 @audit_app.command("checkpoint")

@@ -24,6 +24,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from labctl.store.errors import StoreError
 from labctl.store.models import IO, Blob, Chunk
+from labctl.store.seals import ChunkDigest, seal
 
 CHUNK_POINTS = 50_000
 FLUSH_AGE = 0.75  # s: commit once the oldest buffered datum is this old ...
@@ -102,9 +103,18 @@ class _Buffered:
 class MeasurementWriter(_Buffered):
     """`append(**columns)`: equal-length arrays (or scalars); chunks of <= 50 000 points; commits in ~1 s."""
 
-    def __init__(self, engine: Engine, run_id: int, step_id: int | None, stream: str) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        run_id: int,
+        step_id: int | None,
+        stream: str,
+        on_close: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
         super().__init__(engine)
         self.run_id, self.step_id, self.stream = run_id, step_id, stream
+        self.digest = ChunkDigest()  # of every chunk this writer committed: sealed in the chain on close
+        self._on_close = on_close
         self.columns: list[str] | None = None
         self._buf: list[list[np.ndarray]] = []
         self._pending = 0
@@ -152,6 +162,8 @@ class MeasurementWriter(_Buffered):
         if not self.closed:
             self.flush()
             self.closed = True
+            if self._on_close is not None and self.digest.chunks:
+                self._on_close(seal(self.stream, self.step_id, self.digest))
 
     def _write(self, *, final: bool) -> None:
         """Write full chunks (and, when `final`, the remainder) in one transaction."""
@@ -185,6 +197,8 @@ class MeasurementWriter(_Buffered):
         if rows:
             with self.engine.begin() as conn:
                 conn.execute(insert(Chunk), rows)
+            for r in rows:
+                self.digest.update(r["seq"], r["n"], r["columns"], r["codec"], r["data"])
             self._seq += len(rows)
         self._buf = [[c[end:] for c in cols]] if end < total else []
         self._pending = total - end

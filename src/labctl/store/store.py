@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Engine, func, insert, select, update
 
-from labctl.store import audit, control, leases, queries
+from labctl.store import audit, control, leases, queries, seals
 from labctl.store.db import check_sqlite_settings, make_engine, reading, resolve_url
 from labctl.store.errors import StoreError
 from labctl.store.ingest import Flusher, IORecorder, MeasurementWriter, io_rows, read_measurements
@@ -119,6 +119,12 @@ class Store:
         with reading(self.engine) as conn:
             return audit.verify(conn, key, run_id, checkpoint)
 
+    def verify_records(self, run_id: int | None = None) -> tuple[list[seals.Problem], int, int]:
+        """Records against the chain: (problems, sealed streams verified, unsealed chunks)."""
+        self.flush()
+        with reading(self.engine) as conn:
+            return seals.check_records(conn, run_id)
+
     def checkpoint(self) -> dict[str, Any]:
         key = self._audit_key(create=False)
         with reading(self.engine) as conn:
@@ -196,6 +202,7 @@ class Store:
                     "protocol_name": protocol_name,
                     "protocol_sha256": sha,
                     "station_name": station_name,
+                    "station_sha256": hashlib.sha256((station_text or "").encode()).hexdigest(),
                     "operator": operator,
                     "mode": mode,
                     "seed": seed,
@@ -297,7 +304,10 @@ class Store:
     # -- data ---------------------------------------------------------------------------------------
 
     def measurement_writer(self, run_id: int, step_id: int | None, stream: str) -> MeasurementWriter:
-        w = MeasurementWriter(self.engine, run_id, step_id, stream)
+        def sealed(data: dict[str, Any]) -> None:
+            self.append_event(run_id, "data.sealed", data)
+
+        w = MeasurementWriter(self.engine, run_id, step_id, stream, on_close=sealed)
         self._flusher.add(w)
         return w
 

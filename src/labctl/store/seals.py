@@ -1,0 +1,164 @@
+"""Binding the stored records to the audit chain, so editing them is caught like editing an event.
+
+The chain (`labctl.store.audit`) protects the events. The records beside it are bound to them here:
+- measurements: when a writer closes, its chunks' digest (sha256 over each chunk's seq, size, columns,
+  codec and stored bytes, in order) goes into the chain as a `data.sealed` event;
+- steps: a step row must agree with its `step.finished` event (status, reason, achieved values);
+- runs: the protocol text must hash to the `protocol_sha256` of `run.created` (and the station text to
+  `station_sha256` where recorded), and the run's state must be the last `run.state` event's.
+`check_records` recomputes all of it. Chunks of a stream whose writer never closed (a killed run) are
+reported as unsealed: they are kept, but nothing vouches for them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from labctl.store.models import Chunk, Event, Run, Step
+
+
+class ChunkDigest:
+    """Running digest of the chunks one writer stores."""
+
+    def __init__(self) -> None:
+        self._h = hashlib.sha256()
+        self.first_seq: int | None = None
+        self.last_seq: int | None = None
+        self.chunks = self.points = 0
+
+    def update(self, seq: int, n: int, columns: list[str], codec: str, data: bytes) -> None:
+        head = json.dumps([seq, n, columns, codec], separators=(",", ":")).encode()
+        self._h.update(len(head).to_bytes(4, "little") + head + len(data).to_bytes(8, "little"))
+        self._h.update(data)
+        self.first_seq = seq if self.first_seq is None else self.first_seq
+        self.last_seq, self.chunks, self.points = seq, self.chunks + 1, self.points + n
+
+    def hexdigest(self) -> str:
+        return self._h.hexdigest()
+
+
+def seal(stream: str, step_id: int | None, digest: ChunkDigest) -> dict[str, Any]:
+    """The `data.sealed` event's data."""
+    return {
+        "stream": stream,
+        "step_id": step_id,
+        "first_seq": digest.first_seq,
+        "last_seq": digest.last_seq,
+        "chunks": digest.chunks,
+        "points": digest.points,
+        "sha256": digest.hexdigest(),
+    }
+
+
+@dataclass
+class Problem:
+    run_id: int
+    what: str
+
+    def __str__(self) -> str:
+        return f"run {self.run_id}: {self.what}"
+
+
+def _events(conn: Connection, run_id: int | None) -> dict[int, list[tuple[str, dict[str, Any]]]]:
+    q = select(Event.run_id, Event.kind, Event.data).where(Event.run_id.is_not(None)).order_by(Event.seq)
+    if run_id is not None:
+        q = q.where(Event.run_id == run_id)
+    out: dict[int, list[tuple[str, dict[str, Any]]]] = {}
+    for rid, kind, data in conn.execute(q):
+        out.setdefault(rid, []).append((kind, json.loads(data)))
+    return out
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal as stored JSON (both sides went through the same encoder)."""
+    return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
+
+
+def check_records(conn: Connection, run_id: int | None = None) -> tuple[list[Problem], int, int]:
+    """(problems, sealed streams verified, unsealed chunks) for one run or all."""
+    problems: list[Problem] = []
+    sealed = 0
+    events = _events(conn, run_id)
+    runs = select(Run.id, Run.protocol_text, Run.protocol_sha256, Run.station_text, Run.state)
+    if run_id is not None:
+        runs = runs.where(Run.id == run_id)
+    covered: dict[int, set[tuple[str, int]]] = {}
+    for rid, protocol_text, protocol_sha, station_text, state in conn.execute(runs):
+        evs = events.get(rid, [])
+        problems += _check_run(rid, evs, protocol_text, protocol_sha, station_text, state)
+        problems += _check_steps(conn, rid, evs)
+        ok, bad, seqs = _check_seals(conn, rid, evs)
+        sealed += ok
+        problems += bad
+        covered[rid] = seqs
+    unsealed = 0
+    q = select(Chunk.run_id, Chunk.stream, Chunk.seq)
+    if run_id is not None:
+        q = q.where(Chunk.run_id == run_id)
+    for rid, stream, seq in conn.execute(q):
+        unsealed += (stream, seq) not in covered.get(rid, set())
+    return problems, sealed, unsealed
+
+
+def _check_run(
+    rid: int, evs: list, protocol_text: str, protocol_sha: str, station_text: str, state: str
+) -> list[Problem]:
+    out: list[Problem] = []
+    created = next((d for k, d in evs if k == "run.created"), None)
+    if created is None:
+        return [Problem(rid, "no run.created event")]
+    text_sha = hashlib.sha256((protocol_text or "").encode()).hexdigest()
+    if text_sha != protocol_sha or created.get("protocol_sha256") != protocol_sha:
+        out.append(Problem(rid, "protocol text differs from the one recorded when the run was created"))
+    want_station = created.get("station_sha256")
+    if want_station and hashlib.sha256((station_text or "").encode()).hexdigest() != want_station:
+        out.append(Problem(rid, "station text differs from the one recorded when the run was created"))
+    states = [d.get("state") or d.get("to") for k, d in evs if k == "run.state"]
+    if states and states[-1] != state:
+        out.append(Problem(rid, f"state {state!r} is not the last recorded state change ({states[-1]!r})"))
+    return out
+
+
+def _check_steps(conn: Connection, rid: int, evs: list) -> list[Problem]:
+    finished = {d.get("step_id"): d for k, d in evs if k == "step.finished"}
+    out: list[Problem] = []
+    rows = conn.execute(
+        select(Step.id, Step.index, Step.status, Step.reason, Step.achieved).where(Step.run_id == rid)
+    )
+    for sid, index, status, reason, achieved in rows:
+        ev = finished.get(sid)
+        if ev is None:
+            continue  # not finished by the run (pending, or failed in doubt by recover)
+        for field, value in (("status", status), ("reason", reason), ("achieved", achieved)):
+            if not _same(ev.get(field), value):
+                out.append(Problem(rid, f"step {index} {field} differs from its step.finished record"))
+    return out
+
+
+def _check_seals(conn: Connection, rid: int, evs: list) -> tuple[int, list[Problem], set[tuple[str, int]]]:
+    ok, out, seqs = 0, [], set()
+    for kind, d in evs:
+        if kind != "data.sealed" or d.get("first_seq") is None:
+            continue
+        stream, first, last = d["stream"], int(d["first_seq"]), int(d["last_seq"])
+        digest = ChunkDigest()
+        rows = conn.execute(
+            select(Chunk.seq, Chunk.n, Chunk.columns, Chunk.codec, Chunk.data, Chunk.step_id)
+            .where(Chunk.run_id == rid, Chunk.stream == stream, Chunk.seq >= first, Chunk.seq <= last)
+            .order_by(Chunk.seq)
+        )
+        moved = False
+        for seq, n, columns, codec, data, step_id in rows:
+            digest.update(seq, n, list(columns), codec, bytes(data))
+            moved |= step_id != d.get("step_id")
+            seqs.add((stream, seq))
+        if digest.hexdigest() != d["sha256"] or digest.points != d["points"] or moved:
+            out.append(Problem(rid, f"measurements {stream!r} chunks {first}..{last} differ from their seal"))
+        else:
+            ok += 1
+    return ok, out, seqs

@@ -1,0 +1,183 @@
+"""Tampering with the database a real `labctl run --simulate` wrote: `labctl audit verify` must catch it.
+
+One real run (Li-In immersion, assembly, OCV, EIS, 20 cycles, EIS) writes the database once; every scenario
+edits its own copy the way an attacker with write access would (dropping the append-only triggers first),
+then runs `labctl audit verify --all`. Events are protected by the HMAC chain; runs, steps and measurement
+chunks by their binding to it (`labctl.store.seals`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from labctl.cli import app
+from labctl.store import ingest
+
+ROOT = Path(__file__).resolve().parents[2]
+PROTOCOL = ROOT / "protocols" / "li-in-alloy-cycle.yaml"
+
+
+@pytest.fixture(scope="module")
+def real_run(tmp_path_factory) -> tuple[Path, Path]:
+    """(database, audit key) of one real dry run, plus a checkpoint taken when it ended."""
+    where = tmp_path_factory.mktemp("real-run")
+    db, key = where / "run.db", where / "audit.key"
+    env = {**os.environ, "LABCTL_AUDIT_KEY": str(key), "LABCTL_DB": str(db)}
+    done = subprocess.run(
+        [sys.executable, "-m", "labctl", "run", str(PROTOCOL), "--simulate", "-p", "cycles=20", "--json"],
+        env=env, cwd=where, capture_output=True, text=True, timeout=180,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["state"] == "completed"
+    return db, key
+
+
+@pytest.fixture
+def copy(real_run, tmp_path, monkeypatch) -> Path:
+    db, key = real_run
+    monkeypatch.setenv("LABCTL_AUDIT_KEY", str(key))
+    out = tmp_path / "copy.db"
+    shutil.copy(db, out)
+    return out
+
+
+def verify(db: Path, *args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(app, ["audit", "verify", "--all", "--db", str(db), *args])
+    return result.exit_code, result.output
+
+
+def sql(db: Path, statement: str, *params: object) -> None:
+    with sqlite3.connect(db) as con:
+        con.execute("DROP TRIGGER IF EXISTS events_no_update")
+        con.execute("DROP TRIGGER IF EXISTS events_no_delete")
+        con.execute(statement, params)
+
+
+def one(db: Path, query: str, *params: object) -> tuple:
+    with sqlite3.connect(db) as con:
+        return con.execute(query, params).fetchone()
+
+
+def edit_chunk(db: Path, change: Callable[[dict[str, np.ndarray]], None]) -> None:
+    """Decode the first cycling chunk, change its values, store it re-encoded like the writer does."""
+    cid, names, n, codec, data = one(
+        db, "SELECT id, columns, n, codec, data FROM chunks WHERE stream = 'cycling' ORDER BY seq LIMIT 1"
+    )
+    cols = ingest.decode(data, json.loads(names), n, codec)
+    change(cols)
+    sql(db, "UPDATE chunks SET data = ?, n = ? WHERE id = ?", ingest.encode(cols), len(cols["t"]), cid)
+
+
+def test_the_untouched_database_verifies(copy):
+    code, out = verify(copy)
+    assert code == 0, out
+    assert "records match the chain" in out and "sealed measurement streams" in out
+    assert "unsealed" not in out
+
+
+def _flip_event_byte(db: Path) -> None:
+    seq, data = one(db, "SELECT seq, data FROM events WHERE kind = 'step.finished' ORDER BY seq LIMIT 1")
+    sql(db, "UPDATE events SET data = ? WHERE seq = ?", data.replace("60", "61", 1), seq)
+
+
+def _forge_tail_rehashed(db: Path) -> None:
+    """Edit an event and re-link the rest with plain sha256 (no key): the attacker's best effort."""
+    rows = []
+    with sqlite3.connect(db) as con:
+        rows = con.execute("SELECT seq, run_id, kind, actor, t, data FROM events ORDER BY seq").fetchall()
+    prev = "0" * 64
+    for seq, rid, kind, actor, t, data in rows:
+        if kind == "run.created":
+            data = data.replace("root", "eve")
+        h = hashlib.sha256(f"{seq}|{rid}|{kind}|{actor}|{t!r}|{data}|{prev}".encode()).hexdigest()
+        sql(db, "UPDATE events SET data = ?, prev_hash = ?, hash = ? WHERE seq = ?", data, prev, h, seq)
+        prev = h
+
+
+EVENT_TAMPER: dict[str, Callable[[Path], None]] = {
+    "flipped value in a step.finished event": _flip_event_byte,
+    "deleted state change": lambda db: sql(
+        db, "DELETE FROM events WHERE seq = (SELECT MIN(seq) FROM events WHERE kind = 'run.state')"
+    ),
+    "replayed event appended": lambda db: sql(
+        db,
+        "INSERT INTO events (seq, run_id, kind, actor, t, data, prev_hash, hash) "
+        "SELECT (SELECT MAX(seq) FROM events) + 1, run_id, kind, actor, t, data, prev_hash, hash "
+        "FROM events WHERE seq = 3",
+    ),
+    "operator changed in an event": lambda db: sql(
+        db, "UPDATE events SET actor = 'eve' WHERE seq = (SELECT MAX(seq) FROM events WHERE actor != 'eve')"
+    ),
+    "whole chain re-hashed without the key": _forge_tail_rehashed,
+}
+
+
+def _change_voltage(cols: dict[str, np.ndarray]) -> None:
+    cols["voltage"][100] += 0.010  # 10 mV on one point of the first cycle
+
+
+RECORD_TAMPER: dict[str, Callable[[Path], None]] = {
+    "one voltage changed by 10 mV": lambda db: edit_chunk(db, _change_voltage),
+    "points cut from a chunk": lambda db: edit_chunk(
+        db, lambda c: [c.__setitem__(k, v[:-10]) for k, v in list(c.items())]
+    ),
+    "a measurement chunk deleted": lambda db: sql(
+        db, "DELETE FROM chunks WHERE id = (SELECT MAX(id) FROM chunks WHERE stream = 'cycling')"
+    ),
+    "a chunk moved to another step": lambda db: sql(
+        db, "UPDATE chunks SET step_id = step_id + 1 WHERE id = (SELECT MIN(id) FROM chunks)"
+    ),
+    "achieved immersion time edited": lambda db: sql(
+        db,
+        "UPDATE steps SET achieved = json_set(achieved, '$.immersion_time_s', "
+        "json_extract(achieved, '$.immersion_time_s') - 1.5) WHERE kind = 'immerse'",
+    ),
+    "step status edited": lambda db: sql(
+        db, "UPDATE steps SET status = 'deviated' WHERE id = (SELECT MIN(id) FROM steps)"
+    ),
+    "step reason rewritten": lambda db: sql(db, "UPDATE steps SET reason = 'all fine' WHERE kind = 'eis'"),
+    "protocol text and its hash replaced": lambda db: sql(
+        db,
+        "UPDATE runs SET protocol_text = ?, protocol_sha256 = ?",
+        "labctl: 1\nname: other\n",
+        hashlib.sha256(b"labctl: 1\nname: other\n").hexdigest(),
+    ),
+    "station text edited": lambda db: sql(db, "UPDATE runs SET station_text = station_text || '#'"),
+    "run state edited": lambda db: sql(db, "UPDATE runs SET state = 'aborted'"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EVENT_TAMPER))
+def test_event_tamper_is_caught_by_the_chain(copy, name):
+    EVENT_TAMPER[name](copy)
+    code, out = verify(copy)
+    assert code == 1 and "audit chain BROKEN" in out, out
+
+
+@pytest.mark.parametrize("name", sorted(RECORD_TAMPER))
+def test_record_tamper_is_caught_by_its_binding_to_the_chain(copy, name):
+    RECORD_TAMPER[name](copy)
+    code, out = verify(copy)
+    assert code == 1, out
+    assert "audit chain OK" in out and "records DO NOT match the chain" in out, out
+
+
+def test_cut_tail_is_caught_by_a_checkpoint_kept_outside(copy, tmp_path):
+    checkpoint = tmp_path / "head.json"
+    result = CliRunner().invoke(app, ["audit", "checkpoint", "--out", str(checkpoint), "--db", str(copy)])
+    assert result.exit_code == 0, result.output
+    sql(copy, "DELETE FROM events WHERE seq > (SELECT MAX(seq) - 3 FROM events)")
+    code, out = verify(copy, "--checkpoint", str(checkpoint))
+    assert code == 1 and "truncated" in out, out
