@@ -92,6 +92,7 @@ class _Network:
     users: int = 0
     resync: bool = False
     reopen: bool = False
+    epoch: int = 0          # times the port was reopened; each pump re-identifies once per epoch
 
 
 _networks: weakref.WeakKeyDictionary[Transport, _Network] = weakref.WeakKeyDictionary()
@@ -133,16 +134,17 @@ class NE1000(Driver):
         self._diameter: float | None = None
         self.alarms: list[str] = []       # alarm letters the pump reported (each clears it on the pump)
         self._connected = False
+        self._epoch = 0
 
     # -- the exchange layer ---------------------------------------------------------------------------
 
     def _prepare(self) -> None:
         t, net = self.transport, self._net
-        reopened = net.reopen
         if net.reopen:
             t.close()
             t.open()
             net.reopen, net.resync = False, True
+            net.epoch += 1
         if net.resync:
             deadline = t.clock.monotonic() + self.RESYNC_MAX
             while t.drain(quiet=self.RESYNC_QUIET) and t.clock.monotonic() < deadline:
@@ -150,7 +152,8 @@ class NE1000(Driver):
             net.resync = False
         else:
             t.drain()
-        if reopened:
+        if self._epoch != net.epoch:  # the port was reopened since this pump last spoke: who is there?
+            self._epoch = net.epoch
             self._reidentify()
 
     def _exchange(self, command: str) -> tuple[str, str]:
@@ -206,6 +209,7 @@ class NE1000(Driver):
                 self._net.users += 1
                 self._connected = True
             self.transport.open()
+            self._epoch = self._net.epoch
         try:
             self.status()
         except InstrumentReportedError as exc:
