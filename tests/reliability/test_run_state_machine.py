@@ -9,6 +9,7 @@ runs, and the audit chain must verify; at the end every run reaches a terminal s
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import sys
 import threading
@@ -52,18 +53,25 @@ class Model:
         self.fault = False
         self.thread: threading.Thread | None = None
         self.run_id = 0
+        self.entered = {"awaiting_operator": 1, "paused": 0}  # times the run went into each waiting state
+
+    def go(self, state: str) -> None:
+        self.state = state
+        if state in self.entered:
+            self.entered[state] += 1
 
     def proceed(self) -> None:
         """The run goes on from an answered prompt or a resume: next safe point, then the next step."""
         if self.pause_pending:
-            self.pause_pending, self.state = False, "paused"
-            return
-        if self.fault:  # the next instrument step (cycling or EIS) fails
-            self.state = "failed"
+            self.pause_pending = False
+            self.go("paused")
+        elif self.fault:  # the next instrument step (cycling or EIS) fails
+            self.go("failed")
         elif self.prompt == 0:
-            self.state, self.prompt = "awaiting_operator", 1
+            self.prompt = 1
+            self.go("awaiting_operator")
         else:
-            self.state = "completed"
+            self.go("completed")
 
 
 class RunsMachine(RuleBasedStateMachine):
@@ -85,12 +93,21 @@ class RunsMachine(RuleBasedStateMachine):
         with sqlite3.connect(self.db, timeout=10) as con:
             return con.execute("SELECT state FROM runs WHERE id = ?", (run_id,)).fetchone()[0]
 
+    def _entered(self, run_id: int, state: str) -> int:
+        """How often the store recorded the run going into `state`."""
+        with sqlite3.connect(self.db, timeout=10) as con:
+            rows = con.execute(
+                "SELECT data FROM events WHERE run_id = ? AND kind = 'run.state'", (run_id,)
+            ).fetchall()
+        return sum(json.loads(d)["to"] == state for (d,) in rows)
+
     def _settle(self, m: Model, consumed: int | None = None) -> None:
         """Wait until the store shows the model's state (and the command was taken by the run)."""
         deadline = time.monotonic() + WAIT_S
         while time.monotonic() < deadline:
             taken = consumed is None or self._consumed(consumed)
-            if taken and self._state(m.run_id) == m.state:
+            settled = m.state not in m.entered or self._entered(m.run_id, m.state) == m.entered[m.state]
+            if taken and settled and self._state(m.run_id) == m.state:
                 if m.state in TERMINAL and m.thread is not None:
                     m.thread.join(WAIT_S)
                     assert not m.thread.is_alive(), f"run {m.run_id} recorded {m.state} but did not return"
@@ -166,7 +183,7 @@ class RunsMachine(RuleBasedStateMachine):
         if m.state in TERMINAL:
             return
         cid = self._post(m, "abort")
-        m.state = "aborted"
+        m.go("aborted")
         self._settle(m, cid)
 
     @rule(run_id=runs, role=st.sampled_from(["potentiostat", "eis"]))
