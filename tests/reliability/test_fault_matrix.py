@@ -119,9 +119,30 @@ ONE_SHOT: dict[str, tuple[str, int, bytes]] = {
     "potentiostat": ("cell", 2, rb":INIT"),
 }
 KINDS = [k.value for k in FaultKind]
-ALL_COMPLETE: frozenset[str] = frozenset()
-#: the outcome table: role -> kinds after which the run completes (all other kinds: the run fails, safely)
-EXPECTED: dict[str, frozenset[str]] = {role: ALL_COMPLETE for role in ROLES}
+TRANSIENT = frozenset({"no_reply", "trickle", "truncate", "garbage", "late", "disconnect"})
+#: The outcome table, measured: role -> the kinds after which the run COMPLETES (one bounded retry of an
+#: idempotent read or setpoint, after a resync, or a reopen + re-identify); every other kind ends the run
+#: FAILED, safely, with the reason recorded. Why the others fail:
+#: - stage: the fault hits a move (G1), which is never retried; the run fails and the stage is lifted.
+#: - potentiostat: the fault hits a `:SYST:ERR?` read (reading pops the error queue, so it is not retried).
+#: - eis: the fault hits the EIS script (re-running a measurement is not a retry), so the step fails.
+#: - power_cycle: detected by the pump (A?R alarm), RF (control mode back to front panel), stage (banner),
+#:   MFC (setpoint lost -> pressure interlock trips), the potentiostat and EmStat (silence); the gauge, QCM
+#:   and hotplate lose nothing the run still needs at that moment, so their retried exchange completes.
+#: - instrument_error / stuck_busy: a refusal or a busy instrument is reported, never retried (the IKA has no
+#:   error reply: its "error" is silence, retried like a lost reply).
+EXPECTED: dict[str, frozenset[str]] = {
+    "stage": frozenset(),
+    "pump.stock": TRANSIENT,
+    "pump.solvent": TRANSIENT,
+    "hotplate": TRANSIENT | {"power_cycle", "instrument_error"},
+    "gauge": TRANSIENT | {"power_cycle"},
+    "mfc": TRANSIENT,
+    "rf": TRANSIENT,
+    "qcm": TRANSIENT | {"power_cycle"},
+    "potentiostat": frozenset(),
+    "eis": frozenset(),
+}
 LABCTL_ERRORS = {
     name
     for mod in (labctl_errors, engine_errors)
@@ -262,7 +283,8 @@ def check_record(out: Outcome, role: str, baseline: dict[str, Any]) -> str:
             name = step.reason.split(":")[0]
             assert name in LABCTL_ERRORS or not name.isidentifier(), f"unclear step reason {step.reason!r}"
     if state != "completed":
-        assert role in res.reason or role.split(".")[0] in res.reason, res.reason
+        # the faulted role, or the interlock that caught its consequence (an MFC restart loses the flow)
+        assert role in res.reason or res.reason.startswith("interlock "), res.reason
         name = res.reason.split(":")[0]
         assert not name.isidentifier() or name in LABCTL_ERRORS, f"unclear run reason {res.reason!r}"
 
@@ -323,8 +345,10 @@ def test_fault_mid_run(workdir, baselines, tmp_path, role, kind):
         state = check_record(out, role, baselines[ROLES[role].protocol])
         expected = "completed" if kind in EXPECTED[role] else "failed"
         assert state == expected, f"{role} x {kind}: {state} ({out.result.reason})"
-        if kind == "power_cycle":
-            assert state != "completed" or kind in EXPECTED[role]
+        if state == "completed":  # the fault did bite, and one bounded retry cured it
+            notes = [r["note"] for r in out.store.io(out.result.run_id) if role in r["instrument"].split("+")]
+            retries = [n for n in notes if n.startswith("retry ")]
+            assert retries and all(n.startswith("retry 1/1 ") for n in retries), notes[-10:]
         if kind == "disconnect":
             check_reidentified(out, role)
     finally:

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from labctl.drivers.base import Driver
+from labctl.drivers.base import Driver, idempotent
 from labctl.drivers.limits import Limit
 from labctl.drivers.transport import SerialSettings, Transport
 from labctl.errors import (
@@ -186,46 +186,56 @@ class AeBusRf(Driver):
         size = self._exchange(SUPPLY_SIZE).decode("ascii", "replace").strip()
         return f"{kind} {size}".strip()
 
+    @idempotent
     def set_control_mode(self, mode: str) -> None:
         """`host`, `user` (user port) or `front_panel`; leaving host control switches RF off."""
         if mode not in CONTROL_MODES:
             raise LimitViolation(f"control mode must be one of {', '.join(CONTROL_MODES)}, got {mode!r}")
         self._set(SET_CONTROL, bytes([CONTROL_MODES[mode]]))
 
+    @idempotent
     def control_mode(self) -> str:
         return _name(CONTROL_MODES, self._query(CONTROL, 1)[0])
 
+    @idempotent
     def set_regulation(self, mode: str) -> None:
         """`forward`, `load` (delivered) or `external` (DC bias) power regulation; only with RF off."""
         if mode not in REGULATION_MODES:
             raise LimitViolation(f"regulation must be one of {', '.join(REGULATION_MODES)}, got {mode!r}")
         self._set(SET_REGULATION, bytes([REGULATION_MODES[mode]]))
 
+    @idempotent
     def regulation(self) -> str:
         return _name(REGULATION_MODES, self._query(REGULATION, 1)[0])
 
     # -- power ----------------------------------------------------------------------------------------
 
+    @idempotent
     def set_power(self, watts: float) -> None:
         """Power setpoint in W (the generator's resolution is 1 W); limit-checked before any byte."""
         self.check("power", watts)
         self._set(SET_POWER, round(watts).to_bytes(2, "little"))
 
+    @idempotent
     def setpoint(self) -> tuple[float, str]:
         """(setpoint W, regulation mode) from command 164."""
         data = self._query(SETPOINT, 3)
         return float(int.from_bytes(data[:2], "little")), _name(REGULATION_MODES, data[2])
 
+    @idempotent
     def forward_power(self) -> float:
         return float(self._word(FORWARD))
 
+    @idempotent
     def reflected_power(self) -> float:
         return float(self._word(REFLECTED))
 
+    @idempotent
     def status(self) -> bytes:
         """The 4 process-status bytes (command 162)."""
         return self._query(STATUS, 4)
 
+    @idempotent
     def is_on(self) -> bool:
         return bool(self.status()[0] & RF_ON_BIT)
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from labctl.drivers.base import Driver
+from labctl.drivers.base import Driver, idempotent
 from labctl.drivers.limits import Limit
 from labctl.drivers.transport import SerialSettings, Transport
 from labctl.errors import (
@@ -121,10 +121,12 @@ class Alicat(Driver):
         """Firmware version (`VE`), e.g. `10v05.0-R22`."""
         return self._exchange("VE")[1:].strip()
 
+    @idempotent
     def poll(self) -> AlicatFrame:
         """One data frame (never raises for its flags)."""
         return self._frame("")
 
+    @idempotent
     def flow(self) -> float:
         """Mass flow in sccm; raises `InstrumentReportedError` on a mass-flow over-range flag."""
         frame = self.poll()
@@ -133,6 +135,7 @@ class Alicat(Driver):
                                           instrument=self.name, code="MOV")
         return frame.mass_sccm
 
+    @idempotent
     def set_flow(self, sccm: float) -> None:
         """New setpoint (sccm), confirmed from the frame the controller answers with."""
         self.check("flow", sccm)
@@ -145,6 +148,7 @@ class Alicat(Driver):
             raise InstrumentBusy("valve hold is active (HLD): the controller will not follow the setpoint",
                                  instrument=self.name)
 
+    @idempotent
     def select_gas(self, gas: str) -> None:
         """Select a gas of the standard list by name (`AG<n>`), confirmed from the answered frame."""
         number = gas_number(gas)

@@ -2,13 +2,46 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from labctl.drivers.limits import Limit, apply_station_limits
 from labctl.drivers.transport import SerialSettings, Transport
-from labctl.errors import Disconnected, InstrumentError
+from labctl.errors import Disconnected, InstrumentError, InstrumentTimeout, MalformedReply
+
+F = TypeVar("F", bound=Callable[..., Any])
+#: what one retry may cure: a lost, late, cut or garbled reply, or a dropped link (reopened and re-identified)
+TRANSIENT = (InstrumentTimeout, MalformedReply, Disconnected)
+
+
+def idempotent(method: F) -> F:
+    """Mark a driver method whose repetition does nothing more than doing it once (a read, a setpoint, a
+    shutter position): a transient failure is retried, at most `Driver.RETRIES` times, after the driver's own
+    resync (and reopen + re-identify). Each retry is recorded in the I/O transcript; nested calls retry only
+    at the outermost level. Never on a command whose repetition does something (RUN, RF on, a move, INIT)."""
+
+    @functools.wraps(method)
+    def wrapper(self: Driver, *args: Any, **kwargs: Any) -> Any:
+        if self._in_retry:
+            return method(self, *args, **kwargs)
+        self._in_retry = True
+        try:
+            attempt = 0
+            while True:
+                try:
+                    return method(self, *args, **kwargs)
+                except TRANSIENT as exc:
+                    attempt += 1
+                    if attempt > self.RETRIES:
+                        raise
+                    self.transport._record("event", b"", f"retry {attempt}/{self.RETRIES} of "
+                                           f"{method.__name__} after {type(exc).__name__}: {exc.detail}")
+        finally:
+            self._in_retry = False
+
+    return wrapper  # type: ignore[return-value]
 
 
 class Driver:
@@ -25,6 +58,8 @@ class Driver:
     TIMEOUT: ClassVar[float] = 1.0
     RESYNC_QUIET: ClassVar[float] = 0.2   # s of silence that ends a resync after a failed exchange
     RESYNC_MAX: ClassVar[float] = 5.0     # s at most spent waiting for that silence
+    RETRIES: int = 0   # extra attempts of an `idempotent` read after a transient failure (the engine sets 1)
+    _in_retry = False
 
     def __init__(self, transport: Transport, *, name: str = "",
                  limits: dict[str, tuple[float | None, float | None]] | None = None) -> None:

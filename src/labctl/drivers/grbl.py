@@ -23,7 +23,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from labctl.drivers.base import Driver
+from labctl.drivers.base import Driver, idempotent
 from labctl.drivers.limits import Limit
 from labctl.drivers.transport import SerialSettings, Transport
 from labctl.errors import (
@@ -321,6 +321,7 @@ class Grbl(Driver):
             raise MalformedReply(f"$I gave no [VER:...] line: {info!r}", instrument=self.name)
         return "Grbl " + ver[5:-1].rstrip(":")
 
+    @idempotent
     def status(self) -> GrblStatus:
         """One `?` status report."""
         def run() -> GrblStatus:
@@ -341,6 +342,7 @@ class Grbl(Driver):
                 raise MalformedReply(f"unexpected reply {line!r} to '?'", instrument=self.name)
         return self._guarded(run)
 
+    @idempotent
     def position(self) -> tuple[float, float]:
         st = self.status()
         return st.x, st.z

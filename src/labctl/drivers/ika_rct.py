@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from labctl.drivers.base import Driver
+from labctl.drivers.base import Driver, idempotent
 from labctl.drivers.limits import Limit
 from labctl.drivers.transport import SerialSettings, Transport
 from labctl.errors import InstrumentError, LimitViolation, MalformedReply, SafeStateError
@@ -60,6 +60,7 @@ class IkaRct(Driver):
             raise MalformedReply(f"bad reply {raw!r} to {command!r}", instrument=self.name)
         return body.decode("ascii").strip()
 
+    @idempotent
     def _value(self, command: str) -> float:
         """A `<value> <channel>` answer; the channel must be the one asked."""
         text = self._query(command)
@@ -90,6 +91,7 @@ class IkaRct(Driver):
     def identify(self) -> str:
         return self._query("IN_NAME")
 
+    @idempotent
     def set_temperature(self, celsius: float) -> None:
         """External-probe (bath) setpoint, degC, confirmed by `IN_SP_1`."""
         self.check("temperature", celsius)
@@ -99,9 +101,11 @@ class IkaRct(Driver):
         if abs(back - value) > 0.05:
             raise InstrumentError(f"setpoint read back {back:g} degC, sent {value:g}", instrument=self.name)
 
+    @idempotent
     def heater(self, on: bool) -> None:
         self._switch(1, on)
 
+    @idempotent
     def stirrer(self, rpm: float) -> None:
         """Stir at `rpm` (0 stops the motor), speed confirmed by `IN_SP_4`, motor by `STATUS_4`."""
         self.check("stir", rpm)
@@ -115,9 +119,11 @@ class IkaRct(Driver):
             raise InstrumentError(f"speed read back {back:g} rpm, sent {value}", instrument=self.name)
         self._switch(4, True)
 
+    @idempotent
     def bath_temperature(self) -> float:
         return self._value("IN_PV_1")
 
+    @idempotent
     def plate_temperature(self) -> float:
         return self._value("IN_PV_2")
 

@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from labctl.drivers.base import Driver
+from labctl.drivers.base import Driver, idempotent
 from labctl.drivers.limits import Limit
 from labctl.drivers.transport import Transport
 from labctl.errors import (
@@ -254,6 +254,7 @@ class Keithley2450(Driver):
         self._command(f":OUTP {1 if on else 0}")
         self._output_on = on
 
+    @idempotent
     def read(self) -> tuple[float, float]:
         """One reading into `defbuffer1`: (voltage, source current)."""
         if fmt := self._format_commands():
@@ -262,6 +263,7 @@ class Keithley2450(Driver):
         v, i = self._values(':READ? "defbuffer1", READ, SOUR', 2)
         return float(v), float(i)
 
+    @idempotent
     def limit_tripped(self) -> bool:
         return self._flag(":SOUR:CURR:VLIM:TRIP?")
 

@@ -19,7 +19,7 @@ import weakref
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from labctl.drivers.base import Driver
+from labctl.drivers.base import Driver, idempotent
 from labctl.drivers.limits import Limit
 from labctl.drivers.transport import SerialSettings, Transport
 from labctl.errors import (
@@ -51,6 +51,7 @@ VOLUME_UNITS: dict[str, float] = {"ML": 1e-6, "UL": 1e-9}
 #: 0.73 uL/h with a 4.699 mm syringe [verify on hardware]
 LINEAR_SPEED_M_S = (0.0421e-3 / 3600, 3060e-3 / 3600)
 RUNNING = frozenset("IWXTU")
+ONE_SHOT = frozenset({"RUN", "STP"})  # repeating these does something: never retried blindly
 
 
 def fmt4(value: float) -> str:
@@ -157,7 +158,13 @@ class NE1000(Driver):
             self._reidentify()
 
     def _exchange(self, command: str) -> tuple[str, str]:
-        """One command -> (status, data); alarms and errors raise `InstrumentReportedError`."""
+        """One command -> (status, data); alarms and errors raise `InstrumentReportedError`. Every command
+        but RUN and STP (which start a phase / toggle pause and stop) is retried after a transient failure."""
+        if command.split(" ", 1)[0] in ONE_SHOT:
+            return self._exchange_once(command)
+        return self._exchange_retried(command)
+
+    def _exchange_once(self, command: str) -> tuple[str, str]:
         tx = f"{self.address:02d}{command}\r".encode("ascii")
         with self._net.lock:
             self._prepare()
@@ -181,6 +188,8 @@ class NE1000(Driver):
             raise InstrumentReportedError(f"{command!r} refused: {data} ({meaning})", instrument=self.name,
                                           code=data)
         return status, data
+
+    _exchange_retried = idempotent(_exchange_once)
 
     def _transact(self, tx: bytes) -> tuple[str, str]:
         t = self.transport
@@ -229,6 +238,7 @@ class NE1000(Driver):
         """Firmware, e.g. `NE1000V3.928`."""
         return self._exchange("VER")[1]
 
+    @idempotent
     def status(self) -> str:
         """The pump's prompt letter: I W S P T U X (see `PROMPTS`)."""
         return self._exchange("")[0]
@@ -295,6 +305,7 @@ class NE1000(Driver):
             raise InstrumentError(f"RUN answered {PROMPTS.get(state, state)}, not infusing",
                                   instrument=self.name)
 
+    @idempotent
     def dispensed(self) -> float:
         """Volume infused since the last clear (m^3), from `DIS`."""
         data = self._exchange("DIS")[1]

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from labctl.drivers.base import Driver
+from labctl.drivers.base import Driver, idempotent
 from labctl.drivers.limits import Limit
 from labctl.drivers.transport import SerialSettings, Transport
 from labctl.errors import (
@@ -191,6 +191,7 @@ class Sqm160(Driver):
                                   f"{tooling:g}", instrument=self.name)
         self._exchange(f"D{self.FILM}")
 
+    @idempotent
     def film(self) -> dict[str, Any]:
         """`A1?`: film 1's parameters in SI (density kg/m^3, tooling fraction, thicknesses m)."""
         text = self._exchange(f"A{self.FILM}?")
@@ -207,6 +208,7 @@ class Sqm160(Driver):
 
     # -- readings -------------------------------------------------------------------------------------
 
+    @idempotent
     def zero(self) -> None:
         """`S`: rate and thickness to zero."""
         self._exchange("S")
@@ -215,18 +217,22 @@ class Sqm160(Driver):
         """`T`: the deposition timer to zero."""
         self._exchange("T")
 
+    @idempotent
     def thickness(self) -> float:
         """Sensor 1 thickness since the last zero, m."""
         return self._number(f"N{self.SENSOR}") * THICKNESS_UNIT_M
 
+    @idempotent
     def rate(self) -> float:
         """Sensor 1 deposition rate, m/s."""
         return self._number(f"L{self.SENSOR}") * RATE_UNIT_M_S
 
+    @idempotent
     def frequency(self) -> float:
         """Sensor 1 crystal frequency, Hz."""
         return self._number(f"P{self.SENSOR}")
 
+    @idempotent
     def readings(self) -> dict[str, Any]:
         """`W`: every channel at once: `time` (s, the leading `MM.SS` field) and per sensor `rate` (m/s),
         `thickness` (m), `frequency` (Hz), as {"time": s, "sensors": {1: {...}, 2: {...}}} [verify on
@@ -248,12 +254,14 @@ class Sqm160(Driver):
         }
         return {"time": float(elapsed), "sensors": sensors}
 
+    @idempotent
     def crystal_life(self) -> float:
         """Sensor 1 crystal life, % (see the simulator for the convention) [verify on hardware]."""
         return self._number(f"R{self.SENSOR}")
 
     # -- shutter --------------------------------------------------------------------------------------
 
+    @idempotent
     def shutter_is_open(self) -> bool:
         """`U?`: the source-shutter relay, True when open."""
         text = self._exchange("U?").strip()
@@ -261,6 +269,7 @@ class Sqm160(Driver):
             raise MalformedReply(f"shutter state {text!r} is neither 0 nor 1", instrument=self.name)
         return text == "1"
 
+    @idempotent
     def shutter(self, is_open: bool) -> None:
         """`U1` open / `U0` close, confirmed by `U?` within `CONFIRM_TIMEOUT` (else `InstrumentBusy`)."""
         self._exchange("U1" if is_open else "U0")

@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from labctl.drivers.base import Driver
+from labctl.drivers.base import Driver, idempotent
 from labctl.drivers.limits import Limit
 from labctl.drivers.transport import SerialSettings, Transport
 from labctl.errors import (
@@ -142,6 +142,7 @@ class Tpg361(Driver):
             raise MalformedReply(f"bad error word {word!r}", instrument=self.name)
         return word
 
+    @idempotent
     def unit(self) -> str:
         """The gauge's pressure unit (`UNI`): mbar, Torr, Pa, Micron, hPa or V."""
         return UNITS[self._unit_code()][0]
@@ -165,6 +166,7 @@ class Tpg361(Driver):
 
     # -- measurement ----------------------------------------------------------------------------------
 
+    @idempotent
     def reading(self) -> GaugeReading:
         """Unit and `PR1`, never raising for the measurement status (see `GaugeReading`)."""
         code = self._unit_code()
@@ -178,6 +180,7 @@ class Tpg361(Driver):
         return GaugeReading(status, STATUS.get(status, f"unknown status {status}"), value, name,
                             value * factor if ok and factor is not None else None)
 
+    @idempotent
     def pressure(self) -> float:
         """Chamber pressure in Pa; raises `InstrumentReportedError` (code = status) unless status is 0."""
         r = self.reading()

@@ -144,7 +144,8 @@ class Transport(ABC):
         note = f"timeout: {what}"
         self._record("event", bytes(buf) + flushed, note)
         if buf:
-            raise PartialReply(f"{what}; got only {bytes(buf)!r} before the deadline", instrument=self.name)
+            got = repr(bytes(buf[:48])) + (f" ... ({len(buf)} bytes)" if len(buf) > 48 else "")
+            raise PartialReply(f"{what}; got only {got} before the deadline", instrument=self.name)
         raise InstrumentTimeout(f"{what} within the deadline", instrument=self.name)
 
     def _fail_partial(self, buf: bytearray, what: str) -> None:

@@ -17,6 +17,10 @@ from labctl.engine.errors import PreflightError
 from labctl.engine.executors.base import executor_for
 from labctl.engine.station_info import RoleSpec, StationInfo
 
+#: extra attempts a driver makes of an idempotent read after a lost, late, garbled or cut reply or a dropped
+#: link (commands are never retried: a lost RUN, RF on or move is read back, not re-sent)
+READ_RETRIES = 1
+
 
 def roles_for(kinds: Iterable[str], station: StationInfo) -> tuple[list[str], list[str]]:
     """(roles the steps use that the station has, required roles it lacks)."""
@@ -81,7 +85,8 @@ def _driver_kwargs(cls: Any, spec: RoleSpec) -> dict[str, Any]:
 def build_instruments(
     station: StationInfo, roles: Iterable[str], *, clock: Clock, recorder: Recorder | None = None
 ) -> dict[str, Any]:
-    """One driver per role, on transports opened lazily by `connect()`; shared ports share a transport."""
+    """One driver per role, on transports opened lazily by `connect()`; shared ports share a transport;
+    each retries its idempotent reads `READ_RETRIES` times."""
     roles = list(roles)
     by_link: dict[str, list[str]] = {}
     for role in roles:
@@ -105,6 +110,8 @@ def build_instruments(
                                          settings=getattr(cls, "SERIAL", None), clock=clock, timeout=timeout,
                                          recorder=recorder)
         out[role] = cls(transports[link], **_driver_kwargs(cls, spec))
+        if hasattr(out[role], "RETRIES"):
+            out[role].RETRIES = READ_RETRIES
     return out
 
 
