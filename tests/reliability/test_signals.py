@@ -111,10 +111,12 @@ def test_sigterm_aborts_while_the_pumps_dispense(tmp_path):
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("sig", ["SIGTERM", pytest.param("SIGINT twice", marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "sig", ["SIGTERM", "labctl abort", pytest.param("SIGINT twice", marks=pytest.mark.slow)]
+)
 def test_signal_during_a_real_clock_acquisition(tmp_path, sig):
-    """The Keithley holds a 10 min OCV on the wall clock (one instrument wait): the signal still ends the run
-    within 5 s, the output off."""
+    """The Keithley holds a 10 min OCV on the wall clock (one instrument wait): the signal, or an abort posted
+    from another terminal, still ends the run within 5 s, the output off."""
     protocol = write_protocol(
         tmp_path / "ocv.yaml", "signal test: long OCV", "  - ocv: {duration: 10 min, sample_every: 1 s}\n"
     )
@@ -123,11 +125,14 @@ def test_signal_during_a_real_clock_acquisition(tmp_path, sig):
     time.sleep(1.0)
     if sig == "SIGTERM":
         run.proc.send_signal(signal.SIGTERM)
+    elif sig == "labctl abort":
+        posted = run.cli("abort", str(run.run_id), "--operator", "ada")
+        assert posted.returncode == 0, posted.stderr
     else:
         run.proc.send_signal(signal.SIGINT)
         time.sleep(0.05)
         run.proc.send_signal(signal.SIGINT)
-    assert_aborted(run, "SIGTERM" if sig == "SIGTERM" else "ctrl-c")
+    assert_aborted(run, {"SIGTERM": "SIGTERM", "labctl abort": "ada"}.get(sig, "ctrl-c"))
     (pot,) = [e for e in run.events("instrument.safe") if e["data"]["role"] == "potentiostat"]
     assert pot["data"]["confirmed"]
 

@@ -42,6 +42,7 @@ class Control:
         self._last_poll = -1e9
         self.interrupts = 0  # Ctrl-C presses since the last resume
         self.on_abort: Callable[[str, str], None] | None = None  # (reason, actor), called by abort signals
+        self._watch_stop: threading.Event | None = None
 
     def request(self, name: str, *, actor: str = "labctl", source: str = "local", **args: Any) -> None:
         """Queue a command from this process (also what the signal handlers do)."""
@@ -71,6 +72,36 @@ class Control:
         while self._queue:  # popleft is atomic: a signal handler appending meanwhile loses nothing
             out.append(self._queue.popleft())
         return out
+
+    def watch_store(self, every: float = 0.2) -> None:
+        """Also take store commands on a thread, so that `labctl abort RUN` from another terminal cuts short a
+        wait inside an instrument call (a 60 s acquisition) through `on_abort`, as a signal does. For runs on
+        the wall clock; `stop_watching` ends it."""
+        if self.store is None or self.run_id is None or self._watch_stop is not None:
+            return
+        stop = self._watch_stop = threading.Event()
+
+        def loop() -> None:
+            while not stop.wait(every):
+                try:
+                    rows = self.store.take_control(self.run_id)
+                except Exception:  # the store is busy or failing: the run's own poll will tell
+                    continue
+                for row in rows:
+                    name, actor = str(row.get("command", "")), str(row.get("actor") or "unknown")
+                    if name not in COMMANDS:
+                        continue
+                    self._queue.append(Command(name, actor, dict(row.get("args") or {}), "store"))
+                    if name == "abort" and self.on_abort is not None and not stop.is_set():
+                        self.on_abort(f"abort requested by {actor} (store)", actor)
+                if rows:
+                    self.wake.set()
+
+        threading.Thread(target=loop, name="labctl-control-watch", daemon=True).start()
+
+    def stop_watching(self) -> None:
+        if self._watch_stop is not None:
+            self._watch_stop.set()
 
     def resumed(self) -> None:
         """After a resume, the next Ctrl-C pauses again."""

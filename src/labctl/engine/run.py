@@ -241,6 +241,7 @@ class Run:
     def _disarm(self) -> None:
         if self.control is not None:
             self.control.on_abort = None
+            self.control.stop_watching()
         if hasattr(self.clock, "interrupt"):
             self.clock.interrupt(None)
 
@@ -274,6 +275,8 @@ class Run:
         signals = self.control.signals() if self.handle_signals else _nullcontext()
         if hasattr(self.clock, "interrupt"):
             self.control.on_abort = self._abort_waits
+            if not self.clock.is_virtual:
+                self.control.watch_store()
         with signals:
             try:
                 self.checkpoint(False)  # an abort queued before the start ends it here
