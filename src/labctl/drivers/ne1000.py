@@ -329,7 +329,8 @@ class NE1000(Driver):
         """STP, then confirm by a status query that the pump is stopped (S) or paused (P).
 
         If the STP is answered with an alarm (which acknowledges it without executing STP), STP is sent once
-        more. Returns the confirmed prompt and the volume infused so far.
+        more. If its reply is lost, the status decides: STP is sent again only if the pump still reports
+        pumping. Returns the confirmed prompt and the volume infused so far.
         """
         for attempt in range(2):
             try:
@@ -338,6 +339,11 @@ class NE1000(Driver):
             except InstrumentReportedError as exc:
                 if not str(exc.code).startswith("A?") or attempt:
                     raise SafeStateError(f"STP failed: {exc.detail}", instrument=self.name) from exc
+            except (InstrumentTimeout, MalformedReply, Disconnected) as exc:
+                if attempt:
+                    raise SafeStateError(f"STP failed: {exc.detail}", instrument=self.name) from exc
+                if self.status() not in RUNNING:  # STP's reply was lost, not STP: the pump has stopped
+                    break
         state = self.status()
         if state not in ("S", "P"):
             raise SafeStateError(f"pump reports {PROMPTS.get(state, state)} after STP", instrument=self.name)
