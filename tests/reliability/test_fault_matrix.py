@@ -98,7 +98,7 @@ ROLES: dict[str, Target] = {
     "mfc": Target("plasma", 0),
     "rf": Target("plasma", 0),
     "qcm": Target("plasma", 0),
-    "potentiostat": Target("cell", 2, rb"\?", 1),        # a SCPI query of the cycling step
+    "potentiostat": Target("cell", 2, rb"^:TRAC:DATA\?", 1),  # the 2nd buffer read of the cycling
     "eis": Target("cell", 1, rb"\A\n\Z", 0),          # the blank line that runs the EIS script
 }
 #: A second position per role, deeper in the run (the 13th matching message after the step started: a
@@ -139,10 +139,10 @@ TRANSIENT = frozenset({"no_reply", "trickle", "truncate", "garbage", "late", "di
 #: idempotent read or setpoint, after a resync, or a reopen + re-identify); every other kind ends the run
 #: FAILED, safely, with the reason recorded. Why the others fail:
 #: - stage: the fault hits a move (G1), which is never retried; the run fails and the stage is lifted.
-#: - potentiostat: the fault hits a `:SYST:ERR?` read (reading pops the error queue, so it is not retried).
 #: - eis: the fault hits the EIS script (re-running a measurement is not a retry), so the step fails.
 #: - power_cycle: detected by the pump (A?R alarm), RF (control mode back to front panel), stage (banner),
-#:   MFC (setpoint lost -> pressure interlock trips), the potentiostat and EmStat (silence); the gauge, QCM
+#:   MFC (setpoint lost -> pressure interlock trips), Keithley (its buffer is gone), EmStat (the script is
+#:   lost); the gauge, QCM
 #:   and hotplate lose nothing the run still needs at that moment, so their retried exchange completes.
 #: - instrument_error / stuck_busy: a refusal or a busy instrument is reported, never retried (the IKA has no
 #:   error reply: its "error" is silence, retried like a lost reply).
@@ -155,12 +155,12 @@ EXPECTED: dict[str, frozenset[str]] = {
     "mfc": TRANSIENT,
     "rf": TRANSIENT,
     "qcm": TRANSIENT | {"power_cycle"},
-    "potentiostat": frozenset(),
+    "potentiostat": TRANSIENT,
     "eis": frozenset(),
 }
 #: Late position, measured: role -> kinds after which the run completes. Notes: a pump's STP whose reply is
 #: lost in the final safe state is confirmed by a status read (not re-sent); a fault on an EmStat script
-#: line that has no reply of its own changes nothing; a Keithley `:TRIG:STAT?` poll is not retried (fails).
+#: line that has no reply of its own changes nothing. (`:SYST:ERR?` is never retried: reading pops the queue.)
 LATE_EXPECTED: dict[str, frozenset[str]] = {
     "stage": frozenset(),
     "pump.stock": TRANSIENT,
@@ -170,7 +170,7 @@ LATE_EXPECTED: dict[str, frozenset[str]] = {
     "mfc": TRANSIENT | {"power_cycle"},
     "rf": TRANSIENT,
     "qcm": TRANSIENT | {"power_cycle", "stuck_busy"},
-    "potentiostat": frozenset(),
+    "potentiostat": TRANSIENT,
     "eis": (TRANSIENT - {"disconnect"}) | {"instrument_error"},
 }
 #: late cases whose failure is caught by its consequence, not named by the driver (known gap: the IKA
@@ -409,7 +409,9 @@ def test_fault_late_in_the_run(workdir, baselines, tmp_path, role, kind):
 @pytest.mark.parametrize("role", list(ROLES))
 def test_persistent_silence_ends_failed_and_says_safe_state_unconfirmed(workdir, baselines, tmp_path, role):
     """An instrument that stops answering for good: the run fails; its safe state is reported unconfirmed."""
-    out = faulted_run(workdir, tmp_path, role, "no_reply", times=0)
+    t = ROLES[role]
+    silent = Target(t.protocol, t.step, ADDRESS.get(role), 2)  # everything to this instrument, from now on
+    out = faulted_run(workdir, tmp_path, role, "no_reply", target=silent, times=0)
     try:
         assert check_record(out, role, baselines[ROLES[role].protocol]) == "failed"
         bad = {s.role for s in out.result.safe if not s.ok}

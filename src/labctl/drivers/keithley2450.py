@@ -304,7 +304,7 @@ class Keithley2450(Driver):
         clock.sleep(duration)
         deadline = clock.monotonic() + self.IDLE_GRACE
         while True:
-            state = self._query(":TRIG:STAT?")
+            state = self._trigger_state()
             if state.split(";", 1)[0] == "IDLE":
                 break
             if clock.monotonic() >= deadline:
@@ -314,10 +314,23 @@ class Keithley2450(Driver):
                     instrument=self.name,
                 )
             clock.sleep(self.POLL)
-        n = int(self._float(f':TRAC:ACT? "{BUFFER}"'))
+        n = self._buffer_count()
         data = self._fetch(n)
         tripped = self.limit_tripped()
         return Trace(data[:, 0], data[:, 1], data[:, 2], tripped, {"points": n, "instrument": self.name})
+
+    @idempotent
+    def _trigger_state(self) -> str:
+        return self._query(":TRIG:STAT?")
+
+    @idempotent
+    def _buffer_count(self) -> int:
+        return int(self._float(f':TRAC:ACT? "{BUFFER}"'))
+
+    @idempotent
+    def _buffer_values(self, command: str, count: int, timeout: float) -> np.ndarray:
+        """Reading buffer points leaves them in the buffer: a lost or cut block is read again."""
+        return self._values(command, count, timeout)
 
     def _fetch(self, n: int) -> np.ndarray:
         parts = []
@@ -326,7 +339,7 @@ class Keithley2450(Driver):
             timeout = self.transport.timeout + self.BYTES_PER_POINT_S * (hi - lo + 1)
             command = f':TRAC:DATA? {lo}, {hi}, "{BUFFER}", REL, READ, SOUR'
             try:
-                values = self._values(command, 3 * (hi - lo + 1), timeout)
+                values = self._buffer_values(command, 3 * (hi - lo + 1), timeout)
             except PartialReply:
                 raise
             except MalformedReply as exc:
