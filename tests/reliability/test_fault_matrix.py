@@ -289,13 +289,18 @@ def baselines(workdir: Path) -> dict[str, dict[str, Any]]:
                     if len(v):
                         ranges[(stream, col)] = (float(v.min()), float(v.max()))
             received = {role: list(core.received) for role, core in o.cores.items()}
-            out[name] = {"ranges": ranges, "received": received}
+            points = {st: _count(o.store.measurements(o.result.run_id, st)) for st in STREAMS}
+            out[name] = {"ranges": ranges, "received": received, "points": points}
         finally:
             o.store.close()
     return out
 
 
 # -- checks -------------------------------------------------------------------------------------------------
+
+
+def _count(columns: dict[str, Any]) -> int:
+    return max((len(np.asarray(v)) for v in columns.values()), default=0)
 
 
 def _data(event: dict[str, Any]) -> dict[str, Any]:
@@ -346,6 +351,9 @@ def check_record(out: Outcome, role: str, baseline: dict[str, Any], *, by_conseq
             pad = 0.5 * (hi - lo) + 1e-9 * max(abs(lo), abs(hi), 1.0)
             assert lo - pad <= v.min() and v.max() <= hi + pad, (
                 f"{stream}.{col} stored [{v.min():g}, {v.max():g}], fault-free run [{lo:g}, {hi:g}]")
+    if state == "completed" and "points" in baseline:  # a retried read neither lost nor duplicated points
+        got = {st: _count(out.store.measurements(res.run_id, st)) for st in STREAMS}
+        assert got == baseline["points"], f"stored points {got}, fault-free run {baseline['points']}"
     return state
 
 
