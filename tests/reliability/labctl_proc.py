@@ -150,11 +150,16 @@ class RunProc:
 
 
 def check_record(run: RunProc, state: str, *, actor: str | None = None) -> dict[str, Any]:
-    """The store says `state`, every touched instrument was made safe and
-    recorded, the change to `state` is an event naming `actor`, and the audit chain verifies."""
+    """The store says `state`, every touched instrument was made safe and recorded (by the run, or by a
+    recovery after it died: `recover.safe`, or `recover.safe_skipped` for simulators that died with it), the
+    change to `state` is an event naming `actor`, and the audit chain verifies."""
     assert run.state() == state
     ready = {e["data"]["role"] for e in run.events("instrument.ready")}
-    safe = {e["data"]["role"] for e in run.events("instrument.safe")}
+    safe = {
+        e["data"]["role"]
+        for kind in ("instrument.safe", "recover.safe", "recover.safe_skipped")
+        for e in run.events(kind)
+    }
     assert ready, "preflight touched instruments"
     assert ready <= safe, f"safe state not recorded for {sorted(ready - safe)}"
     assert not run.events("instrument.safe_failed")

@@ -47,6 +47,23 @@ def _find_station(station: str | None, simulate: bool) -> Path:
     raise ConfigError(f"no {SIMULATED_STATION} found; pass --station")
 
 
+def _recover_holders(store: Any, keys: list[str], *, quiet: bool) -> None:
+    """Before leasing: a run that died holding one of these instruments is recovered first (its instruments
+    made safe and recorded, the run marked interrupted, its leases released), as `labctl recover` would."""
+    from labctl.cli import console
+    from labctl.cli.store_cmds import describe_recovery
+    from labctl.clock import RealClock
+    from labctl.engine.recovery import recover_run
+
+    wanted = set(keys)
+    for dead in store.find_dead_runs():
+        held = {lease["instrument"] for lease in store.run(dead["id"]).get("leases") or []}
+        if held & wanted:
+            done = recover_run(store, dead["id"], clock=RealClock())
+            if not quiet:
+                console.print(describe_recovery(done.as_dict()), highlight=False)
+
+
 def _terminal_prompt(message: str) -> bool:
     typer.prompt(f"{message}\nPress Enter when done", default="", show_default=False)
     return True
@@ -108,6 +125,7 @@ def run(
     store = None
     try:
         store = _open_store(db)
+        _recover_holders(store, lease_keys(info, roles), quiet=as_json)
         display = None if as_json else LiveDisplay(console, name=spec.name, clock=clock, estimates=ests)
         r = Run(
             spec,
