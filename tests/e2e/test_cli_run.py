@@ -46,6 +46,9 @@ class ClosableStore(FakeStore):
     def run(self, run_id: int) -> dict:
         return self.runs[run_id]
 
+    def find_dead_runs(self) -> list[dict]:
+        return []  # one process, in memory: no run can have died before this one
+
 
 @pytest.fixture
 def files(tmp_path, monkeypatch):
