@@ -3,7 +3,7 @@
 One real run (Li-In immersion, assembly, OCV, EIS, 20 cycles, EIS) writes the database once; every scenario
 edits its own copy the way an attacker with write access would (dropping the append-only triggers first),
 then runs `labctl audit verify --all`. Events are protected by the HMAC chain; runs, steps and measurement
-chunks by their binding to it (`labctl.store.seals`).
+chunks and the instrument transcript by their binding to it (`labctl.store.seals`).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -156,6 +157,15 @@ RECORD_TAMPER: dict[str, Callable[[Path], None]] = {
     ),
     "station text edited": lambda db: sql(db, "UPDATE runs SET station_text = station_text || '#'"),
     "run state edited": lambda db: sql(db, "UPDATE runs SET state = 'aborted'"),
+    "a command in the transcript rewritten": lambda db: sql(
+        db, "UPDATE io SET data = CAST('SOUR:CURR 0.1\n' AS BLOB) "
+        "WHERE id = (SELECT MIN(id) FROM io WHERE direction = 'tx' AND instrument = 'potentiostat')"
+    ),
+    "a transcript row deleted": lambda db: sql(db, "DELETE FROM io WHERE id = (SELECT MIN(id) + 5 FROM io)"),
+    "a bulk reply's bytes replaced": lambda db: sql(
+        db, "UPDATE blobs SET data = ? WHERE rowid = (SELECT MIN(rowid) FROM blobs)",
+        zlib.compress(b"#0" + bytes(800) + b"\n"),
+    ),
 }
 
 

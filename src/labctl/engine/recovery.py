@@ -67,6 +67,7 @@ def recover_run(store: Any, run_id: int, *, clock: Clock) -> Recovered:
             safe = _make_safe(store, run_id, station, live, clock)
     for role, why in skipped.items():
         store.append_event(run_id, "recover.safe_skipped", {"role": role, "reason": why}, actor=ACTOR)
+    store.seal_io(run_id, actor=ACTOR)  # what the run (and the recovery) said to its instruments
     done = store.mark_interrupted(run_id, actor=ACTOR)
     return Recovered(run_id, done["steps_in_doubt"], done["instruments"], safe, skipped)
 

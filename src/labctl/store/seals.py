@@ -3,6 +3,9 @@
 The chain (`labctl.store.audit`) protects the events. The records beside it are bound to them here:
 - measurements: when a writer closes, its chunks' digest (sha256 over each chunk's seq, size, columns,
   codec and stored bytes, in order) goes into the chain as a `data.sealed` event;
+- the instrument transcript: when a run ends (and after a recovery), the digest of its I/O rows so far
+  (`io.sealed`: rows, last id, sha256 over each row with the hash of a bulk reply in place of its bytes);
+  each bulk reply must still hash to the name it is stored under;
 - steps: a step row must agree with its `step.finished` event (status, reason, achieved values);
 - runs: the protocol text must hash to the `protocol_sha256` of `run.created` (and the station text to
   `station_sha256` where recorded), and the run's state must be the last `run.state` event's.
@@ -14,12 +17,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, select
 
-from labctl.store.models import Chunk, Event, Run, Step
+from labctl.store.models import IO, Blob, Chunk, Event, Run, Step
 
 
 class ChunkDigest:
@@ -53,6 +57,24 @@ def seal(stream: str, step_id: int | None, digest: ChunkDigest) -> dict[str, Any
         "points": digest.points,
         "sha256": digest.hexdigest(),
     }
+
+
+def io_digest(conn: Connection, run_id: int, upto_id: int | None = None) -> dict[str, Any]:
+    """`{rows, last_id, sha256}` of the run's I/O rows (up to `upto_id`), in id order."""
+    h = hashlib.sha256()
+    rows, last = 0, 0
+    q = select(IO.id, IO.t, IO.instrument, IO.direction, IO.length, IO.note, IO.sha256, IO.data).where(
+        IO.run_id == run_id
+    )
+    if upto_id is not None:
+        q = q.where(IO.id <= upto_id)
+    for rid, t, instrument, direction, length, note, sha, data in conn.execute(q.order_by(IO.id)):
+        head = json.dumps([rid, repr(t), instrument, direction, length, note, sha], separators=(",", ":"))
+        h.update(len(head).to_bytes(4, "little") + head.encode())
+        body = bytes(data or b"")
+        h.update(len(body).to_bytes(8, "little") + body)
+        rows, last = rows + 1, rid
+    return {"rows": rows, "last_id": last, "sha256": h.hexdigest()}
 
 
 @dataclass
@@ -94,7 +116,7 @@ def check_records(conn: Connection, run_id: int | None = None) -> tuple[list[Pro
         problems += _check_steps(conn, rid, evs)
         ok, bad, seqs = _check_seals(conn, rid, evs)
         sealed += ok
-        problems += bad
+        problems += bad + _check_io(conn, rid, evs)
         covered[rid] = seqs
     unsealed = 0
     q = select(Chunk.run_id, Chunk.stream, Chunk.seq)
@@ -162,3 +184,23 @@ def _check_seals(conn: Connection, rid: int, evs: list) -> tuple[int, list[Probl
         else:
             ok += 1
     return ok, out, seqs
+
+
+def _check_io(conn: Connection, rid: int, evs: list) -> list[Problem]:
+    seals = [d for k, d in evs if k == "io.sealed"]
+    out: list[Problem] = []
+    if seals:
+        last = seals[-1]
+        if io_digest(conn, rid, int(last["last_id"])) != {k: last[k] for k in ("rows", "last_id", "sha256")}:
+            what = f"instrument transcript (rows up to id {last['last_id']}) differs from its seal"
+            out.append(Problem(rid, what))
+    names = select(IO.sha256).where(IO.run_id == rid, IO.sha256.is_not(None)).distinct().subquery()
+    blobs = conn.execute(select(Blob.sha256, Blob.codec, Blob.data).where(Blob.sha256.in_(select(names))))
+    for name, codec, data in blobs:
+        try:
+            body = zlib.decompress(data) if codec == "zlib" else bytes(data)
+        except zlib.error:
+            body = b""
+        if hashlib.sha256(body).hexdigest() != name:
+            out.append(Problem(rid, f"bulk reply {name[:12]}... no longer hashes to its name"))
+    return out

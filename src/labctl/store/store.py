@@ -119,6 +119,14 @@ class Store:
         with reading(self.engine) as conn:
             return audit.verify(conn, key, run_id, checkpoint)
 
+    def seal_io(self, run_id: int, *, actor: str = "labctl") -> dict[str, Any]:
+        """Put the digest of the run's instrument transcript so far into the chain (`io.sealed`)."""
+        self.flush()
+        with reading(self.engine) as conn:
+            digest = seals.io_digest(conn, run_id)
+        self.append_event(run_id, "io.sealed", digest, actor=actor)
+        return digest
+
     def verify_records(self, run_id: int | None = None) -> tuple[list[seals.Problem], int, int]:
         """Records against the chain: (problems, sealed streams verified, unsealed chunks)."""
         self.flush()
