@@ -31,7 +31,10 @@ def idempotent(method: F) -> F:
             attempt = 0
             while True:
                 try:
-                    return method(self, *args, **kwargs)
+                    result = method(self, *args, **kwargs)
+                    if attempt:
+                        self._after_retry()
+                    return result
                 except TRANSIENT as exc:
                     attempt += 1
                     if attempt > self.RETRIES:
@@ -124,6 +127,10 @@ class Driver:
         cable or a restarted instrument shows here), and record the answer in the I/O transcript."""
         ident = self.identify()
         self.transport._record("event", ident.encode("utf-8", "replace"), "re-identified after reconnect")
+
+    def _after_retry(self) -> None:
+        """After a retry succeeded: check that the instrument still holds what was commanded (a lost reply
+        may have been a restart); raise `InstrumentError` if not. Nothing by default."""
 
     def _on_resync(self) -> None:
         """What the instrument needs to forget a half-received command (nothing by default)."""

@@ -42,6 +42,7 @@ class IkaRct(Driver):
         limits: dict[str, tuple[float | None, float | None]] | None = None,
     ) -> None:
         super().__init__(transport, name=name, limits=limits)
+        self._commanded: dict[str, Any] = {}  # heater/motor on-off and setpoint as last confirmed
 
     # -- the exchange layer ---------------------------------------------------------------------------
 
@@ -82,9 +83,21 @@ class IkaRct(Driver):
 
     def _switch(self, channel: int, on: bool) -> None:
         self._send(f"{'START' if on else 'STOP'}_{channel}")
+        what = "heater" if channel == 1 else "motor"
         if self._status(channel) != on:
-            what = "heater" if channel == 1 else "motor"
             raise InstrumentError(f"{what} did not switch {'on' if on else 'off'}", instrument=self.name)
+        self._commanded[what] = on
+
+    def _after_retry(self) -> None:
+        """A lost reply may have been a restart (the RCT powers up with heater and motor off): after a retry,
+        heater, motor and setpoint must still be as last confirmed."""
+        lost = [f"{what} off" for what, channel in (("heater", 1), ("motor", 4))
+                if self._commanded.get(what) and not self._status(channel)]
+        if "setpoint" in self._commanded and abs(self._value("IN_SP_1") - self._commanded["setpoint"]) > 0.05:
+            lost.append("setpoint changed")
+        if lost:
+            raise InstrumentError(f"after a lost reply the hotplate reports {', '.join(lost)}: it restarted "
+                                  "(power cycle?) and lost what was commanded", instrument=self.name)
 
     # -- operations -----------------------------------------------------------------------------------
 
@@ -100,6 +113,7 @@ class IkaRct(Driver):
         back = self._value("IN_SP_1")
         if abs(back - value) > 0.05:
             raise InstrumentError(f"setpoint read back {back:g} degC, sent {value:g}", instrument=self.name)
+        self._commanded["setpoint"] = value
 
     @idempotent
     def heater(self, on: bool) -> None:
@@ -150,6 +164,7 @@ class IkaRct(Driver):
             raise SafeStateError(
                 f"could not confirm heater and motor off: {exc.detail}", instrument=self.name
             ) from exc
+        self._commanded.update(heater=heating, motor=stirring)
         if heating or stirring:
             raise SafeStateError(
                 f"read back heater {'on' if heating else 'off'}, motor {'on' if stirring else 'off'}",
