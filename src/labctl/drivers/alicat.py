@@ -85,6 +85,7 @@ class Alicat(Driver):
         if len(unit_id) != 1 or not unit_id.isalpha() or not unit_id.isupper():
             raise LimitViolation(f"Alicat unit id must be one letter A-Z, got {unit_id!r}")
         super().__init__(transport, name=name, limits=limits)
+        self._commanded: dict[str, Any] = {}  # setpoint and gas as last confirmed
         self.unit_id = unit_id
 
     # -- the exchange layer ---------------------------------------------------------------------------
@@ -144,6 +145,7 @@ class Alicat(Driver):
         if abs(frame.setpoint_sccm - value) > 0.6 * 10 ** -self.DECIMALS:
             raise InstrumentError(f"setpoint read back {frame.setpoint_sccm:g} sccm, sent {value:g}",
                                   instrument=self.name)
+        self._commanded["setpoint"] = value
         if "HLD" in frame.flags:
             raise InstrumentBusy("valve hold is active (HLD): the controller will not follow the setpoint",
                                  instrument=self.name)
@@ -155,6 +157,21 @@ class Alicat(Driver):
         frame = self._frame(f"G{number}")
         if frame.gas.lower() != GASES[number].lower():
             raise InstrumentError(f"gas read back {frame.gas!r}, selected {GASES[number]!r}",
+                                  instrument=self.name)
+        self._commanded["gas"] = GASES[number]
+
+    def _after_retry(self) -> None:
+        """A lost reply may have been a restart (setpoint back to its power-up value): after a retry the
+        setpoint and gas must still be as last confirmed."""
+        frame = self._frame("")
+        lost = []
+        if "setpoint" in self._commanded and abs(frame.setpoint_sccm - self._commanded["setpoint"]) > 1e-6:
+            lost.append(f"setpoint {frame.setpoint_sccm:g} sccm (commanded {self._commanded['setpoint']:g})")
+        if "gas" in self._commanded and frame.gas.lower() != str(self._commanded["gas"]).lower():
+            lost.append(f"gas {frame.gas} (selected {self._commanded['gas']})")
+        if lost:
+            raise InstrumentError(f"after a lost reply the controller reports {', '.join(lost)}: it "
+                                  "restarted (power cycle?) and lost what was commanded",
                                   instrument=self.name)
 
     def cancel_hold(self) -> AlicatFrame:
