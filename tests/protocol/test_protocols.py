@@ -160,6 +160,8 @@ def _plan(steps: str, station=STATION):  # type: ignore[no-untyped-def]
      "rate", "error"),
     ("  - prepare_bath: {bath: alloy, salt: InCl3, solvent: THF, concentration: 0.4 M, volume: 45 mL}",
      "volume", "error"),
+    ("  - prepare_bath: {bath: alloy, salt: InCl3, solvent: THF, concentration: 0.4 M, volume: 2 mL, rate: 12 mL/min}",
+     "14.43 mm syringe", "error"),
         (
             "  - sputter: {flow: 20 sccm, pressure: 0.5 Pa, power: 150 W, ramp_rate: 4 W/min, base_pressure: 5e-4 Pa,"
             " thickness: 150 nm, max_time: 5 h}",

@@ -259,8 +259,9 @@ class NE1000(Driver):
                                   instrument=self.name)
         self._diameter = stored
 
-    def rate_range(self, diameter: float) -> tuple[float, float]:
-        """(min, max) rate in m^3/s the pump accepts with a syringe of `diameter` m."""
+    @staticmethod
+    def rate_range(diameter: float) -> tuple[float, float]:
+        """(min, max) rate in m^3/s the pump accepts with a syringe of `diameter` m (the plan uses it too)."""
         area = math.pi / 4 * diameter ** 2
         return area * LINEAR_SPEED_M_S[0], area * LINEAR_SPEED_M_S[1]
 

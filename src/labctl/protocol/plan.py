@@ -208,10 +208,34 @@ def _check_geometry(step: Any, ps: PlanStep, station: Station | None,
         for source, need, what in needs:
             if source is None or need <= 0:
                 continue
+            _check_syringe_rate(ps, station, source, step.rate)
             high = tables.get(source.pump, {}).get("volume", (0.0, math.inf))[1]
             if need > high:
                 ps.errors.append(f"{fmt(need, 'volume')} of {what} exceeds {source.pump}'s `volume` limit "
                                  f"{fmt(high, 'volume')} (one syringe stroke)")
+
+
+def _check_syringe_rate(ps: PlanStep, station: Station, source: Any, rate: float) -> None:
+    """The pump's own rate range for the syringe on it (the NE-1000's plunger speed x the syringe's bore):
+    a 14.43 mm syringe tops out near 8.3 mL/min whatever the station's `rate` limit allows."""
+    diameter = getattr(source, "syringe_diameter", None)
+    spec = station.instruments.get(source.pump)
+    if not diameter or spec is None:
+        return
+    from labctl.drivers.registry import driver_class
+
+    try:
+        rate_range = getattr(driver_class(spec.driver), "rate_range", None)
+    except Exception:
+        return
+    if rate_range is None:
+        return
+    low, high = rate_range(diameter)
+    if not low <= rate <= high:
+        ps.errors.append(
+            f"pump rate {fmt(rate, 'volume_flow')} is outside what {source.pump} can do with its "
+            f"{diameter * 1e3:g} mm syringe [{fmt(low, 'volume_flow')}, {fmt(high, 'volume_flow')}]"
+        )
 
 
 def _value(step: Any, name: str, area: float, station: Station | None = None) -> float | None:
