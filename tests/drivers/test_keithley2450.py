@@ -24,6 +24,19 @@ REAL = [(b":FORM:DATA REAL\n", b""), (b":FORM:BORD SWAP\n", b"")]
 ASC = [(b":FORM:DATA ASC\n", b"")]
 
 
+def first_acquisition(duration_interval: bytes, fmt: list = REAL) -> list[tuple[bytes, bytes]]:
+    """What a fresh driver sends to start a 1 mA DurationLoop (format, source, output, 10-point buffer)."""
+    return [
+        *fmt,
+        (b":SOUR:CURR 0.001\n", b""),
+        (b":OUTP 1\n", b""),
+        (b':TRAC:MAKE "labctl", 10\n', b""),
+        (b':TRIG:LOAD "DurationLoop", ' + duration_interval + b', "labctl"\n', b""),
+        (b":INIT\n", b""),
+        OK,
+    ]
+
+
 def make(script, **kw) -> tuple[Keithley2450, ScriptedTransport]:
     t = ScriptedTransport(script)
     return Keithley2450(t, name="potentiostat", **kw), t
@@ -232,13 +245,7 @@ def test_acquire_runs_the_trigger_model_and_fetches_in_chunks(monkeypatch):
     monkeypatch.setattr(Keithley2450, "CHUNK", 4)
     k, t = make(
         [
-            *ASC,
-            (b":SOUR:CURR 0.001\n", b""),
-            (b":OUTP 1\n", b""),
-            (b':TRAC:MAKE "labctl", 10\n', b""),
-            (b':TRIG:LOAD "DurationLoop", 10, 1, "labctl"\n', b""),
-            (b":INIT\n", b""),
-            OK,
+            *first_acquisition(b"10, 1", ASC),
             (b":TRIG:STAT?\n", b"RUNNING;RUNNING;4\n"),
             (b":TRIG:STAT?\n", b"IDLE;IDLE;9\n"),
             (b':TRAC:ACT? "labctl"\n', b"10\n"),
@@ -293,13 +300,7 @@ def test_acquire_fetches_binary_blocks_in_chunks(monkeypatch):
     monkeypatch.setattr(Keithley2450, "CHUNK", 4)
     k, t = make(
         [
-            *REAL,
-            (b":SOUR:CURR 0.001\n", b""),
-            (b":OUTP 1\n", b""),
-            (b':TRAC:MAKE "labctl", 10\n', b""),
-            (b':TRIG:LOAD "DurationLoop", 6, 1, "labctl"\n', b""),
-            (b":INIT\n", b""),
-            OK,
+            *first_acquisition(b"6, 1"),
             (b":TRIG:STAT?\n", b"IDLE;IDLE;9\n"),
             (b':TRAC:ACT? "labctl"\n', b"6\n"),
             # values whose bytes include LF and "#0": the block is read by its length, not to a terminator
@@ -332,13 +333,7 @@ def test_acquire_fetches_binary_blocks_in_chunks(monkeypatch):
 def test_a_truncated_buffer_block_is_a_partial_reply_and_the_link_resyncs():
     k, t = make(
         [
-            *REAL,
-            (b":SOUR:CURR 0.001\n", b""),
-            (b":OUTP 1\n", b""),
-            (b':TRAC:MAKE "labctl", 10\n', b""),
-            (b':TRIG:LOAD "DurationLoop", 3, 1, "labctl"\n', b""),
-            (b":INIT\n", b""),
-            OK,
+            *first_acquisition(b"3, 1"),
             (b":TRIG:STAT?\n", b"IDLE;IDLE;9\n"),
             (b':TRAC:ACT? "labctl"\n', b"3\n"),
             (b':TRAC:DATA? 1, 3, "labctl", REL, READ, SOUR\n', block(*_rows(0, 2, 0.0, 0.0))),  # 2 of 3
@@ -359,13 +354,7 @@ def test_acquire_gives_up_on_a_trigger_model_that_never_ends():
         polls += 1
     k, t = make(
         [
-            *REAL,
-            (b":SOUR:CURR 0.001\n", b""),
-            (b":OUTP 1\n", b""),
-            (b':TRAC:MAKE "labctl", 10\n', b""),
-            (b':TRIG:LOAD "DurationLoop", 1, 0.1, "labctl"\n', b""),
-            (b":INIT\n", b""),
-            OK,
+            *first_acquisition(b"1, 0.1"),
             *[running] * polls,
             (b":ABOR\n", b""),
         ]
@@ -378,13 +367,7 @@ def test_acquire_gives_up_on_a_trigger_model_that_never_ends():
 def test_acquire_rejects_a_short_chunk():
     k, _t = make(
         [
-            *ASC,
-            (b":SOUR:CURR 0.001\n", b""),
-            (b":OUTP 1\n", b""),
-            (b':TRAC:MAKE "labctl", 10\n', b""),
-            (b':TRIG:LOAD "DurationLoop", 3, 1, "labctl"\n', b""),
-            (b":INIT\n", b""),
-            OK,
+            *first_acquisition(b"3, 1", ASC),
             (b":TRIG:STAT?\n", b"IDLE;IDLE;9\n"),
             (b':TRAC:ACT? "labctl"\n', b"3\n"),
             (b':TRAC:DATA? 1, 3, "labctl", REL, READ, SOUR\n', _data(0, 2, 0.0, 0.0)),
