@@ -8,6 +8,7 @@ step with the time of the short; a voltage-limit trip ends it too (or is the nor
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,16 +24,49 @@ REAL_CHUNK_S = 60.0  # longest single acquisition on a real clock
 @dataclass
 class ShortDetector:
     """physics.md §4.1: |V|/|I| below R_el, or a sudden >= 50 % drop of the half-cycle median |V| against the
-    previous 10-cycle median with a flattened profile (the whole half-cycle below the previous level)."""
+    previous 10-cycle median with a flattened profile (the whole half-cycle below the previous level); and
+    the protocol's own `short_detection`: |V| below `threshold` (V) for `window` (s) without a break, across
+    half-cycle boundaries."""
 
     r_el_ohm: float | None = None
+    threshold: float | None = None
+    window: float | None = None
     drop: float = 0.5
+    _low_since: float | None = field(default=None, repr=False)
     history: list[float] = field(default_factory=list)  # half-cycle medians (middle 50 %)
     min_history: int = 4
     _last: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
 
     def check(self, t: np.ndarray, v: np.ndarray, i: np.ndarray) -> tuple[float, str] | None:
         """(time of the short, criterion) or None; updates the history."""
+        found = self._check_drop(t, v, i)
+        held = self._held_low(t, np.abs(v))
+        if found is None or (held is not None and held[0] < found[0]):
+            return held
+        return found
+
+    def _held_low(self, t: np.ndarray, av: np.ndarray) -> tuple[float, str] | None:
+        """The start of the first stretch with |V| < threshold lasting `window` (carried between calls)."""
+        if not self.threshold or self.window is None or not len(av):
+            return None
+        below = av < self.threshold
+        edges = np.flatnonzero(np.diff(below.astype(np.int8))) + 1
+        bounds = np.concatenate(([0], edges, [len(below)]))
+        found = None
+        for a, b in itertools.pairwise(bounds):
+            if not below[a]:
+                continue
+            since = self._low_since if a == 0 and self._low_since is not None else float(t[a])
+            if found is None and float(t[b - 1]) - since >= self.window:
+                found = (since, f"|V| below {self.threshold * 1e3:.3g} mV for {self.window:g} s")
+        if below[-1]:  # a stretch still open at the end: carried into the next call
+            last = int(bounds[-2])
+            self._low_since = self._low_since if last == 0 and self._low_since is not None else float(t[last])
+        else:
+            self._low_since = None
+        return found
+
+    def _check_drop(self, t: np.ndarray, v: np.ndarray, i: np.ndarray) -> tuple[float, str] | None:
         if len(v) < 4:
             return None
         av, ai = np.abs(v), np.abs(i)
@@ -80,6 +114,17 @@ class HalfCycle:
         if len(self.t) < 2:
             return 0.0
         return abs(float(np.trapezoid(self.current, self.t)))
+
+
+def detector_for(ctx: StepContext) -> ShortDetector:
+    """The run's short detector, with the step's `short_detection` threshold and window."""
+    rule = ctx.params.get("short_detection") or {}
+    threshold, window = rule.get("threshold"), rule.get("window")
+    return ShortDetector(
+        r_el_ohm=ctx.notes.get("r_el_ohm"),
+        threshold=None if threshold is None else fnum(threshold),
+        window=None if window is None else fnum(window),
+    )
 
 
 def area(ctx: StepContext) -> float:
@@ -186,7 +231,7 @@ class _Galvanostatic(Executor):
         a = area(ctx)
         current = j * a
         th = half_time if half_time is not None else fnum(capacity) / j
-        det = ctx.notes.setdefault("short_detector", ShortDetector(r_el_ohm=ctx.notes.get("r_el_ohm")))
+        det = ctx.notes.setdefault("short_detector", detector_for(ctx))
         vlim = abs(fnum(ctx.params["voltage_limit"]))
         for c in range(first_cycle, first_cycle + cycles):
             for h, sign in ((0, -1.0), (1, 1.0)):  # plating (negative current on the WE), then stripping
