@@ -58,20 +58,23 @@ class Control:
         due = force or now - self._last_poll >= self.poll_interval
         if self.store is not None and self.run_id is not None and due:
             self._last_poll = now
-            for row in self.store.take_control(self.run_id):
-                name = str(row.get("command", ""))
-                if name in COMMANDS:
-                    with self._lock:
-                        self._queue.append(
-                            Command(
-                                name, str(row.get("actor") or "unknown"), dict(row.get("args") or {}), "store"
-                            )
-                        )
+            self._take_from_store()
         self.wake.clear()
         out: list[Command] = []
         while self._queue:  # popleft is atomic: a signal handler appending meanwhile loses nothing
             out.append(self._queue.popleft())
         return out
+
+    def _take_from_store(self) -> list[Command]:
+        """Queue the run's unconsumed store commands (marking them consumed); returns those queued."""
+        taken = []
+        for row in self.store.take_control(self.run_id):
+            name, actor = str(row.get("command", "")), str(row.get("actor") or "unknown")
+            if name in COMMANDS:
+                taken.append(Command(name, actor, dict(row.get("args") or {}), "store"))
+        with self._lock:
+            self._queue.extend(taken)
+        return taken
 
     def watch_store(self, every: float = 0.2) -> None:
         """Also take store commands on a thread, so that `labctl abort RUN` from another terminal cuts short a
@@ -84,17 +87,13 @@ class Control:
         def loop() -> None:
             while not stop.wait(every):
                 try:
-                    rows = self.store.take_control(self.run_id)
+                    taken = self._take_from_store()
                 except Exception:  # the store is busy or failing: the run's own poll will tell
                     continue
-                for row in rows:
-                    name, actor = str(row.get("command", "")), str(row.get("actor") or "unknown")
-                    if name not in COMMANDS:
-                        continue
-                    self._queue.append(Command(name, actor, dict(row.get("args") or {}), "store"))
-                    if name == "abort" and self.on_abort is not None and not stop.is_set():
-                        self.on_abort(f"abort requested by {actor} (store)", actor)
-                if rows:
+                for cmd in taken:
+                    if cmd.name == "abort" and self.on_abort is not None and not stop.is_set():
+                        self.on_abort(f"abort requested by {cmd.actor} (store)", cmd.actor)
+                if taken:
                     self.wake.set()
 
         threading.Thread(target=loop, name="labctl-control-watch", daemon=True).start()
