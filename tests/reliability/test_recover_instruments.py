@@ -8,6 +8,7 @@ stirrer and pumps, record each confirmation in the run's audit trail and release
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -68,6 +69,19 @@ def served_station(tmp_path):
             proc.kill()
 
 
+@contextlib.contextmanager
+def probe(station):
+    """Our own connection to the served stage and hotplate, to see their state without labctl's say-so."""
+    inst = build_instruments(station, ["stage", "hotplate"], clock=RealClock())
+    for i in inst.values():
+        i.connect()
+    try:
+        yield inst
+    finally:
+        for i in inst.values():
+            i.close()
+
+
 def _in_bath_run(db: Path) -> int | None:
     if not db.exists():
         return None
@@ -99,14 +113,8 @@ def test_recover_makes_a_killed_bench_runs_instruments_safe(tmp_path, served_sta
 
     # The crash left the sample in the bath and the stirrer running: check it on the instruments themselves.
     _, station = station_from(served_station)
-    probe = build_instruments(station, ["stage", "hotplate"], clock=RealClock())
-    for inst in probe.values():
-        inst.connect()
-    try:
-        assert probe["stage"].position()[1] < -0.02, "before recovery the sample is still in the bath"
-    finally:
-        for inst in probe.values():
-            inst.close()
+    with probe(station) as inst:
+        assert inst["stage"].position()[1] < -0.02, "before recovery the sample is still in the bath"
 
     done = subprocess.run(
         [*LABCTL, "recover", "--json"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
@@ -121,15 +129,9 @@ def test_recover_makes_a_killed_bench_runs_instruments_safe(tmp_path, served_sta
     assert recovered["skipped"] == {}
 
     # Independently of what recover says: the stage is up and the stirrer is off.
-    probe = build_instruments(station, ["stage", "hotplate"], clock=RealClock())
-    for inst in probe.values():
-        inst.connect()
-    try:
-        assert probe["stage"].position()[1] == pytest.approx(0.0, abs=1e-4)
-        assert probe["hotplate"].safe_state()["stirring"] is False
-    finally:
-        for inst in probe.values():
-            inst.close()
+    with probe(station) as inst:
+        assert inst["stage"].position()[1] == pytest.approx(0.0, abs=1e-4)
+        assert inst["hotplate"].safe_state()["stirring"] is False
 
     with Store.open(f"sqlite:///{db}") as store:
         detail = store.run(run_id)

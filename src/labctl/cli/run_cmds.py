@@ -52,16 +52,11 @@ def _recover_holders(store: Any, keys: list[str], *, quiet: bool) -> None:
     made safe and recorded, the run marked interrupted, its leases released), as `labctl recover` would."""
     from labctl.cli import console
     from labctl.cli.store_cmds import describe_recovery
-    from labctl.clock import RealClock
-    from labctl.engine.recovery import recover_run
+    from labctl.engine.recovery import recover_dead_runs
 
-    wanted = set(keys)
-    for dead in store.find_dead_runs():
-        held = {lease["instrument"] for lease in store.run(dead["id"]).get("leases") or []}
-        if held & wanted:
-            done = recover_run(store, dead["id"], clock=RealClock())
-            if not quiet:
-                console.print(describe_recovery(done.as_dict()), highlight=False)
+    for done in recover_dead_runs(store, holding=set(keys)):
+        if not quiet:
+            console.print(describe_recovery(done.as_dict()), highlight=False)
 
 
 def _terminal_prompt(message: str) -> bool:

@@ -45,13 +45,22 @@ class Recovered:
         }
 
 
-def recover_dead_runs(store: Any, *, clock: Clock | None = None) -> list[Recovered]:
-    """Every run whose process died: instruments it held made safe (recorded), then marked interrupted."""
-    return [recover_run(store, dead["id"], clock=clock or RealClock()) for dead in store.find_dead_runs()]
+def recover_dead_runs(
+    store: Any, *, clock: Clock | None = None, holding: set[str] | None = None
+) -> list[Recovered]:
+    """Every run whose process died (with `holding`, only those leasing one of these instruments): the
+    instruments it held made safe (recorded), then the run marked interrupted."""
+    done = []
+    for dead in store.find_dead_runs():
+        run = store.run(dead["id"])
+        if holding is None or holding & {lease["instrument"] for lease in run.get("leases") or []}:
+            done.append(recover_run(store, run, clock=clock or RealClock()))
+    return done
 
 
-def recover_run(store: Any, run_id: int, *, clock: Clock) -> Recovered:
-    run = store.run(run_id)
+def recover_run(store: Any, run: dict[str, Any], *, clock: Clock) -> Recovered:
+    """Recover one dead run (`store.run(id)`'s record of it)."""
+    run_id = run["id"]
     held = sorted(lease["instrument"] for lease in run.get("leases") or [])
     safe: list[SafeResult] = []
     skipped: dict[str, str] = {}
