@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -83,8 +84,7 @@ class RunsMachine(RuleBasedStateMachine):
 
     @initialize()
     def open_store(self) -> None:
-        self.dir = Path(TMP.mkdtemp())
-        self.db = self.dir / "sm.db"
+        self.db = Path(tempfile.mkdtemp(dir=TMP_ROOT)) / "sm.db"
         self.store = Store.open(f"sqlite:///{self.db}")
 
     # -- helpers ------------------------------------------------------------------------------------
@@ -231,20 +231,7 @@ class RunsMachine(RuleBasedStateMachine):
             self.store.close()
 
 
-class _Tmp:
-    def __init__(self) -> None:
-        self.root: Path | None = None
-        self.n = 0
-
-    def mkdtemp(self) -> Path:
-        assert self.root is not None
-        self.n += 1
-        path = self.root / f"sm{self.n}"
-        path.mkdir()
-        return path
-
-
-TMP = _Tmp()
+TMP_ROOT: Path | None = None  # each example's database goes in its own directory below the test's tmp_path
 RunsMachine.TestCase.settings = settings(
     max_examples=20, stateful_step_count=12, deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
@@ -254,5 +241,5 @@ RunsMachine.TestCase.settings = settings(
 @pytest.mark.timeout(600)
 def test_random_runs_and_commands_keep_store_and_model_in_step(tmp_path, monkeypatch):
     monkeypatch.setenv("LABCTL_AUDIT_KEY", str(tmp_path / "audit.key"))
-    TMP.root = tmp_path
+    monkeypatch.setattr(sys.modules[__name__], "TMP_ROOT", tmp_path)
     RunsMachine.TestCase("runTest").runTest()
