@@ -120,15 +120,10 @@ def _run_over(url: str) -> None:
     m.close()
 
 
-def test_driver_over_tcp():
-    with serve_tcp(AlicatSim("mfc-tcp", clock=RealClock())) as exp:
+@pytest.mark.parametrize("serve", [serve_tcp, pytest.param(serve_pty, marks=pytest.mark.pty)])
+def test_driver_over_a_real_transport(serve):
+    with serve(AlicatSim("mfc", clock=RealClock())) as exp:
         _run_over(exp.serial_url)
-
-
-@pytest.mark.pty
-def test_driver_over_pty():
-    with serve_pty(AlicatSim("mfc-pty", clock=RealClock())) as exp:
-        _run_over(exp.path)
 
 
 # -- the fault matrix -----------------------------------------------------------------------------------

@@ -292,15 +292,10 @@ def _run_over(url: str) -> None:
     d.close()
 
 
-def test_driver_over_tcp():
-    with serve_tcp(EmStat4Sim("eis-tcp", clock=RealClock())) as exp:
+@pytest.mark.parametrize("serve", [serve_tcp, pytest.param(serve_pty, marks=pytest.mark.pty)])
+def test_driver_over_a_real_transport(serve):
+    with serve(EmStat4Sim("eis", clock=RealClock())) as exp:
         _run_over(exp.serial_url)
-
-
-@pytest.mark.pty
-def test_driver_over_pty():
-    with serve_pty(EmStat4Sim("eis-pty", clock=RealClock())) as exp:
-        _run_over(exp.path)
 
 
 @pytest.mark.pty

@@ -265,17 +265,11 @@ def _run_over(url: str, clock) -> None:
     g.close()
 
 
-def test_driver_over_tcp():
-    core = GrblSim("grbl-tcp", clock=RealClock(), settings={122: 1000.0})
-    with serve_tcp(core) as exp:
+@pytest.mark.parametrize("serve", [serve_tcp, pytest.param(serve_pty, marks=pytest.mark.pty)])
+def test_driver_over_a_real_transport(serve):
+    core = GrblSim("grbl", clock=RealClock(), settings={122: 1000.0})
+    with serve(core) as exp:
         _run_over(exp.serial_url, RealClock())
-
-
-@pytest.mark.pty
-def test_driver_over_pty():
-    core = GrblSim("grbl-pty", clock=RealClock(), settings={122: 1000.0})
-    with serve_pty(core) as exp:
-        _run_over(exp.path, RealClock())
 
 
 # -- the fault matrix -----------------------------------------------------------------------------------

@@ -249,17 +249,11 @@ def _run_over(url: str) -> None:
     b.close()
 
 
-def test_driver_over_tcp():
-    core = NE1000Sim("pumps-tcp", clock=RealClock(), addresses=(1, 2), pump_names=NAMES)
-    with serve_tcp(core) as exp:
+@pytest.mark.parametrize("serve", [serve_tcp, pytest.param(serve_pty, marks=pytest.mark.pty)])
+def test_driver_over_a_real_transport(serve):
+    core = NE1000Sim("pumps", clock=RealClock(), addresses=(1, 2), pump_names=NAMES)
+    with serve(core) as exp:
         _run_over(exp.serial_url)
-
-
-@pytest.mark.pty
-def test_driver_over_pty():
-    core = NE1000Sim("pumps-pty", clock=RealClock(), addresses=(1, 2), pump_names=NAMES)
-    with serve_pty(core) as exp:
-        _run_over(exp.path)
 
 
 # -- the fault matrix -----------------------------------------------------------------------------------

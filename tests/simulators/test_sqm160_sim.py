@@ -212,15 +212,10 @@ def _run_over(url: str) -> None:
     q.close()
 
 
-def test_driver_over_tcp():
-    with serve_tcp(Sqm160Sim("qcm-tcp", clock=RealClock())) as exp:
+@pytest.mark.parametrize("serve", [serve_tcp, pytest.param(serve_pty, marks=pytest.mark.pty)])
+def test_driver_over_a_real_transport(serve):
+    with serve(Sqm160Sim("qcm", clock=RealClock())) as exp:
         _run_over(exp.serial_url)
-
-
-@pytest.mark.pty
-def test_driver_over_pty():
-    with serve_pty(Sqm160Sim("qcm-pty", clock=RealClock())) as exp:
-        _run_over(exp.path)
 
 
 @pytest.mark.pty

@@ -152,15 +152,10 @@ def _run_over(url: str) -> None:
     g.close()
 
 
-def test_driver_over_tcp():
-    with serve_tcp(Tpg361Sim("gauge-tcp", clock=RealClock())) as exp:
+@pytest.mark.parametrize("serve", [serve_tcp, pytest.param(serve_pty, marks=pytest.mark.pty)])
+def test_driver_over_a_real_transport(serve):
+    with serve(Tpg361Sim("gauge", clock=RealClock())) as exp:
         _run_over(exp.serial_url)
-
-
-@pytest.mark.pty
-def test_driver_over_pty():
-    with serve_pty(Tpg361Sim("gauge-pty", clock=RealClock())) as exp:
-        _run_over(exp.path)
 
 
 # -- the fault matrix -----------------------------------------------------------------------------------

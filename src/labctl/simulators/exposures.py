@@ -132,6 +132,11 @@ class PtyExposure(Exposure):
         self.path = os.ttyname(self._slave)
         self.address = self.path
 
+    @property
+    def serial_url(self) -> str:
+        """What pyserial opens (`serial_for_url` takes a device path): as `TcpExposure.serial_url`."""
+        return self.path
+
     def _run(self) -> None:
         def read() -> bytes:
             try:
