@@ -94,6 +94,11 @@ class FakeStore:
     def release_leases(self, run_id: int) -> None:
         self.leases = {k: v for k, v in self.leases.items() if v != run_id}
 
+    def seal_io(self, run_id: int, *, actor: str = "labctl") -> dict[str, Any]:
+        seal = {"rows": len(self.io), "last_id": len(self.io), "sha256": ""}
+        self.events.append((run_id, "io.sealed", seal, actor))
+        return seal
+
     def post_control(self, run_id: int, command: str, *, actor: str, args: dict | None = None) -> int:
         self.control.append(
             {"run_id": run_id, "command": command, "actor": actor, "args": args or {}, "consumed": False}

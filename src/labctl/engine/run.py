@@ -323,12 +323,10 @@ class Run:
             return
         if not self.machine.can(trigger):
             trigger = "abort" if self.machine.can("abort") else "fail"
-        seal_io = getattr(self.store, "seal_io", None)
-        if seal_io is not None:
-            try:  # the transcript's digest goes into the chain before the run's last state change
-                seal_io(self.run_id)
-            except Exception as exc:
-                self.progress("run.error", {"error": f"could not seal the instrument transcript: {exc}"})
+        try:  # the transcript's digest goes into the chain before the run's last state change
+            self.store.seal_io(self.run_id)
+        except Exception as exc:
+            self.progress("run.error", {"error": f"could not seal the instrument transcript: {exc}"})
         try:
             self.machine.fire(trigger, reason=reason, actor=actor)
         except Exception as exc:  # the store is failing: leave the run for `recover` to find
