@@ -22,7 +22,7 @@ from labctl.errors import (
 from labctl.simulators import registry
 from labctl.simulators.core import FaultKind
 from labctl.simulators.exposures import serve_pty, serve_tcp
-from labctl.simulators.ne1000 import NE1000Sim
+from labctl.simulators.ne1000 import NE1000Sim, safe_packet
 from labctl.simulators.world import SimpleWorld
 
 ML, UL = 1e-6, 1e-9
@@ -77,7 +77,9 @@ def test_grammar_addresses_and_errors():
     assert r("01DIR WDR") == f(1, "S") and r("01DIR") == f(1, "SWDR")
     assert r("01DIR REV") == f(1, "S") and r("01DIR") == f(1, "SINF")
     assert r("01CLD XYZ") == f(1, "S?")
-    assert r("01SAF 10") == f(1, "S?NA")
+    assert r("01SAF 10") == safe_packet(b"01S")     # safe mode: replies in safe framing from now on
+    r.core.write(safe_packet(b"01SAF0"))
+    assert r.core.read() == f(1, "S")               # back to basic mode
     assert r("02RUN") == f(2, "S?NA")               # no syringe diameter yet
 
 
