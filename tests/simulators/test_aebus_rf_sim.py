@@ -59,7 +59,7 @@ def test_verified_packets_and_host_control():
     assert r(H("0a 08 64 00 66")) == csr(8)              # 100 W
     assert r(H("08 02 0a")) == csr(2)                    # RF on
     assert r.world._watts == 100.0
-    assert r.cmd(162) == ACK + packet(1, 162, H("20 00 00 00"))
+    assert r.cmd(162) == ACK + packet(1, 162, H("60 00 00 00"))   # bit 5 output on, bit 6 RF on requested
     assert r.cmd(164) == ACK + packet(1, 164, H("64 00 06"))
     assert r.cmd(165) == ACK + packet(1, 165, H("64 00"))
     assert r.cmd(166) == ACK + packet(1, 166, H("3c 00"))   # 1e-4 Pa: no plasma, 60 % reflected
@@ -287,7 +287,7 @@ def test_a_manual_only_client_over_the_pty():
             assert exchange(port, H("09 0e 02 05"), 4) == H("06 09 0e 00 07")     # host control, CSR 0
             assert exchange(port, H("0a 08 64 00 66"), 4) == H("06 09 08 00 01")  # 100 W
             assert exchange(port, H("08 02 0a"), 4) == H("06 09 02 00 0b")        # RF on
-            assert exchange(port, packet(1, 162), 7) == ACK + packet(1, 162, H("20 00 00 00"))
+            assert exchange(port, packet(1, 162), 7) == ACK + packet(1, 162, H("60 00 00 00"))
             assert exchange(port, H("08 01 09"), 4) == H("06 09 01 00 08")        # RF off
         finally:
             port.close()
