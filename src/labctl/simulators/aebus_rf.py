@@ -190,11 +190,23 @@ class AeBusRfSim(DeviceCore):
         return self._send(bytes([7]), message[1])
 
     def rejects(self, reply: bytes) -> bool:
-        """True for CSR 99 (command not implemented), a NAK (packet refused) and silence."""
-        if not reply or reply[:1] == bytes([NAK]):
-            return True
-        pkt = reply[1:] if reply[0] == ACK else reply
-        return len(pkt) == 4 and pkt[0] & 7 == 1 and pkt[2] == 99
+        """True when `reply` holds a CSR 99 (command not implemented) or a NAK (packet refused), and for
+        silence; `reply` may hold several ACK + packet answers."""
+        i, answers = 0, 0
+        while i < len(reply):
+            if reply[i] == ACK:
+                i += 1
+                continue
+            if reply[i] == NAK:
+                return True
+            n, start = reply[i] & 7, i + 2
+            if n == 7 and i + 2 < len(reply):
+                n, start = reply[i + 2], i + 3
+            data = reply[start:start + n]
+            if n == 1 and data == bytes([99]):
+                return True
+            answers, i = answers + 1, start + n + 1
+        return answers == 0
 
     # -- the output stage -------------------------------------------------------------------------------
 

@@ -283,5 +283,7 @@ class AlicatSim(DeviceCore):
         return b"?\r"
 
     def rejects(self, reply: bytes) -> bool:
-        """True for the unit's "cannot execute" answer (`?`, bare or after the unit id) and for silence."""
-        return reply.strip() in (b"", b"?") or re.fullmatch(rb"[A-Z@] \?\r", reply) is not None
+        """True when any line of `reply` is the unit's "cannot execute" answer (`?`, bare or after the unit
+        id), and for silence."""
+        lines = reply.split(b"\r")[:-1]
+        return not lines or any(re.fullmatch(rb"(?:[A-Z@] )?\?", line.strip()) for line in lines)

@@ -737,10 +737,25 @@ class NE1000Sim(DeviceCore):
         return None if pump is None else self._frame(pump, pump.prompt + "?COM")
 
     def rejects(self, reply: bytes) -> bool:
-        """True for the pump's "not recognized" (`?`) and "invalid packet" (`?COM`) answers in either framing,
-        and for silence (no pump at that address)."""
-        if len(reply) < 5 or reply[:1] != STX or reply[-1:] != ETX:
-            return True
-        body = reply[1:-1] if reply[1:3].isdigit() else reply[2:-3]
-        data = body[5:] if body[2:4] == b"A?" else body[3:]
-        return data in (b"?", b"?COM")
+        """True when any answer in `reply` is "not recognized" (`?`) or "invalid packet" (`?COM`), in either
+        framing, and for silence (no pump at that address) or bytes that are no answers at all."""
+        datas = _answers(reply)
+        return not datas or any(d is None or d in (b"?", b"?COM") for d in datas)
+
+
+def _answers(reply: bytes) -> list[bytes | None]:
+    """The data field of each answer in `reply` (None for one that does not parse)."""
+    out: list[bytes | None] = []
+    i = 0
+    while i < len(reply):
+        if reply[i:i + 1] != STX or i + 3 > len(reply):
+            return [*out, None]
+        if reply[i + 1:i + 3].isdigit():           # basic: STX address status data ETX
+            j = reply.find(ETX, i)
+            if j < 0:
+                return [*out, None]
+            body, i = reply[i + 1:j], j + 1
+        else:                                       # safe: STX length data CRC CRC ETX
+            body, i = reply[i + 2:i + reply[i + 1] - 2], i + 1 + reply[i + 1]
+        out.append(body[5:] if body[2:4] == b"A?" else body[3:])
+    return out

@@ -353,5 +353,9 @@ class Sqm160Sim(DeviceCore):
         return "A", ""
 
     def rejects(self, reply: bytes) -> bool:
-        """True for status `C` (invalid command or bad CRC) and for silence."""
-        return len(reply) < 5 or reply[2:3] == b"C"
+        """True when any response in `reply` has status `C` (invalid command or bad CRC), and for silence."""
+        statuses, i = [], 0
+        while i + 3 <= len(reply) and reply[i:i + 1] == b"!":
+            statuses.append(reply[i + 2:i + 3])
+            i += 2 + (reply[i + 1] - 35) + 2
+        return not statuses or i != len(reply) or b"C" in statuses
