@@ -2,8 +2,9 @@
 and a pty.
 
 nesp-lib's `Port` opens a device path with `serial.Serial`, so the pty exposure is used exactly as a user
-would; over TCP the same `Port` class is given pyserial's `socket://` handler (`UrlPort` below only swaps how
-the serial object is opened; `Pump` and every byte it sends are nesp-lib's own).
+would; over TCP the same `Port` class is given pyserial's `socket://` handler (that only swaps how
+the serial object is opened, see `thirdparty_links.nesp_port`; `Pump` and every byte it sends are
+nesp-lib's own).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import time
 
 import pytest
-import serial
+from thirdparty_links import nesp_port
 
 from labctl.clock import RealClock
 from labctl.simulators.exposures import serve_pty, serve_tcp
@@ -22,24 +23,11 @@ nesp_lib = pytest.importorskip("nesp_lib")
 pytestmark = pytest.mark.timeout(60)
 
 
-class UrlPort(nesp_lib.Port):
-    """nesp-lib's Port on a pyserial URL (its own constructor takes device paths only)."""
-
-    def __init__(self, url: str, baud_rate: int = 19200) -> None:
-        self._Port__serial = serial.serial_for_url(url, baudrate=baud_rate, timeout=5)
-
-
-def open_port(exposure) -> nesp_lib.Port:
-    if isinstance(exposure.serial_url, str) and exposure.serial_url.startswith("socket://"):
-        return UrlPort(exposure.serial_url)
-    return nesp_lib.Port(exposure.serial_url, baud_rate=19200)
-
-
 @pytest.fixture(params=[serve_tcp, pytest.param(serve_pty, marks=pytest.mark.pty)], ids=["tcp", "pty"])
 def pump_link(request):
     core = NE1000Sim("ne1000-nesp", clock=RealClock(), addresses=(0,))
     with request.param(core) as exposure:
-        port = open_port(exposure)
+        port = nesp_port(exposure.serial_url)
         try:
             yield core, port
         finally:

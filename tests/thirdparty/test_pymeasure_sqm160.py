@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from thirdparty_links import visa_resource
 
 from labctl.clock import RealClock
 from labctl.simulators.exposures import serve_pty, serve_tcp
@@ -22,18 +23,12 @@ pytest.importorskip("pyvisa_py")
 pytestmark = pytest.mark.timeout(60)
 
 
-def resource(exposure) -> str:
-    if hasattr(exposure, "visa_resource"):
-        return exposure.visa_resource
-    return f"ASRL{exposure.path}::INSTR"
-
-
 @pytest.fixture(params=[serve_tcp, pytest.param(serve_pty, marks=pytest.mark.pty)], ids=["tcp", "pty"])
 def qcm(request):
     world = SimpleWorld()
     core = Sqm160Sim("qcm-pymeasure", clock=RealClock(), world=world)
     with request.param(core) as exposure:
-        inst = sqm160.SQM160(resource(exposure), visa_library="@py")
+        inst = sqm160.SQM160(visa_resource(exposure.serial_url), visa_library="@py")
         try:
             yield inst, core, world
         finally:
