@@ -356,7 +356,7 @@ class AeBusRfSim(DeviceCore):
         if command in fixed:
             return fixed[command]
         if command == 162:
-            byte0 = 0x60 if self.rf else 0             # output on, RF on requested (no interlock to part them)
+            byte0 = 0x60 if self.rf else 0       # output on + RF on requested (no interlock parts them)
             byte0 |= 0x80 if self.rf and self._out_of_setpoint() else 0
             return bytes([byte0, 0, 0x20 if self.fault_oos else 0, 0])
         if command == 164:

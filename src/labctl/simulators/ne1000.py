@@ -14,9 +14,9 @@ Facts from `reference/instruments.md` §3 (NE-1000 manual §10.2-10.4, NE-500/NE
   change data or start (manual §10.3), so the command that gets the alarm reply is not executed;
 - data is kept in non-volatile memory; a power cycle stops the pump and leaves the reset alarm pending (this
   core starts powered-up, so the first valid command of a session is answered `A?R`);
-- the Pumping Program: 41 phases selected with `PHN`; `RAT`/`VOL`/`DIR` act on the selected phase, which must
-  be a rate phase (`FUN RAT|INC|DEC`), else `?NA`; `RUN [phase]` runs the program from phase 1 (or the given
-  one) phase after phase; `PHN` follows the running phase;
+- the Pumping Program (`labctl.simulators.ne1000_pump`): 41 phases selected with `PHN`; `RAT`/`VOL`/`DIR` act
+  on the selected phase, which must be a rate phase (`FUN RAT|INC|DEC`), else `?NA`; `RUN [phase]` runs the
+  program from phase 1 (or the given one) phase after phase; `PHN` follows the running phase;
 - a pump address no pump on the network has gets no reply.
 
 Where the manual is silent this core chooses, and says so:
@@ -27,8 +27,7 @@ Where the manual is silent this core chooses, and says so:
   ends (a `STP` phase, or a stop while paused) the selected phase goes back to 1;
 - `DIA`, `DIR`, `VOL`, `PHN`, `FUN` and rate units cannot change while the program runs (`?NA`); a new
   rate can;
-- the rate range is set by the plunger's linear speed, derived from the NE-1000 specification (1699 mL/h
-  with a 26.59 mm syringe, 0.73 uL/h with a 4.699 mm syringe): 0.0421 .. 3060 mm/h [verify on hardware];
+- the rate range is set by the plunger's linear speed (see `ne1000_pump`) [verify on hardware];
 - nothing is wired to the TTL connector: inputs read high, so `IF` never jumps and event traps never fire;
 - a basic-mode line sent to a pump in safe mode is an invalid packet (`?COM`, in safe framing); a safe packet
   is taken in basic mode too (the manual's return-to-basic packet is one);
@@ -40,34 +39,28 @@ Where the manual is silent this core chooses, and says so:
 from __future__ import annotations
 
 import binascii
-import math
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 
 from labctl.clock import Clock
 from labctl.drivers.transport import SerialSettings
 from labctl.simulators.core import DeviceCore
+from labctl.simulators.ne1000_pump import (
+    DIAMETER_MM,
+    FUNCTIONS,
+    MOVING,
+    PHASES,
+    RATE_FUNCTIONS,
+    RUNNING,
+    TRIGGERS,
+    VOLUME_UNITS,
+    Pump,
+)
 from labctl.simulators.world import SimpleWorld
 
 STX, ETX, CR = b"\x02", b"\x03", b"\r"
 FIRMWARE = "NE1000V3.928"
-DIAMETER_MM = (0.1, 50.0)
-LINEAR_MM_H = (0.0421, 3060.0)         # plunger speed range (see module docstring)
-RATE_UNITS = {"UM": (1e-9, 60.0), "MM": (1e-6, 60.0), "UH": (1e-9, 3600.0), "MH": (1e-6, 3600.0)}  # m^3, s
-VOLUME_UNITS = {"UL": 1e-9, "ML": 1e-6}
 NUMBER = re.compile(r"(\d*)\.?(\d*)")
-PHASES = 41
-MOVING, RUNNING = "IWX", "IWXTU"       # motor turning; program running (incl. pause phase, user wait)
-RATE_FUNCTIONS = ("RAT", "INC", "DEC")
-#: phase functions and the range of their data (None: no data)
-FUNCTIONS: dict[str, tuple[int, int] | None] = {
-    "RAT": None, "INC": None, "DEC": None, "STP": None, "JMP": (1, PHASES), "PRI": None, "LPS": None,
-    "LOP": (1, 99), "LPE": None, "PAS": (0, 99), "IF": (1, PHASES), "EVN": (1, PHASES), "EVS": (1, PHASES),
-    "EVR": None, "CLD": None, "OUT": (0, 1), "BEP": None}
-#: on/off settings and their power-on defaults
-FLAGS = {"LOC": 0, "ALA": 0, "PF": 0, "DIN": 0, "ROM": 0, "BP": 1}
-TRIGGERS = ("FT", "FH", "F2", "LE", "ST", "T2")
 BAUDS = (300, 1200, 2400, 9600, 19200)
 #: verbs, longest first so that `ALA` wins over `AL` and `DIA`/`DIN`/`DIR`/`DIS` are told apart
 VERBS = ("DIA", "PHN", "FUN", "RAT", "VOL", "DIR", "RUN", "PUR", "STP", "DIS", "CLD", "SAF", "LOC", "ALA",
@@ -102,84 +95,11 @@ def safe_packet(data: bytes) -> bytes:
     return STX + bytes([len(data) + 4]) + data + crc16(data) + ETX
 
 
-@dataclass
-class Phase:
-    """One Pumping Program phase: its function and, for rate phases, rate, volume and direction."""
-
-    function: str = "RAT"
-    data: int = 0                  # JMP/IF/EVN/EVS phase, LOP count, PAS seconds, OUT level
-    rate: float = 0.0              # value in rate_units
-    rate_units: str = "MM"
-    direction: str = "INF"
-    target: float = 0.0            # volume to be dispensed, in the pump's volume units (0 = continuous)
-
-    def describe(self) -> str:
-        if FUNCTIONS[self.function] is None:
-            return self.function
-        return f"{self.function}{self.data}" if self.function == "OUT" else f"{self.function}{self.data:02d}"
-
-
-@dataclass
-class Pump:
-    """One pump's state (non-volatile data and what it is doing). Rate data is the selected phase's."""
-
-    name: str
-    address: int
-    diameter_mm: float = 0.0
-    volume_units: str = "ML"
-    phases: list[Phase] = field(default_factory=lambda: [Phase("RAT" if i == 0 else "STP")
-                                                         for i in range(PHASES)])
-    phase_no: int = 1              # selected phase (PHN), the running one while the program runs
-    infused_m3: float = 0.0
-    withdrawn_m3: float = 0.0
-    prompt: str = "S"              # S stopped, I/W pumping, P paused, X purging, T pause phase, U user wait
-    alarm: str | None = "R"
-    run_t0: float = 0.0
-    run_rate_m3_s: float = 0.0     # signed by direction of the running phase; magnitude used for volumes
-    phase_done_m3: float = 0.0     # volume pumped in the current phase before the current run segment
-    run_until: float | None = None  # end of the running rate phase or pause phase
-    loops: dict[int, int] = field(default_factory=dict)   # LOP phase -> repeats left
-    loop_start: int = 1
-    flags: dict[str, int] = field(default_factory=lambda: dict(FLAGS))
-    trigger: str = "FT"
-    out_level: int = 0
-    buzzer: int = 0
-    safe_timeout: int = 0          # SAF: 0 = basic mode
-    safe_deadline: float | None = None
-
-    @property
-    def phase(self) -> Phase:
-        return self.phases[self.phase_no - 1]
-
-    @property
-    def rate(self) -> float:
-        return self.phase.rate
-
-    @property
-    def rate_units(self) -> str:
-        return self.phase.rate_units
-
-    @property
-    def direction(self) -> str:
-        return self.phase.direction
-
-    @property
-    def target(self) -> float:
-        return self.phase.target
-
-    def rate_m3_s(self) -> float:
-        unit, seconds = RATE_UNITS[self.rate_units]
-        return self.rate * unit / seconds
-
-    def target_m3(self) -> float:
-        return self.target * VOLUME_UNITS[self.volume_units]
-
-
 class NE1000Sim(DeviceCore):
-    """One RS-232 network of NE-1000 pumps; one pump per address.
+    """One RS-232 network of NE-1000 pumps (`ne1000_pump.Pump`, one per address): framing and commands.
 
-    Over 400 lines because the manual's command set, the Pumping Program and the safe-mode framing all act on
-    one pump state; split, each piece would reach into the others' fields.
+    About 450 lines: the manual's command set is one table of small handlers that share the dry-run/execute
+    convention; splitting it would scatter that table.
     """
 
     SERIAL = SerialSettings(19200)
@@ -190,7 +110,8 @@ class NE1000Sim(DeviceCore):
                  pump_names: dict[int, str] | None = None) -> None:
         names = pump_names or {}
         # non-volatile memory: survives power cycles
-        self.pumps: dict[int, Pump] = {a: Pump(names.get(a, f"{name}.{a}"), a) for a in addresses}
+        self.pumps: dict[int, Pump] = {a: Pump(names.get(a, f"{name}.{a}"), a, flow=self._pump_flow)
+                                       for a in addresses}
         super().__init__(name, clock=clock, world=world if world is not None else SimpleWorld(), seed=seed)
 
     def reset(self) -> None:
@@ -198,11 +119,14 @@ class NE1000Sim(DeviceCore):
         now = self.now()
         for pump in self.pumps.values():
             if pump.prompt in RUNNING:
-                self._settle(pump, now)
+                pump.settle(now)
                 if pump.prompt in MOVING:
-                    self._halt(pump, now)
-            self._end_program(pump)
+                    pump.halt(now)
+            pump.end_program()
             pump.alarm, pump.safe_deadline = "R", None
+
+    def _pump_flow(self, name: str, t: float, rate_m3_s: float, until: float | None) -> None:
+        self.world.pump_flow(name, t, rate_m3_s, until)  # type: ignore[union-attr]
 
     def on_power_up(self) -> None:
         """Pumps in safe mode announce the reset alarm by themselves (auto-alarm, manual §10.2.3)."""
@@ -272,7 +196,7 @@ class NE1000Sim(DeviceCore):
             return self._frame(pump, pump.prompt + "?COM")
         if pump.safe_timeout:
             pump.safe_deadline = now + pump.safe_timeout
-        self._settle(pump, now)
+        pump.settle(now)
         status, reply = self._execute(pump, command, now)
         if self.stuck_busy:
             status = "I"
@@ -288,7 +212,7 @@ class NE1000Sim(DeviceCore):
             return None
         replies = b""
         for pump in list(self.pumps.values()):
-            self._settle(pump, now)
+            pump.settle(now)
             status, data = self._execute(pump, command, now)
             replies += self._frame(pump, status + data)
         return replies or None
@@ -298,10 +222,10 @@ class NE1000Sim(DeviceCore):
         for pump in self.pumps.values():
             if pump.safe_deadline is not None and now >= pump.safe_deadline:
                 t = pump.safe_deadline
-                self._settle(pump, t)
+                pump.settle(t)
                 if pump.prompt in MOVING:
-                    self._halt(pump, t)
-                self._end_program(pump)
+                    pump.halt(t)
+                pump.end_program()
                 pump.alarm, pump.safe_deadline = "T", None
                 self.emit(safe_packet(f"{pump.address:02d}A?T".encode()), at=t)
 
@@ -321,126 +245,6 @@ class NE1000Sim(DeviceCore):
             times = [p.safe_deadline for p in self.pumps.values() if p.safe_deadline is not None]
             nxt = super().next_release()
             return min(times + ([nxt] if nxt is not None else []), default=None)
-
-    # -- the Pumping Program in simulated time ----------------------------------------------------------
-
-    def _settle(self, pump: Pump, t: float) -> None:
-        """Account the volume pumped up to t, moving through the program's phases as they end."""
-        for _ in range(10_000):
-            if pump.prompt not in RUNNING:
-                return
-            end = t if pump.run_until is None else min(t, pump.run_until)
-            if pump.prompt in MOVING:
-                moved = abs(pump.run_rate_m3_s) * max(0.0, end - pump.run_t0)
-                if pump.run_rate_m3_s < 0:
-                    pump.withdrawn_m3 += moved
-                else:
-                    pump.infused_m3 += moved
-                pump.phase_done_m3 += moved
-            pump.run_t0 = end
-            if pump.run_until is None or t < pump.run_until or pump.prompt == "X":
-                return
-            self._next_phase(pump, pump.run_until)
-        self._program_error(pump, t, "E")
-
-    def _next_phase(self, pump: Pump, t: float) -> None:
-        previous = abs(pump.run_rate_m3_s)
-        if pump.prompt in MOVING:
-            pump.prompt = "S"          # the world was told the flow ends here: no halt to send
-        if pump.phase_no >= PHASES:
-            self._program_error(pump, t, "O")
-            return
-        pump.phase_no += 1
-        self._enter_phase(pump, t, previous)
-
-    def _enter_phase(self, pump: Pump, t: float, previous_rate: float = 0.0) -> None:
-        """Run the phase `pump.phase_no` from time t; non-pumping functions take no time."""
-        for _ in range(1000):
-            phase = pump.phase
-            fun, jump = phase.function, None
-            pump.phase_done_m3, pump.run_until = 0.0, None
-            if fun in RATE_FUNCTIONS:
-                rate = pump.rate_m3_s()
-                rate = {"RAT": rate, "INC": previous_rate + rate, "DEC": previous_rate - rate}[fun]
-                if rate <= 0 or rate > self._max_rate(pump):
-                    self._program_error(pump, t, "E")
-                else:
-                    self._start(pump, t, rate)
-                return
-            if fun == "STP":
-                self._stop_motor(pump, t)
-                self._end_program(pump)
-                return
-            if fun == "PAS":
-                self._stop_motor(pump, t)
-                pump.prompt, pump.run_t0 = ("U", t) if phase.data == 0 else ("T", t)
-                pump.run_until = None if phase.data == 0 else t + phase.data
-                return
-            if fun == "JMP":
-                jump = phase.data
-            elif fun == "LPS":
-                pump.loop_start = pump.phase_no
-            elif fun == "LOP":
-                left = pump.loops.get(pump.phase_no, phase.data)
-                if left > 0:
-                    pump.loops[pump.phase_no], jump = left - 1, pump.loop_start
-                else:
-                    pump.loops.pop(pump.phase_no, None)
-            elif fun == "CLD":
-                pump.infused_m3 = pump.withdrawn_m3 = 0.0
-            elif fun == "OUT":
-                pump.out_level = phase.data
-            # IF (inputs read high), EVN/EVS/EVR (no events), PRI, LPE and BEP go on to the next phase
-            if jump is not None:
-                pump.phase_no = jump
-            elif pump.phase_no >= PHASES:
-                self._program_error(pump, t, "O")
-                return
-            else:
-                pump.phase_no += 1
-        self._program_error(pump, t, "E")
-
-    def _program_error(self, pump: Pump, t: float, alarm: str) -> None:
-        self._stop_motor(pump, t)
-        self._end_program(pump)
-        pump.alarm = alarm
-
-    def _stop_motor(self, pump: Pump, t: float) -> None:
-        if pump.prompt in MOVING:
-            self._halt(pump, t)
-
-    def _end_program(self, pump: Pump) -> None:
-        pump.prompt, pump.phase_no, pump.phase_done_m3, pump.run_until = "S", 1, 0.0, None
-        pump.loops.clear()
-        pump.loop_start = 1
-
-    def _start(self, pump: Pump, t: float, rate: float | None = None, purge: bool = False) -> None:
-        rate = self._max_rate(pump) if purge else (pump.rate_m3_s() if rate is None else rate)
-        withdraw = pump.direction == "WDR"
-        pump.prompt = "X" if purge else ("W" if withdraw else "I")
-        pump.run_t0 = t
-        pump.run_rate_m3_s = -rate if withdraw else rate
-        left = pump.target_m3() - pump.phase_done_m3
-        pump.run_until = None if purge or pump.target <= 0 else t + max(0.0, left) / rate
-        self.world.pump_flow(pump.name, t, pump.run_rate_m3_s, pump.run_until)  # type: ignore[union-attr]
-
-    def _halt(self, pump: Pump, t: float) -> None:
-        self.world.pump_flow(pump.name, t, 0.0, None)  # type: ignore[union-attr]
-
-    @staticmethod
-    def _area_mm2(pump: Pump) -> float:
-        return math.pi / 4 * pump.diameter_mm ** 2
-
-    def _max_rate(self, pump: Pump) -> float:
-        return self._area_mm2(pump) * LINEAR_MM_H[1] * 1e-9 / 3600 * (1 + 1e-9)
-
-    def _rate_ok(self, pump: Pump, value: float, units: str) -> bool:
-        unit, seconds = RATE_UNITS[units]
-        area = self._area_mm2(pump)
-        if area <= 0:
-            return False
-        speed_mm_h = value * unit / seconds * 1e9 * 3600 / area
-        return LINEAR_MM_H[0] <= speed_mm_h <= LINEAR_MM_H[1]
 
     # -- the command set --------------------------------------------------------------------------------
 
@@ -542,7 +346,7 @@ class NE1000Sim(DeviceCore):
                 return "?"
             value = parse4(m.group(1))
             units = m.group(2) or pump.rate_units
-            if value is None or not self._rate_ok(pump, value, units):
+            if value is None or not pump.rate_ok(value, units):
                 return "?OOR"
             if self._rate_phase(pump):
                 return "?NA"
@@ -552,7 +356,7 @@ class NE1000Sim(DeviceCore):
         assert m is not None
         pump.phase.rate, pump.phase.rate_units = float(m.group(1)), m.group(2) or pump.rate_units
         if pump.prompt in "IW" and pump.phase.function == "RAT":   # a new rate takes effect at once
-            self._start(pump, now)
+            pump.start(now)
         return None
 
     def _cmd_vol(self, pump: Pump, arg: str, now: float, dry: bool) -> str | None:
@@ -581,21 +385,21 @@ class NE1000Sim(DeviceCore):
                 return "?NA"
             return None
         if pump.prompt == "P" and not arg and pump.phase.function in RATE_FUNCTIONS:
-            self._start(pump, now)                # resumes the phase where it was paused
+            pump.start(now)                # resumes the phase where it was paused
         elif pump.prompt == "P" and not arg:
-            self._enter_phase(pump, now)
+            pump.enter_phase(now)
         elif pump.prompt not in RUNNING:
             pump.phase_no = int(arg or 1)
             pump.loops.clear()
-            self._enter_phase(pump, now)
+            pump.enter_phase(now)
         return None
 
     def _cmd_pur(self, pump: Pump, arg: str, now: float, dry: bool) -> str | None:
         if dry:
             return "?" if arg else ("?NA" if pump.diameter_mm <= 0 else None)
         if pump.prompt in "IW":
-            self._halt(pump, now)
-        self._start(pump, now, purge=True)
+            pump.halt(now)
+        pump.start(now, purge=True)
         return None
 
     def _cmd_stp(self, pump: Pump, arg: str, now: float, dry: bool) -> str | None:
@@ -603,13 +407,13 @@ class NE1000Sim(DeviceCore):
             return "?" if arg else None
         if pump.prompt in RUNNING:
             if pump.prompt in MOVING:
-                self._halt(pump, now)
+                pump.halt(now)
             if pump.prompt == "X":
-                self._end_program(pump)
+                pump.end_program()
             else:
                 pump.prompt, pump.run_until = "P", None
         elif pump.prompt == "P":
-            self._end_program(pump)
+            pump.end_program()
         return None
 
     def _cmd_dis(self, pump: Pump, arg: str, now: float, dry: bool) -> str | None:
