@@ -142,3 +142,21 @@ def test_four_digit_numbers_keep_the_decimal_point():
 def test_rejects(core):
     assert core.rejects(f(1, "S?")) and core.rejects(s(1, "S?COM")) and core.rejects(b"")
     assert not core.rejects(f(1, "S?OOR")) and not core.rejects(f(1, "A?R")) and not core.rejects(s(1, "S"))
+
+
+def test_running_into_the_end_of_the_plunger_travel_stalls_the_motor():
+    c = NE1000Sim("p", clock=VirtualClock(), world=SimpleWorld(), addresses=(0,), plungers={0: (60.0, 1.0)})
+    say(c, "0")
+    for cmd in ("0DIA 14.43", "0RAT 1 MM", "0VOL ML", "0VOL 5", "0RUN"):
+        assert b"?" not in say(c, cmd), cmd
+    area = 3.141592653589793 / 4 * 14.43**2                           # mm^2: 1 mm of plunger = 0.1635 mL
+    c.clock.advance_to(5.0)
+    assert say(c, "0") == f(0, "I")
+    c.clock.advance_to(20.0)                                          # 1 mm left -> stalled at 9.81 s
+    assert say(c, "0DIS") == f(0, "A?S")
+    assert say(c, "0DIS") == f(0, f"SI{area * 1e-3:.3f}W0.000ML")
+    assert c.world._flows["p.0"] == (0.0, pytest.approx(ML / 60), pytest.approx(area * 1e-3 * 60))
+    assert say(c, "0RUN") == f(0, "I")                                # still at the end: stalls at once
+    assert say(c, "0") == f(0, "A?S")
+    assert say(c, "0DIR WDR") == f(0, "S") and say(c, "0RUN") == f(0, "W")   # withdrawing is free
+    assert c.pumps[0].position_mm == 0.0

@@ -100,3 +100,18 @@ def test_alarm_reaches_nesp_lib_as_its_exception(pump_link):
         pump.syringe_diameter_mm = 55.0   # ?OOR (the NE-1000 takes 0.1-50 mm)
     assert core.pumps[0].alarm is None
 
+
+
+def test_a_stall_reaches_nesp_lib_as_its_alarm(pump_link):
+    core, port = pump_link
+    core.pumps[0].travel_mm, core.pumps[0].position_mm = 60.0, 0.2    # 0.2 mm of plunger left to infuse
+    pump = nesp_lib.Pump(port)
+    pump.syringe_diameter_mm = 26.59
+    pump.pumping_direction = nesp_lib.PumpingDirection.INFUSE
+    pump.pumping_volume_ml = 1.0
+    pump.pumping_rate_ml_per_min = 6.0                                  # 0.11 mL left: stalls after ~1.1 s
+    with pytest.raises(nesp_lib.StatusAlarmException) as err:
+        pump.run()                                                      # polls status until it stops
+    assert err.value.alarm_status is nesp_lib.AlarmStatus.STALLED
+    assert pump.status is nesp_lib.Status.STOPPED and core.pumps[0].alarm is None
+    assert pump.volume_infused_ml == pytest.approx(0.2 * 3.14159 / 4 * 26.59**2 * 1e-3, abs=2e-3)

@@ -8,8 +8,9 @@ Facts from `reference/instruments.md` §3 (NE-1000 manual §10.2-10.4, NE-500/NE
   same framing, stops with alarm `A?T` when no valid packet came for its `SAF` time out, and sends alarm
   packets by itself (auto-alarm), which do not acknowledge the alarm; safe mode survives a power cycle
   (non-volatile), the time out timer starting at the first valid packet;
-- status prompts I S W P T U X, alarms `A?R` (reset / power interrupted), `A?S` (stall), `A?T` (safe mode time
-  out), `A?E` (program error), `A?O` (phase out of range); errors `?`, `?NA`, `?OOR`, `?COM`, `?IGN`;
+- status prompts I S W P T U X, alarms `A?R` (reset / power interrupted), `A?S` (stall, where the plunger's
+  travel is given), `A?T` (safe mode time out), `A?E` (program error), `A?O` (phase out of range); errors `?`,
+  `?NA`, `?OOR`, `?COM`, `?IGN`;
 - an alarm is acknowledged by being reported in response to a valid command; until then the pump does not
   change data or start (manual §10.3), so the command that gets the alarm reply is not executed;
 - data is kept in non-volatile memory; a power cycle stops the pump and leaves the reset alarm pending (this
@@ -107,11 +108,15 @@ class NE1000Sim(DeviceCore):
 
     def __init__(self, name: str = "ne1000", *, clock: Clock | None = None, world: object | None = None,
                  seed: int = 0, addresses: tuple[int, ...] = (1, 2),
-                 pump_names: dict[int, str] | None = None) -> None:
+                 pump_names: dict[int, str] | None = None,
+                 plungers: dict[int, tuple[float, float]] | None = None) -> None:
+        """`plungers`: address -> (travel, withdrawn) of the plunger in mm, where a stall is modelled."""
         names = pump_names or {}
         # non-volatile memory: survives power cycles
         self.pumps: dict[int, Pump] = {a: Pump(names.get(a, f"{name}.{a}"), a, flow=self._pump_flow)
                                        for a in addresses}
+        for address, (travel, position) in (plungers or {}).items():
+            self.pumps[address].travel_mm, self.pumps[address].position_mm = travel, position
         super().__init__(name, clock=clock, world=world if world is not None else SimpleWorld(), seed=seed)
 
     def reset(self) -> None:

@@ -7,7 +7,9 @@ because nothing is wired to the TTL inputs) except `PAS n` (pause phase, prompt 
 trigger, prompt `U`) and `STP`, which ends the program. A rate phase that cannot run (rate 0 or beyond the
 plunger's speed) raises the program-error alarm `A?E`; running past phase 41 raises `A?O`. The plunger speed
 range 0.0421 .. 3060 mm/h is derived from the NE-1000 specification (1699 mL/h with a 26.59 mm syringe,
-0.73 uL/h with a 4.699 mm syringe) [verify on hardware].
+0.73 uL/h with a 4.699 mm syringe) [verify on hardware]. Where the syringe's plunger travel is given
+(`travel_mm`, `position_mm`), running into either end of it stalls the motor: the pump stops with the
+manual's stall alarm `A?S`.
 """
 
 from __future__ import annotations
@@ -77,6 +79,11 @@ class Pump:
     buzzer: int = 0
     safe_timeout: int = 0          # SAF: 0 = basic mode
     safe_deadline: float | None = None
+    #: plunger travel (mm) of the syringe on the pump, None = not modelled; position = how far the plunger
+    #: is withdrawn from empty (mm). Infusing to 0 or withdrawing to `travel_mm` stalls the motor (`A?S`).
+    travel_mm: float | None = None
+    position_mm: float = 0.0
+    stalling: bool = False         # the running segment ends at the end of travel, not at its volume
     #: where the pump reports its flow: (name, from t, m^3/s signed, until t or None) -> world.pump_flow
     flow: Callable[[str, float, float, float | None], None] = field(default=lambda *_: None, repr=False)
 
@@ -122,8 +129,18 @@ class Pump:
                 else:
                     self.infused_m3 += moved
                 self.phase_done_m3 += moved
+                if self.travel_mm is not None and self.area_mm2() > 0:
+                    step = moved * 1e9 / self.area_mm2()
+                    self.position_mm += step if self.run_rate_m3_s < 0 else -step
+                    self.position_mm = min(max(self.position_mm, 0.0), self.travel_mm)
             self.run_t0 = end
-            if self.run_until is None or t < self.run_until or self.prompt == "X":
+            if self.run_until is None or t < self.run_until:
+                return
+            if self.stalling:                 # end of travel: the motor stalls (the world knows it stopped)
+                self.prompt, self.stalling = "S", False
+                self.program_error(self.run_until, "S")
+                return
+            if self.prompt == "X":
                 return
             self.next_phase(self.run_until)
         self.program_error(t, "E")
@@ -200,7 +217,7 @@ class Pump:
         """Program stopped: prompt S, phase 1 selected again, loop counters cleared."""
         self.prompt, self.phase_no, self.phase_done_m3, self.run_until = "S", 1, 0.0, None
         self.loops.clear()
-        self.loop_start = 1
+        self.loop_start, self.stalling = 1, False
 
     def start(self, t: float, rate: float | None = None, purge: bool = False) -> None:
         """Pump the selected phase from t (at `rate` m^3/s, its own by default; purge: flat out, no end)."""
@@ -211,6 +228,12 @@ class Pump:
         self.run_rate_m3_s = -rate if withdraw else rate
         left = self.target_m3() - self.phase_done_m3
         self.run_until = None if purge or self.target <= 0 else t + max(0.0, left) / rate
+        self.stalling = False
+        if self.travel_mm is not None:
+            room_mm = self.travel_mm - self.position_mm if withdraw else self.position_mm
+            t_stall = t + room_mm * self.area_mm2() * 1e-9 / rate
+            if self.run_until is None or t_stall < self.run_until:
+                self.run_until, self.stalling = t_stall, True
         self.flow(self.name, t, self.run_rate_m3_s, self.run_until)
 
     def halt(self, t: float) -> None:
