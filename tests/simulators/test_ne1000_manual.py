@@ -160,3 +160,12 @@ def test_running_into_the_end_of_the_plunger_travel_stalls_the_motor():
     assert say(c, "0") == f(0, "A?S")
     assert say(c, "0DIR WDR") == f(0, "S") and say(c, "0RUN") == f(0, "W")   # withdrawing is free
     assert c.pumps[0].position_mm == 0.0
+
+
+def test_network_command_burst(core):
+    for a in (0, 1):
+        assert say(core, f"{a}DIA 14.43") == f(a, "S")
+    reply = say(core, "0RAT 1 MM*1RAT 2 MM*")                      # both answer at once: noise
+    assert len(reply) == len(f(0, "S")) and core.rejects(reply)
+    assert say(core, "0RAT") == f(0, "S1.000MM") and say(core, "1RAT") == f(1, "S2.000MM")
+    assert say(core, "1DIR WDR*") == f(1, "S")                    # a burst of one is one clean answer

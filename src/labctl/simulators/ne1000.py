@@ -18,7 +18,9 @@ Facts from `reference/instruments.md` §3 (NE-1000 manual §10.2-10.4, NE-500/NE
 - the Pumping Program (`labctl.simulators.ne1000_pump`): 41 phases selected with `PHN`; `RAT`/`VOL`/`DIR` act
   on the selected phase, which must be a rate phase (`FUN RAT|INC|DEC`), else `?NA`; `RUN [phase]` runs the
   program from phase 1 (or the given one) phase after phase; `PHN` follows the running phase;
-- a pump address no pump on the network has gets no reply.
+- a pump address no pump on the network has gets no reply;
+- a network command burst (`<n><command>*`, n 0-9, NE-500 manual §8.3.5) runs each command on its pump at
+  once; with several pumps answering together the host reads line noise, as the manual says.
 
 Where the manual is silent this core chooses, and says so:
 - a fresh pump's program is phase 1 `RAT`, phases 2-41 `STP` (so a single-phase dispense ends by itself);
@@ -62,6 +64,7 @@ from labctl.simulators.world import SimpleWorld
 STX, ETX, CR = b"\x02", b"\x03", b"\r"
 FIRMWARE = "NE1000V3.928"
 NUMBER = re.compile(r"(\d*)\.?(\d*)")
+BURST = re.compile(r"(?:\d[^*]+\*)+")        # network command burst: <n><command>* repeated
 BAUDS = (300, 1200, 2400, 9600, 19200)
 #: verbs, longest first so that `ALA` wins over `AL` and `DIA`/`DIN`/`DIR`/`DIS` are told apart
 VERBS = ("DIA", "PHN", "FUN", "RAT", "VOL", "DIR", "RUN", "PUR", "STP", "DIS", "CLD", "SAF", "LOC", "ALA",
@@ -192,6 +195,8 @@ class NE1000Sim(DeviceCore):
         self._check_timeouts(now)
         data, safe, ok = self._unframe(message)
         address, command = self._parse(data)
+        if not safe and BURST.fullmatch(f"{address}{command}"):
+            return self._burst(f"{address}{command}", now)
         if address is None:
             return self._system(command, now)
         pump = self.pumps.get(address)
@@ -221,6 +226,20 @@ class NE1000Sim(DeviceCore):
             status, data = self._execute(pump, command, now)
             replies += self._frame(pump, status + data)
         return replies or None
+
+    def _burst(self, text: str, now: float) -> bytes | None:
+        """Network command burst `<n><command>*...` (NE-500 manual §8.3.5): each pump 0-9 named executes its
+        command at once; all answer at the same time, so the host reads the overlap (line noise)."""
+        frames = []
+        for m in re.finditer(r"(\d)([^*]+)\*", text):
+            pump = self.pumps.get(int(m.group(1)))
+            if pump is not None:
+                pump.settle(now)
+                status, data = self._execute(pump, m.group(2), now)
+                frames.append(self._frame(pump, status + data))
+        if len(frames) < 2:
+            return frames[0] if frames else None
+        return self._noise(max(len(f) for f in frames))
 
     def _check_timeouts(self, now: float) -> None:
         """Safe-mode time out: the pump stops with alarm T and says so by itself."""
