@@ -82,3 +82,12 @@ def test_information_blocks(core):
 def test_rejects(core):
     assert core.rejects(b"?\r") and core.rejects(b"A ?\r") and core.rejects(b"")
     assert not core.rejects(say(core, "A")) and not core.rejects(say(core, "AVE"))
+
+
+def test_a_tare_under_flow_offsets_readings_and_the_loop(core):
+    core.write(b"AS 10\r")
+    core.read()
+    assert say(core, "AV") == b"A +014.70 +025.00 +000.00 +000.00 +010.00 N2\r"   # 10 sccm now reads 0
+    assert core.world.gas_flow_actual(0.0) == pytest.approx(20.0)              # the loop makes it read 10
+    assert say(core, "A") == b"A +014.70 +025.00 +010.00 +010.00 +010.00 N2\r"
+    assert say(core, "AS 0") == b"A +014.70 +025.00 -010.00 -010.00 +000.00 N2\r"  # valve shut: reads -10

@@ -21,7 +21,8 @@ Where the sources are silent this core chooses, and says so:
   command letter with or without a space;
 - control on volumetric flow converts the setpoint to mass flow at the frame's conditions; pressure control
   points (34, 38, 39) are refused (`?`): the bench has no downstream volume whose pressure the MFC could hold;
-- a flow tare (`V`) takes the present flow reading as zero from then on (tare with the valve closed!);
+- a flow tare (`V`) takes the present flow reading as zero from then on (tare with no flow!): the readings
+  drop by that offset and the control loop, regulating the reading, lets that much more flow;
   pressure tares are accepted and do not move the absolute pressure the frame shows (no barometer offset);
 - registers other than those listed in `REGISTERS` are answered `?` (this core keeps no full register map);
 - this unit has no totalizer: `T` and `$$TB` are answered `?`; setpoint ramping (`LSRC`, `SR`) is not
@@ -104,9 +105,13 @@ class AlicatSim(DeviceCore):
         return self.setpoint
 
     def _commanded(self) -> float:
+        """What flows: the loop regulates the (tared) reading to the setpoint; setpoint 0 closes the valve."""
         if self.valve_stuck_sccm is not None:
             return self.valve_stuck_sccm
-        return self._setpoint_sccm() if self.hold is None else self.hold
+        if self.hold is not None:
+            return self.hold
+        sp = self._setpoint_sccm()
+        return sp + self.flow_tare if sp > 0 else 0.0
 
     def _apply(self) -> None:
         self.world.gas_flow(self.now(), GASES[self.gas], self._commanded())  # type: ignore[union-attr]
@@ -208,7 +213,9 @@ class AlicatSim(DeviceCore):
             return self.frame()
         if legacy == "V":
             self.flow_tare = self._flow()
-            return self.frame()
+            reply = self.frame()                   # measured at the tare; the loop answers after it
+            self._apply()
+            return reply
         if legacy in ("P", "PC"):
             return self.frame()
         if m := re.fullmatch(r"@\s*=\s*([A-Z@])", cmd):
