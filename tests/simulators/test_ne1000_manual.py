@@ -169,3 +169,10 @@ def test_network_command_burst(core):
     assert len(reply) == len(f(0, "S")) and core.rejects(reply)
     assert say(core, "0RAT") == f(0, "S1.000MM") and say(core, "1RAT") == f(1, "S2.000MM")
     assert say(core, "1DIR WDR*") == f(1, "S")                    # a burst of one is one clean answer
+
+
+def test_bad_plunger_settings_are_refused_by_name():
+    with pytest.raises(ValueError, match="plungers: pump 3"):
+        NE1000Sim("p", addresses=(1,), plungers={3: (60.0, 1.0)})
+    with pytest.raises(ValueError, match="withdrawn 70.0 mm"):
+        NE1000Sim("p", addresses=(1,), plungers={1: (60.0, 70.0)})

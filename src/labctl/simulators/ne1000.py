@@ -119,6 +119,9 @@ class NE1000Sim(DeviceCore):
         self.pumps: dict[int, Pump] = {a: Pump(names.get(a, f"{name}.{a}"), a, flow=self._pump_flow)
                                        for a in addresses}
         for address, (travel, position) in (plungers or {}).items():
+            if address not in self.pumps or not 0 <= position <= travel:
+                raise ValueError(f"plungers: pump {address}: need a pump at that address and 0 <= withdrawn "
+                                 f"<= travel, got travel {travel} mm, withdrawn {position} mm")
             self.pumps[address].travel_mm, self.pumps[address].position_mm = travel, position
         super().__init__(name, clock=clock, world=world if world is not None else SimpleWorld(), seed=seed)
 
