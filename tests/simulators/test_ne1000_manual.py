@@ -174,5 +174,5 @@ def test_network_command_burst(core):
 def test_bad_plunger_settings_are_refused_by_name():
     with pytest.raises(ValueError, match="plungers: pump 3"):
         NE1000Sim("p", addresses=(1,), plungers={3: (60.0, 1.0)})
-    with pytest.raises(ValueError, match="withdrawn 70.0 mm"):
+    with pytest.raises(ValueError, match=r"withdrawn 70\.0 mm"):
         NE1000Sim("p", addresses=(1,), plungers={1: (60.0, 70.0)})
