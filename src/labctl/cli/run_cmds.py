@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import json
 from pathlib import Path
@@ -86,6 +87,7 @@ def run(
     """Run a protocol on the bench, or dry-run it on the simulators with --simulate."""
     from labctl.cli import console
     from labctl.clock import RealClock, VirtualClock
+    from labctl.drivers.transport import require_simulators, sealed
     from labctl.engine import protocol_adapter as pa
     from labctl.engine.instruments import build_instruments, lease_keys, roles_for
     from labctl.engine.progress import LiveDisplay, summary_json, summary_table
@@ -112,13 +114,16 @@ def run(
         raise ConfigError(
             f"station {info.name!r} lacks the instruments {', '.join(missing)} this protocol needs"
         )
+    if simulate:  # every link an in-process simulator, or refused here, before the store or any port opens
+        require_simulators({role: r.link for role, r in info.roles.items()}, station=str(station_path))
     clock = VirtualClock() if simulate and not realtime else RealClock()
-    world = bench = None
-    if simulate:
-        world = make_world(info, clock=clock, seed=seed)
-        bench = make_bench(info, clock=clock, world=world, seed=seed, roles=roles)
-    store = None
+    world = bench = store = None
+    seal = contextlib.ExitStack()
     try:
+        if simulate:
+            seal.enter_context(sealed("a dry run (--simulate)"))  # the transport refuses anything else too
+            world = make_world(info, clock=clock, seed=seed)
+            bench = make_bench(info, clock=clock, world=world, seed=seed, roles=roles)
         store = _open_store(db)
         _recover_holders(store, lease_keys(info, roles), quiet=as_json)
         display = None if as_json else LiveDisplay(console, name=spec.name, clock=clock, estimates=ests)
@@ -154,6 +159,7 @@ def run(
         if bench is not None:
             close_bench(bench)
         store_error = _try(store.flush) if store is not None and hasattr(store, "flush") else None
+        seal.close()
     label = _db_label(store, db)
     if as_json:
         console.print_json(json.dumps(summary_json(result, db=label, name=spec.name), default=str))

@@ -6,13 +6,15 @@ control commands, leases). It never prints: progress goes to the `progress(kind,
 
 from __future__ import annotations
 
+import contextlib
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from labctl.clock import Clock
+from labctl.drivers.transport import sealed
 from labctl.engine.control import Command, Control
 from labctl.engine.errors import InterlockTripped, PreflightError, RunAborted
 from labctl.engine.executors.base import StepContext, executor_for
@@ -273,6 +275,8 @@ class Run:
         safe: list[SafeResult] = []
         self.t0 = self.clock.monotonic()
         signals = self.control.signals() if self.handle_signals else _nullcontext()
+        if self.mode == "dry-run" and self.clock.is_virtual:  # simulators only: nothing else runs on its time
+            signals = _both(signals, sealed("a dry run on the virtual clock"))
         if hasattr(self.clock, "interrupt"):
             self.control.on_abort = self._abort_waits
             if not self.clock.is_virtual:
@@ -476,6 +480,12 @@ class Run:
             except Exception as exc:
                 self._safe_event("instrument.close_failed", {"role": role, "error": str(exc)})
         return results
+
+
+@contextlib.contextmanager
+def _both(first: Any, second: Any) -> Iterator[None]:
+    with first, second:
+        yield
 
 
 class _nullcontext:
