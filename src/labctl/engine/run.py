@@ -362,6 +362,8 @@ class Run:
                 inst.connect()
                 ident = inst.identify()
                 confirmed = inst.safe_state()
+            except RunAborted:
+                raise  # an abort cut a wait on the link short: an abort, not a failed preflight
             except Exception as exc:
                 raise PreflightError(f"{role}: {exc}") from exc
             self._event("instrument.ready", {"role": role, "identity": ident, "safe": confirmed})
