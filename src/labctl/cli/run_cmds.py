@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.text import Text
 
 from labctl.errors import ConfigError
 
@@ -103,9 +104,8 @@ def run(
     ests: list[float | None] = [None] * len(spec.steps)
 
     def check() -> None:
-        nonlocal ests
         plan = pa.plan_check(protocol, station_model)
-        ests = [s.duration for s in plan.steps]
+        ests[:] = [s.duration for s in plan.steps]  # in place: the live display holds this list
         for step, estimate in zip(spec.steps, ests, strict=True):
             step.estimate_s = estimate
 
@@ -171,6 +171,9 @@ def run(
             f"run {result.run_id} in {label}",
             highlight=False,
         )
+        if r.progress.failed is not None:  # recorded as progress.failed; the run went on without the display
+            note = f"the live display stopped after an error: {r.progress.failed}"
+            console.print(Text(note, style="yellow"))
         bad = [s for s in result.safe if not s.ok]
         for s in bad:
             console.print(f"[bold red]safe state NOT confirmed[/] for {s.role}: {s.error}")
