@@ -95,9 +95,7 @@ def run(
     from labctl.engine.run import Run
     from labctl.engine.simulate import close_bench, make_bench, make_world
 
-    if not file.is_file():
-        raise ConfigError(f"{file}: no such protocol file")
-    protocol = pa.load_protocol(file, _overrides(param or []))
+    protocol = pa.load_protocol(file, _overrides(param or []))  # a bounded read: regular files only
     station_path = _find_station(station, simulate)
     station_model, info = pa.station_from(station_path)
     spec = pa.run_spec(protocol, sample_id=sample)
