@@ -146,7 +146,11 @@ def run(
         if area:
             r.notes["cell_area"] = area
         run_id = r.create()
-        r.instruments = build_instruments(info, roles, clock=clock, recorder=store.io_recorder(run_id))
+        try:
+            r.instruments = build_instruments(info, roles, clock=clock, recorder=store.io_recorder(run_id))
+        except Exception as exc:  # recorded as failed, not left an orphan in `created`; then reported
+            r.refuse(str(exc))
+            raise
         if display is not None:
             with display:
                 result = r.execute()

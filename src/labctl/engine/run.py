@@ -169,6 +169,12 @@ class Run:
         self.progress("run.created", {"run_id": self.run_id, "name": s.name, "steps": len(s.steps)})
         return self.run_id
 
+    def refuse(self, reason: str) -> None:
+        """A run refused after it was recorded but before its preflight (its instruments could not even be
+        built): recorded `failed` with the reason, never left `created`. Nothing touched: no safe state."""
+        if self.run_id is not None:
+            self._finish("fail", f"refused before preflight: {reason}", "labctl")
+
     def _record_transition(self, src: RunState, dst: RunState, trigger: str, reason: str, actor: str) -> None:
         self.store.set_run_state(self.run_id, dst.value, reason=reason or trigger, actor=actor)
         self.progress("run.state", {"from": src.value, "to": dst.value, "reason": reason, "actor": actor})
