@@ -235,3 +235,47 @@ def test_real_clock_read_is_cut_by_an_armed_abort():
         t.close()
         peer.close()
         server.close()
+
+
+@pytest.fixture
+def silent_server():
+    """A TCP server on 127.0.0.1 that accepts one connection and never sends a byte."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    yield server
+    server.close()
+
+
+@pytest.mark.timeout(60)
+def test_a_silent_link_on_the_virtual_clock_still_times_out(silent_server, monkeypatch):
+    """Unsealed, on a virtual clock (which does not advance while nothing answers), a link that never answers
+    fails by the exchange's wall-clock deadline instead of looping for ever; so does a driver's retried
+    read."""
+    import time
+
+    from labctl.drivers.tpg361 import Tpg361
+    from labctl.errors import InstrumentTimeout
+
+    monkeypatch.setattr(tp, "VIRTUAL_WALL_GRACE_S", 0.5)
+    port = silent_server.getsockname()[1]
+    clock = VirtualClock()
+    t = SerialTransport("gauge", f"socket://127.0.0.1:{port}", clock=clock, timeout=1.0)
+    t.open()
+    peer, _ = silent_server.accept()
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(InstrumentTimeout, match="gauge"):
+            t.read_until(b"\n")
+        with pytest.raises(InstrumentTimeout):
+            t.read_exact(4)
+        gauge = Tpg361(t, name="gauge")
+        gauge.RETRIES = 1
+        with pytest.raises(InstrumentTimeout):
+            gauge.pressure()
+        took = time.monotonic() - t0
+        assert took < 20, f"{took:.1f} s"  # 4 exchanges of 1 s + 0.5 s each, and the resync quiet time
+        assert clock.monotonic() < 5  # the virtual clock barely moved: the wall clock ended the waits
+    finally:
+        t.close()
+        peer.close()

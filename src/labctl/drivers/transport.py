@@ -185,7 +185,7 @@ class Transport(ABC):
             remaining = deadline - self.clock.monotonic()
             if remaining <= 0 or time.monotonic() >= wall:
                 self._fail_timeout(buf, f"no {terminator!r}-terminated reply")
-            buf += self._wait_some(buf, remaining)
+            buf += self._wait_some(buf, remaining, wall)
 
     def read_exact(self, n: int, timeout: float | None = None) -> bytes:
         """Read exactly `n` bytes before the deadline (binary protocols)."""
@@ -197,7 +197,7 @@ class Transport(ABC):
             remaining = deadline - self.clock.monotonic()
             if remaining <= 0 or time.monotonic() >= wall:
                 self._fail_timeout(buf, f"expected {n} bytes")
-            buf += self._wait_some(buf, remaining, limit=n - len(buf))
+            buf += self._wait_some(buf, remaining, wall, limit=n - len(buf))
         self._record("rx", bytes(buf))
         return bytes(buf)
 
@@ -213,7 +213,7 @@ class Transport(ABC):
             deadline = self.clock.monotonic() + quiet
             wall = self._wall_deadline(quiet)
             while (remaining := deadline - self.clock.monotonic()) > 0 and time.monotonic() < wall:
-                chunk = self._wait_some(got, remaining)
+                chunk = self._wait_some(got, remaining, wall)
                 if not chunk:
                     break
                 got += chunk
@@ -233,11 +233,14 @@ class Transport(ABC):
         grace = VIRTUAL_WALL_GRACE_S if self.clock.is_virtual else 0.0
         return time.monotonic() + max(0.0, timeout) + grace
 
-    def _wait_some(self, buf: bytearray, remaining: float, limit: int = 1 << 20) -> bytes:
-        """`_read_some`, interruptible: on the real clock an abort armed on the clock (a signal, `labctl
-        abort`) raises here, the bytes of the abandoned exchange discarded and recorded, instead of when
-        the instrument answers or the deadline passes (a homing cycle waits 120 s for its `ok`)."""
-        if not self.clock.is_virtual:
+    def _wait_some(self, buf: bytearray, remaining: float, wall: float, limit: int = 1 << 20) -> bytes:
+        """`_read_some`, bounded and interruptible. On a virtual clock one wait never outlasts the wall
+        deadline `wall`. On the real clock an abort armed on the clock (a signal, `labctl abort`) raises here,
+        the bytes of the abandoned exchange discarded and recorded, instead of when the instrument answers or
+        the deadline passes (a homing cycle waits 120 s for its `ok`)."""
+        if self.clock.is_virtual:
+            remaining = min(remaining, max(0.0, wall - time.monotonic()))
+        else:
             try:
                 self.clock.sleep(0)  # RealClock raises its armed interrupt, once, in the main thread
             except BaseException:
