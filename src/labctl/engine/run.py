@@ -130,7 +130,7 @@ class Run:
             sleep_chunk,
             heartbeat_every,
         )
-        self.progress: Progress = IsolatedProgress(progress, self._progress_failed)
+        self.progress = IsolatedProgress(progress, self._progress_failed)
         self.run_id: int | None = None
         self.control = control
         self.machine = RunMachine(self._record_transition)
