@@ -207,6 +207,14 @@ class GrblSim(DeviceCore):
             return "Run"
         return "Idle"
 
+    def machine_state(self) -> tuple[str, Vec3]:
+        """(status word, machine position in mm) now, as a status report would give them: for tests that
+        check the stage itself rather than what a driver says about it."""
+        with self.lock:
+            t = self.now()
+            self._settle(t)
+            return self._status_word(t), self._position(t)
+
     def _end_of_plan(self) -> Vec3:
         if self.held:
             return self.held[-1][0]
