@@ -85,6 +85,48 @@ def test_sensor_states_and_range():
     assert r.ask("PR1") == b"5,+0.0000E+00\r\n" and r.ask("TID") == b"noSEn\r\n"
 
 
+def test_stored_parameters_checked_kept_and_restored():
+    r = Raw()
+    assert r.ask("LNG") == b"0\r\n" and r.ask("LNG,1") == b"1\r\n"
+    assert r.ask("DCD,3") == b"3\r\n" and r.ask("FSR,3") == b"3\r\n" and r.ask("FIL,2") == b"2\r\n"
+    assert r.ask("ETH,0,192.168.1.5,255.255.255.0,192.168.1.1") == b"0,192.168.1.5,255.255.255.0,192.168.1.1\r\n"
+    assert r(b"ETH,0,192.168.1.500,255.255.255.0,0.0.0.0\r\n") == N and r.ask("ERR") == b"0010\r\n"
+    assert r(b"DCD,4\r\n") == N and r(b"LNG,x\r\n") == N
+    assert r.ask("LOC,1") == b"1\r\n" and r(b"LNG,2\r\n") == N        # locked: parameters refused
+    assert r.ask("LOC,0") == b"0\r\n" and r.ask("LNG,2") == b"2\r\n"
+    r.core.power_cycle()
+    assert r.ask("LNG") == b"2\r\n" and r.ask("DCD") == b"3\r\n"       # non-volatile
+    assert r.ask("SAV,1") == b"1\r\n" and r.ask("LNG") == b"0\r\n" and r.ask("UNI") == b"0\r\n"
+
+
+def test_identity_temperature_and_calibration():
+    r = Raw()
+    assert r.ask("PNR") == b"010100\r\n" and r.ask("MAC") == b"02:00:00:36:10:01\r\n"
+    assert r.ask("TMP") == b"30\r\n"                     # 22 degC room + self-heating
+    assert r.ask("CAL,2.5") == b"2.500\r\n" and r.ask("PR1") == b"0,+2.5000E-06\r\n"
+    assert r(b"CAL,11\r\n") == N
+    assert r.ask("RES,1") == b"0\r\n"
+    assert r.core.rejects(N) and not r.core.rejects(A + b"0\r\n")
+
+
+def test_continuous_mode_streams_until_the_next_message():
+    r = Raw()
+    assert r(b"COM,0\r\n") == A + b"0,+1.0000E-06\r\n"
+    r.world.gas_flow(0.0, "Ar", 20.0)
+    r.clock.sleep(0.25)
+    assert r(b"") == b"0,+4.0010E-03\r\n" * 2           # at 0.1 s and 0.2 s
+    assert r(b"PR1\r\n") == A                            # any message ends it
+    r.clock.sleep(1.0)
+    assert r(b"") == b""
+
+
+def test_rs232_test_echoes_until_etx():
+    r = Raw()
+    assert r(b"RST\r\n") == A
+    assert r(b"hello\r\n") == b"hello\r\n"
+    assert r(b"\x03") == b"" and r.ask("TID") == b"PKR\r\n"
+
+
 def test_power_cycle_keeps_the_unit():
     r = Raw()
     r.ask("UNI,2")
