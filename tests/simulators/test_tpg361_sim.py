@@ -89,7 +89,8 @@ def test_stored_parameters_checked_kept_and_restored():
     r = Raw()
     assert r.ask("LNG") == b"0\r\n" and r.ask("LNG,1") == b"1\r\n"
     assert r.ask("DCD,3") == b"3\r\n" and r.ask("FSR,3") == b"3\r\n" and r.ask("FIL,2") == b"2\r\n"
-    assert r.ask("ETH,0,192.168.1.5,255.255.255.0,192.168.1.1") == b"0,192.168.1.5,255.255.255.0,192.168.1.1\r\n"
+    eth = "0,192.168.1.5,255.255.255.0,192.168.1.1"
+    assert r.ask("ETH," + eth) == eth.encode() + b"\r\n"
     assert r(b"ETH,0,192.168.1.500,255.255.255.0,0.0.0.0\r\n") == N and r.ask("ERR") == b"0010\r\n"
     assert r(b"DCD,4\r\n") == N and r(b"LNG,x\r\n") == N
     assert r.ask("LOC,1") == b"1\r\n" and r(b"LNG,2\r\n") == N        # locked: parameters refused

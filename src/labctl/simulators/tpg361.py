@@ -18,15 +18,17 @@ Where the manuals are silent this core chooses, and says so:
 - `stuck busy` is modelled as a controller whose front panel sits in a parameter menu: it NAKs everything;
 - the `voltage` display (UNI,5) reports the PKR output law U = 1.667 log10(p/mbar) + 6.02
   [verify on hardware];
-- the rest of the TPG 36x mnemonic set (docs/instruments/tpg361.md) is a table of stored parameters with their
-  ranges (`PARAMETERS`): a set is checked (inadmissible -> NAK, error word 0010), stored, and read back by ENQ.
-  Display, filter and lock settings change nothing else; `CAL` scales the reading; `BAU` sets the rate a host
-  must open `labsim://` with from its next open (TCP and pty links carry no rate); `SAV,1` restores the defaults;
+- the rest of the TPG 36x mnemonic set (docs/instruments/tpg361.md) is a table of stored parameters with
+  their ranges (`PARAMETERS`): a set is checked (inadmissible -> NAK, error word 0010), stored, and read back
+  by ENQ. Display, filter and lock settings change nothing else; `CAL` scales the reading; `BAU` sets the rate
+  a host must open `labsim://` with from its next open (TCP and pty links carry no rate); `SAV,1` restores
+  the defaults;
 - `COM[,n]` starts continuous mode (n: 0 = 100 ms, 1 = 1 s, 2 = 1 min): the measurement line is sent every
   interval without ENQ until the next message arrives; lines are made as the clock reaches them;
 - `RST` (RS-232 test) echoes every byte it receives until ETX; `RES[,1]` lists the hardware errors present
-  (`0`: none; the simulated unit has none) and `RES,1` clears the error word; `TMP` is the controller's inside temperature, the room (the world's ambient) plus 8 K
-  of self-heating; `MAC` is a locally administered address; `PNR` the firmware number of `AYT`.
+  (`0`: none; the simulated unit has none) and `RES,1` clears the error word; `TMP` is the controller's inside
+  temperature, the room (the world's ambient) plus 8 K of self-heating; `MAC` is a locally administered
+  address; `PNR` the firmware number of `AYT`.
 """
 
 from __future__ import annotations
