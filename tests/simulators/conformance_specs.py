@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from labctl.drivers.keithley2450 import Keithley2450
 from labctl.drivers.transport import SerialSettings
-from labctl.errors import InstrumentBusy, InstrumentReportedError, InstrumentTimeout
+from labctl.errors import Disconnected, InstrumentBusy, InstrumentReportedError, InstrumentTimeout
 from labctl.simulators.core import DeviceCore, FaultKind
 from labctl.simulators.keithley2450 import IDN
 from labctl.simulators.world import SimpleWorld
@@ -87,6 +87,10 @@ def _keithley_active(k) -> None:
 
 
 def _keithley_after(b: Bench, kind: FaultKind, op: str) -> None:
+    if kind is FaultKind.DISCONNECT and b.exposure == "tcp":
+        # over pyvisa-py the dropped socket read as a timeout; the next write finds the broken pipe, and the
+        # driver reopens on the exchange after that
+        _raises(b.driver.identify, Disconnected, "write failed")
     assert b.driver.limit_tripped() is False
     on = kind is not FaultKind.POWER_CYCLE  # a power cycle switched the output off
     v, i = b.driver.read()
@@ -189,8 +193,9 @@ SPECS: dict[str, InstrumentSpec] = {s.driver: s for s in [
                    "read": FaultOp(rb"^:READ\?", lambda k: k.read())},
         delay={FaultKind.TRICKLE: 2.1, FaultKind.LATE: 2.5},  # the reply "0\n" is 2 bytes
         timeout=2.0, extra_bound=Keithley2450.RESYNC_MAX, visa=True, stuck_busy_refuses=False,
-        # pyvisa drops what a timed-out read got: a garbled reply (no terminator left) is a timeout over VISA
+        # pyvisa drops what a timed-out read got: a garbled reply (no terminator left) is a timeout over VISA,
+        # and pyvisa-py reads a socket the peer closed as a timeout too
         expect_over={"tcp": {FaultKind.GARBAGE: InstrumentTimeout, FaultKind.TRICKLE: InstrumentTimeout,
-                             FaultKind.TRUNCATE: InstrumentTimeout}},
+                             FaultKind.TRUNCATE: InstrumentTimeout, FaultKind.DISCONNECT: InstrumentTimeout}},
     ),
 ]}

@@ -76,7 +76,7 @@ def parse_table(doc: Path) -> list[Row]:
         where = f"{doc.name}:{i + 1}"
         assert len(cells) == len(COLUMNS), f"{where}: {len(cells)} cells, expected {len(COLUMNS)}"
         command, manual, status, probe, notes = cells
-        rows.append(Row(i + 1, command.strip("`"), manual, status, _probe(probe, where), notes))
+        rows.append(Row(i + 1, command.replace("`", ""), manual, status, _probe(probe, where), notes))
     assert rows, f"{doc.name}: the table has no rows"
     return rows
 
