@@ -1,25 +1,20 @@
-"""The GRBL simulator: bytes, motion timing, alarms; the driver against it over labsim://, a pty and TCP;
-every fault kind against the driver."""
+"""The GRBL simulator: bytes, motion timing, alarms, offsets, jogging, check mode; the driver against it in
+process. The driver over TCP and a pty and every fault kind: test_conformance.py."""
 
 from __future__ import annotations
 
 import pytest
 
-from labctl.clock import RealClock, VirtualClock
+from labctl.clock import VirtualClock
 from labctl.drivers.grbl import Grbl
 from labctl.drivers.transport import SerialTransport
 from labctl.errors import (
-    Disconnected,
     InstrumentBusy,
     InstrumentReportedError,
-    InstrumentTimeout,
-    MalformedReply,
-    PartialReply,
     SafeStateError,
 )
 from labctl.simulators import registry
 from labctl.simulators.core import FaultKind
-from labctl.simulators.exposures import serve_pty, serve_tcp
 from labctl.simulators.grbl import BANNER, UNLOCK_MSG, GrblSim
 from labctl.simulators.world import SimpleWorld
 
@@ -358,60 +353,7 @@ def test_safe_state_cannot_confirm_when_stuck_busy(bench):
         g.safe_state()
 
 
-def _run_over(url: str, clock) -> None:
-    t = SerialTransport("stage", url, Grbl.SERIAL, clock=clock, timeout=2.0)
-    g = Grbl(t)
-    g.connect()
-    assert g.identify() == "Grbl 1.1h.20190830"
-    g.unlock()
-    assert g.move_to(z=-0.001, speed=0.02) == (0.0, -0.001)
-    assert g.safe_state()["z"] == 0.0
-    g.close()
-
-
-@pytest.mark.parametrize("serve", [serve_tcp, pytest.param(serve_pty, marks=pytest.mark.pty)])
-def test_driver_over_a_real_transport(serve):
-    core = GrblSim("grbl", clock=RealClock(), settings={122: 1000.0})
-    with serve(core) as exp:
-        _run_over(exp.serial_url, RealClock())
-
-
-# -- the fault matrix -----------------------------------------------------------------------------------
-
-STATUS, LINE = "status", "line"
-EXPECT = {
-    FaultKind.NO_REPLY: InstrumentTimeout,
-    FaultKind.TRICKLE: PartialReply,
-    FaultKind.TRUNCATE: PartialReply,
-    FaultKind.GARBAGE: MalformedReply,
-    FaultKind.LATE: InstrumentTimeout,
-    FaultKind.DISCONNECT: Disconnected,
-    FaultKind.POWER_CYCLE: InstrumentReportedError,
-    FaultKind.INSTRUMENT_ERROR: InstrumentReportedError,
-}
-DELAY = {FaultKind.TRICKLE: 0.2, FaultKind.LATE: 1.3}
-
-
-def _op(g: Grbl, op: str) -> object:
-    return g.status() if op == STATUS else g.identify()
-
-
-@pytest.mark.parametrize("op", [STATUS, LINE])
-@pytest.mark.parametrize("kind", list(EXPECT))
-def test_fault_matrix(bench, kind, op):
-    g, core, clock = bench
-    if kind is FaultKind.INSTRUMENT_ERROR and op == STATUS:
-        pytest.skip("GRBL never answers a real-time `?` with an error")
-    match = rb"^\?$" if op == STATUS else rb"\$I"
-    fault = core.inject(kind, match, **({"delay": DELAY[kind]} if kind in DELAY else {}))
-    t0 = clock.monotonic()
-    with pytest.raises(EXPECT[kind]):
-        _op(g, op)
-    assert clock.monotonic() - t0 <= g.transport.timeout + 1e-9
-    assert fault.spent
-    # the next exchange is clean (after a resynchronisation the driver does by itself)
-    assert g.status().state == "Alarm"
-    assert g.identify() == "Grbl 1.1h.20190830"
+# -- faults beyond the generic matrix (test_conformance.py) --------------------------------------------------
 
 
 def test_fault_stuck_busy(bench):

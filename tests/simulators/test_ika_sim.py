@@ -1,5 +1,5 @@
-"""The IKA RCT digital simulator: bytes, the bath it heats, the watchdog; the driver against it over
-labsim://, a pty and TCP; every fault kind against the driver."""
+"""The IKA RCT digital simulator: bytes, the bath it heats, the watchdog; the driver against it in process.
+The driver over TCP and a pty and every fault kind: test_conformance.py."""
 
 from __future__ import annotations
 
@@ -9,16 +9,13 @@ from labctl.clock import RealClock, VirtualClock
 from labctl.drivers.ika_rct import IkaRct
 from labctl.drivers.transport import SerialSettings, SerialTransport
 from labctl.errors import (
-    Disconnected,
     InstrumentError,
-    InstrumentTimeout,
     MalformedReply,
-    PartialReply,
     SafeStateError,
 )
 from labctl.simulators import registry
 from labctl.simulators.core import FaultKind
-from labctl.simulators.exposures import serve_pty, serve_tcp
+from labctl.simulators.exposures import serve_pty
 from labctl.simulators.ika_rct import IkaRctSim
 from labctl.simulators.world import SimpleWorld
 
@@ -148,58 +145,6 @@ def test_wrong_line_settings_garble_replies():
             h.identify()
     finally:
         registry.unregister("hp-8n1")
-
-
-def _session(h: IkaRct) -> None:
-    h.connect()
-    assert h.identify() == "RCT digital"
-    h.set_temperature(30.0)
-    h.stirrer(250)
-    assert h.safe_state()["stirring"] is False
-    h.close()
-
-
-def test_driver_over_tcp():
-    with serve_tcp(IkaRctSim("hp-tcp", clock=RealClock())) as exp:
-        _session(IkaRct(SerialTransport("hotplate", exp.serial_url, IkaRct.SERIAL)))
-
-
-#: a pty carries no parity bit and this kernel's ptys refuse PARENB and a CS7 reconfigure (tcsetattr EINVAL):
-#: the host opens the pty 8N1 (the core is told nothing about the line over a pty)
-PTY_LINE = SerialSettings(9600)
-
-
-@pytest.mark.pty
-def test_driver_over_pty():
-    with serve_pty(IkaRctSim("hp-pty", clock=RealClock())) as exp:
-        _session(IkaRct(SerialTransport("hotplate", exp.path, PTY_LINE)))
-
-
-EXPECT = {
-    FaultKind.NO_REPLY: InstrumentTimeout,
-    FaultKind.TRICKLE: PartialReply,
-    FaultKind.TRUNCATE: PartialReply,
-    FaultKind.GARBAGE: MalformedReply,
-    FaultKind.LATE: InstrumentTimeout,
-    FaultKind.DISCONNECT: Disconnected,
-    FaultKind.POWER_CYCLE: InstrumentTimeout,
-    FaultKind.INSTRUMENT_ERROR: InstrumentTimeout,  # the RCT has no error answer: silence
-}
-DELAY = {FaultKind.TRICKLE: 0.3, FaultKind.LATE: 1.3}
-
-
-@pytest.mark.parametrize("kind", list(EXPECT))
-def test_fault_matrix(hotplate, kind):
-    h, core, _world, clock = hotplate
-    h.set_temperature(40.0)
-    fault = core.inject(kind, rb"^IN_PV_1", **({"delay": DELAY[kind]} if kind in DELAY else {}))
-    t0 = clock.monotonic()
-    with pytest.raises(EXPECT[kind]):
-        h.bath_temperature()
-    assert clock.monotonic() - t0 <= h.transport.timeout + 1e-9
-    assert fault.spent
-    assert h.bath_temperature() == pytest.approx(22.0)  # the next exchange is clean
-    h.set_temperature(35.0)
 
 
 def test_fault_stuck_busy(hotplate):

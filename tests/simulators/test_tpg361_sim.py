@@ -1,5 +1,5 @@
-"""The TPG 361 simulator: bytes, the chamber it reads; the driver against it over labsim://, a pty and TCP;
-every fault kind against the driver."""
+"""The TPG 361 simulator: bytes, the chamber it reads; the driver against it in process. The driver over TCP
+and a pty and every fault kind: test_conformance.py."""
 
 from __future__ import annotations
 
@@ -9,16 +9,11 @@ from labctl.clock import RealClock, VirtualClock
 from labctl.drivers.tpg361 import Tpg361
 from labctl.drivers.transport import SerialSettings, SerialTransport
 from labctl.errors import (
-    Disconnected,
-    InstrumentBusy,
     InstrumentReportedError,
-    InstrumentTimeout,
     MalformedReply,
-    PartialReply,
 )
 from labctl.simulators import registry
-from labctl.simulators.core import FaultKind
-from labctl.simulators.exposures import serve_pty, serve_tcp
+from labctl.simulators.exposures import serve_pty
 from labctl.simulators.tpg361 import Tpg361Sim
 from labctl.simulators.world import SimpleWorld
 
@@ -183,59 +178,6 @@ def test_driver_in_process(gauge):
     with pytest.raises(InstrumentReportedError, match="sensor off"):
         g.pressure()
     assert g.safe_state()["status"] == 4
-
-
-def _run_over(url: str) -> None:
-    g = Tpg361(SerialTransport("gauge", url, Tpg361.SERIAL, clock=RealClock(), timeout=1.0))
-    g.connect()
-    assert g.identify().startswith("TPG361,")
-    g.set_unit("Pa")
-    assert g.pressure() == pytest.approx(1e-4)
-    assert g.safe_state()["error_word"] == "0000"
-    g.close()
-
-
-@pytest.mark.parametrize("serve", [serve_tcp, pytest.param(serve_pty, marks=pytest.mark.pty)])
-def test_driver_over_a_real_transport(serve):
-    with serve(Tpg361Sim("gauge", clock=RealClock())) as exp:
-        _run_over(exp.serial_url)
-
-
-# -- the fault matrix -----------------------------------------------------------------------------------
-
-EXPECT = {
-    FaultKind.NO_REPLY: InstrumentTimeout,
-    FaultKind.TRICKLE: PartialReply,
-    FaultKind.TRUNCATE: PartialReply,
-    FaultKind.GARBAGE: MalformedReply,
-    FaultKind.LATE: InstrumentTimeout,
-    FaultKind.DISCONNECT: Disconnected,
-    FaultKind.POWER_CYCLE: InstrumentTimeout,
-    FaultKind.INSTRUMENT_ERROR: InstrumentReportedError,
-    FaultKind.STUCK_BUSY: InstrumentBusy,
-}
-DELAY = {FaultKind.TRICKLE: 0.6, FaultKind.LATE: 1.3}
-
-
-@pytest.mark.parametrize("step", ["mnemonic", "enquiry"])
-@pytest.mark.parametrize("kind", list(EXPECT))
-def test_fault_matrix(gauge, kind, step):
-    g, core, world, clock = gauge
-    g.set_unit("Pa")
-    world.gas_flow(0.0, "Ar", 10.0)
-    match = rb"^PR1\r\n$" if step == "mnemonic" else rb"^\x05$"
-    fault = core.inject(kind, match, **({"delay": DELAY[kind]} if kind in DELAY else {}))
-    t0 = clock.monotonic()
-    with pytest.raises(EXPECT[kind]):
-        g._exchange("PR1")
-    assert clock.monotonic() - t0 <= g.transport.timeout + 1e-9
-    assert fault.spent
-    if kind is FaultKind.STUCK_BUSY:
-        with pytest.raises(InstrumentBusy):          # it stays busy, and says so cleanly each time
-            g.pressure()
-        core.power_cycle()
-    assert g.pressure() == pytest.approx(0.2001)       # the next exchange is clean
-    assert g.error_word() == "0000"
 
 
 @pytest.mark.pty
