@@ -1,4 +1,5 @@
-"""The EmStat4 simulator on its own lines, then the driver against it on labsim://, TCP, pty."""
+"""The EmStat4 simulator on its own lines, then the driver against it in process (over TCP and a pty, and
+every fault kind: test_conformance.py)."""
 
 from __future__ import annotations
 
@@ -10,17 +11,14 @@ from labctl.drivers.emstat4 import EmStat4
 from labctl.drivers.methodscript import decode_package
 from labctl.drivers.transport import SerialTransport
 from labctl.errors import (
-    Disconnected,
     InstrumentReportedError,
     InstrumentTimeout,
-    MalformedReply,
-    PartialReply,
     SafeStateError,
 )
 from labctl.simulators import registry
 from labctl.simulators.core import FaultKind
 from labctl.simulators.emstat4 import EmStat4Sim
-from labctl.simulators.exposures import serve_pty, serve_tcp
+from labctl.simulators.exposures import serve_pty
 from labctl.simulators.world import SimpleWorld
 
 
@@ -282,22 +280,6 @@ def test_device_error_then_clean(eis):
     assert d.identify().startswith("es4_lr")
 
 
-def _run_over(url: str) -> None:
-    d = EmStat4(SerialTransport("eis", url, EmStat4.SERIAL, clock=RealClock(), timeout=1.0))
-    d.connect()
-    assert d.identify().startswith("es4_lr")
-    spec = d.eis(f_start=1e5, f_end=1e4, points_per_decade=3, amplitude=0.01)  # ~0.4 s of real time
-    assert len(spec.freq) == 4 and np.all(spec.z_real > 0)
-    assert d.safe_state()["script_running"] is False
-    d.close()
-
-
-@pytest.mark.parametrize("serve", [serve_tcp, pytest.param(serve_pty, marks=pytest.mark.pty)])
-def test_driver_over_a_real_transport(serve):
-    with serve(EmStat4Sim("eis", clock=RealClock())) as exp:
-        _run_over(exp.serial_url)
-
-
 @pytest.mark.pty
 def test_a_manual_only_client_over_the_pty():
     """Plain pyserial and the MethodSCRIPT examples' grammar: version, then an OCP script."""
@@ -316,44 +298,7 @@ def test_a_manual_only_client_over_the_pty():
             port.close()
 
 
-# -- the fault matrix -----------------------------------------------------------------------------------
-
-EXPECT = {
-    FaultKind.NO_REPLY: InstrumentTimeout,
-    FaultKind.TRICKLE: PartialReply,
-    FaultKind.TRUNCATE: PartialReply,
-    FaultKind.GARBAGE: MalformedReply,
-    FaultKind.LATE: InstrumentTimeout,
-    FaultKind.DISCONNECT: Disconnected,
-    FaultKind.POWER_CYCLE: InstrumentTimeout,
-    FaultKind.INSTRUMENT_ERROR: InstrumentReportedError,
-}
-DELAY = {FaultKind.TRICKLE: 0.05, FaultKind.LATE: 1.3}  # 38 version bytes x 0.05 s > the 1 s deadline
-OPS = {
-    "version": (rb"^t\n$", lambda d: d.identify()),
-    "eis": (rb"^\n$", lambda d: d.eis(f_start=1e4, f_end=1e2, points_per_decade=2, amplitude=0.01)),
-}
-
-
-# the version is one exchange; a sweep's lines each have their own deadline: the acknowledge (timeout), the
-# loop marker and the first package (timeout + 3 x 0.1 s for a 10 kHz point each)
-BOUND = {"version": lambda d: d.transport.timeout, "eis": lambda d: 3 * d.transport.timeout + 2 * 0.3}
-
-
-@pytest.mark.parametrize("op", list(OPS))
-@pytest.mark.parametrize("kind", list(EXPECT))
-def test_fault_matrix(eis, kind, op):
-    d, core, _, clock = eis
-    match, call = OPS[op]
-    fault = core.inject(kind, match, **({"delay": DELAY[kind]} if kind in DELAY else {}))
-    t0 = clock.monotonic()
-    with pytest.raises(EXPECT[kind]):
-        call(d)
-    assert clock.monotonic() - t0 <= BOUND[op](d) + 1e-9
-    assert fault.spent
-    assert d.identify().startswith("es4_lr")  # the next exchange is clean
-    spec = d.eis(f_start=1e4, f_end=1e2, points_per_decade=2, amplitude=0.01)
-    assert len(spec.freq) == 5
+# -- faults beyond the generic matrix (test_conformance.py) --------------------------------------------------
 
 
 def test_fault_stuck_busy(eis):

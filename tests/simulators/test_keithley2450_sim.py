@@ -1,6 +1,6 @@
 """The Keithley 2450 simulator: its SCPI parser, event log, trigger model in simulated time and the cell it
-asks the world about; the driver against it in process (labsim://), over TCP VISA, ASRL VISA and a pty;
-every fault kind against the driver."""
+asks the world about; the driver against it in process (labsim://) and over ASRL VISA. The driver over TCP
+VISA and a pty and every fault kind: test_conformance.py."""
 
 from __future__ import annotations
 
@@ -13,12 +13,9 @@ from labctl.clock import RealClock, VirtualClock
 from labctl.drivers.keithley2450 import Keithley2450
 from labctl.drivers.transport import SerialTransport, VisaTransport
 from labctl.errors import (
-    Disconnected,
     InstrumentBusy,
     InstrumentReportedError,
     InstrumentTimeout,
-    MalformedReply,
-    PartialReply,
 )
 from labctl.simulators import registry
 from labctl.simulators.core import FaultKind
@@ -333,11 +330,6 @@ def _session(k: Keithley2450) -> None:
     k.close()
 
 
-def test_driver_over_tcp_visa():
-    with serve_tcp(Keithley2450Sim("k-tcp", clock=RealClock())) as exp:
-        _session(Keithley2450(VisaTransport("potentiostat", exp.visa_resource, timeout=2.0)))
-
-
 def test_driver_over_asrl_labsim_visa():
     clock = VirtualClock()
     registry.register("k-asrl", Keithley2450Sim("k-asrl", clock=clock))
@@ -345,12 +337,6 @@ def test_driver_over_asrl_labsim_visa():
         _session(Keithley2450(VisaTransport("potentiostat", "ASRLlabsim://k-asrl::INSTR", clock=clock)))
     finally:
         registry.unregister("k-asrl")
-
-
-@pytest.mark.pty
-def test_driver_over_pty():
-    with serve_pty(Keithley2450Sim("k-pty", clock=RealClock())) as exp:
-        _session(Keithley2450(SerialTransport("potentiostat", exp.path, timeout=2.0)))
 
 
 @pytest.mark.timeout(60)
@@ -385,38 +371,7 @@ def test_binary_fetch_over_a_real_link(link):
     assert sent.index(b":FORM:BORD SWAP\n") < sent.index(b':TRAC:DATA? 1, 1000, "labctl", REL, READ, SOUR\n')
 
 
-# -- the fault matrix -----------------------------------------------------------------------------------
-
-EXPECT = {
-    FaultKind.NO_REPLY: InstrumentTimeout,
-    FaultKind.TRICKLE: PartialReply,
-    FaultKind.TRUNCATE: PartialReply,
-    FaultKind.GARBAGE: MalformedReply,
-    FaultKind.LATE: InstrumentTimeout,
-    FaultKind.DISCONNECT: Disconnected,
-    FaultKind.POWER_CYCLE: InstrumentTimeout,
-    FaultKind.INSTRUMENT_ERROR: InstrumentReportedError,
-}
-DELAY = {FaultKind.TRICKLE: 2.1, FaultKind.LATE: 2.5}  # the reply "0\n" is 2 bytes
-
-
-@pytest.mark.parametrize("op", ["trip", "read"])
-@pytest.mark.parametrize("kind", list(EXPECT))
-def test_fault_matrix(smu, kind, op):
-    k, core, _world, clock = smu
-    k.configure_galvanostatic(voltage_limit=2.0)
-    k.set_current(1e-3)
-    k.output(True)
-    match = rb"TRIP\?" if op == "trip" else rb"^:READ\?"
-    fault = core.inject(kind, match, **({"delay": DELAY[kind]} if kind in DELAY else {}))
-    t0 = clock.monotonic()
-    with pytest.raises(EXPECT[kind]):
-        k.limit_tripped() if op == "trip" else k.read()
-    assert clock.monotonic() - t0 <= k.transport.timeout + k.RESYNC_MAX + 1e-9
-    assert fault.spent
-    assert k.limit_tripped() is False  # the next exchange is clean
-    on = kind is not FaultKind.POWER_CYCLE  # a power cycle switched the output off
-    assert k.read() == (pytest.approx(0.01 if on else 0.0), pytest.approx(1e-3 if on else 0.0))
+# -- faults beyond the generic matrix (test_conformance.py) --------------------------------------------------
 
 
 def test_fault_on_a_command_is_reported_from_the_event_log(smu):
