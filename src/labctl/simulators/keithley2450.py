@@ -235,6 +235,7 @@ class Keithley2450Sim(DeviceCore):
                 **{f"sense.{f}.user{n}": 0.0 for n in range(1, 6)},
             }
         self.settings["src.VOLT.prot"] = "NONE"
+        self.last_reading: dict[str, float] = {}  # per sense function, for the autorange queries
         self.output = False
         self.tripped = False
         self.buffers: dict[str, Buffer] = {b: Buffer(DEFAULT_CAPACITY) for b in DEFAULT_BUFFERS}
@@ -360,6 +361,9 @@ class Keithley2450Sim(DeviceCore):
         else:
             with np.errstate(divide="ignore", invalid="ignore"):
                 reading = np.where(np.abs(i) > 0, v / np.where(i == 0, 1, i), OVERFLOW)
+        if n:
+            self.last_reading |= {"VOLT": float(v[-1]), "CURR": float(i[-1])}
+            self.last_reading["RES"] = float(v[-1] / i[-1]) if i[-1] else OVERFLOW
         return {"t": np.asarray(t, dtype=float), "v": v, "i": i, "src": src, "reading": reading,
                 "func": np.full(n, sense), "src_func": np.full(n, function), "flag": flag}
 
@@ -374,6 +378,8 @@ class Keithley2450Sim(DeviceCore):
         now = self._t()
         if loop.count is not None:
             total = loop.count
+        elif math.isinf(loop.duration):  # an endless sweep: as many points as are due
+            total = math.floor((now - self.started) / loop.period + 1e-9) + 1
         else:  # a DurationLoop: its period is positive
             total = max(1, math.ceil(loop.duration / loop.period - 1e-9))
         elapsed = math.floor((now - self.started) / loop.period + 1e-9) + 1 if loop.period > 0 else total
@@ -381,7 +387,7 @@ class Keithley2450Sim(DeviceCore):
         if due > self.done_k:
             k = np.arange(self.done_k, due)
             t = self.started + k * loop.period
-            levels = None if loop.levels is None else loop.levels[k]
+            levels = None if loop.levels is None else loop.levels[k % len(loop.levels)]
             function = loop.function if levels is not None else None
             self.buffers[loop.buffer].add(**self._measure(t, levels, function))
             self.done_k = due
@@ -545,7 +551,7 @@ class Keithley2450Sim(DeviceCore):
         add(f"{base}:{limit}[:LEVel]:TRIPped",
             lambda u: "1" if self.tripped and self.function == f else "0", **q)
         add(f"{base}:RANGe", lambda u: self._set_source_range(f, u))
-        add(f"{base}:RANGe", lambda u: f"{self.settings[f'src.{f}.range']:.6e}", **q)
+        add(f"{base}:RANGe", lambda u: f"{self._source_range(f):.6e}", **q)
         self._flag(f"{base}:RANGe:AUTO", f"src.{f}.range_auto")
         add(f"{base}:DELay", self._setter(f"src.{f}.delay", lambda x: number(x, 0, 1e4, 0)))
         add(f"{base}:DELay", lambda u: f"{self.settings[f'src.{f}.delay']:.6e}", **q)
@@ -559,7 +565,7 @@ class Keithley2450Sim(DeviceCore):
         add, q = self.parser.add, {"query": True}
         base = f"[:SENSe[1]]:{node}"
         add(f"{base}:RANGe[:UPPer]", lambda u: self._set_sense_range(f, u))
-        add(f"{base}:RANGe[:UPPer]", lambda u: f"{self.settings[f'sense.{f}.range']:.6e}", **q)
+        add(f"{base}:RANGe[:UPPer]", lambda u: f"{self._sense_range(f):.6e}", **q)
         self._flag(f"{base}:RANGe:AUTO", f"sense.{f}.range_auto")
         add(f"{base}:NPLCycles", self._setter(f"sense.{f}.nplc", lambda x: number(x, 0.01, 10.0, 1.0)))
         add(f"{base}:NPLCycles", lambda u: f"{self.settings[f'sense.{f}.nplc']:g}", **q)
@@ -625,13 +631,17 @@ class Keithley2450Sim(DeviceCore):
         else:
             self.status.esr |= ESR_OPC
 
-    def _opc_query(self, u: Unit) -> str:
+    def _opc_query(self, u: Unit) -> str | None:
+        if math.isinf(self._model_end()):
+            return None  # a model that never ends never completes: no answer (the host times out)
         self._wai(u)
         return "1"
 
     def _wai(self, u: Unit) -> None:
+        """Hold later messages until the trigger model ends (a model that never ends does not hold: the
+        simulated instrument stays reachable for :ABORt, where a real one would need a device clear)."""
         end = self._model_end()
-        if end > self._t():
+        if self._t() < end < math.inf:
             self.held_until = end
             self._advance()
 
@@ -698,6 +708,20 @@ class Keithley2450Sim(DeviceCore):
             raise ScpiError(-222, "Parameter too large for present source range")
         self._set_level_value(f, value)
         self.tripped = False
+
+    def _source_range(self, f: str) -> float:
+        """The range in use: the programmed one, or with autorange the smallest that holds the level."""
+        if not self.settings[f"src.{f}.range_auto"]:
+            return float(self.settings[f"src.{f}.range"])  # type: ignore[arg-type]
+        level = abs(self.level if f == "CURR" else self.vlevel)
+        return next((r for r in SOURCE_RANGES[f] if level <= r * 1.05), SOURCE_RANGES[f][-1])
+
+    def _sense_range(self, f: str) -> float:
+        """The range in use: the programmed one, or with autorange the smallest holding the last reading."""
+        if not self.settings[f"sense.{f}.range_auto"]:
+            return float(self.settings[f"sense.{f}.range"])  # type: ignore[arg-type]
+        last = abs(self.last_reading.get(f, 0.0))
+        return next((r for r in SENSE_RANGES[f] if last <= r * 1.05), SENSE_RANGES[f][-1])
 
     def _set_source_range(self, f: str, u: Unit) -> None:
         current = float(self.settings[f"src.{f}.range"])  # type: ignore[arg-type]
@@ -822,7 +846,8 @@ class Keithley2450Sim(DeviceCore):
         if not name or len(name) > 31 or name in self.buffers:
             raise ScpiError(-224, "Buffer name invalid or in use")
         style = choice(params[2], BUFFER_STYLES) if len(params) > 2 and params[2] else "STAN"
-        self.buffers[name] = Buffer(int(number(params[1], 10, MAX_CAPACITY)), style=style)
+        # user buffers fill once, the default ones continuously (2450-901-01 p. 6-112)
+        self.buffers[name] = Buffer(int(number(params[1], 10, MAX_CAPACITY)), style=style, fill="ONCE")
 
     def _delete(self, u: Unit) -> None:
         name = string(need(u, 1)[0])
@@ -840,7 +865,11 @@ class Keithley2450Sim(DeviceCore):
 
     def _fill_mode(self, u: Unit) -> None:
         params = need(u, 1, 2)
-        self._buffer(params[1] if len(params) > 1 else None).fill = choice(params[0], FILL_MODES)
+        buf = self._buffer(params[1] if len(params) > 1 else None)
+        mode = choice(params[0], FILL_MODES)
+        if len(buf.t) and mode != buf.fill:
+            raise ScpiError(-221, "Fill mode can only be changed on an empty buffer")  # p. 6-112
+        buf.fill = mode
 
     def _trace_trigger(self, u: Unit) -> None:
         self._take(self._named(u), int(self.settings["sense.count"]))  # type: ignore[arg-type]
@@ -894,8 +923,11 @@ class Keithley2450Sim(DeviceCore):
         top = SOURCE_MAX[f]
         start, stop = number(p[0], -top, top), number(p[1], -top, top)
         points = int(number(p[2], 2, 1e6))
-        delay = number(p[3], 0, 1e4, 0) if len(p) > 3 else 0.0
-        count = int(number(p[4], 0, 268435455, 1)) if len(p) > 4 and p[4].strip().upper() != "INF" else 1
+        delay = number(p[3], -1, 1e4, -1) if len(p) > 3 else -1.0
+        if -1 < delay < 50e-6 and delay != 0:
+            raise ScpiError(-222)
+        delay = max(delay, 0.0)  # -1: autodelay, which this simulator takes as no delay
+        count = int(number(p[4], 0, 268435455, 1)) if len(p) > 4 else 1  # 0: until :ABORt
         if len(p) > 5:
             choice(p[5], mnemonics("BEST", "AUTO", "FIXed"))
         if len(p) > 6:
@@ -909,7 +941,10 @@ class Keithley2450Sim(DeviceCore):
             one = np.concatenate((one, one[::-1]))
         levels = np.tile(one, max(count, 1))
         period = delay + self.nplc / self.line_frequency
-        self.loop = Loop("Sweep", len(levels) * period, period, buffer, len(levels), levels, f)
+        if count == 0:
+            self.loop = Loop("Sweep", math.inf, period, buffer, None, levels, f)
+        else:
+            self.loop = Loop("Sweep", len(levels) * period, period, buffer, len(levels), levels, f)
         self.function = f
 
     def _init(self, u: Unit) -> None:
