@@ -632,7 +632,7 @@ class Keithley2450Sim(DeviceCore):
             self.status.esr |= ESR_OPC
 
     def _opc_query(self, u: Unit) -> str | None:
-        if math.isinf(self._model_end()):
+        if self._model_end() == math.inf:
             return None  # a model that never ends never completes: no answer (the host times out)
         self._wai(u)
         return "1"
@@ -708,6 +708,7 @@ class Keithley2450Sim(DeviceCore):
             raise ScpiError(-222, "Parameter too large for present source range")
         self._set_level_value(f, value)
         self.tripped = False
+        self._anchor()
 
     def _source_range(self, f: str) -> float:
         """The range in use: the programmed one, or with autorange the smallest that holds the level."""
@@ -744,6 +745,12 @@ class Keithley2450Sim(DeviceCore):
         if on != self.output:
             self.tripped = False
         self.output = on
+        self._anchor()
+
+    def _anchor(self) -> None:
+        """A potential is applied from now on (output on, a new voltage level): the cell charges from here."""
+        if self.output and self.function == "VOLT" and self.potentiostat is not None:
+            self.potentiostat.last_t = max(self.potentiostat.last_t, self._last_t, self._t())
 
     def _set_format(self, u: Unit) -> None:
         self.data_format = choice(need(u, 1)[0], DATA_FORMATS)

@@ -137,7 +137,7 @@ class StatusRegisters:
 
 # -- headers ----------------------------------------------------------------------------------------------
 
-_NODE = re.compile(r"(\[)?:?([A-Za-z*]+)(\[\d\]|\d|<n>)?(\])?")
+_NODE = re.compile(r"(\[)?:?([A-Za-z*]+(?:\d+[A-Za-z]+)*)(\[\d\]|\d|<n>)?(\])?")  # PK2Pk: digits inside
 _HEADER_OK = re.compile(r":?\*?[A-Za-z][A-Za-z0-9_]*(?::[A-Za-z][A-Za-z0-9_]*)*\??")
 _SUFFIX = re.compile(r"(?<=[A-Za-z])(\d+)(?=:|$)")
 MAX_MNEMONIC = 12  # IEEE 488.2 §7.6.1.4

@@ -1,0 +1,87 @@
+"""QCoDeS' own Keithley2450 driver, unmodified, against the simulated 2450 over a raw TCP socket (pyvisa-py
+TCPIP SOCKET) and a pty (pyvisa-py ASRL): connect, reset, source current / measure voltage, a reading, a
+sweep, output off, and the instrument's event log empty at the end. The cell is a 47 ohm SimpleWorld resistor,
+so every voltage is the world's answer (47 ohm x the sourced current), not a canned value."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from labctl.clock import RealClock
+from labctl.simulators.exposures import serve_pty, serve_tcp
+from labctl.simulators.keithley2450 import Keithley2450Sim
+from labctl.simulators.world import SimpleWorld
+
+qcodes_keithley = pytest.importorskip("qcodes.instrument_drivers.Keithley")
+pytest.importorskip("pyvisa_py")
+
+OHM = 47.0
+_names = itertools.count()
+
+
+@pytest.fixture(params=["tcp", pytest.param("pty", marks=pytest.mark.pty)])
+def smu(request):
+    core = Keithley2450Sim("k-qcodes", clock=RealClock(), world=SimpleWorld(cell_ohm=OHM))
+    with serve_tcp(core) if request.param == "tcp" else serve_pty(core) as exp:
+        resource = exp.visa_resource if request.param == "tcp" else f"ASRL{exp.path}::INSTR"
+        k = qcodes_keithley.Keithley2450(f"k2450_{next(_names)}", resource, visalib="@py", timeout=5)
+        try:
+            yield k, core
+        finally:
+            k.close()
+
+
+@pytest.mark.timeout(60)
+def test_connect_reset_source_current_measure_voltage_sweep_and_shut_down(smu):
+    k, core = smu
+    assert k.IDN()["model"] == "2450"
+    k.reset()
+    assert k.source_function() == "voltage" and k.sense_function() == "current"  # *RST defaults
+    k.terminals("front")
+    k.source_function("current")
+    k.sense_function("voltage")
+    k.source.limit(2.0)
+    k.source.auto_range(True)
+    k.source.current(1e-3)
+    k.sense.four_wire_measurement(True)
+    k.sense.nplc(0.5)
+    k.sense.auto_range(True)
+    assert k.source.limit() == 2.0 and k.source.current() == 1e-3 and float(k.sense.nplc()) == 0.5
+    assert k.sense.four_wire_measurement() is True and k.terminals() == "FRON"
+    assert k.line_frequency() == "50"
+    k.output_enabled(True)
+    assert k.sense.voltage() == pytest.approx(OHM * 1e-3)
+    assert k.sense.range() == 0.2  # autorange: the smallest range holding 47 mV
+    assert k.source.range() == 1e-3
+    assert k.source.limit_tripped() is False
+    # a sweep through the instrument's own trigger model, read back from its buffer
+    k.sense.clear_trace()
+    k.source.sweep_setup(0.0, 2e-3, 5, delay=0.01)
+    np.testing.assert_allclose(k.sense.sweep(), OHM * np.linspace(0.0, 2e-3, 5), rtol=1e-9, atol=1e-12)
+    # compliance: 50 mA into 47 ohm wants 2.35 V, the limit is 2 V
+    k.source.current(50e-3)
+    assert k.sense.voltage() == pytest.approx(2.0)
+    assert k.source.limit_tripped() is True
+    k.source.current(0.0)
+    k.output_enabled(False)
+    assert k.output_enabled() is False and core.output is False
+    assert k.ask(":SYSTem:ERRor:COUNt?") == "0"
+    assert k.ask(":SYSTem:ERRor?").startswith('0,"No error')
+    assert len(core.errors) == 0 and int(k.ask("*ESR?")) & 0x3C == 0  # no command/execution/query error
+
+
+@pytest.mark.timeout(60)
+def test_a_bad_command_is_logged_where_qcodes_looks(smu):
+    k, core = smu
+    k.write(":SOUR:CURR 5")  # beyond 1.05 A: refused, nothing answered
+    k.write(":SENSe:VOLTage:BOGUS 1")
+    assert k.ask(":SYSTem:ERRor:COUNt?") == "2"
+    assert k.ask(":SYSTem:ERRor?").startswith('-222,"Parameter data out of range;1;')
+    assert k.ask(":SYSTem:ERRor:CODE?") == "-113"
+    assert int(k.ask("*ESR?")) & 0x7F == 0x20 | 0x10  # CME and EXE (and PON since power-on, bit 7)
+    assert int(k.ask("*ESR?")) == 0  # reading cleared it
+    k.clear_event_log()
+    assert k.ask(":SYSTem:ERRor:COUNt?") == "0" and len(core.errors) == 0
