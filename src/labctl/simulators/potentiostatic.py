@@ -9,10 +9,11 @@ in two steps per batch of samples, both computed from the world, nothing tabulat
    R_s + (R_p || C): R_s = Re Z at 1 MHz, R_s + R_p = Re Z at 1 mHz, C from the frequency where -Im Z peaks.
    The circuit is integrated exactly for a potential held between samples (the double-layer charge is
    carried between calls), so a potential step gives its capacitive spike and a sweep its charging current;
-2. the world's DC model is asked for the voltage at those currents (this also passes the charge through the
-   world's cell, so plating/stripping state moves as in a galvanostatic run), and each current is corrected by
-   one Newton step, `i += (E - V_world) / (R_s + R_p)`: the world's non-linear parts (nucleation and
-   concentration overpotentials, a short) show in the current.
+2. the world's DC model is asked for the voltage at the faradaic part of those currents (the part through
+   R_p, which also passes that charge through the world's cell, so plating/stripping state moves as in a
+   galvanostatic run), and that part is corrected by one Newton step, `i_F += (i_F (R_s + R_p) + OCV -
+   V_world) / (R_s + R_p)`: the world's non-linear parts (nucleation and concentration overpotentials, a
+   short) show in the current, while the double-layer (capacitive) part stays the circuit's.
 
 The world wants strictly increasing times, never the same time twice: samples at or before the last asked
 time are moved 1 ns after it (`EPS`), as the 2450 core does.
@@ -88,6 +89,7 @@ class Potentiostat:
         rc = self.circuit(float(t[0]))
         u = e - ocv
         i = np.empty(len(t))
+        i_f = np.empty(len(t))
         v_c = self.v_c
         prev = self.last_t if math.isfinite(self.last_t) else float(t[0])
         tau = rc.c * rc.r_s * rc.r_p / rc.r_dc if rc.c > 0 else 0.0
@@ -96,9 +98,10 @@ class Potentiostat:
             dt = max(float(t[k]) - prev, 0.0)
             v_c = v_inf + (v_c - v_inf) * math.exp(-dt / tau) if tau > 0 else v_inf
             i[k] = (u[k] - v_c) / rc.r_s
+            i_f[k] = v_c / rc.r_p if rc.r_p > 0 else i[k]
             prev = float(t[k])
         self.v_c = v_c
-        v_world = np.asarray(self.world.cell_voltage(t, i), dtype=float)  # type: ignore[attr-defined]
+        v_world = np.asarray(self.world.cell_voltage(t, i_f), dtype=float)  # type: ignore[attr-defined]
         self.last_t = float(t[-1])
-        i = i + (e - v_world) / rc.r_dc
+        i = i + (i_f * rc.r_dc + ocv - v_world) / rc.r_dc
         return i, v_world
