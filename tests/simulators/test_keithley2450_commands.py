@@ -156,3 +156,27 @@ def test_rejects_reads_the_event_log():
     assert r.core.rejects(b"") is False  # each call covers the messages since the previous one
     r("*IDN?;:SYST:BEEP 100000, 1")
     assert r.core.rejects(b"") is True
+
+
+def test_step_and_log_sweeps_and_settings_for_every_function():
+    r = Raw(ohm=10.0)
+    r(':SENS:FUNC "CURR";:SOUR:VOLT:ILIM 1;:SOUR:SWE:VOLT:LIN:STEP 0, 1, 0.25, 0.01;:INIT')
+    r.clock.sleep(1.0)
+    data = np.array(r(":TRAC:DATA? 1, 5, 'defbuffer1', SOUR, READ").split(b","), dtype=float).reshape(-1, 2)
+    np.testing.assert_allclose(data[:, 0], [0, 0.25, 0.5, 0.75, 1.0], atol=1e-12)
+    np.testing.assert_allclose(data[1:, 1], data[1:, 0] / 10.0, rtol=0.02)  # the cell's current
+    r(":TRAC:CLE;:SOUR:SWE:CURR:LOG 1e-6, 1e-3, 4, 0, 1, BEST, ON, OFF, 0, 'defbuffer1';:INIT")
+    r.clock.sleep(1.0)
+    sour = np.array(r(":TRAC:DATA? 1, 4, 'defbuffer1', SOUR").split(b","), dtype=float)
+    np.testing.assert_allclose(sour, [1e-6, 1e-5, 1e-4, 1e-3], rtol=1e-9)
+    assert r(":SENS:NPLC 2;:SENS:VOLT:NPLC?;:SENS:RES:NPLC?") == b"2;2\n"  # no function: all of them
+    assert r(":SENS:CURR:RANG:AUTO:LLIM 1e-6;LLIM?;ULIM?") == b"1.000000e-06;1.000000e+00\n"
+    assert r.errors() == []
+
+
+def test_voltage_compliance_keeps_the_cells_ratio():
+    r = Raw(ohm=10.0)
+    r(':SOUR:FUNC VOLT;:SOUR:VOLT 1;:SOUR:VOLT:ILIM 0.01;:SENS:FUNC "VOLT";:OUTP ON')
+    r.clock.sleep(1.0)
+    assert float(r(":READ?")) == pytest.approx(0.1, rel=0.02)  # 10 mA through 10 ohm, not the 1 V asked
+    assert r(":SOUR:VOLT:ILIM:TRIP?") == b"1\n"

@@ -225,6 +225,7 @@ class Keithley2450Sim(DeviceCore):
             self.settings |= {
                 f"src.{f}.range": ranges[0] if f == "CURR" else 0.02, f"src.{f}.range_auto": True,
                 f"src.{f}.delay": 0.0, f"src.{f}.delay_auto": True, f"src.{f}.readback": True,
+                f"src.{f}.highcap": False,
                 f"src.{f}.smod": "NORM", **{f"src.{f}.user{n}": 0.0 for n in range(1, 6)},
             }
         for f, ranges in SENSE_RANGES.items():
@@ -232,6 +233,7 @@ class Keithley2450Sim(DeviceCore):
                 f"sense.{f}.range": ranges[-1] if f == "RES" else ranges[0], f"sense.{f}.range_auto": True,
                 f"sense.{f}.nplc": 1.0, f"sense.{f}.rsense": False, f"sense.{f}.azero": True,
                 f"sense.{f}.avg": False, f"sense.{f}.avg_count": 10, f"sense.{f}.avg_tcon": "REP",
+                f"sense.{f}.ocom": False,
                 **{f"sense.{f}.user{n}": 0.0 for n in range(1, 6)},
             }
         self.settings["src.VOLT.prot"] = "NONE"
@@ -327,10 +329,9 @@ class Keithley2450Sim(DeviceCore):
         over = np.abs(i) > self.ilim
         if over.any():  # in compliance the source becomes a current source at the limit
             self.tripped = True
-            rc = self.potentiostat.randles
-            r_dc = rc.r_dc if rc is not None else 1.0
             clamped = np.sign(i[over]) * self.ilim
-            v[over] = v[over] - (i[over] - clamped) * r_dc
+            ocv = np.array([self.world.cell_ocv(float(x)) for x in np.asarray(t)[over]])  # type: ignore[union-attr]
+            v[over] = ocv + (v[over] - ocv) * clamped / i[over]  # the cell's voltage at the limit current
             i[over] = clamped
         return v, i
 
@@ -352,7 +353,14 @@ class Keithley2450Sim(DeviceCore):
         else:
             flag = np.abs(i) >= self.ilim * (1 - 1e-12)
         self.tripped = self.tripped or tripped_before
-        src = i if function == "CURR" else (v if self.output else np.zeros(n))
+        if function == "CURR":
+            src = i
+        elif not self.output:
+            src = np.zeros(n)
+        elif self.settings["src.VOLT.readback"]:  # read-back on: the measured source value
+            src = v
+        else:
+            src = np.full(n, self.vlevel) if levels is None else np.asarray(levels, dtype=float)
         sense = self._sense_key()
         if sense == "VOLT":
             reading = v
@@ -499,6 +507,7 @@ class Keithley2450Sim(DeviceCore):
         add("[:SENSe[1]]:COUNt", self._setter("sense.count", lambda x: int(number(x, 1, 300000, 1))))
         add("[:SENSe[1]]:COUNt", lambda u: str(self.settings["sense.count"]), **q)
         add("[:SENSe[1]]:AZERo:ONCE", _no_params)
+        add("[:SENSe[1]]:NPLCycles", self._set_all_nplc)  # no function: every function's (p. 6-48)
         for f, node in SENSE_NODES.items():
             self._build_sense(f, node)
         # :FORMat, readings, buffers, trigger model
@@ -559,7 +568,9 @@ class Keithley2450Sim(DeviceCore):
         add(f"{base}:DELay:USER<n>", lambda u: self._user_delay("src", f, u))
         add(f"{base}:DELay:USER<n>", lambda u: self._user_delay("src", f, u), **q)
         self._flag(f"{base}:READ:BACK", f"src.{f}.readback")
-        add(f":SOURce[1]:SWEep:{node}:LINear", lambda u: self._sweep(f, u))
+        for shape in ("LINear", "LINear:STEP", "LOG"):
+            add(f":SOURce[1]:SWEep:{node}:{shape}", lambda u, s=shape: self._sweep(f, u, s))
+        self._flag(f"{base}:HIGH:CAPacitance", f"src.{f}.highcap")
 
     def _build_sense(self, f: str, node: str) -> None:
         add, q = self.parser.add, {"query": True}
@@ -567,6 +578,14 @@ class Keithley2450Sim(DeviceCore):
         add(f"{base}:RANGe[:UPPer]", lambda u: self._set_sense_range(f, u))
         add(f"{base}:RANGe[:UPPer]", lambda u: f"{self._sense_range(f):.6e}", **q)
         self._flag(f"{base}:RANGe:AUTO", f"sense.{f}.range_auto")
+        ranges = SENSE_RANGES[f]
+        add(f"{base}:RANGe:AUTO:LLIMit",
+            self._setter(f"sense.{f}.llim", lambda x: range_value(x, ranges, ranges[0], ranges[0])))
+        add(f"{base}:RANGe:AUTO:LLIMit",
+            lambda u: f"{self.settings.get(f'sense.{f}.llim', ranges[0]):.6e}", **q)
+        add(f"{base}:RANGe:AUTO:ULIMit", lambda u: f"{ranges[-1]:.6e}", **q)
+        if f == "RES":
+            self._flag(f"{base}:OCOMpensated", "sense.RES.ocom")
         add(f"{base}:NPLCycles", self._setter(f"sense.{f}.nplc", lambda x: number(x, 0.01, 10.0, 1.0)))
         add(f"{base}:NPLCycles", lambda u: f"{self.settings[f'sense.{f}.nplc']:g}", **q)
         self._flag(f"{base}:RSENse", f"sense.{f}.rsense")
@@ -591,6 +610,11 @@ class Keithley2450Sim(DeviceCore):
     def _flag(self, spec: str, key: str) -> None:
         self.parser.add(spec, self._setter(key, boolean))
         self.parser.add(spec, lambda u: "1" if self.settings[key] else "0", query=True)
+
+    def _set_all_nplc(self, u: Unit) -> None:
+        value = number(need(u, 1)[0], 0.01, 10.0, 1.0)
+        for f in SENSE_RANGES:
+            self.settings[f"sense.{f}.nplc"] = value
 
     def _user_delay(self, part: str, f: str, u: Unit) -> str | None:
         n = u.suffixes[-1] if u.suffixes and u.path.rstrip("0123456789") != u.path else 1
@@ -921,15 +945,25 @@ class Keithley2450Sim(DeviceCore):
             count = int(number(params[1], 1, MAX_CAPACITY))
             self.loop = Loop(kind, count * delay, delay, buffer, count)
 
-    def _sweep(self, f: str, u: Unit) -> None:
-        """`:SOURce:SWEep:<function>:LINear start, stop, points[, delay[, count[, range[, failAbort[, dual[,
-        "buffer"]]]]]]` builds the sweep trigger model; `:INIT` runs it (2450-901-01 §6 SOURce:SWEep)."""
+    def _sweep(self, f: str, u: Unit, shape: str = "LINear") -> None:
+        """`:SOURce:SWEep:<function>:LINear|LINear:STEP|LOG start, stop, points|step[, delay[, count[, range[,
+        failAbort[, dual[, "buffer"]]]]]]` builds the sweep trigger model; `:INIT` runs it (2450-901-01
+        pp. 6-81, 6-83, 6-87; LOG takes an asymptote before `"buffer"`, accepted and taken as 0)."""
         if self.state == "RUNNING":
             raise ScpiError(-221, "Trigger model is running")
-        p = need(u, 3, 9)
+        p = need(u, 3, 10 if shape == "LOG" else 9)
+        if shape == "LOG" and len(p) == 10:
+            number(p.pop(8), -SOURCE_MAX[f], SOURCE_MAX[f])  # the asymptote
         top = SOURCE_MAX[f]
         start, stop = number(p[0], -top, top), number(p[1], -top, top)
-        points = int(number(p[2], 2, 1e6))
+        if shape == "LINear:STEP":
+            step = number(p[2], 1e-12, 2 * top)
+            points = math.floor(abs(stop - start) / step + 1e-9) + 1
+            stop = start + math.copysign(step * (points - 1), stop - start)
+        else:
+            points = int(number(p[2], 2, 1e6))
+        if shape == "LOG" and (start <= 0 or stop <= 0):
+            raise ScpiError(-222, "Log sweep levels must be positive")
         delay = number(p[3], -1, 1e4, -1) if len(p) > 3 else -1.0
         if -1 < delay < 50e-6 and delay != 0:
             raise ScpiError(-222)
@@ -943,7 +977,7 @@ class Keithley2450Sim(DeviceCore):
         buffer = string(p[8]) if len(p) > 8 else "defbuffer1"
         if buffer not in self.buffers:
             raise ScpiError(-224, "Buffer not found")
-        one = np.linspace(start, stop, points)
+        one = np.geomspace(start, stop, points) if shape == "LOG" else np.linspace(start, stop, points)
         if dual:
             one = np.concatenate((one, one[::-1]))
         levels = np.tile(one, max(count, 1))
