@@ -542,7 +542,8 @@ class Keithley2450Sim(DeviceCore):
         add(":INITiate[:IMMediate]", self._init)
         add(":ABORt", self._abort)
         # :DISPlay
-        add(":DISPlay:LIGHt:STATe", self._setter("display.light", lambda x: x.strip().upper()))
+        light = {w: w for w in ("ON100", "ON75", "ON50", "ON25", "OFF")} | mnemonics("BLACkout")
+        add(":DISPlay:LIGHt:STATe", self._setter("display.light", lambda x: choice(x, light)))
         add(":DISPlay:USER<n>:TEXT[:DATA]", self._display_text)
         add(":DISPlay:CLEar", lambda u: self.settings.__setitem__("display.text", {}))
 
