@@ -85,3 +85,24 @@ def test_a_bad_command_is_logged_where_qcodes_looks(smu):
     assert int(k.ask("*ESR?")) == 0  # reading cleared it
     k.clear_event_log()
     assert k.ask(":SYSTem:ERRor:COUNt?") == "0" and len(core.errors) == 0
+
+
+@pytest.mark.timeout(120)
+def test_a_full_snapshot_reads_every_parameter_of_every_function(smu):
+    """`snapshot(update=True)` queries every parameter of every source/sense submodule, whatever the active
+    function: all answered, nothing logged. (QCoDeS cannot build `user_delay` before `user_number` is set, it
+    would send `...:USERNone?`, which a real 2450 refuses too; the sweep axis needs a sweep set up.)"""
+    k, core = smu
+    for sub in k.submodules.values():
+        if "user_number" in getattr(sub, "parameters", {}):
+            sub.user_number(2)
+    k.source.user_delay(0.25)
+    k.source.sweep_setup(0.0, 1e-3, 3)
+    snap = k.snapshot(update=True)
+    source = snap["submodules"]["_source_voltage"]["parameters"]  # the *RST source function
+    assert source["limit"]["value"] == pytest.approx(1.05e-4) and source["range"]["value"] == 0.02
+    assert source["user_delay"]["value"] == 0.25
+    sense = snap["submodules"]["_sense_resistance"]["parameters"]
+    assert sense["nplc"]["value"] == "1" and sense["four_wire_measurement"]["value"] is False
+    assert snap["parameters"]["line_frequency"]["value"] == "50"
+    assert k.ask(":SYSTem:ERRor:COUNt?") == "0" and len(core.errors) == 0
