@@ -119,17 +119,23 @@ def test_loops_conditions_arithmetic_and_strings():
 
 def test_errors_before_and_while_running():
     r = Raw()
-    assert r.run("var n", "loop n < 3", "endloop") == ["e", "!0003: Line 2", "", ""]  # n has no value
-    assert r.run("var n", "if 1 < 2", "endloop") == ["e", "!0005: Line 3", "", ""]
+    # codes as PalmSens' SDK names them (see simulators/mscript.py)
+    assert r.run("var n", "loop n < 3", "endloop") == ["e", "!4004: Line 2", "", ""]  # n has no value
+    assert r.run("var n", "if 1 < 2", "endloop") == ["e", "!400E: Line 3", "", ""]  # no loop to end
     assert r.run("var e", "var i", "set_pgstat_mode 6", "meas_loop_lsv e i 0 1 10m 1", "endloop") == [
-        "e", "!0004: Line 4", "", ""]  # potentiostatic technique in galvanostatic mode
+        "e", "!0023: Line 4", "", ""]  # potentiostatic technique in galvanostatic mode
     assert r.run("var e", "var i", "meas_loop_cv e i 0 1 -1 10m 1 nscans(2) nscans(3)", "endloop")[1] == (
-        "!0003: Line 3"
+        "!4008: Line 3"
     )
+    assert r.run("var a", "var a")[1] == "!4026: Line 2"  # declared twice
+    assert r.run("var Big")[1] == "!402B: Line 1"  # a-z, 0-9 and _ only
+    assert r.run("set_pgstat_mode 5")[1] == "!0021: Line 1"
+    assert r.run("var x", "store_var x 1 ja", "div_var x 0") == ["e", "!0028: Line 3", "", ""]
+    assert r.run("var p", "cell_on", "meas_loop_ocp p 1 2", "endloop")[1] == "!0014: Line 3"  # cell on
     # a parameter is checked when its loop starts: what ran before it has run
     out = r.run("var x", "var e", "var i", "store_var x 0 ja", 'send_string "before"',
                 "meas_loop_lsv e i 0 1 x 1", "endloop")
-    assert out == ["e", "Tbefore", "!0003: Line 6", "", ""]
+    assert out == ["e", "Tbefore", "!0007: Line 6", "", ""]
     assert r.core.rejects("\n".join(out).encode())
     r.core.write(b"t\n")
     assert r.core.read().startswith(b"tes4")

@@ -21,12 +21,14 @@ Physics, all from the world's cell, nothing tabulated:
   current is 0. Points come every step/scan rate (1/frequency for SWV), packages at those times on the clock.
 
 Where the sources are silent this core chooses, and says so [verify against the MethodSCRIPT manual]:
-- error codes: 0x0002 unknown command, 0x0003 invalid argument (count, number, range, undeclared variable),
-  0x0004 wrong mode for the loop, 0x0005 block structure, 0x0006 nothing to abort (instruments.md), 0x0010 a
-  device fault (INSTRUMENT_ERROR). A script failing the static checks answers `e`, `!XXXX: Line N`, then the
-  empty line, and nothing of it runs; a loop's parameters are checked when the loop starts (variables may
-  change at run time): then `!XXXX: Line N` ends the output there, then the empty line. An unknown idle
-  command answers its first character + `!0002`;
+- error codes are the device's (PalmSens' SDK table, see `simulators.mscript`): the static checks' codes
+  there; at run time 0x0011 an EIS frequency outside 10 uHz-200 kHz, 0x0012 a non-positive amplitude, 0x0014
+  OCP with the cell on, 0x0028 division by zero, 0x0007 any other bad loop parameter (and the simulator's
+  point/statement limits); 0x0006 `Z` with nothing running (instruments.md), 0x0003 an unknown idle command
+  (its first character + `!0003`), 0x0001 a device fault (INSTRUMENT_ERROR). A script failing the static
+  checks answers `e`, `!XXXX: Line N`, then the empty line, and nothing of it runs; a loop's parameters are
+  checked when the loop starts (variables may change at run time): then `!XXXX: Line N` ends the output
+  there, then the empty line;
 - the `M`/`C` codes are `0000` for every technique; `send_string f"..{x}.."` puts `x`'s value as `%g`;
 - while a script runs, every input but `Z` is ignored; `Z` answers `Z`, `*`, then the empty line, and runs
   `on_finished:` (the cell goes off); `Z` also drops output still queued for the host (a slow line's tail);
@@ -51,10 +53,15 @@ from labctl.drivers.methodscript import encode_value, parse_literal
 from labctl.drivers.transport import SerialSettings
 from labctl.simulators.core import DeviceCore, Fault, FaultKind
 from labctl.simulators.mscript import (
-    E_ARG,
-    E_DEVICE,
-    E_NOTHING,
-    E_UNKNOWN,
+    E_AMPLITUDE,
+    E_CHARACTER,
+    E_COMM_MODE,
+    E_DIVIDE_BY_ZERO,
+    E_FREQUENCY,
+    E_NOT_RECOGNIZED,
+    E_OCP_CELL_ON,
+    E_UNSPECIFIED,
+    E_VALUE,
     IDENT,
     TECHNIQUES,
     TIMER_TYPE,
@@ -149,20 +156,20 @@ class EmStat4Sim(DeviceCore):
             return None
         if text == "Z":
             self.cancel_pending()  # whatever was still queued for the host is dropped too
-            return f"Z!{E_NOTHING:04X}\n".encode()
+            return f"Z!{E_COMM_MODE:04X}\n".encode()
         if not text.strip():
             return None
-        return f"{text[0]}!{E_UNKNOWN:04X}\n".encode()
+        return f"{text[0]}!{E_NOT_RECOGNIZED:04X}\n".encode()
 
     def error_reply(self, message: bytes) -> bytes | None:
         """INSTRUMENT_ERROR: a device fault (0x0010) refuses the command or the whole script."""
         if self.script is not None and not message.strip():
             self.script = None
-            return f"e\n!{E_DEVICE:04X}: Line 1\n\n".encode()
+            return f"e\n!{E_UNSPECIFIED:04X}: Line 1\n\n".encode()
         if self.script is not None:
             self.script.append(message.decode("ascii", "replace").strip())
             return None
-        return message[:1] + f"!{E_DEVICE:04X}\n".encode()
+        return message[:1] + f"!{E_UNSPECIFIED:04X}\n".encode()
 
     def _abort(self) -> bytes:
         self.cancel_pending()
@@ -240,7 +247,7 @@ class EmStat4Sim(DeviceCore):
     def _value(self, text: str, line: int) -> float:
         if IDENT.fullmatch(text):
             if text not in self.env:
-                raise ScriptError(E_ARG, line)
+                raise ScriptError(E_CHARACTER, line)
             return self.env[text][1]
         return parse_literal(text)
 
@@ -251,7 +258,7 @@ class EmStat4Sim(DeviceCore):
     def _step(self, line: int) -> None:
         self._steps += 1
         if self._steps > MAX_STEPS:
-            raise ScriptError(E_ARG, line)
+            raise ScriptError(E_VALUE, line)
 
     def _block(self, body: list) -> None:
         for item in body:
@@ -287,7 +294,7 @@ class EmStat4Sim(DeviceCore):
             type_id, a = self.env[args[0]]
             b = self._value(args[1], n)
             if cmd == "div_var" and b == 0:
-                raise ScriptError(E_ARG, n)
+                raise ScriptError(E_DIVIDE_BY_ZERO, n)
             value = {"add_var": a + b, "sub_var": a - b, "mul_var": a * b}.get(cmd, a / b if b else 0.0)
             self.env[args[0]] = (type_id, value)
         elif cmd == "timer_start":
@@ -367,10 +374,15 @@ class EmStat4Sim(DeviceCore):
         bad = False
         if loop.kind in ("meas_loop_eis", "meas_loop_geis"):
             amp, fs, fe, points, _ = p
-            bad = not (F_RANGE[0] <= fs <= F_RANGE[1] and F_RANGE[0] <= fe <= F_RANGE[1] and amp > 0
-                       and 2 <= points <= MAX_POINTS and points == int(points))
+            if not (F_RANGE[0] <= fs <= F_RANGE[1] and F_RANGE[0] <= fe <= F_RANGE[1]):
+                raise ScriptError(E_FREQUENCY, loop.line)
+            if amp <= 0:
+                raise ScriptError(E_AMPLITUDE, loop.line)
+            bad = not (2 <= points <= MAX_POINTS and points == int(points))
             n = points
         elif loop.kind in ("meas_loop_ocp", "meas_loop_cp", "meas_loop_ca"):
+            if loop.kind == "meas_loop_ocp" and self._cell_on:
+                raise ScriptError(E_OCP_CELL_ON, loop.line)
             interval, duration = p[-2], p[-1]
             bad = not 0 < interval <= duration
             n = duration / interval if not bad else 0
@@ -388,7 +400,7 @@ class EmStat4Sim(DeviceCore):
         scans = int(options.get("nscans", 1))
         bad = bad or scans < 1 or scans != options.get("nscans", 1)
         if bad or self._points + n * scans > MAX_POINTS:
-            raise ScriptError(E_ARG, loop.line)
+            raise ScriptError(E_VALUE, loop.line)
         self._points += int(n * scans)
         return scans
 

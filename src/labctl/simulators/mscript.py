@@ -8,11 +8,18 @@ variables; blocks are `meas_loop_<technique> <vars> <parameters> [options] ... e
 ... endloop`, `if <a> <op> <b> ... [elseif ...] [else ...] endif`; `breakloop` leaves the innermost loop;
 `on_finished:` starts the commands run when the script ends or is aborted.
 
-The static checks (a failing script answers `!XXXX: Line N` and nothing of it runs; codes as the device core
-documents them): an unknown command (0x0002), a wrong argument count, an undeclared variable or one nothing
-has given a value to yet, a malformed number or type id (0x0003), a technique in the wrong pgstat mode
-(0x0004: galvanostatic techniques need mode 6, the others must not have it), blocks that do not nest
-(0x0005). Values (a loop's parameters) are checked when the loop runs, as variables may change at run time.
+The static checks (a failing script answers `!XXXX: Line N` and nothing of it runs). The codes are the
+device's, as PalmSens' own SDK names them (pypalmsens 2.2, `_instruments/comm_registry.py`,
+COMM_PROTOCOL_EXCEPTIONS); which check gives which code where several could is this simulator's choice
+[verify on hardware]: an unknown script command 0x4001; a malformed number, or a name that is no declared
+variable with a value where a number belongs, 0x4004 (an unexpected character); a wrong argument count or
+value 0x0007; a bad type id 0x0002 (invalid VarType); an option the command does not take 0x4008; a
+measurement loop inside another 0x400B; `endloop`/`endif`/`else` with no block to end 0x400E; the script
+ending inside a block 0x4018; a command not allowed where it is (a loop after `on_finished:`) 0x400C; a
+package command out of sequence 0x401B; a variable declared twice 0x4026, a bad variable name 0x402B; a
+pgstat mode the EmStat4 lacks 0x0021; a technique in the wrong pgstat mode 0x0023 (galvanostatic techniques
+need mode 6, the others must not have it). Values (a loop's parameters) are checked when the loop runs, as
+variables may change at run time.
 """
 
 from __future__ import annotations
@@ -22,7 +29,28 @@ from dataclasses import dataclass, field
 
 from labctl.drivers.methodscript import parse_literal
 
-E_UNKNOWN, E_ARG, E_MODE, E_STRUCTURE, E_NOTHING, E_DEVICE = 0x2, 0x3, 0x4, 0x5, 0x6, 0x10
+# the device's error codes (PalmSens SDK COMM_PROTOCOL_EXCEPTIONS)
+E_UNSPECIFIED = 0x0001  # "An unspecified error has occurred"
+E_VARTYPE = 0x0002  # "An invalid VarType has been used"
+E_NOT_RECOGNIZED = 0x0003  # "The command was not recognized" (idle commands)
+E_COMM_MODE = 0x0006  # "Communication mode invalid" (`Z` with nothing running)
+E_VALUE = 0x0007  # "An argument has an unexpected value"
+E_FREQUENCY = 0x0011  # "The input frequency is invalid"
+E_AMPLITUDE = 0x0012  # "The input amplitude is invalid"
+E_OCP_CELL_ON = 0x0014  # "Cannot perform OCP measurement when cell on"
+E_PGSTAT_MODE = 0x0021  # "The specified PGStat mode is not supported"
+E_WRONG_MODE = 0x0023  # "Command is invalid for the selected PGStat mode"
+E_DIVIDE_BY_ZERO = 0x0028  # "Variable divided by zero"
+E_UNKNOWN = 0x4001  # "The script command is unknown"
+E_CHARACTER = 0x4004  # "An unexpected character was encountered"
+E_OPTION = 0x4008  # "This optional argument is not valid for this command"
+E_NESTED = 0x400B  # "Measurement loops cannot be placed inside other measurement loops"
+E_SITUATION = 0x400C  # "Command not supported in current situation"
+E_SCOPE = 0x400E  # "The command had an invalid effect on scope depth"
+E_ENDED = 0x4018  # "The script has ended unexpectedly."
+E_PACKET = 0x401B  # "the packet sequence is called wrong"
+E_REDECLARED = 0x4026  # "The variable already exists when declared"
+E_VARNAME = 0x402B  # "The variable name did not start with a-z or ... contained anything other than ..."
 IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 TYPE_ID = re.compile(r"[a-z]{2}")
 OPTION = re.compile(r"([a-z_]+)\(([^()]*)\)")
@@ -161,7 +189,7 @@ class _Checker:
 
     def var(self, name: str, n: int, *, defined: bool = True) -> None:
         if name not in self.declared or (defined and name not in self.defined):
-            raise ScriptError(E_ARG, n)
+            raise ScriptError(E_CHARACTER, n)
 
     def number(self, text: str, n: int) -> None:
         if IDENT.fullmatch(text):
@@ -170,11 +198,11 @@ class _Checker:
         try:
             parse_literal(text)
         except ValueError:
-            raise ScriptError(E_ARG, n) from None
+            raise ScriptError(E_CHARACTER, n) from None
 
     def cond(self, words: list[str], n: int) -> tuple[str, str, str]:
         if len(words) != 3 or words[1] not in OPERATORS:
-            raise ScriptError(E_ARG, n)
+            raise ScriptError(E_VALUE, n)
         self.number(words[0], n)
         self.number(words[2], n)
         return words[0], words[1], words[2]
@@ -198,31 +226,35 @@ def parse(lines: list[str], mode: int) -> Program:
             in_finish = True
             continue
         if cmd == "var":
-            if len(args) != 1 or not IDENT.fullmatch(args[0]):
-                raise ScriptError(E_ARG, n)
+            if len(args) != 1:
+                raise ScriptError(E_VALUE, n)
+            if not re.fullmatch(r"[a-z][a-z0-9_]*", args[0]):
+                raise ScriptError(E_VARNAME, n)
+            if args[0] in check.declared:
+                raise ScriptError(E_REDECLARED, n)
             check.declared.add(args[0])
             continue
         if in_finish and (cmd in TECHNIQUES or cmd in ("loop", "if")):
-            raise ScriptError(E_STRUCTURE, n)
+            raise ScriptError(E_SITUATION, n)
         if cmd in TECHNIQUES:
             tech = TECHNIQUES[cmd]
             if any(isinstance(b, MeasLoop) for b, _ in stack):
-                raise ScriptError(E_STRUCTURE, n)
+                raise ScriptError(E_NESTED, n)
             options = {}
             while args and (m := OPTION.fullmatch(args[-1])):
                 if m.group(1) not in tech.options or m.group(1) in options:
-                    raise ScriptError(E_ARG, n)
+                    raise ScriptError(E_OPTION, n)
                 options[m.group(1)] = m.group(2)
                 args = args[:-1]
             n_vars = len(tech.types)
             if len(args) != n_vars + tech.n_params:
-                raise ScriptError(E_ARG, n)
+                raise ScriptError(E_VALUE, n)
             for name in args[:n_vars]:
                 check.var(name, n, defined=False)
             for p in args[n_vars:] + list(options.values()):
                 check.number(p, n)
             if tech.galvanostatic != (check.mode == 6):
-                raise ScriptError(E_MODE, n)
+                raise ScriptError(E_WRONG_MODE, n)
             check.defined.update(args[:n_vars])
             block: object = MeasLoop(n, cmd, args[:n_vars], args[n_vars:], options)
             body.append(block)
@@ -243,54 +275,56 @@ def parse(lines: list[str], mode: int) -> Program:
             continue
         if cmd in ("elseif", "else", "endif"):
             if not stack or not isinstance(stack[-1][0], If):
-                raise ScriptError(E_STRUCTURE, n)
+                raise ScriptError(E_SCOPE, n)
             block = stack[-1][0]
             if cmd == "endif":
                 if args:
-                    raise ScriptError(E_ARG, n)
+                    raise ScriptError(E_VALUE, n)
                 _, body = stack.pop()
                 continue
             if block.branches[-1][0] is None:  # type: ignore[attr-defined]
-                raise ScriptError(E_STRUCTURE, n)  # nothing may follow `else`
+                raise ScriptError(E_SCOPE, n)  # nothing may follow `else`
             cond = check.cond(args, n) if cmd == "elseif" else None
             if cmd == "else" and args:
-                raise ScriptError(E_ARG, n)
+                raise ScriptError(E_VALUE, n)
             block.branches.append((cond, []))  # type: ignore[attr-defined]
             body = block.branches[-1][1]  # type: ignore[attr-defined]
             continue
         if cmd == "endloop":
             if args:
-                raise ScriptError(E_ARG, n)
-            if not stack or isinstance(stack[-1][0], If) or in_package:
-                raise ScriptError(E_STRUCTURE, n)
+                raise ScriptError(E_VALUE, n)
+            if in_package:
+                raise ScriptError(E_PACKET, n)
+            if not stack or isinstance(stack[-1][0], If):
+                raise ScriptError(E_SCOPE, n)
             _, body = stack.pop()
             continue
         if cmd not in SIMPLE:
             raise ScriptError(E_UNKNOWN, n)
         low, high = SIMPLE[cmd]
         if not low <= len(args) <= high:
-            raise ScriptError(E_ARG, n)
+            raise ScriptError(E_VALUE, n)
         in_meas = any(isinstance(b, MeasLoop) for b, _ in stack)
         if cmd == "pck_start":
             if in_package:
-                raise ScriptError(E_STRUCTURE, n)
+                raise ScriptError(E_PACKET, n)
             in_package = True
         elif cmd == "pck_end":
             if not in_package:
-                raise ScriptError(E_STRUCTURE, n)
+                raise ScriptError(E_PACKET, n)
             in_package = False
         elif cmd == "pck_add":
             if not (in_package or in_meas):
-                raise ScriptError(E_STRUCTURE, n)
+                raise ScriptError(E_PACKET, n)
             check.var(args[0], n)
         elif cmd == "breakloop":
             if not any(isinstance(b, (MeasLoop, Loop)) for b, _ in stack):
-                raise ScriptError(E_STRUCTURE, n)
+                raise ScriptError(E_SITUATION, n)
         elif cmd == "store_var":
             name, value, type_id = args
             check.var(name, n, defined=False)
             if not TYPE_ID.fullmatch(type_id):
-                raise ScriptError(E_ARG, n)
+                raise ScriptError(E_VARTYPE, n)
             check.number(value, n)
             check.defined.add(name)
         elif cmd == "copy_var":
@@ -306,7 +340,7 @@ def parse(lines: list[str], mode: int) -> Program:
         elif cmd == "send_string":
             text = args[0].removeprefix("f")
             if not (len(text) >= 2 and text[0] == '"' and text[-1] == '"'):
-                raise ScriptError(E_ARG, n)
+                raise ScriptError(E_CHARACTER, n)
             if args[0].startswith("f"):
                 for name in re.findall(r"\{([^{}]*)\}", text):
                     check.var(name, n)  # arrays (`x[i]`) are not simulated: an undeclared name
@@ -314,20 +348,20 @@ def parse(lines: list[str], mode: int) -> Program:
             for a in args[1:] if cmd in TYPED_FIRST else args:
                 check.number(a, n)
             if cmd in TYPED_FIRST and not TYPE_ID.fullmatch(args[0]):
-                raise ScriptError(E_ARG, n)
+                raise ScriptError(E_VARTYPE, n)
             if cmd == "set_pgstat_mode":
                 try:
                     check.mode = int(parse_literal(args[0]))
                 except ValueError:
-                    raise ScriptError(E_ARG, n) from None
+                    raise ScriptError(E_CHARACTER, n) from None
                 if check.mode not in (0, 2, 3, 4, 6):
-                    raise ScriptError(E_ARG, n)
+                    raise ScriptError(E_PGSTAT_MODE, n)
         if in_finish and cmd not in ("pck_start", "pck_end", "pck_add", "send_string", "breakloop"):
             finish.append(Stmt(n, cmd, args))
         elif in_finish:
-            raise ScriptError(E_STRUCTURE, n)
+            raise ScriptError(E_SITUATION, n)
         else:
             body.append(Stmt(n, cmd, args))
     if stack or in_package:
-        raise ScriptError(E_STRUCTURE, len(lines))
+        raise ScriptError(E_ENDED, len(lines))
     return Program(root, finish)
