@@ -11,9 +11,11 @@ in two steps per batch of samples, both computed from the world, nothing tabulat
    carried between calls), so a potential step gives its capacitive spike and a sweep its charging current;
 2. the world's DC model is asked for the voltage at the faradaic part of those currents (the part through
    R_p, which also passes that charge through the world's cell, so plating/stripping state moves as in a
-   galvanostatic run), and that part is corrected by one Newton step, `i_F += (i_F (R_s + R_p) + OCV -
-   V_world) / (R_s + R_p)`: the world's non-linear parts (nucleation and concentration overpotentials, a
-   short) show in the current, while the double-layer (capacitive) part stays the circuit's.
+   galvanostatic run), and that part is corrected by one secant step through the OCV point, `i_F *= i_F
+   (R_s + R_p) / (V_world - OCV)`: the world's non-linear parts (nucleation and concentration overpotentials,
+   a short) show in the current, which keeps its sign, while the double-layer (capacitive) part stays the
+   circuit's. (A Newton step with the circuit's slope overshoots on a strongly non-linear cell, to a current
+   of the wrong sign; the secant through the OCV cannot.)
 
 The world wants strictly increasing times, never the same time twice: samples at or before the last asked
 time are moved 1 ns after it (`EPS`), as the 2450 core does.
@@ -103,5 +105,7 @@ class Potentiostat:
         self.v_c = v_c
         v_world = np.asarray(self.world.cell_voltage(t, i_f), dtype=float)  # type: ignore[attr-defined]
         self.last_t = float(t[-1])
-        i = i + (i_f * rc.r_dc + ocv - v_world) / rc.r_dc
-        return i, v_world
+        drop = v_world - ocv  # what the world's DC path needs for i_f
+        usable = (np.abs(drop) > 1e-12) & (np.sign(drop) == np.sign(i_f))
+        scale = np.where(usable, i_f * rc.r_dc / np.where(usable, drop, 1.0), 1.0)
+        return i + i_f * (scale - 1.0), v_world
