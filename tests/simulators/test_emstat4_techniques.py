@@ -5,6 +5,8 @@ current is the world's cell's answer (a SimpleWorld resistor R_s + R || C), chec
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -139,3 +141,29 @@ def test_errors_before_and_while_running():
     assert r.core.rejects("\n".join(out).encode())
     r.core.write(b"t\n")
     assert r.core.read().startswith(b"tes4")
+
+
+def test_arrays_single_measurements_and_type_changes():
+    r = Raw()
+    out = r.run(
+        "var k", "var v", "var x", "array acc 4i",
+        "store_var k 0i ja",
+        "set_pgstat_mode 6", "set_i 2m", "cell_on ocp(k)",
+        "meas 100m v ab",  # one reading of the cell's voltage: 2 mA into 1 kohm
+        "loop k < 4i",
+        "  add_var acc[k] v",
+        "  add_var k 1i",
+        "endloop",
+        "copy_var acc[3] x",
+        "alter_vartype x as",
+        'send_string f"acc3 {acc[3]} x {x}"',
+        "pck_start", "pck_add x", "pck_add acc[0]", "pck_end",
+        "on_finished:", "cell_off",
+    )
+    [text] = [x for x in out if x.startswith("T")]
+    assert re.fullmatch(r"Tacc3 (2|1\.99999|2\.00001) x (2|1\.99999|2\.00001)", text)  # 2 V, 10 uV noise
+    [[x, first]] = [decode_package(line) for line in out if line.startswith("P")]
+    assert (x.type_id, first.type_id) == ("as", "ab") and x.value == pytest.approx(2.0, rel=1e-3)
+    assert r.run("array big 1000000i")[1] == "!000B: Line 1"  # beyond the simulated memory
+    assert r.run("var k", "array a 2i", "store_var k 2i ja", "copy_var a[k] k")[1] == "!400F: Line 4"
+    assert r.run("var v", "array a 2i", "add_var v a[0]")[1] == "!4004: Line 3"  # v has no value

@@ -56,6 +56,11 @@ SCRIPTS = {
     f"{PY}/example_cv_nscans.mscr": (603, lambda r: bool(np.all(np.abs(_v(r, 1)) < 1e-3))),
     f"{PY}/example_eis.mscr": (41, lambda r: bool(np.all(_v(r, 1) > 0))),
     f"{PY}/example_advanced_swv.mscr": (242, lambda r: np.allclose(_v(r, 1), 0.1 / OHM, rtol=0.02)),
+    # 100 charge/discharge cycles of CP with arrays, `meas`, `loop`, `if ... breakloop`, f-strings: 100 mA
+    # into the 1 kohm cell is far beyond the 4.3 V / 2.5 V cut-offs: each half-cycle stops at its first point
+    "MethodSCRIPTs/MSExample029-Charge_versus_cycles.mscr": (
+        300, lambda r: [row[0] for row in r[2::3]] == list(range(1, 101))
+        and np.allclose([row[1] for row in r[0::3]], OHM * 0.1, rtol=1e-3)),
 }
 
 

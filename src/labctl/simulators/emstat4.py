@@ -58,10 +58,13 @@ from labctl.simulators.mscript import (
     E_COMM_MODE,
     E_DIVIDE_BY_ZERO,
     E_FREQUENCY,
+    E_INDEX,
+    E_MEMORY,
     E_NOT_RECOGNIZED,
     E_OCP_CELL_ON,
     E_UNSPECIFIED,
     E_VALUE,
+    ELEMENT,
     IDENT,
     TECHNIQUES,
     TIMER_TYPE,
@@ -81,6 +84,8 @@ SERIAL_NUMBER = b"iES4LR24SIM0001\n"
 F_RANGE = (1e-5, 2e5)
 MAX_POINTS = 1_000_000
 MAX_STEPS = 10_000_000
+MAX_ARRAY = 100_000  # elements per array (the device's memory; 0x000B "Cannot reserve the memory" beyond)
+UNSET_TYPE = "aa"  # "unknown": an array element nothing has set
 CHUNK = 512  # points per world call in a measurement loop (a `breakloop` stops asking the world)
 META = "10"  # status 0
 
@@ -109,6 +114,7 @@ class EmStat4Sim(DeviceCore):
         self.finish: list[Stmt] = []
         self._timer0 = 0.0
         self.env: dict[str, tuple[str, float]] = {}  # variables: type id, value
+        self.arrays: dict[str, list[tuple[str, float]]] = {}
         self.settings: dict[str, object] = {"e": 0.0, "i": 0.0}
         self.pstat = Potentiostat(self.world)
         self._package: list[str] | None = None
@@ -221,6 +227,7 @@ class EmStat4Sim(DeviceCore):
             return f"e\n{exc}\n\n".encode()
         self._t = self._timer0 = self.now()
         self.env = {}
+        self.arrays = {}
         self._package = None
         self._points = self._steps = 0
         try:
@@ -245,11 +252,35 @@ class EmStat4Sim(DeviceCore):
         self._stream.append((self._t, text.encode("ascii")))
 
     def _value(self, text: str, line: int) -> float:
-        if IDENT.fullmatch(text):
-            if text not in self.env:
-                raise ScriptError(E_CHARACTER, line)
-            return self.env[text][1]
+        if IDENT.fullmatch(text) or ELEMENT.fullmatch(text):
+            return self._get(text, line)[1]
         return parse_literal(text)
+
+    def _slot(self, name: str, line: int) -> tuple[list, int] | None:
+        """An array element's (array, index), or None for a plain variable; a bad index is 0x400F."""
+        m = ELEMENT.fullmatch(name)
+        if m is None:
+            return None
+        items = self.arrays.get(m.group(1))
+        k = int(self._value(m.group(2), line))
+        if items is None or not 0 <= k < len(items):
+            raise ScriptError(E_INDEX, line)
+        return items, k
+
+    def _get(self, name: str, line: int) -> tuple[str, float]:
+        slot = self._slot(name, line)
+        if slot is not None:
+            return slot[0][slot[1]]
+        if name not in self.env:
+            raise ScriptError(E_CHARACTER, line)
+        return self.env[name]
+
+    def _put(self, name: str, value: tuple[str, float], line: int) -> None:
+        slot = self._slot(name, line)
+        if slot is not None:
+            slot[0][slot[1]] = value
+        else:
+            self.env[name] = value
 
     def _cond(self, cond: tuple[str, str, str], line: int) -> bool:
         a, op, b = self._value(cond[0], line), cond[1], self._value(cond[2], line)
@@ -289,14 +320,26 @@ class EmStat4Sim(DeviceCore):
         if cmd == "store_var":
             self.env[args[0]] = (args[2], self._value(args[1], n))
         elif cmd == "copy_var":
-            self.env[args[1]] = self.env[args[0]]
+            self._put(args[1], self._get(args[0], n), n)
         elif cmd in ("add_var", "sub_var", "mul_var", "div_var"):
-            type_id, a = self.env[args[0]]
+            type_id, a = self._get(args[0], n)
             b = self._value(args[1], n)
             if cmd == "div_var" and b == 0:
                 raise ScriptError(E_DIVIDE_BY_ZERO, n)
+            if type_id == UNSET_TYPE and (IDENT.fullmatch(args[1]) or ELEMENT.fullmatch(args[1])):
+                type_id = self._get(args[1], n)[0]  # an array element takes the type of what it first gets
             value = {"add_var": a + b, "sub_var": a - b, "mul_var": a * b}.get(cmd, a / b if b else 0.0)
-            self.env[args[0]] = (type_id, value)
+            self._put(args[0], (type_id, value), n)
+        elif cmd == "array":
+            size = int(self._value(args[1], n))
+            if not 0 < size <= MAX_ARRAY:
+                raise ScriptError(E_MEMORY, n)
+            self.arrays[args[0]] = [(UNSET_TYPE, 0.0)] * size
+        elif cmd == "alter_vartype":
+            self._put(args[0], (args[1], self._get(args[0], n)[1]), n)
+        elif cmd == "meas":
+            self._t += max(self._value(args[0], n), 0.0)
+            self.env[args[1]] = (args[2], self._single(args[2]))
         elif cmd == "timer_start":
             self._timer0 = self._t
         elif cmd == "timer_get":
@@ -316,7 +359,7 @@ class EmStat4Sim(DeviceCore):
         elif cmd == "pck_add":
             if self._package is None:
                 self._package = []
-            self._package.append(encode_value(*self.env[args[0]]))
+            self._package.append(encode_value(*self._get(args[0], n)))
         elif cmd == "pck_end":
             self._emit_package()
         elif cmd == "send_string":
@@ -328,9 +371,20 @@ class EmStat4Sim(DeviceCore):
 
     def _text(self, literal: str, line: int) -> str:
         if literal.startswith("f"):
-            return re.sub(r"\{([A-Za-z_][A-Za-z0-9_]*)\}", lambda m: f"{self._value(m.group(1), line):g}",
-                          literal[2:-1])
+            return re.sub(r"\{([^{}]+)\}", lambda m: f"{self._value(m.group(1), line):g}", literal[2:-1])
         return literal[1:-1]
+
+    def _single(self, type_id: str) -> float:
+        """`meas`: one reading of the quantity `type_id` names, now (potential `ab`, current `ba`)."""
+        t = np.array([self._t])
+        e, i = float(self.settings["e"]), float(self.settings["i"])  # type: ignore[arg-type]
+        if type_id == "ba":
+            if self.mode == 6:
+                return i if self._cell_on else 0.0
+            return float(self._potentiostatic(t, np.array([e]))[0])
+        if self._cell_on and self.mode == 6:
+            return float(self._galvanostatic(t, np.array([i]))[0])
+        return e if self._cell_on else float(self._ocv(t)[0])
 
     def _emit_package(self) -> None:
         if self._package:

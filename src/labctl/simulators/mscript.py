@@ -4,9 +4,10 @@ before any of it runs.
 Grammar as PalmSens' example scripts and the MethodSCRIPT manual (v1.6/1.8) write it: one command per line,
 `#` starts a comment (outside a quoted string), indentation is free; `var` declares a variable, `store_var`
 gives it a value and a 2-letter type id, numbers are literals with an SI prefix (`100m`, `36i` integers) or
-variables; blocks are `meas_loop_<technique> <vars> <parameters> [options] ... endloop`, `loop <a> <op> <b>
-... endloop`, `if <a> <op> <b> ... [elseif ...] [else ...] endif`; `breakloop` leaves the innermost loop;
-`on_finished:` starts the commands run when the script ends or is aborted.
+variables, and `array a 10i` declares an array whose elements `a[k]` stand wherever a variable may; blocks
+are `meas_loop_<technique> <vars> <parameters> [options] ... endloop`, `loop <a> <op> <b> ... endloop`,
+`if <a> <op> <b> ... [elseif ...] [else ...] endif`; `breakloop` leaves the innermost loop; `on_finished:`
+starts the commands run when the script ends or is aborted.
 
 The static checks (a failing script answers `!XXXX: Line N` and nothing of it runs). The codes are the
 device's, as PalmSens' own SDK names them (pypalmsens 2.2, `_instruments/comm_registry.py`,
@@ -41,6 +42,8 @@ E_OCP_CELL_ON = 0x0014  # "Cannot perform OCP measurement when cell on"
 E_PGSTAT_MODE = 0x0021  # "The specified PGStat mode is not supported"
 E_WRONG_MODE = 0x0023  # "Command is invalid for the selected PGStat mode"
 E_DIVIDE_BY_ZERO = 0x0028  # "Variable divided by zero"
+E_MEMORY = 0x000B  # "Cannot reserve the memory needed for this var"
+E_INDEX = 0x400F  # "Array index out of bounds"
 E_UNKNOWN = 0x4001  # "The script command is unknown"
 E_CHARACTER = 0x4004  # "An unexpected character was encountered"
 E_OPTION = 0x4008  # "This optional argument is not valid for this command"
@@ -52,6 +55,7 @@ E_PACKET = 0x401B  # "the packet sequence is called wrong"
 E_REDECLARED = 0x4026  # "The variable already exists when declared"
 E_VARNAME = 0x402B  # "The variable name did not start with a-z or ... contained anything other than ..."
 IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+ELEMENT = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\[([^\[\]]+)\]")  # an array element, `capacity[cycle]`
 TYPE_ID = re.compile(r"[a-z]{2}")
 OPTION = re.compile(r"([a-z_]+)\(([^()]*)\)")
 OPERATORS = ("<", "<=", ">", ">=", "==", "!=")
@@ -83,6 +87,11 @@ SIMPLE: dict[str, tuple[int, int]] = {
     "timer_get": (1, 1),
     "send_string": (1, 1),
     "breakloop": (0, 0),
+    "array": (2, 2),
+    "meas": (3, 3),
+    "alter_vartype": (2, 2),
+    "set_script_output": (1, 1),
+    "set_acquisition_frac_autoadjust": (1, 1),
 }
 #: commands whose first argument is a type id, not a number
 TYPED_FIRST = ("set_range", "set_range_minmax", "set_autoranging")
@@ -185,14 +194,21 @@ class _Checker:
     def __init__(self, mode: int) -> None:
         self.declared: set[str] = set()
         self.defined: set[str] = set()
+        self.arrays: set[str] = set()
         self.mode = mode
 
     def var(self, name: str, n: int, *, defined: bool = True) -> None:
-        if name not in self.declared or (defined and name not in self.defined):
+        """A variable, or an array element `a[i]` (an array's elements always have a value)."""
+        if m := ELEMENT.fullmatch(name):
+            if m.group(1) not in self.arrays:
+                raise ScriptError(E_CHARACTER, n)
+            self.number(m.group(2), n)
+            return
+        if name not in self.declared or name in self.arrays or (defined and name not in self.defined):
             raise ScriptError(E_CHARACTER, n)
 
     def number(self, text: str, n: int) -> None:
-        if IDENT.fullmatch(text):
+        if IDENT.fullmatch(text) or ELEMENT.fullmatch(text):
             self.var(text, n)
             return
         try:
@@ -302,6 +318,11 @@ def parse(lines: list[str], mode: int) -> Program:
         if cmd not in SIMPLE:
             raise ScriptError(E_UNKNOWN, n)
         low, high = SIMPLE[cmd]
+        if cmd == "cell_on" and len(args) == 1 and (m := OPTION.fullmatch(args[0])):
+            if m.group(1) != "ocp":  # `cell_on ocp(var)`: on at the potential measured into var
+                raise ScriptError(E_OPTION, n)
+            check.var(m.group(2), n)
+            args = []
         if not low <= len(args) <= high:
             raise ScriptError(E_VALUE, n)
         in_meas = any(isinstance(b, MeasLoop) for b, _ in stack)
@@ -327,6 +348,25 @@ def parse(lines: list[str], mode: int) -> Program:
                 raise ScriptError(E_VARTYPE, n)
             check.number(value, n)
             check.defined.add(name)
+        elif cmd == "array":
+            name, size = args
+            if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
+                raise ScriptError(E_VARNAME, n)
+            if name in check.declared:
+                raise ScriptError(E_REDECLARED, n)
+            check.number(size, n)
+            check.declared.add(name)
+            check.arrays.add(name)
+        elif cmd == "meas":
+            check.number(args[0], n)
+            check.var(args[1], n, defined=False)
+            if not TYPE_ID.fullmatch(args[2]):
+                raise ScriptError(E_VARTYPE, n)
+            check.defined.add(args[1])
+        elif cmd == "alter_vartype":
+            check.var(args[0], n)
+            if not TYPE_ID.fullmatch(args[1]):
+                raise ScriptError(E_VARTYPE, n)
         elif cmd == "copy_var":
             check.var(args[0], n)
             check.var(args[1], n, defined=False)
