@@ -167,3 +167,25 @@ def test_arrays_single_measurements_and_type_changes():
     assert r.run("array big 1000000i")[1] == "!000B: Line 1"  # beyond the simulated memory
     assert r.run("var k", "array a 2i", "store_var k 2i ja", "copy_var a[k] k")[1] == "!400F: Line 4"
     assert r.run("var v", "array a 2i", "add_var v a[0]")[1] == "!4004: Line 3"  # v has no value
+
+
+def test_arithmetic_and_abort():
+    r = Raw()
+    out = r.run(
+        "var a", "var b", "var c", "var d",
+        "store_var a 7i ja", "store_var b 12i ja", "store_var c 2.5 ja", "store_var d 10i ja",
+        "mod_var a 4i", "bit_and_var b 10i", "bit_lsl_var b 1i", "pow_var c 2", "float_to_int c",
+        "bit_xor_var d 3i",
+        'send_string f"{a} {b} {c} {d}"',
+        "loop a < 10i",
+        "  add_var a 1i",
+        "  if a == 5i",
+        "    abort",
+        "  endif",
+        "endloop",
+        'send_string "not reached"',
+        "on_finished:", "cell_off",
+    )
+    # 7 mod 4 = 3; (12 & 10) << 1 = 16; trunc(2.5^2) = 6; 10 ^ 3 = 9; abort at a == 5 closes the loop
+    assert out == ["e", "T3 16 6 9", "L", "+", "", ""]
+    assert r.run("var a", "store_var a 1 ja", "mod_var a 0")[1] == "!0028: Line 3"

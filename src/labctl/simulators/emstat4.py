@@ -53,6 +53,7 @@ from labctl.drivers.methodscript import encode_value, parse_literal
 from labctl.drivers.transport import SerialSettings
 from labctl.simulators.core import DeviceCore, Fault, FaultKind
 from labctl.simulators.mscript import (
+    ARITHMETIC,
     E_AMPLITUDE,
     E_CHARACTER,
     E_COMM_MODE,
@@ -92,6 +93,29 @@ META = "10"  # status 0
 
 class _Break(Exception):
     """`breakloop`."""
+
+
+class _Abort(Exception):
+    """The script command `abort`: the script ends here (its `on_finished:` part still runs)."""
+
+
+def _arithmetic(cmd: str, a: float, b: float, line: int) -> float:
+    """`a op b` for the `*_var` commands; the bit operations work on the integer parts."""
+    if cmd in ("div_var", "mod_var") and b == 0:
+        raise ScriptError(E_DIVIDE_BY_ZERO, line)
+    ia, ib = int(a), int(b)
+    ops = {
+        "add_var": lambda: a + b, "sub_var": lambda: a - b, "mul_var": lambda: a * b,
+        "div_var": lambda: a / b, "mod_var": lambda: math.fmod(a, b), "pow_var": lambda: a**b,
+        "bit_and_var": lambda: ia & ib, "bit_or_var": lambda: ia | ib, "bit_xor_var": lambda: ia ^ ib,
+        "bit_lsl_var": lambda: ia << ib, "bit_lsr_var": lambda: ia >> ib,
+        "bit_inv_var": lambda: ~ia & 0xFFFFFFFF,  # [verify: the device's integer width]
+        "int_to_float": lambda: a, "float_to_int": lambda: float(math.trunc(a)),
+    }
+    try:
+        return float(ops[cmd]())
+    except (OverflowError, ValueError, ZeroDivisionError):
+        raise ScriptError(E_VALUE, line) from None
 
 
 class EmStat4Sim(DeviceCore):
@@ -230,10 +254,14 @@ class EmStat4Sim(DeviceCore):
         self.arrays = {}
         self._package = None
         self._points = self._steps = 0
+        self._closers: list[str] = []  # the end markers of the blocks being run
         try:
             self._block(program.body)
         except ScriptError as exc:  # a run-time error ends the script's output there
             self._say(f"{exc}\n")
+        except _Abort:  # the blocks it was in end as they would
+            while self._closers:
+                self._close()
         self.finish = program.finish  # run when the script ends (or is aborted)
         self.busy_until = self._t
         self._say("\n")
@@ -296,14 +324,14 @@ class EmStat4Sim(DeviceCore):
             if isinstance(item, MeasLoop):
                 self._measure(item)
             elif isinstance(item, Loop):
-                self._say("L\n")
+                self._open("L\n", "+\n")
                 try:
                     while self._cond(item.cond, item.line):
                         self._step(item.line)
                         self._block(item.body)
                 except _Break:
                     pass
-                self._say("+\n")
+                self._close()
             elif isinstance(item, If):
                 for cond, branch in item.branches:
                     if cond is None or self._cond(cond, item.line):
@@ -321,15 +349,15 @@ class EmStat4Sim(DeviceCore):
             self.env[args[0]] = (args[2], self._value(args[1], n))
         elif cmd == "copy_var":
             self._put(args[1], self._get(args[0], n), n)
-        elif cmd in ("add_var", "sub_var", "mul_var", "div_var"):
+        elif cmd in ARITHMETIC:
             type_id, a = self._get(args[0], n)
-            b = self._value(args[1], n)
-            if cmd == "div_var" and b == 0:
-                raise ScriptError(E_DIVIDE_BY_ZERO, n)
-            if type_id == UNSET_TYPE and (IDENT.fullmatch(args[1]) or ELEMENT.fullmatch(args[1])):
+            b = self._value(args[1], n) if len(args) > 1 else 0.0
+            named = len(args) > 1 and (IDENT.fullmatch(args[1]) or ELEMENT.fullmatch(args[1]))
+            if type_id == UNSET_TYPE and named:
                 type_id = self._get(args[1], n)[0]  # an array element takes the type of what it first gets
-            value = {"add_var": a + b, "sub_var": a - b, "mul_var": a * b}.get(cmd, a / b if b else 0.0)
-            self._put(args[0], (type_id, value), n)
+            self._put(args[0], (type_id, _arithmetic(cmd, a, b, n)), n)
+        elif cmd == "abort":
+            raise _Abort
         elif cmd == "array":
             size = int(self._value(args[1], n))
             if not 0 < size <= MAX_ARRAY:
@@ -402,11 +430,11 @@ class EmStat4Sim(DeviceCore):
         options = {k: self._value(v, loop.line) for k, v in loop.options.items()}
         scans = self._check(loop, params, options)
         types = TECHNIQUES[loop.kind].types
-        self._say("M0000\n")
+        self._open("M0000\n", "*\n")
         try:
             for scan in range(scans):
                 if scans > 1:
-                    self._say("C0000\n")
+                    self._open("C0000\n", "-\n")
                 for times, columns in self._points_of(loop.kind, params, scan):
                     for k, when in enumerate(times):
                         self._t = float(when)
@@ -416,12 +444,19 @@ class EmStat4Sim(DeviceCore):
                         self._block(loop.body)
                         self._emit_package()  # `pck_add` with no `pck_start`: one package per point
                 if scans > 1:
-                    self._say("-\n")
+                    self._close()
         except _Break:
             self._package = None
             if scans > 1:
-                self._say("-\n")
-        self._say("*\n")
+                self._close()
+        self._close()
+
+    def _open(self, start: str, end: str) -> None:
+        self._say(start)
+        self._closers.append(end)
+
+    def _close(self) -> None:
+        self._say(self._closers.pop())
 
     def _check(self, loop: MeasLoop, p: list[float], options: dict[str, float]) -> int:
         """A loop's parameters, checked when it starts; returns the number of scans."""

@@ -92,7 +92,24 @@ SIMPLE: dict[str, tuple[int, int]] = {
     "alter_vartype": (2, 2),
     "set_script_output": (1, 1),
     "set_acquisition_frac_autoadjust": (1, 1),
+    "set_acquisition_frac": (1, 1),
+    "set_cr": (1, 1),
+    "set_pot_range": (2, 2),
+    "mod_var": (2, 2),
+    "pow_var": (2, 2),
+    "bit_and_var": (2, 2),
+    "bit_or_var": (2, 2),
+    "bit_xor_var": (2, 2),
+    "bit_lsl_var": (2, 2),
+    "bit_lsr_var": (2, 2),
+    "bit_inv_var": (1, 1),
+    "int_to_float": (1, 1),
+    "float_to_int": (1, 1),
+    "abort": (0, 0),
 }
+#: arithmetic on a variable: `<op> a b` sets a = a op b (`bit_inv_var`, `int_to_float`, `float_to_int`: a)
+ARITHMETIC = ("add_var", "sub_var", "mul_var", "div_var", "mod_var", "pow_var", "bit_and_var", "bit_or_var",
+              "bit_xor_var", "bit_lsl_var", "bit_lsr_var", "bit_inv_var", "int_to_float", "float_to_int")
 #: commands whose first argument is a type id, not a number
 TYPED_FIRST = ("set_range", "set_range_minmax", "set_autoranging")
 
@@ -371,9 +388,10 @@ def parse(lines: list[str], mode: int) -> Program:
             check.var(args[0], n)
             check.var(args[1], n, defined=False)
             check.defined.add(args[1])
-        elif cmd in ("add_var", "sub_var", "mul_var", "div_var"):
+        elif cmd in ARITHMETIC:
             check.var(args[0], n)
-            check.number(args[1], n)
+            for a in args[1:]:
+                check.number(a, n)
         elif cmd == "timer_get":
             check.var(args[0], n, defined=False)
             check.defined.add(args[0])
