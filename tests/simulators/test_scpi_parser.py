@@ -187,6 +187,14 @@ def test_each_broken_rule_leaves_its_error(line: str, code: int):
     assert t.errors == [code]
 
 
+def test_an_empty_last_parameter_where_the_instrument_allows_it():
+    t = Table()
+    t.parser.trailing_empty_ok = True
+    assert t(":SOUR:CURR 0.5,") is None and t.values["level"] == 0.5 and t.errors == []
+    assert t(":SOUR:CURR ,") is None and t.errors == [-109]  # only a trailing one, after a parameter
+    assert t(":SOUR:CURR 1,,") is None and t.errors == [-109, -109]
+
+
 def test_binary_replies_join_as_bytes():
     t = Table()
     assert t(":SOUR:CURR?;:BLOC?") == b"0;#0\x00\x01"

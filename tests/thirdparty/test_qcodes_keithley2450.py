@@ -74,6 +74,30 @@ def test_connect_reset_source_current_measure_voltage_sweep_and_shut_down(smu):
 
 
 @pytest.mark.timeout(60)
+def test_a_user_buffer_through_qcodes(smu):
+    k, core = smu
+    k.reset()
+    buf = k.buffer("run1", size=50)  # `:TRACe:MAKE 'run1', 50, ` (an empty style)
+    assert buf.size() == 50 and buf.number_of_readings() == 0
+    k.source_function("current")
+    k.sense_function("voltage")
+    k.source.current(1e-3)
+    k.output_enabled(True)
+    buf.elements(["measurement", "relative_time", "source_value", "measurement_unit"])
+    k.sense.voltage()
+    k.sense.voltage()
+    assert buf.number_of_readings() == 2
+    reading, rel, source, unit = buf.get_last_reading().split(",")
+    assert float(reading) == pytest.approx(OHM * 1e-3) and float(source) == 1e-3 and unit == "Volt DC"
+    assert float(rel) >= 0
+    data = buf.get_data(1, 2, readings_only=True)
+    assert data == pytest.approx([OHM * 1e-3] * 2)
+    k.output_enabled(False)
+    buf.delete()
+    assert k.ask(":SYSTem:ERRor:COUNt?") == "0" and "run1" not in core.buffers  # asked first: async link
+
+
+@pytest.mark.timeout(60)
 def test_a_bad_command_is_logged_where_qcodes_looks(smu):
     k, core = smu
     k.write(":SOUR:CURR 5")  # beyond 1.05 A: refused, nothing answered

@@ -223,10 +223,12 @@ class Unit:
 Handler = Callable[[Unit], str | bytes | None]  # bytes: a binary reply (an IEEE 488.2 block)
 
 
-def _parse_params(rest: str) -> list[str]:
+def _parse_params(rest: str, trailing_empty_ok: bool = False) -> list[str]:
     if not rest.strip():
         return []
     params = [p.strip() for p in split_outside_quotes(rest, ",")]
+    if trailing_empty_ok and len(params) > 1 and not params[-1]:
+        params.pop()
     for p in params:
         if not p:
             raise _SyntaxError(-109)
@@ -254,7 +256,9 @@ class ScpiParser:
     """Command table plus message parsing. `execute(line)` returns the reply (units joined by ';') or None;
     the reply is bytes when a handler answered with bytes (binary data), else text."""
 
-    def __init__(self, on_error: Callable[[int, str], None]) -> None:
+    def __init__(self, on_error: Callable[[int, str], None], *, trailing_empty_ok: bool = False) -> None:
+        """`trailing_empty_ok`: an empty last parameter (`..., 100, `) counts as left out instead of -109."""
+        self.trailing_empty_ok = trailing_empty_ok
         self._commands: list[tuple[re.Pattern[str], bool, Handler]] = []
         self._cache: dict[tuple[str, bool], Handler | None] = {}
         self.on_error = on_error
@@ -328,7 +332,7 @@ class ScpiParser:
             if not path.startswith("*"):
                 prefix = path.rsplit(":", 1)[0]
             try:
-                params = _parse_params(rest)
+                params = _parse_params(rest, self.trailing_empty_ok)
             except _SyntaxError as exc:
                 self.on_error(exc.code, MESSAGES[exc.code])
                 break
