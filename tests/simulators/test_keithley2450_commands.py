@@ -180,3 +180,42 @@ def test_voltage_compliance_keeps_the_cells_ratio():
     r.clock.sleep(1.0)
     assert float(r(":READ?")) == pytest.approx(0.1, rel=0.02)  # 10 mA through 10 ohm, not the 1 V asked
     assert r(":SOUR:VOLT:ILIM:TRIP?") == b"1\n"
+
+
+def test_a_trigger_model_built_block_by_block_as_the_manuals_example():
+    """2450-901-01 p. 6-128: clear, measure, counter 5 back to the measure, 1 s delay, counter 3 back: 15
+    readings, 5 at a time NPLC / line frequency apart, 1 s between the groups."""
+    r = Raw()
+    r(':SOUR:FUNC CURR;:SOUR:CURR 1e-3;:SENS:FUNC "VOLT";:OUTP ON')
+    model = ('TRIG:LOAD "EMPTY"', "TRIG:BLOC:BUFF:CLEAR 1", "TRIG:BLOC:MEAS 2", "TRIG:BLOC:BRAN:COUN 3, 5, 2",
+             "TRIG:BLOC:DEL:CONS 4, 1", "TRIG:BLOC:BRAN:COUN 5, 3, 2", "INIT")
+    for line in model:
+        assert r(line) == b"", line
+    assert r(":TRIG:STAT?;:TRAC:ACT?") == b"RUNNING;RUNNING;4;1\n"  # the first reading at :INIT
+    assert r("*OPC?") == b""  # held until the model ends: 3 delays of 1 s + 15 x 20 ms
+    r.clock.sleep(3.29)
+    assert r.core.read() == b""
+    r.clock.sleep(0.02)
+    assert r.core.read() == b"1\n"
+    assert r(":TRIG:STAT?;:TRAC:ACT?;:TRIG:BLOC:BRAN:COUN:COUN? 5") == b"IDLE;IDLE;9;15;3\n"
+    rel = np.array(r(":TRAC:DATA? 1, 15, 'defbuffer1', REL").split(b","), dtype=float)
+    group = np.arange(5) * 0.02
+    np.testing.assert_allclose(rel, np.concatenate((group, group + 1.1, group + 2.2)), atol=1e-9)
+    assert r.errors() == []
+
+
+def test_block_models_switch_the_source_and_never_ending_ones_run_until_abort():
+    r = Raw(ohm=10.0)
+    r(':SOUR:FUNC CURR;:SOUR:CURR 2e-3;:SENS:FUNC "VOLT";:TRIG:LOAD "Empty"')
+    r("TRIG:BLOC:SOUR:STAT 1, ON;TRIG:BLOC:MEAS 2, 'defbuffer1', 3;TRIG:BLOC:SOUR:STAT 3, OFF;INIT")
+    r.clock.sleep(1.0)
+    assert r(":OUTP?;:TRAC:ACT?") == b"0;3\n"
+    np.testing.assert_allclose(np.array(r(":TRAC:DATA? 1, 3").split(b","), dtype=float), 0.02)
+    r(':TRIG:LOAD "Empty";TRIG:BLOC:MEAS 1;TRIG:BLOC:BRAN:ALW 2, 1;INIT')
+    r.clock.sleep(1.0)
+    assert r(":TRIG:STAT?") == b"RUNNING;RUNNING;4\n" and r("*OPC?") == b""  # never ends: no answer
+    r(":ABOR")
+    assert r(":TRIG:STAT?") == b"ABORTED;ABORTED;4\n"
+    r(":TRIG:BLOC:WAIT 1, COMM")  # waits on events: not simulated
+    r(":TRIG:BLOC:MEAS 99")  # beyond the block numbers
+    assert r.errors() == [-113, -222]

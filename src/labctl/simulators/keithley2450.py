@@ -19,7 +19,8 @@ What the core computes, and the choices where the sources are silent:
   the points due by now (times start + k * period), the voltages from ONE vectorised world call per fill, with
   strictly increasing times (a reading at the instant of the previous one is taken 1 ns later). Duration and
   simple loops take the delay as their period (a reading takes no time); a sweep point takes its delay plus
-  NPLC / line frequency;
+  NPLC / line frequency; a model built block by block (`:TRIG:BLOC:*`) is played from
+  `simulators.trigger_blocks` (a reading takes NPLC / line frequency there too);
 - `*WAI` and `*OPC?` while the trigger model runs hold the instrument until it ends: later messages are
   executed at that time and their replies (and the `1`) released then; a stuck-busy model never answers;
 - `:SENS:COUN n` makes `:READ?`/`:MEAS?` take n readings NPLC / line frequency apart and answer the last, the
@@ -57,6 +58,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from labctl.clock import Clock
+from labctl.simulators import trigger_blocks
 from labctl.simulators.core import DeviceCore
 from labctl.simulators.potentiostatic import Potentiostat
 from labctl.simulators.scpi import (
@@ -93,6 +95,7 @@ BINARY_TYPES = {"REAL": "f8", "SRE": "f4"}
 BYTE_ORDERS = {"NORM": "NORM", "NORMAL": "NORM", "SWAP": "SWAP", "SWAPPED": "SWAP"}
 BINARY_ELEMENTS = ("READ", "REL", "SOUR")
 EPS = 1e-9  # s
+MAX_BLOCKS = 63  # trigger model blocks [verify the 2450's limit]
 
 CURRENT_RANGES = (1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
 VOLTAGE_RANGES = (0.02, 0.2, 2.0, 20.0, 200.0)
@@ -181,6 +184,15 @@ def _no_params(u: Unit) -> None:
     need(u, 0)
 
 
+def need_n(params: list[str], n: int) -> list[str]:
+    """Exactly `n` of a block's parameters after its number (-109 too few, -108 too many)."""
+    if len(params) < n:
+        raise ScpiError(-109)
+    if len(params) > n:
+        raise ScpiError(-108)
+    return params
+
+
 class Keithley2450Sim(DeviceCore):
     """One 2450 with its reading buffers, trigger model, status registers and event log."""
 
@@ -244,6 +256,9 @@ class Keithley2450Sim(DeviceCore):
         self.tripped = False
         self.buffers: dict[str, Buffer] = {b: Buffer(DEFAULT_CAPACITY) for b in DEFAULT_BUFFERS}
         self.loop: Loop | None = None
+        self.blocks: dict[int, trigger_blocks.Block] = {}  # a model built block by block
+        self.schedule: trigger_blocks.Schedule | None = None  # its run, from :INIT
+        self.block_counts: dict[int, int] = {}  # branch counters as the running model passed them
         self.started: float | None = None  # trigger model start time
         self.done_k = 0  # points of the running model already in the buffer
         self.state = "IDLE"
@@ -291,11 +306,13 @@ class Keithley2450Sim(DeviceCore):
 
     def _model_end(self) -> float:
         """When the running trigger model ends (inf when it never does)."""
-        if self.state != "RUNNING" or self.loop is None or self.started is None:
+        if self.state != "RUNNING" or self.started is None or (self.loop is None and self.schedule is None):
             return -math.inf
         if self.stuck_busy:
             return math.inf
-        return self.started + self.loop.duration
+        if self.schedule is not None:
+            return self.schedule.finish_time()
+        return self.started + self.loop.duration  # type: ignore[union-attr]
 
     # -- measurement ------------------------------------------------------------------------------------
 
@@ -382,6 +399,9 @@ class Keithley2450Sim(DeviceCore):
 
     def _advance(self) -> None:
         """Fill the running trigger model's buffer with the points due by now."""
+        if self.schedule is not None and self.state == "RUNNING" and not self.stuck_busy:
+            self._play()
+            return
         loop = self.loop
         if self.state != "RUNNING" or loop is None or self.started is None or self.stuck_busy:
             return
@@ -540,6 +560,12 @@ class Keithley2450Sim(DeviceCore):
             add(f":TRACe:STATistics:{stat}", lambda u, fn=fn: self._statistic(u, fn), **q)
         add(":TRACe:STATistics:CLEar", lambda u: self._check_buffer(u))
         add(":TRIGger:LOAD", self._load)
+        blocks = (("BUFFer:CLEar", "clear"), ("MEASure", "measure"), ("DELay:CONStant", "delay"),
+                  ("BRANch:COUNter", "counter"), ("BRANch:ALWays", "always"), ("BRANch:ONCE", "once"),
+                  ("BRANch:ONCE:EXCLuded", "once_excluded"), ("SOURce:STATe", "source"), ("NOP", "nop"))
+        for spec, kind in blocks:
+            add(f":TRIGger:BLOCk:{spec}", lambda u, k=kind: self._block(u, k))
+        add(":TRIGger:BLOCk:BRANch:COUNter:COUNt", self._block_count, **q)
         add(":TRIGger:STATe", self._trigger_state, **q)
         add(":INITiate[:IMMediate]", self._init)
         add(":ABORt", self._abort)
@@ -927,7 +953,9 @@ class Keithley2450Sim(DeviceCore):
         if self.state == "RUNNING":
             raise ScpiError(-221, "Trigger model is running")
         params = need(u, 1, 4)
-        kind = string(params[0])
+        kind = {"EMPTY": "Empty", "DURATIONLOOP": "DurationLoop", "SIMPLELOOP": "SimpleLoop"}.get(
+            string(params[0]).upper(), string(params[0]))
+        self.blocks = {}  # a template replaces the model (and "Empty" leaves none)
         if kind == "Empty":
             need(u, 1)
             self.loop = None
@@ -992,10 +1020,20 @@ class Keithley2450Sim(DeviceCore):
         self.function = f
 
     def _init(self, u: Unit) -> None:
-        if self.loop is None:
+        if self.loop is None and not self.blocks:
             raise ScpiError(-221, "No trigger model loaded")
         if self.state == "RUNNING":
             raise ScpiError(-221, "Trigger model already running")
+        if self.loop is None:  # a model built block by block
+            self.started = self._t()
+            reading_s = self.nplc / self.line_frequency
+            self.schedule = trigger_blocks.Schedule(self.blocks, self.started, reading_s)
+            self.block_counts = {}
+            self.tripped = False
+            self.state = "RUNNING"
+            self._advance()
+            return
+        self.schedule = None
         if self.loop.levels is not None:
             self.output = True  # [verify] a sweep's trigger model turns the output on
         self.started = self._t()
@@ -1008,6 +1046,87 @@ class Keithley2450Sim(DeviceCore):
         if self.state == "RUNNING":
             self._advance()
             self.state = "ABORTED" if self.state == "RUNNING" else self.state
+
+    def _play(self) -> None:
+        """The block model's events due by now, in order ; consecutive readings: one world call."""
+        sched = self.schedule
+        assert sched is not None
+        now = self._t()
+        run: list[float] = []
+        run_buffer = ""
+
+        def flush() -> None:
+            if run:
+                self.buffers[run_buffer].add(**self._measure(np.array(run)))
+                run.clear()
+
+        for t, kind, data in sched.until(now):
+            if kind == "measure":
+                if run and data != run_buffer:
+                    flush()
+                run_buffer = str(data)
+                run.append(t)
+                continue
+            flush()
+            if kind == "clear":
+                self.buffers[str(data)].clear()
+            elif kind == "source":
+                if bool(data) != self.output:
+                    self.tripped = False
+                self.output = bool(data)
+                self.held_until, saved = t, self.held_until  # the potential applies from the event's time
+                self._anchor()
+                self.held_until = saved
+            elif kind == "count":
+                block, value = data  # type: ignore[misc]
+                self.block_counts[block] = value
+        flush()
+        if sched.end is not None and now >= sched.end and not sched.until(now):
+            self.state = "IDLE"
+            if self.opc:
+                self.status.esr |= ESR_OPC
+                self.opc = False
+
+    def _block(self, u: Unit, kind: str) -> None:
+        """`:TRIGger:BLOCk:<kind> <block>, ...`: defines one block (the templates' model is replaced)."""
+        if self.state == "RUNNING":
+            raise ScpiError(-221, "Trigger model is running")
+        p = u.params
+        if not p:
+            raise ScpiError(-109)
+        n = int(number(p[0], 1, MAX_BLOCKS))
+        args = p[1:]
+        block: trigger_blocks.Block
+        if kind in ("clear", "measure"):
+            if len(args) > (1 if kind == "clear" else 2):
+                raise ScpiError(-108)
+            buffer = string(args[0]) if args else "defbuffer1"
+            if buffer not in self.buffers:
+                raise ScpiError(-224, "Buffer not found")
+            count = int(number(args[1], 1, MAX_CAPACITY, 1)) if len(args) > 1 else 1
+            block = trigger_blocks.Block(kind, buffer=buffer, count=count)
+        elif kind == "delay":
+            block = trigger_blocks.Block(kind, seconds=number(need_n(args, 1)[0], 0, 1e4))
+        elif kind == "counter":
+            count, target = need_n(args, 2)
+            block = trigger_blocks.Block(kind, count=int(number(count, 1, 2**31 - 1)),
+                                         target=int(number(target, 1, MAX_BLOCKS)))
+        elif kind in ("always", "once", "once_excluded"):
+            block = trigger_blocks.Block(kind, target=int(number(need_n(args, 1)[0], 1, MAX_BLOCKS)))
+        elif kind == "source":
+            block = trigger_blocks.Block(kind, on=boolean(need_n(args, 1)[0]))
+        else:
+            need_n(args, 0)
+            block = trigger_blocks.Block("nop")
+        self.loop = None
+        self.blocks[n] = block
+
+    def _block_count(self, u: Unit) -> str:
+        n = int(number(need(u, 1)[0], 1, MAX_BLOCKS))
+        block = self.blocks.get(n)
+        if block is None or block.kind != "counter":
+            raise ScpiError(-224, "Block is not a counter branch")
+        return str(self.block_counts.get(n, 0))
 
     def _trigger_state(self, u: Unit) -> str:
         block = 9 if self.state == "IDLE" else 4
