@@ -43,7 +43,7 @@ def test_idle_commands():
     r = Raw()
     assert r("t\n") == b"tes4_lr1.3.1\n#2024-01-16 labctl-sim*\n"
     assert r("Z\n") == b"Z!0006\n"
-    assert r("q\n") == b"q!0002\n"
+    assert r("q\n") == b"q!0003\n"  # "The command was not recognized"
 
 
 def test_a_script_streams_on_the_clock():
@@ -61,23 +61,24 @@ def test_a_script_streams_on_the_clock():
 
 def test_script_errors():
     r = Raw()
-    assert r.script("var p", "frobnicate") == b"e\n!0002: Line 2\n\n"
-    assert r.script("set_e") == b"e\n!0003: Line 1\n\n"
-    assert r.script("set_e 1x") == b"e\n!0003: Line 1\n\n"
-    assert r.script("meas_loop_ocp p 1 3", "endloop") == b"e\n!0003: Line 1\n\n"  # undeclared variable
-    assert r.script("endloop") == b"e\n!0005: Line 1\n\n"
-    assert r.script("var p", "meas_loop_ocp p 1 3", "pck_start") == b"e\n!0005: Line 3\n\n"
+    # codes as PalmSens' SDK names them (see simulators/mscript.py)
+    assert r.script("var p", "frobnicate") == b"e\n!4001: Line 2\n\n"
+    assert r.script("set_e") == b"e\n!0007: Line 1\n\n"
+    assert r.script("set_e 1x") == b"e\n!4004: Line 1\n\n"
+    assert r.script("meas_loop_ocp p 1 3", "endloop") == b"e\n!4004: Line 1\n\n"  # undeclared variable
+    assert r.script("endloop") == b"e\n!400E: Line 1\n\n"
+    assert r.script("var p", "meas_loop_ocp p 1 3", "pck_start") == b"e\n!4018: Line 3\n\n"
     assert (
         r.script(
             "var f", "var r", "var j", "set_pgstat_mode 3", "meas_loop_geis f r j 1m 1k 1 4 0", "endloop"
         )
-        == b"e\n!0004: Line 5\n\n"
+        == b"e\n!0023: Line 5\n\n"
     )
     assert r.script("var f", "var r", "var j", "meas_loop_eis f r j 10m 1M 1 4 0", "endloop") == (
-        b"e\n!0003: Line 4\n\n"
+        b"e\n!0011: Line 4\n\n"
     )  # 1 MHz is beyond the EmStat4
-    assert r.script("var p", "meas_loop_ocp p 5 1", "endloop") == b"e\n!0003: Line 2\n\n"
-    assert r.script("var p", "meas_loop_ocp p 1m 1M", "endloop") == b"e\n!0003: Line 2\n\n"  # > MAX_POINTS
+    assert r.script("var p", "meas_loop_ocp p 5 1", "endloop") == b"e\n!0007: Line 2\n\n"
+    assert r.script("var p", "meas_loop_ocp p 1m 1M", "endloop") == b"e\n!0007: Line 2\n\n"  # > MAX_POINTS
     assert r("t\n").startswith(b"tes4")  # nothing of them ran
 
 
@@ -202,15 +203,15 @@ def test_scripts_in_the_style_of_the_manual_examples():
 
 def test_variable_errors():
     r = Raw()
-    assert r.script("store_var x 1 ja") == b"e\n!0003: Line 1\n\n"  # not declared
-    assert r.script("var x", "store_var x 1 JA") == b"e\n!0003: Line 2\n\n"  # bad type id
-    assert r.script("var x", "set_e x") == b"e\n!0003: Line 2\n\n"  # declared, never given a value
+    assert r.script("store_var x 1 ja") == b"e\n!4004: Line 1\n\n"  # not declared
+    assert r.script("var x", "store_var x 1 JA") == b"e\n!0002: Line 2\n\n"  # bad type id
+    assert r.script("var x", "set_e x") == b"e\n!4004: Line 2\n\n"  # declared, never given a value
     assert r.script("var p", "var q", "meas_loop_ocp p 1 3", "pck_add q", "endloop") == (
-        b"e\n!0003: Line 4\n\n"
+        b"e\n!4004: Line 4\n\n"
     )  # nothing sets q
-    assert r.script("var t", "timer_get u") == b"e\n!0003: Line 2\n\n"
-    assert r.script("var p", "pck_add p") == b"e\n!0005: Line 2\n\n"
-    assert r.script("# only a comment", "var p", "frob # and a command") == b"e\n!0002: Line 3\n\n"
+    assert r.script("var t", "timer_get u") == b"e\n!4004: Line 2\n\n"
+    assert r.script("var p", "pck_add p") == b"e\n!401B: Line 2\n\n"
+    assert r.script("# only a comment", "var p", "frob # and a command") == b"e\n!4001: Line 3\n\n"
     assert r("t\n").startswith(b"tes4")
 
 
@@ -276,7 +277,7 @@ def test_device_error_then_clean(eis):
     d, _, _, _ = eis
     with pytest.raises(InstrumentReportedError) as exc:
         d.run_script(["frobnicate"])
-    assert exc.value.code == 2
+    assert exc.value.code == 0x4001  # "The script command is unknown"
     assert d.identify().startswith("es4_lr")
 
 

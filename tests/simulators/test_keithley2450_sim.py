@@ -128,7 +128,7 @@ def test_rst_and_language_change_needs_a_power_cycle():
 
 def test_trigger_model_in_simulated_time_calls_the_world_once_per_point():
     r = Raw()
-    r(":SOUR:FUNC CURR;:SOUR:CURR 0.002;:SOUR:CURR:VLIM 1;:OUTP 1")
+    r(':SOUR:FUNC CURR;:SOUR:CURR 0.002;:SOUR:CURR:VLIM 1;:SENS:FUNC "VOLT";:OUTP 1')
     r(':TRAC:MAKE "buf", 1000;:TRIG:LOAD "DurationLoop", 10, 0.5, "buf";:INIT')
     r.clock.sleep(3.2)
     assert r(":TRIG:STAT?") == b"RUNNING;RUNNING;4\n"
@@ -151,7 +151,7 @@ def test_trigger_model_in_simulated_time_calls_the_world_once_per_point():
 
 def test_compliance_clamps_and_trips_and_output_off_reads_the_ocv():
     r = Raw()
-    r(":SOUR:FUNC CURR;:SOUR:CURR 0.5;:SOUR:CURR:VLIM 2;:OUTP 1")
+    r(':SOUR:FUNC CURR;:SOUR:CURR 0.5;:SOUR:CURR:VLIM 2;:SENS:FUNC "VOLT";:OUTP 1')
     assert r(':READ? "defbuffer1", READ, SOUR') == b"2.000000000e+00,5.000000000e-01\n"
     assert r(":SOUR:CURR:VLIM:TRIP?") == b"1\n"
     r(":SOUR:CURR -0.5")
@@ -189,7 +189,8 @@ def test_big_buffer_formatting():
 
 def _filled(r: Raw) -> None:
     """3 points, 1 s apart, of 2 mA into the 10 ohm SimpleWorld cell, in buffer "b"."""
-    r(':SOUR:FUNC CURR;:SOUR:CURR 2e-3;:OUTP 1;:TRAC:MAKE "b", 10;:TRIG:LOAD "DurationLoop", 3, 1, "b";:INIT')
+    r(':SOUR:FUNC CURR;:SOUR:CURR 2e-3;:SENS:FUNC "VOLT";:OUTP 1;:TRAC:MAKE "b", 10')
+    r(':TRIG:LOAD "DurationLoop", 3, 1, "b";:INIT')
     r.clock.sleep(3)
 
 
@@ -403,7 +404,7 @@ def test_a_manual_only_client_over_the_pty():
         try:
             port.write(b"*IDN?\n")
             assert port.read_until(b"\n") == IDN.encode() + b"\n"
-            port.write(b'SOUR:FUNC CURR;:SOUR:CURR 1e-3;:OUTP ON;:READ? "defbuffer1", READ\n')
+            port.write(b'SOUR:FUNC CURR;:SOUR:CURR 1e-3;:SENS:FUNC "VOLT";:OUTP ON;:READ? "defbuffer1"\n')
             assert float(port.read_until(b"\n")) == pytest.approx(0.01)
         finally:
             port.close()
