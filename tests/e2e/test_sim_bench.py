@@ -9,12 +9,12 @@ import pytest
 from engine_fakes import FakeStore
 
 from labctl.clock import VirtualClock
+from labctl.compose import step_from_fields
 from labctl.engine.control import Control
 from labctl.engine.instruments import build_instruments, roles_for
-from labctl.engine.protocol_adapter import step_from_fields
 from labctl.engine.run import Run, RunSpec
-from labctl.engine.simulate import FallbackBench
 from labctl.engine.station_info import station_info
+from labctl.simulators.bench import SimulatedBench
 from labctl.simulators.world import SimpleWorld
 
 STATION = {
@@ -50,10 +50,11 @@ class Sim:
         self.clock = VirtualClock()
         self.store = FakeStore()
         self.station = station_info(STATION)
-        self.bench = FallbackBench(self.station, clock=self.clock, world=SimpleWorld(), seed=1)
-        roles, missing = roles_for([k for k, _ in steps], self.station)
-        assert not missing
         self.spec = RunSpec("e2e", [step_from_fields(i, k, p) for i, (k, p) in enumerate(steps)])
+        roles, missing = roles_for([s.step for s in self.spec.steps], self.station)
+        assert not missing
+        self.bench = SimulatedBench(STATION, clock=self.clock, world=SimpleWorld(), seed=1)
+        self.bench.start("labsim", roles)
         self.hooks = list(hooks)
         self.run = Run(
             self.spec,

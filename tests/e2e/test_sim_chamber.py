@@ -7,12 +7,12 @@ import pytest
 from engine_fakes import FakeStore
 
 from labctl.clock import VirtualClock
+from labctl.compose import step_from_fields
 from labctl.engine.control import Control
 from labctl.engine.instruments import build_instruments, roles_for
-from labctl.engine.protocol_adapter import step_from_fields
 from labctl.engine.run import Run, RunSpec
-from labctl.engine.simulate import FallbackBench
 from labctl.engine.station_info import station_info
+from labctl.simulators.bench import SimulatedBench
 from labctl.simulators.world import SimpleWorld
 
 pytest.importorskip("labctl.drivers.aebus_rf")
@@ -31,9 +31,9 @@ NITRIDE = ("nitride", {"power": "60 W", "gas": "N2", "flow": "50 sccm", "pressur
 def sim():
     clock, store, world = VirtualClock(), FakeStore(), SimpleWorld()
     info = station_info(STATION)
-    bench = FallbackBench(info, clock=clock, world=world, seed=3)
-    roles, missing = roles_for(["nitride"], info)
+    roles, missing = roles_for([step_from_fields(0, *NITRIDE).step], info)
     assert not missing
+    bench = SimulatedBench(STATION, clock=clock, world=world, seed=3).start("labsim", roles)
 
     def make(steps, hooks=()):
         spec = RunSpec("chamber", [step_from_fields(i, k, p) for i, (k, p) in enumerate(steps)])

@@ -11,16 +11,16 @@ import pytest
 from engine_fakes import STATION, FakeStage, FakeStore
 
 from labctl.clock import RealClock, VirtualClock
+from labctl.compose import step_from_fields
 from labctl.drivers.grbl import Grbl
 from labctl.drivers.transport import SerialTransport
 from labctl.engine.control import Control
-from labctl.engine.executors.base import StepContext
-from labctl.engine.executors.immerse import dunk
-from labctl.engine.protocol_adapter import step_from_fields
 from labctl.engine.run import Run, RunSpec
 from labctl.engine.station_info import station_info
 from labctl.simulators import registry
 from labctl.simulators.grbl import GrblSim
+from labctl.steps import StepContext
+from labctl.steps.motion import dunk
 
 ACCEL = 0.1  # m/s^2 of the fake stage
 
@@ -60,7 +60,7 @@ class SlowStore(FakeStore):
 def context(
     clock: VirtualClock, stage: Any, checkpoint: Any = lambda pausable: None, **kw: Any
 ) -> StepContext:
-    return StepContext(index=0, kind="immerse", params={}, instruments={"stage": stage}, clock=clock, t0=0.0,
+    return StepContext(index=0, kind="immerse", instruments={"stage": stage}, clock=clock, t0=0.0,
                        station=station_info(STATION), checkpoint=checkpoint, run_id=1, **kw)
 
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from labctl.clock import VirtualClock
-from labctl.engine.simulate import make_world
 from labctl.engine.station_info import station_info
+from labctl.simulators.dryrun import make_world
 from labctl.simulators.physics import BathSpec, PhysicalWorld, StockSpec, WorldConfig, world_for_station
 from labctl.simulators.physics.fabrication import immersion_thickness_um
 from labctl.station import load_station
@@ -68,7 +68,7 @@ def mid_mv(v: np.ndarray) -> float:
 
 
 def test_engine_make_world_builds_the_physical_world_of_the_station_file(station_raw: dict) -> None:
-    w = make_world(station_info(load_station(STATION)), clock=VirtualClock(), seed=3)
+    w = make_world(load_station(STATION), clock=VirtualClock(), seed=3)
     assert isinstance(w, PhysicalWorld)
     assert w.seed == 3
     assert w.config.baths["alloy"].x == pytest.approx(0.05)

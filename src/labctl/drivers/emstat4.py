@@ -77,6 +77,16 @@ class EmStat4(Driver):
         "current": Limit("current", "A", -0.03, 0.03, "EmStat4 LR +-30 mA"),
         "potential": Limit("potential", "V", -3.0, 3.0, "EmStat4 LR +-3 V"),
     }
+    @staticmethod
+    def point_time(freq: float) -> float:
+        """Nominal time of one EIS point (s): max(3 periods, 0.1 s) [MethodSCRIPT manual, meas_loop_eis]."""
+        return max(3.0 / float(freq), 0.1)
+
+    @classmethod
+    def sweep_time(cls, f_start: float, f_end: float, points_per_decade: int) -> float:
+        """Nominal time of a sweep (s), declared next to the command so `labctl plan` counts what runs."""
+        return float(sum(cls.point_time(f) for f in eis_frequencies(f_start, f_end, points_per_decade)))
+
     RESYNC_QUIET = 0.5  # s of silence after `Z` before the next exchange (a trickling reply must end)
     POINT_FACTOR = 3.0  # x the nominal time of one EIS point, allowed for its package to arrive
     MAX_POINTS_PER_DECADE = 100
@@ -224,8 +234,7 @@ class EmStat4(Driver):
         script = self._eis_script(f_start, f_end, len(freqs), amplitude, dc_potential, galvanostatic)
 
         def allowance(n: int) -> float:
-            f = freqs[min(n, len(freqs) - 1)]
-            return self.POINT_FACTOR * max(3.0 / f, 0.1)
+            return self.POINT_FACTOR * self.point_time(freqs[min(n, len(freqs) - 1)])
 
         packages = self.run_script(script, allowance)
         f, zr, zi = self._columns(packages, ("dc", "cc", "cd"))

@@ -14,20 +14,20 @@ from labctl.clock import Clock
 from labctl.drivers import registry
 from labctl.drivers.transport import Recorder, Transport, open_link
 from labctl.engine.errors import PreflightError
-from labctl.engine.executors.base import executor_for
 from labctl.engine.station_info import RoleSpec, StationInfo
+from labctl.steps import StepModel, kind_of
 
 #: extra attempts a driver makes of an idempotent read after a lost, late, garbled or cut reply or a dropped
 #: link (commands are never retried: a lost RUN, RF on or move is read back, not re-sent)
 READ_RETRIES = 1
 
 
-def roles_for(kinds: Iterable[str], station: StationInfo) -> tuple[list[str], list[str]]:
+def roles_for(steps: Iterable[StepModel], station: StationInfo) -> tuple[list[str], list[str]]:
     """(roles the steps use that the station has, required roles it lacks)."""
     need: set[str] = set()
     missing: set[str] = set()
-    for kind in kinds:
-        ex = executor_for(kind)
+    for step in steps:
+        ex = kind_of(step)
         for role in ex.ROLES:
             if role.endswith(".*"):
                 family = role[:-2]
