@@ -415,8 +415,10 @@ class FakePotentiostat(FakeInstrument):
 
 
 class FakeEis(FakeInstrument):
-    def __init__(self, clock: VirtualClock) -> None:
+    def __init__(self, clock: VirtualClock, ocv_v: float = 0.0) -> None:
         super().__init__("eis", clock)
+        self.ocv_v = ocv_v  # what an OCP measurement reads
+        self.dc: list[float] = []  # the dc potential of each sweep
 
     def eis(
         self,
@@ -429,15 +431,16 @@ class FakeEis(FakeInstrument):
         galvanostatic: bool = False,
     ) -> Spectrum:
         self._hit("eis")
+        self.dc.append(dc_potential)
         f = np.logspace(np.log10(f_start), np.log10(f_end), 31)
         z = 2.0 + 18.0 / (1 + 1j * 2 * np.pi * f * 18.0 * 1e-6)
         self.clock.sleep(60.0)
         return Spectrum(f, z.real, z.imag)
 
     def ocp(self, duration: float, interval: float) -> Trace:
-        t = np.arange(0.0, duration, interval)
+        t = np.arange(0.0, duration, interval) + interval
         self.clock.sleep(duration)
-        return Trace(t, np.zeros(len(t)), np.zeros(len(t)))
+        return Trace(t, np.full(len(t), self.ocv_v), np.zeros(len(t)))
 
     def abort(self) -> None: ...
 

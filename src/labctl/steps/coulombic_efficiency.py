@@ -9,6 +9,7 @@ plan is an upper bound.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar, Literal
 
@@ -43,8 +44,7 @@ class CoulombicEfficiency(CyclingModel):
 
 
 def half_cycles(step: CoulombicEfficiency) -> list[tuple[str, float, bool]]:
-    """The protocol as (plate|strip, charge per area C/m^2, to the cut-off) in order: what run and plan
-    walk."""
+    """The half-cycles in order: (plate|strip, charge per area C/m^2, to the cut-off); run and plan walk it"""
     q, n = step.capacity, step.cycles
     if step.method == "cycling":
         return [h for _ in range(n) for h in (("plate", q, False), ("strip", q, True))]
@@ -65,6 +65,7 @@ class CoulombicEfficiencyKind(StepKind[CoulombicEfficiency]):
     INSTRUMENT_LIMITS: ClassVar[dict[str, tuple[str, str]]] = {
         "current": ("potentiostat", "current"),
         "sample_every": ("potentiostat", "interval"),
+        "points": ("potentiostat", "points"),
     }
 
     def roles(self, step: CoulombicEfficiency, station: Station | None) -> list[str]:
@@ -73,6 +74,9 @@ class CoulombicEfficiencyKind(StepKind[CoulombicEfficiency]):
     def value(self, step: CoulombicEfficiency, name: str, p: PlanContext) -> float | None:
         if name == "current":
             return step.current_density * p.area
+        if name == "points":  # the longest half-cycle in one acquisition
+            longest = max(q * (step.time_cap if cut else 1.0) for _, q, cut in half_cycles(step))
+            return math.ceil(longest / step.current_density / step.sample_every - 1e-9)
         return super().value(step, name, p)
 
     def duration(self, step: CoulombicEfficiency) -> float:

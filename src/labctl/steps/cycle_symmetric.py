@@ -7,6 +7,7 @@ half-cycles; the capacity against the Li inventory; current and compliance again
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -56,6 +57,8 @@ class CycleSymmetricKind(Galvanostatic):
     def value(self, step: CycleSymmetric, name: str, p: PlanContext) -> float | None:
         if name == "current":
             return step.current_density * p.area
+        if name == "points":  # one acquisition holds a whole half-cycle (cut to 60 s only on a real clock)
+            return math.ceil(step.half_time / step.sample_every - 1e-9)
         return super().value(step, name, p)
 
     def plan(self, step: CycleSymmetric, p: PlanContext) -> None:

@@ -268,6 +268,7 @@ class Galvanostatic(StepKind[Any]):
         "current": ("potentiostat", "current"),
         "voltage_limit": ("potentiostat", "voltage_limit"),
         "sample_every": ("potentiostat", "interval"),
+        "points": ("potentiostat", "points"),
     }
 
     def roles(self, step: Any, station: Station | None) -> list[str]:
@@ -314,8 +315,7 @@ class Galvanostatic(StepKind[Any]):
         fraction: tuple[float, float] = (0.0, 1.0),
         last: bool = True,
     ) -> bool:
-        """Symmetric cycles at current density `j`; False if a short, a voltage limit or the cap ended
-        them."""
+        """Symmetric cycles at `j` (A/m^2); False if a short, the voltage limit or the cap ends them."""
         current = j * area(ctx)
         det = ctx.notes.setdefault("short_detector", detector_for(ctx, self.detection(step)))
         vlim = abs(step.voltage_limit)

@@ -1,9 +1,9 @@
 """`ocv`: the open-circuit voltage for a duration, sampled into stream `ocv` (t, voltage), from the
-potentiostat
-(zero current) or, on a station without one, the EIS instrument's OCP measurement."""
+potentiostat (zero current) or, on a station without one, the EIS instrument's OCP measurement."""
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
@@ -51,10 +51,18 @@ class OcvKind(StepKind[Ocv]):
     KIND = "ocv"
     MODEL = Ocv
     OPTIONAL_ROLES = ("potentiostat", "eis")
-    INSTRUMENT_LIMITS: ClassVar[dict[str, tuple[str, str]]] = {"sample_every": ("potentiostat", "interval")}
+    INSTRUMENT_LIMITS: ClassVar[dict[str, tuple[str, str]]] = {
+        "sample_every": ("potentiostat", "interval"),
+        "points": ("potentiostat", "points"),
+    }
 
     def roles(self, step: Ocv, station: Station | None) -> list[str]:
         return ocv_roles(station)
+
+    def value(self, step: Ocv, name: str, p: PlanContext) -> float | None:
+        if name == "points" and step.sample_every:
+            return math.ceil(step.duration / step.sample_every - 1e-9)
+        return super().value(step, name, p)
 
     def plan(self, step: Ocv, p: PlanContext) -> None:
         p.ps.duration = step.duration

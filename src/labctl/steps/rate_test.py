@@ -3,6 +3,7 @@ in `steps.cycling`); the step ends at the first stage a short or the voltage lim
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -51,6 +52,9 @@ class RateTestKind(Galvanostatic):
     def value(self, step: RateTest, name: str, p: PlanContext) -> float | None:
         if name == "current_density":
             return max(s.current_density for s in step.stages)
+        if name == "points":  # the longest half-cycle in one acquisition
+            slowest = min(s.current_density for s in step.stages)
+            return math.ceil(step.capacity / slowest / step.sample_every - 1e-9)
         if name == "current":
             return max(s.current_density for s in step.stages) * p.area
         return super().value(step, name, p)

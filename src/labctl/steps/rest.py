@@ -3,6 +3,7 @@ stream `ocv` (potentiostat at zero current), otherwise time just passes (pausabl
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, ClassVar, Literal
 
 from labctl.engine.errors import RunAborted
@@ -28,10 +29,18 @@ class RestKind(StepKind[Rest]):
     KIND = "rest"
     MODEL = Rest
     OPTIONAL_ROLES = ("potentiostat", "eis")
-    INSTRUMENT_LIMITS: ClassVar[dict[str, tuple[str, str]]] = {"sample_every": ("potentiostat", "interval")}
+    INSTRUMENT_LIMITS: ClassVar[dict[str, tuple[str, str]]] = {
+        "sample_every": ("potentiostat", "interval"),
+        "points": ("potentiostat", "points"),
+    }
 
     def roles(self, step: Rest, station: Station | None) -> list[str]:
         return ocv_roles(station) if step.sample_every is not None else []
+
+    def value(self, step: Rest, name: str, p: PlanContext) -> float | None:
+        if name == "points" and step.sample_every:
+            return math.ceil(step.duration / step.sample_every - 1e-9)
+        return super().value(step, name, p)
 
     def plan(self, step: Rest, p: PlanContext) -> None:
         p.ps.duration = step.duration
