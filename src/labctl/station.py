@@ -125,13 +125,16 @@ class Travel(BaseModel):
 
 
 class Chamber(BaseModel):
-    """Sputter/plasma chamber: target, its area (m^2), whether it is bonded, target-substrate distance (m)."""
+    """Sputter/plasma chamber: target, its area (m^2), whether it is bonded, target-substrate distance (m), and
+    `idle_pressure` (Pa), where it rests between runs (a chamber kept under vacuum; absent: vented, so the
+    plan counts a pump-down from atmosphere)."""
 
     model_config = STRICT
     target: Chem = "LiF"
     target_area: Qty("area") = 20.3e-4
     bonded: bool = True
     distance: Qty("length") = 0.08
+    idle_pressure: Qty("pressure") | None = None
 
 
 class _StationFile(BaseModel):

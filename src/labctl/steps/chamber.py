@@ -244,9 +244,13 @@ def sputter_rate(power: float, target_area: float, distance: float, pressure: fl
     return k_s * (power / target_area) * (0.08 / distance) ** 2 * g
 
 
-def pump_down_time(base: float) -> float:
-    """Estimate (s) from atmosphere: 15 min roughing + turbo to 1e-2 Pa, then 15 min per decade below [E]."""
-    return 900.0 + 900.0 * math.log10(max(1.0, 1e-2 / base))
+def pump_down_time(base: float, idle: float | None = None) -> float:
+    """Estimate (s) of the wait for `base` Pa [E]: from atmosphere (`idle` None) 15 min roughing + turbo to
+    1e-2 Pa, then 15 min per decade below; from a chamber idling under vacuum, 15 min per decade from `idle`
+    (nothing if it idles at or below `base`)."""
+    if idle is None or idle > 1e-2:
+        return 900.0 + 900.0 * math.log10(max(1.0, 1e-2 / base))
+    return 900.0 * math.log10(max(1.0, idle / base))
 
 
 def ramp_time(power: float, rate: float) -> float:
@@ -257,9 +261,7 @@ def ramp_time(power: float, rate: float) -> float:
 def plan_chamber(p: PlanContext, r: Recipe) -> float:
     """Duration of everything but the deposition; checks the substrate sensor."""
     chamber = p.station.chamber if p.station else None
-    pump_down = pump_down_time(r.base_pressure)
-    if chamber is not None and getattr(chamber, "pump_down", None) is not None:
-        pump_down = float(chamber.pump_down)
+    pump_down = pump_down_time(r.base_pressure, chamber.idle_pressure if chamber is not None else None)
     if r.max_substrate_temperature is not None and p.station is not None and not p.station.has("substrate"):
         p.error(
             f"max_substrate_temperature = {fmt(r.max_substrate_temperature, 'temperature')} cannot be "

@@ -23,8 +23,10 @@ if TYPE_CHECKING:
 TEMPERATURE_BAND_C = 1.0  # the bath counts as at temperature within ± this (degC)
 TEMPERATURE_TIMEOUT_S = 1800.0  # longest wait for the bath to reach its band
 VOLUME_TOLERANCE = 0.02  # read-back volumes within 2 % (+ 1 uL) of what was asked
-HEATING_RATE = 5.0 / 60.0  # K/s, a 50 mL bath on a hotplate [E]; the plan's estimate of the heating time
-ROOM_C = 25.0  # the plan assumes the bath starts at room temperature
+AMBIENT_C = 22.0  # [E] a freshly filled bath starts at lab-air temperature
+TAU_BATH_S = 300.0  # [E] a 50 mL bath on a hotplate warms first-order with this time constant ...
+STIR_REF_RPM = 300.0  # ... divided by (1 + rpm / this) when stirred (convection at the plate)
+POLL_S = 5.0  # the bath temperature is read this often while heating
 
 
 class PrepareBath(StepModel):
@@ -152,9 +154,7 @@ class PrepareBathKind(StepKind[PrepareBath]):
         solvent_volume = step.volume - stock_volume if (station is not None or not step.salt) else 0.0
         if solvent_volume > 0:
             p.consume(step.solvent, solvent_volume)
-        heat = 0.0
-        if step.temperature is not None and step.temperature > ROOM_C:
-            heat = (step.temperature - ROOM_C) / HEATING_RATE
+        heat = heating_time(step.temperature, step.stir) if step.temperature is not None else 0.0
         p.ps.duration = max(stock_volume, max(solvent_volume, 0.0)) / step.rate + heat + step.settle
         p.ps.summary = (
             f"{step.bath}: {fmt(step.volume, 'volume')} "
@@ -299,6 +299,15 @@ class PrepareBathKind(StepKind[PrepareBath]):
 
     def estimate(self, step: PrepareBath) -> float:
         return step.volume / step.rate + step.settle
+
+
+def heating_time(target: float, stir: float | None) -> float:
+    """Plan: a first-order bath from `AMBIENT_C` into the band around `target`, read every `POLL_S` (s)."""
+    gap = abs(target - AMBIENT_C)
+    if gap <= TEMPERATURE_BAND_C:
+        return 0.0
+    tau = TAU_BATH_S / (1.0 + (stir or 0.0) / STIR_REF_RPM)
+    return math.ceil(tau * math.log(gap / TEMPERATURE_BAND_C) / POLL_S) * POLL_S
 
 
 def _check_syringe_rate(p: PlanContext, station: Station, source: Any, rate: float) -> None:
