@@ -125,9 +125,9 @@ class Travel(BaseModel):
 
 
 class Chamber(BaseModel):
-    """Sputter/plasma chamber: target, its area (m^2), whether it is bonded, target-substrate distance (m), and
-    `idle_pressure` (Pa), where it rests between runs (a chamber kept under vacuum; absent: vented, so the
-    plan counts a pump-down from atmosphere)."""
+    """Sputter/plasma chamber: target, its area (m^2), whether it is bonded, target-substrate distance (m),
+    and `idle_pressure` (Pa), where it rests between runs (a chamber kept under vacuum; absent: vented, so
+    the plan counts a pump-down from atmosphere)."""
 
     model_config = STRICT
     target: Chem = "LiF"

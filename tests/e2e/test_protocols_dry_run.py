@@ -5,10 +5,10 @@ run satisfies the invariants of a trustworthy record (issue 8):
 - every instrument made ready at preflight was confirmed safe at the end;
 - the audit chain of the run verifies;
 - the points the run reports equal the points stored, stream by stream summed;
-- the plan's duration is within 2 % of the dry run's (issue 15). Where the sample decides a step's end (a short
-  or the voltage limit ends cycling; the QCM ends a deposition at its thickness, the world's sputter rate
-  scattering 5 % run to run) the plan's nominal is an upper bound, or its rate within the scatter, and the run's
-  own time for that step enters the comparison.
+- the plan's duration is within 2 % of the dry run's (issue 15). Where the sample decides a step's end
+  (a short or the voltage limit ends cycling; the QCM ends a deposition at its thickness, the world's
+  sputter rate scattering 5 % run to run) the plan's nominal is an upper bound, or its rate within the
+  scatter, and the run's own time for that step enters the comparison.
 """
 
 from __future__ import annotations
