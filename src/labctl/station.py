@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from labctl.errors import ConfigError
 from labctl.protocol.fields import STRICT, Chem, Label, Name, Qty, Resource
 from labctl.protocol.problems import FileProblemsError, Problem
 from labctl.protocol.safeyaml import Document, load, read_text
@@ -166,6 +167,16 @@ class InstrumentSpec:
     def family(self) -> str:
         return self.role.split(".", 1)[0]
 
+    @property
+    def link(self) -> str:
+        """The port or VISA resource the instrument is reached on."""
+        return str(self.port or self.visa or "")
+
+    @property
+    def lease_key(self) -> str:
+        """The physical instrument: its link (and network address), whatever role it plays."""
+        return self.link + (f"#{self.address}" if self.address is not None else "") or self.role
+
 
 @dataclass(frozen=True)
 class Station:
@@ -183,6 +194,21 @@ class Station:
 
     def has(self, role: str) -> bool:
         return role in self.instruments
+
+    @property
+    def roles(self) -> dict[str, InstrumentSpec]:
+        """The instruments by role (the engine's word for them)."""
+        return self.instruments
+
+    def bath(self, name: str) -> Bath:
+        """The bath `name`; `ConfigError` listing the station's baths if it has none of that name."""
+        if name not in self.baths:
+            known = ", ".join(sorted(self.baths)) or "none"
+            raise ConfigError(f"station {self.name!r} has no bath {name!r} (baths: {known})")
+        return self.baths[name]
+
+    def pumps(self) -> list[str]:
+        return sorted(r for r in self.instruments if r.split(".", 1)[0] == "pump")
 
     def stock_for(self, *, salt: str | None, solvent: str | None = None) -> Stock | None:
         """The stock solution of `salt` (case-insensitive); with `salt=None`, the neat `solvent`."""

@@ -11,6 +11,7 @@ import numpy as np
 from labctl.clock import VirtualClock
 from labctl.errors import InstrumentError
 from labctl.roles import Spectrum, Trace
+from labctl.station import Bath, InstrumentSpec, Station, Stock, Travel
 
 
 class FakeWriter:
@@ -461,24 +462,19 @@ def bench(clock: VirtualClock, **pot: Any) -> dict[str, Any]:
     }
 
 
-STATION = {
-    "name": "fake-bench",
-    "roles": {
-        r: {"driver": "fake", "port": f"fake://{r}"}
-        for r in ("stage", "hotplate", "gauge", "mfc", "rf", "qcm", "potentiostat", "eis")
-    },
-    "baths": {"alloy": {"x": 0.05, "surface_z": -0.02}, "solvent": {"x": 0.10, "surface_z": -0.02}},
-    "cell_area": 1.13e-4,
-}
-STATION["roles"]["pump.stock"] = {
-    "driver": "fake",
-    "port": "fake://pumps",
-    "address": 1,
-    "stock": {"salt": "InCl3", "concentration": 500.0},
-}
-STATION["roles"]["pump.solvent"] = {
-    "driver": "fake",
-    "port": "fake://pumps",
-    "address": 2,
-    "stock": {"solvent": "THF"},
-}
+def _station() -> Station:
+    """The fakes' station, built as the station model directly (its `fake` drivers are in no registry)."""
+    roles = {r: InstrumentSpec(r, "fake", port=f"fake://{r}")
+             for r in ("stage", "hotplate", "gauge", "mfc", "rf", "qcm", "potentiostat", "eis")}
+    roles["pump.stock"] = InstrumentSpec("pump.stock", "fake", port="fake://pumps", address=1)
+    roles["pump.solvent"] = InstrumentSpec("pump.solvent", "fake", port="fake://pumps", address=2)
+    baths = {name: Bath(x=x, surface_z="-20 mm", capacity="50 mL") for name, x in (("alloy", "50 mm"),
+                                                                                     ("solvent", "100 mm"))}
+    stocks = {"incl3": Stock(pump="pump.stock", salt="InCl3", concentration="0.5 M", solvent="THF",
+                             syringe_diameter="14.5 mm"),
+              "thf": Stock(pump="pump.solvent", solvent="THF", syringe_diameter="14.5 mm")}
+    return Station(name="fake-bench", instruments=roles, baths=baths, stocks=stocks, cell_area=1.13e-4,
+                   travel=Travel(), chamber=None, source_text="# fake bench\n", path="<fake>")
+
+
+STATION = _station()

@@ -16,7 +16,6 @@ from labctl.compose import step_from_fields
 from labctl.engine.control import Control
 from labctl.engine.instruments import build_instruments, roles_for
 from labctl.engine.run import Run, RunSpec, StepSpec
-from labctl.engine.station_info import station_info
 from labctl.simulators.dryrun import DryRunBench
 from labctl.station import load_station
 from labctl.steps import StepModel, kinds, registry
@@ -216,7 +215,7 @@ def test_every_builtin_kind_has_an_example_with_every_field() -> None:
 def test_every_field_is_consumed_by_run_or_declared_plan_only() -> None:
     clock = VirtualClock()
     model = load_station(STATION)
-    info = station_info(model, text=model.source_text)
+    info = model
     seen: dict[str, set[str]] = {k: set() for k in registry.BUILTIN}
     specs = [
         StepSpec(i, Recording(step_from_fields(i, k, f).step, seen[k]))  # type: ignore[arg-type]

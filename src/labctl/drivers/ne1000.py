@@ -125,6 +125,11 @@ class NE1000(Driver):
     RESYNC_QUIET = 0.5
     RESYNC_MAX = 15.0
 
+    @classmethod
+    def spec_options(cls, spec: Any) -> dict[str, Any]:
+        """Pumps share one RS-232 network and are told apart by their station `address`."""
+        return {} if spec.address is None else {"address": spec.address}
+
     def __init__(self, transport: Transport, *, address: int = 0, name: str = "",
                  limits: dict[str, tuple[float | None, float | None]] | None = None) -> None:
         if not 0 <= address <= 99:

@@ -20,8 +20,8 @@ from labctl.engine.errors import InterlockTripped, PreflightError, RunAborted
 from labctl.engine.interlocks import Watch
 from labctl.engine.machine import TERMINAL, RunMachine, RunState
 from labctl.engine.safety import SafeResult, _jsonable, make_safe
-from labctl.engine.station_info import StationInfo
 from labctl.engine.store import RunStore
+from labctl.station import Station
 from labctl.steps import StepContext, StepModel, kind_of
 from labctl.steps.base import Observer
 
@@ -96,7 +96,7 @@ class Run:
         *,
         store: RunStore,
         instruments: dict[str, Any],
-        station: StationInfo,
+        station: Station,
         clock: Clock,
         mode: str = "dry-run",
         seed: int | None = None,
@@ -118,7 +118,7 @@ class Run:
         self.auto_operator, self.prompt, self.plan_check = auto_operator, prompt, plan_check
         self.observers: list[Observer] = list(observers or [])
         self.lease_keys = lease_keys if lease_keys is not None else sorted(instruments)
-        self.station_text = station_text or station.text
+        self.station_text = station_text or station.source_text
         self.handle_signals, self.sleep_chunk, self.heartbeat_every = (
             handle_signals,
             sleep_chunk,

@@ -64,7 +64,7 @@ class StepContext:
     instruments: dict[str, Any]
     clock: Clock
     t0: float  # run start on `clock` (data times are relative to it)
-    station: Any  # engine.station_info.StationInfo
+    station: Station
     checkpoint: Callable[[bool], None]  # checkpoint(pausable): pause/abort/ack processing
     store: Any = None
     run_id: int | None = None
