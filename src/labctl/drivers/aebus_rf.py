@@ -97,6 +97,10 @@ class AeBusRf(Driver):
         """The generator's AE Bus address from the station entry."""
         return {} if spec.address is None else {"address": spec.address}
 
+    @classmethod
+    def simulator_options(cls, addresses: dict[str, int]) -> dict[str, Any]:
+        return {"address": next(iter(addresses.values()))} if addresses else {}
+
     def __init__(self, transport: Transport, *, address: int = 1, name: str = "",
                  limits: dict[str, tuple[float | None, float | None]] | None = None) -> None:
         if not 1 <= address <= 31:

@@ -85,6 +85,10 @@ class Alicat(Driver):
         """The station `address` n is the Alicat unit id A + n (address 0 = unit A)."""
         return {} if spec.address is None else {"unit_id": chr(ord("A") + spec.address)}
 
+    @classmethod
+    def simulator_options(cls, addresses: dict[str, int]) -> dict[str, Any]:
+        return {"unit_id": chr(ord("A") + next(iter(addresses.values())))} if addresses else {}
+
     def __init__(self, transport: Transport, *, unit_id: str = "A", name: str = "",
                  limits: dict[str, tuple[float | None, float | None]] | None = None) -> None:
         if len(unit_id) != 1 or not unit_id.isalpha() or not unit_id.isupper():

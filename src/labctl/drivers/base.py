@@ -86,6 +86,12 @@ class Driver:
         return {}
 
     @classmethod
+    def simulator_options(cls, addresses: dict[str, int]) -> dict[str, Any]:
+        """Options of this instrument's simulator core for the station addresses on one link (role ->
+        address), so a simulated bench addresses it as the station does."""
+        return {}
+
+    @classmethod
     def station_limits(cls, limits: dict[str, tuple[float | None, float | None]]
                        ) -> dict[str, tuple[float | None, float | None]]:
         """Station limits intersected with the driver's own: a station bound outside the instrument's range
