@@ -17,13 +17,13 @@ from typing import Any
 from labctl.clock import Clock
 from labctl.engine.control import Command, Control
 from labctl.engine.errors import InterlockTripped, PreflightError, RunAborted
-from labctl.engine.interlocks import Watch
 from labctl.engine.machine import TERMINAL, RunMachine, RunState
 from labctl.engine.safety import SafeResult, _jsonable, make_safe
 from labctl.engine.store import RunStore
 from labctl.station import Station
 from labctl.steps import StepContext, StepModel, kind_of
 from labctl.steps.base import Observer
+from labctl.steps.interlocks import Watch
 
 Progress = Callable[[str, dict[str, Any]], None]
 

@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 from pydantic import BaseModel, field_validator
 
 from labctl.clock import Clock
-from labctl.engine.interlocks import Interlock, Watch
 from labctl.errors import ConfigError
 from labctl.protocol.fields import STRICT, Label, Text
+from labctl.steps.interlocks import Interlock, Watch
 
 if TYPE_CHECKING:
     from labctl.station import Station
@@ -170,7 +170,7 @@ class StepContext:
 
     def wait_until(self, test: Callable[[], bool], *, timeout: float, every: float, what: str) -> float:
         """Poll `test` every `every` s until true; return the time waited. Raises `StepFailed` on timeout."""
-        from labctl.engine.errors import StepFailed
+        from labctl.steps.errors import StepFailed
 
         start = self.clock.monotonic()
         while not test():
@@ -304,7 +304,7 @@ class StepKind(Generic[M]):
 
 def fail(ctx: StepContext, message: str) -> Exception:
     """`StepFailed` naming the step (raise the result)."""
-    from labctl.engine.errors import StepFailed
+    from labctl.steps.errors import StepFailed
 
     return StepFailed(f"step {ctx.index + 1} ({ctx.kind}): {message}")
 

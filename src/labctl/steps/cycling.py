@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 from pydantic import BaseModel, Field
 
-from labctl.engine.errors import InterlockTripped
 from labctl.protocol import limits as lim
 from labctl.protocol.fields import STRICT, Qty
 from labctl.steps.base import PlanContext, StepContext, StepKind, StepModel, fail
+from labctl.steps.errors import InterlockTripped
 from labctl.units import fmt
 
 if TYPE_CHECKING:

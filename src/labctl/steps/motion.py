@@ -14,9 +14,9 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-from labctl.engine.errors import RunAborted
-from labctl.engine.interlocks import TemperatureBand
 from labctl.steps.base import PlanContext, StepContext
+from labctl.steps.errors import RunAborted
+from labctl.steps.interlocks import TemperatureBand
 
 if TYPE_CHECKING:
     from labctl.station import Station

@@ -12,7 +12,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from labctl.engine.errors import InterlockTripped
+from labctl.steps.errors import InterlockTripped
 
 ACTIONS = ("fail", "pause", "end_step", "abort")
 
