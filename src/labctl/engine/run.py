@@ -426,8 +426,11 @@ class Run:
         finally:
             ctx.close_writers()
             if kind.MAKES_SAMPLE:  # an observer may report what it saw made (recorded under its own label)
-                for note in ctx.announce("sample.changed", {"kind": step.kind}):
-                    ctx.achieved.update(note)
+                try:
+                    for note in ctx.announce("sample.changed", {"kind": step.kind}):
+                        ctx.achieved.update(note)
+                except Exception as exc:  # a failing observer must not hide how the step ended
+                    ctx.achieved["observer_error"] = f"{type(exc).__name__}: {exc}"
             if self.machine.state is RunState.AWAITING_OPERATOR and pending is not None:
                 pass  # fail/abort are allowed from awaiting_operator
         duration = self.clock.monotonic() - start

@@ -10,7 +10,6 @@ the kind's `PLAN_ONLY` (a test checks it).
 from __future__ import annotations
 
 import contextlib
-import math
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -80,7 +79,7 @@ class StepContext:
     prompt: Callable[[str], bool] | None = None  # terminal confirmation (None: no terminal)
     achieved: dict[str, Any] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
-    status: str = "done"  # an executor may set "deviated"
+    status: str = "done"  # a kind may set "deviated"
     reason: str = ""
     points: int = 0  # data points stored by this step
     sleep_chunk: float = 1.0
@@ -307,9 +306,3 @@ def fail(ctx: StepContext, message: str) -> Exception:
     from labctl.steps.errors import StepFailed
 
     return StepFailed(f"step {ctx.index + 1} ({ctx.kind}): {message}")
-
-
-def finite(value: float, what: str) -> float:
-    if not math.isfinite(value):
-        raise ConfigError(f"{what}: not a finite number: {value!r}")
-    return value

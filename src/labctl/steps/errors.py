@@ -8,7 +8,7 @@ from labctl.errors import LabctlError
 
 
 class RunAborted(Exception):
-    """An abort was requested (Ctrl-C twice, SIGTERM, `labctl abort`). Executors must not swallow it."""
+    """An abort was requested (Ctrl-C twice, SIGTERM, `labctl abort`). A step's `run` must not swallow it."""
 
     def __init__(self, reason: str = "abort requested", actor: str = "labctl") -> None:
         super().__init__(reason)
