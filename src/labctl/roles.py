@@ -1,8 +1,8 @@
 """Role interfaces: what the engine needs from each kind of instrument, whatever its make.
 
 Step kinds (`labctl.steps`) use only these methods, never raw bytes. Drivers implement them (structural
-typing: no need to inherit). Units are SI (m, s, m^3, m^3/s, A, V, W, Pa, Hz, kg/m^3) except temperatures (degC) and gas flow
-(sccm), which every instrument and user of those quantities speaks.
+typing: no need to inherit). Units are SI (m, s, m^3, m^3/s, A, V, W, Pa, Hz, kg/m^3) except temperatures
+(degC) and gas flow (sccm), which every instrument and user of those quantities speaks.
 """
 
 from __future__ import annotations
