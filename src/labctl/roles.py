@@ -109,6 +109,15 @@ class ThicknessMonitor(Instrument, Protocol):
     def shutter_is_open(self) -> bool: ...
 
 
+@runtime_checkable
+class SubstrateThermometer(Instrument, Protocol):
+    """A thermocouple or RTD on the sample holder in the chamber (station role `substrate`)."""
+
+    def substrate_temperature(self) -> float:
+        """degC."""
+        ...
+
+
 @dataclass
 class Trace:
     """Points acquired by a potentiostat: time since the acquisition started (s), volts, amperes."""

@@ -35,7 +35,7 @@ from labctl.protocol.validation import validate
 from labctl.units import UnitError, parse, to_si
 
 #: role families and the standard limit names (and their kinds) each family uses.
-ROLE_FAMILIES = ("stage", "pump", "hotplate", "gauge", "mfc", "rf", "qcm", "potentiostat", "eis")
+ROLE_FAMILIES = ("stage", "pump", "hotplate", "gauge", "mfc", "rf", "qcm", "potentiostat", "eis", "substrate")
 LIMIT_KINDS: dict[str, str] = {
     "x": "length",
     "z": "length",
@@ -55,7 +55,9 @@ LIMIT_KINDS: dict[str, str] = {
     "frequency": "frequency",
     "amplitude": "voltage",
 }
-_ROLE = re.compile(r"^(stage|pump\.[a-z][a-z0-9_]{0,31}|hotplate|gauge|mfc|rf|qcm|potentiostat|eis)$")
+_ROLE = re.compile(
+    r"^(stage|pump\.[a-z][a-z0-9_]{0,31}|hotplate|gauge|mfc|rf|qcm|potentiostat|eis|substrate)$"
+)
 
 
 class StationFileError(FileProblemsError):
@@ -282,7 +284,7 @@ def _instruments(raw: _StationFile, doc: Document, problems: list[Problem]) -> d
                 doc.problem(
                     here,
                     f"unknown role `{role}`; roles are stage, pump.<name>, "
-                    "hotplate, gauge, mfc, rf, qcm, potentiostat, eis",
+                    "hotplate, gauge, mfc, rf, qcm, potentiostat, eis, substrate",
                     key=True,
                 )
             )

@@ -339,6 +339,17 @@ class FakeRf(FakeInstrument):
         return {"on": False}
 
 
+class FakeSubstrate(FakeInstrument):
+    """A holder thermometer: room temperature plus 0.5 K per W of RF on."""
+
+    def __init__(self, clock: VirtualClock, chamber: FakeChamber) -> None:
+        super().__init__("substrate", clock)
+        self.ch = chamber
+
+    def substrate_temperature(self) -> float:
+        return 22.0 + 0.5 * self.ch.watts
+
+
 class FakeQcm(FakeInstrument):
     def __init__(self, clock: VirtualClock, chamber: FakeChamber) -> None:
         super().__init__("qcm", clock)
@@ -459,13 +470,14 @@ def bench(clock: VirtualClock, **pot: Any) -> dict[str, Any]:
         "qcm": FakeQcm(clock, ch),
         "potentiostat": FakePotentiostat(clock, **pot),
         "eis": FakeEis(clock),
+        "substrate": FakeSubstrate(clock, ch),
     }
 
 
 def _station() -> Station:
     """The fakes' station, built as the station model directly (its `fake` drivers are in no registry)."""
     roles = {r: InstrumentSpec(r, "fake", port=f"fake://{r}")
-             for r in ("stage", "hotplate", "gauge", "mfc", "rf", "qcm", "potentiostat", "eis")}
+             for r in ("stage", "hotplate", "gauge", "mfc", "rf", "qcm", "potentiostat", "eis", "substrate")}
     roles["pump.stock"] = InstrumentSpec("pump.stock", "fake", port="fake://pumps", address=1)
     roles["pump.solvent"] = InstrumentSpec("pump.solvent", "fake", port="fake://pumps", address=2)
     baths = {name: Bath(x=x, surface_z="-20 mm", capacity="50 mL") for name, x in (("alloy", "50 mm"),
