@@ -37,16 +37,15 @@ from typing import Any
 import numpy as np
 import serial
 
+from labctl import compose as pa
 from labctl.clock import RealClock
 from labctl.drivers.grbl import Grbl
-from labctl.engine import protocol_adapter as pa
 from labctl.engine.control import Control
 from labctl.engine.instruments import build_instruments, lease_keys, roles_for
 from labctl.engine.run import Run
 from labctl.engine.safety import make_safe
-from labctl.engine.simulate import make_world
-from labctl.engine.station_info import station_info
 from labctl.simulators.bench import SimulatedBench
+from labctl.simulators.dryrun import WorldObserver, make_world
 from labctl.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,9 +72,9 @@ class Bench:
         self.folder = folder
         self.clock = RealClock()
         model, self.info = pa.station_from(STATION)
-        self.world = make_world(self.info, clock=self.clock, seed=1)
+        self.world = make_world(model, clock=self.clock, seed=1)
         self.sim = SimulatedBench(model, clock=self.clock, world=self.world, seed=1).start("pty", roles=ROLES)
-        self.pty_info = station_info(self.sim.simulated_station(), text=self.info.text)
+        self.pty_info = self.sim.simulated_station()
         self.db = str(folder / "realtime.db")
         self.store = Store.open(self.db)
         self.n = 0
@@ -85,11 +84,12 @@ class Bench:
         path = self.folder / f"p{self.n}.yaml"
         path.write_text(text.format(name=f"realtime {self.n}", n=self.n, **fmt), encoding="utf-8")
         spec = pa.run_spec(pa.load_protocol(path, {}))
-        roles, missing = roles_for([s.kind for s in spec.steps], self.info)
+        roles, missing = roles_for([s.step for s in spec.steps], self.info)
         assert not missing, missing
         roles = [r for r in roles if r in ROLES]
         r = Run(spec, store=self.store, instruments={}, station=self.pty_info, clock=self.clock,
-                mode="dry-run", seed=1, operator="bench", world=self.world, control=control,
+                mode="dry-run", seed=1, operator="bench", auto_operator=True,
+                observers=[WorldObserver(self.world)], control=control,
                 progress=progress, lease_keys=lease_keys(self.info, roles), handle_signals=False)
         run_id = r.create()
         r.instruments = build_instruments(self.pty_info, roles, clock=self.clock,

@@ -4,7 +4,11 @@ run satisfies the invariants of a trustworthy record (issue 8):
 - exactly one `run.created` event and exactly one transition into a terminal state, the last one;
 - every instrument made ready at preflight was confirmed safe at the end;
 - the audit chain of the run verifies;
-- the points the run reports equal the points stored, stream by stream summed.
+- the points the run reports equal the points stored, stream by stream summed;
+- the plan's duration is within 2 % of the dry run's (issue 15). Where the sample decides a step's end
+  (a short or the voltage limit ends cycling; the QCM ends a deposition at its thickness, the world's
+  sputter rate scattering 5 % run to run) the plan's nominal is an upper bound, or its rate within the
+  scatter, and the run's own time for that step enters the comparison.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from labctl.protocol import load_protocol, make_plan
+from labctl.station import load_station
 from labctl.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,3 +69,28 @@ def test_protocol_dry_runs_to_its_end_state(tmp_path, path):
     finally:
         store.close()
         os.environ.pop("LABCTL_AUDIT_KEY", None)
+    check_plan_duration(path, summary)
+
+
+CELL_ENDS = ("short_circuit", "voltage_limit")
+RATE_SCATTER = 0.15  # 3 x the simulated world's 5 % run-to-run scatter of the sputter rate
+
+
+def check_plan_duration(path: Path, summary: dict) -> None:
+    plan = make_plan(load_protocol(path), load_station(ROOT / "stations" / "simulated.yaml"))
+    assert plan.ok, plan.errors
+    expected = 0.0
+    for ps, rs in zip(plan.steps, summary["steps"], strict=True):
+        ran, achieved = rs["duration_s"], rs["achieved"]
+        if achieved.get("ended_by") in CELL_ENDS:  # the cell ended it: the plan's nominal bounds it
+            assert ps.duration >= 0.98 * ran, (ps.kind, ps.duration, ran)
+            expected += ran
+        elif ps.kind == "sputter":  # the QCM ended it: the plan's rate within the world's scatter
+            rate = ps.values["estimated_rate_nm_per_min"] * 1e-9 / 60
+            planned_dep = min(ps.values["thickness"] / rate, ps.values["max_time"])
+            got_rate = achieved["thickness_m"] / achieved["deposition_s"]
+            assert abs(got_rate / rate - 1) < RATE_SCATTER, (got_rate, rate)
+            expected += ps.duration - planned_dep + achieved["deposition_s"]
+        else:
+            expected += ps.duration
+    assert summary["duration_s"] == pytest.approx(expected, rel=0.02), (plan.duration, summary["duration_s"])

@@ -6,10 +6,9 @@ import pytest
 from engine_fakes import STATION, FakeStore, bench
 
 from labctl.clock import VirtualClock
+from labctl.compose import step_from_fields
 from labctl.engine.control import Control
-from labctl.engine.protocol_adapter import step_from_fields
 from labctl.engine.run import Run, RunSpec
-from labctl.engine.station_info import station_info
 
 
 class Harness:
@@ -31,13 +30,21 @@ class Harness:
                 hook[3] = True
                 hook[2](self.run)
 
-    def make(self, steps: list[tuple[str, dict[str, Any]]], **kw: Any) -> Run:
+    def make(self, steps: list[tuple[str, dict[str, Any]]], *, interactive: bool = False, world: Any = None,
+             **kw: Any) -> Run:
+        """A dry run of `steps` on the fakes; operator steps answer themselves unless `interactive`; a `world`
+        observes the run as the dry-run bench's would."""
+        from labctl.simulators.dryrun import WorldObserver
+
         spec = RunSpec("test", [step_from_fields(i, k, p) for i, (k, p) in enumerate(steps)])
+        kw.setdefault("auto_operator", not interactive)
+        if world is not None:
+            kw["observers"] = [WorldObserver(world)]
         self.run = Run(
             spec,
             store=self.store,
             instruments=self.inst,
-            station=station_info(STATION),
+            station=STATION,
             clock=self.clock,
             handle_signals=False,
             progress=self.progress,

@@ -11,6 +11,7 @@ import numpy as np
 from labctl.clock import VirtualClock
 from labctl.errors import InstrumentError
 from labctl.roles import Spectrum, Trace
+from labctl.station import Bath, InstrumentSpec, Station, Stock, Travel
 
 
 class FakeWriter:
@@ -338,6 +339,17 @@ class FakeRf(FakeInstrument):
         return {"on": False}
 
 
+class FakeSubstrate(FakeInstrument):
+    """A holder thermometer: room temperature plus 0.5 K per W of RF on."""
+
+    def __init__(self, clock: VirtualClock, chamber: FakeChamber) -> None:
+        super().__init__("substrate", clock)
+        self.ch = chamber
+
+    def substrate_temperature(self) -> float:
+        return 22.0 + 0.5 * self.ch.watts
+
+
 class FakeQcm(FakeInstrument):
     def __init__(self, clock: VirtualClock, chamber: FakeChamber) -> None:
         super().__init__("qcm", clock)
@@ -415,8 +427,10 @@ class FakePotentiostat(FakeInstrument):
 
 
 class FakeEis(FakeInstrument):
-    def __init__(self, clock: VirtualClock) -> None:
+    def __init__(self, clock: VirtualClock, ocv_v: float = 0.0) -> None:
         super().__init__("eis", clock)
+        self.ocv_v = ocv_v  # what an OCP measurement reads
+        self.dc: list[float] = []  # the dc potential of each sweep
 
     def eis(
         self,
@@ -429,15 +443,16 @@ class FakeEis(FakeInstrument):
         galvanostatic: bool = False,
     ) -> Spectrum:
         self._hit("eis")
+        self.dc.append(dc_potential)
         f = np.logspace(np.log10(f_start), np.log10(f_end), 31)
         z = 2.0 + 18.0 / (1 + 1j * 2 * np.pi * f * 18.0 * 1e-6)
         self.clock.sleep(60.0)
         return Spectrum(f, z.real, z.imag)
 
     def ocp(self, duration: float, interval: float) -> Trace:
-        t = np.arange(0.0, duration, interval)
+        t = np.arange(0.0, duration, interval) + interval
         self.clock.sleep(duration)
-        return Trace(t, np.zeros(len(t)), np.zeros(len(t)))
+        return Trace(t, np.full(len(t), self.ocv_v), np.zeros(len(t)))
 
     def abort(self) -> None: ...
 
@@ -455,27 +470,23 @@ def bench(clock: VirtualClock, **pot: Any) -> dict[str, Any]:
         "qcm": FakeQcm(clock, ch),
         "potentiostat": FakePotentiostat(clock, **pot),
         "eis": FakeEis(clock),
+        "substrate": FakeSubstrate(clock, ch),
     }
 
 
-STATION = {
-    "name": "fake-bench",
-    "roles": {
-        r: {"driver": "fake", "port": f"fake://{r}"}
-        for r in ("stage", "hotplate", "gauge", "mfc", "rf", "qcm", "potentiostat", "eis")
-    },
-    "baths": {"alloy": {"x": 0.05, "surface_z": -0.02}, "solvent": {"x": 0.10, "surface_z": -0.02}},
-    "cell_area": 1.13e-4,
-}
-STATION["roles"]["pump.stock"] = {
-    "driver": "fake",
-    "port": "fake://pumps",
-    "address": 1,
-    "stock": {"salt": "InCl3", "concentration": 500.0},
-}
-STATION["roles"]["pump.solvent"] = {
-    "driver": "fake",
-    "port": "fake://pumps",
-    "address": 2,
-    "stock": {"solvent": "THF"},
-}
+def _station() -> Station:
+    """The fakes' station, built as the station model directly (its `fake` drivers are in no registry)."""
+    roles = {r: InstrumentSpec(r, "fake", port=f"fake://{r}")
+             for r in ("stage", "hotplate", "gauge", "mfc", "rf", "qcm", "potentiostat", "eis", "substrate")}
+    roles["pump.stock"] = InstrumentSpec("pump.stock", "fake", port="fake://pumps", address=1)
+    roles["pump.solvent"] = InstrumentSpec("pump.solvent", "fake", port="fake://pumps", address=2)
+    baths = {name: Bath(x=x, surface_z="-20 mm", capacity="50 mL") for name, x in (("alloy", "50 mm"),
+                                                                                     ("solvent", "100 mm"))}
+    stocks = {"incl3": Stock(pump="pump.stock", salt="InCl3", concentration="0.5 M", solvent="THF",
+                             syringe_diameter="14.5 mm"),
+              "thf": Stock(pump="pump.solvent", solvent="THF", syringe_diameter="14.5 mm")}
+    return Station(name="fake-bench", instruments=roles, baths=baths, stocks=stocks, cell_area=1.13e-4,
+                   travel=Travel(), chamber=None, source_text="# fake bench\n", path="<fake>")
+
+
+STATION = _station()

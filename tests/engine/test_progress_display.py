@@ -54,10 +54,10 @@ def test_live_display_renders_non_finite_estimates_and_markup():
 def test_run_cli_with_an_infinite_estimate_completes_safe(tmp_path, monkeypatch, capsys):
     """`labctl run` with its live display, every step estimated at inf s (as a vanishing current density
     gives): the run completes, exit 0, the summary printed; it used to die with exit 70, the run `running`."""
+    from labctl import compose
     from labctl.cli import main
-    from labctl.engine import protocol_adapter as pa
 
-    real_plan = pa.plan_check
+    real_plan = compose.plan_check
 
     def infinite(*args, **kwargs):
         plan = real_plan(*args, **kwargs)
@@ -65,7 +65,7 @@ def test_run_cli_with_an_infinite_estimate_completes_safe(tmp_path, monkeypatch,
             step.duration = math.inf
         return plan
 
-    monkeypatch.setattr(pa, "plan_check", infinite)
+    monkeypatch.setattr(compose, "plan_check", infinite)
     protocol = tmp_path / "p.yaml"
     protocol.write_text("labctl: 1\nname: inf\nsteps:\n"
                         "  - prepare_bath: {bath: alloy, salt: InCl3, solvent: THF, concentration: 0.1 M,"

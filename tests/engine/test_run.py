@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
-from labctl.engine.interlocks import Condition
+from labctl.steps.interlocks import Condition
 
 BATH = ("prepare_bath", {"bath": "alloy", "salt": "InCl3", "solvent": "THF", "concentration": "0.1 M",
                          "volume": "20 mL", "temperature": "25 degC"})
@@ -71,7 +71,9 @@ def test_a_full_fabricate_then_cycle_run(h) -> None:
     ack = next(d for _, k, d, _ in h.store.events if k == "operator.ack")
     assert ack["auto"] is True and ack["actor"] == "auto (dry run)"
     assert h.run.notes["r_el_ohm"] == pytest.approx(2.0, rel=0.01)
-    assert res.points == len(data["t"]) + 2 * 31
+    ocv = h.store.measurements(res.run_id, "ocv")  # each EIS measures the OCV it sits at first (ocv: true)
+    assert len(ocv["t"]) == 2 * 10 and res.steps[3].achieved["dc_v"] == pytest.approx(ocv["voltage"][9])
+    assert res.points == len(data["t"]) + 2 * 31 + len(ocv["t"])
 
 
 def test_sputter_stops_at_the_qcm_target_and_ramps_within_the_rate(h) -> None:

@@ -20,13 +20,10 @@ from typing import Any
 
 import pytest
 
-from labctl.clock import VirtualClock
-from labctl.engine import interlocks
-from labctl.engine import protocol_adapter as pa
-from labctl.engine.instruments import build_instruments, lease_keys, roles_for
+from labctl.compose import prepare_run
 from labctl.engine.machine import TERMINAL, RunState
 from labctl.engine.run import Run
-from labctl.engine.simulate import close_bench, make_bench, make_world
+from labctl.steps import interlocks
 from labctl.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -72,7 +69,7 @@ def unsafe(cores: dict[str, Any]) -> dict[str, str]:
         bad["hotplate"] = f"heating={hp.heating} stirring={hp.stirring} setpoint={hp.setpoint}"
     pumps = cores["pump.stock"]
     for address, pump in pumps.pumps.items():
-        pumps._settle(pump, pumps.now())  # account the volume pumped so far; a pump at its target stops
+        pump.settle(pumps.now())  # account the volume pumped so far; a pump at its target stops
         if pump.prompt in "IWX":
             bad[f"pump {address}"] = f"prompt {pump.prompt}"
     stage = cores["stage"]
@@ -143,16 +140,12 @@ def dry_run(tmp_path: Path) -> Iterator[Callable[..., Outcome]]:
            before: Callable[[Run], None] | None = None) -> Outcome:
         path = tmp_path / "safe.yaml"
         path.write_text(PROTOCOL, encoding="utf-8")
-        loaded = pa.load_protocol(path, {})
-        model, info = pa.station_from(STATION)
-        spec = pa.run_spec(loaded)
-        roles, missing = roles_for([s.kind for s in spec.steps], info)
-        assert not missing and roles == ROLES
-        clock = VirtualClock()
-        world = make_world(info, clock=clock, seed=1)
-        bench = make_bench(info, clock=clock, world=world, seed=1, roles=roles)
-        benches.append(bench)
-        cores = {role: bench.core(role) for role in roles}
+        prepared = prepare_run(path, station=STATION, simulate=True, seed=1)
+        assert prepared.roles == ROLES
+        benches.append(prepared)
+        cores = {role: prepared.bench.bench.core(role) for role in prepared.roles}
+        _CORES.clear()
+        _CORES.update(cores)
         real = Store.open(f"sqlite:///{tmp_path / f'run{len(stores)}.db'}")
         stores.append(real)
         store = store_wrap(real) if store_wrap else real
@@ -163,12 +156,7 @@ def dry_run(tmp_path: Path) -> Iterator[Callable[..., Outcome]]:
             if progress is not None:
                 progress(kind, data)
 
-        run = Run(spec, store=store, instruments={}, station=info, clock=clock, seed=1, operator="safety",
-                  world=world, progress=observe, plan_check=lambda: pa.plan_check(loaded, model),
-                  lease_keys=lease_keys(info, roles), station_text=info.text, handle_signals=False)
-        run.notes["cell_area"] = pa.sample_area(spec)
-        run_id = run.create()
-        run.instruments = build_instruments(info, roles, clock=clock, recorder=real.io_recorder(run_id))
+        run = prepared.make_run(store, operator="safety", progress=observe, handle_signals=False)
         if before is not None:
             before(run)
         result = run.execute()  # must return, whatever was injected
@@ -176,8 +164,8 @@ def dry_run(tmp_path: Path) -> Iterator[Callable[..., Outcome]]:
         return Outcome(run, result, real, cores, fired)
 
     yield go
-    for bench in benches:
-        close_bench(bench)
+    for prepared in benches:
+        prepared.close()
     for store in stores:
         store.close()
 
@@ -215,19 +203,8 @@ def unsafe_now(kind: str) -> dict[str, str]:
 
 
 @pytest.fixture(autouse=True)
-def _track_cores(monkeypatch):
-    """Give `unsafe_now` the cores of the bench being built (for the baseline's mid-run hazard check)."""
-    from labctl.engine import simulate
-
-    real_make_bench = simulate.make_bench
-
-    def make(*args: Any, **kwargs: Any) -> Any:
-        bench = real_make_bench(*args, **kwargs)
-        _CORES.clear()
-        _CORES.update({role: bench.core(role) for role in ROLES})
-        return bench
-
-    monkeypatch.setattr(f"{__name__}.make_bench", make)
+def _track_cores():
+    """`unsafe_now` reads the cores of the bench the fixture last built (for the mid-run hazard check)."""
     yield
     _CORES.clear()
 

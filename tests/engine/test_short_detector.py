@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from labctl.engine.executors.cycling import ShortDetector
+from labctl.steps.cycling import ShortDetector
 
 
 def chunks(v: np.ndarray, size: int, t0: float = 0.0):

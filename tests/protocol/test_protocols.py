@@ -222,7 +222,7 @@ def test_plan_without_station() -> None:
 
 
 def test_sputter_rate_matches_physics() -> None:
-    from labctl.protocol.plan import sputter_rate
+    from labctl.steps.chamber import sputter_rate
 
     # physics.md 1.5: ~1.6 nm/min at 60 W on a 2-inch (20.3 cm^2) target at the optimum pressure
     assert sputter_rate(60.0, 20.3e-4, 0.08, 0.5) * 60e9 == pytest.approx(1.63, rel=0.02)

@@ -19,13 +19,15 @@ import serial
 
 from labctl.cli import main
 from labctl.clock import RealClock, VirtualClock
+from labctl.compose import run_spec
 from labctl.drivers import transport as tp
 from labctl.drivers.transport import SealedLink, SerialTransport, VisaTransport, is_simulator_link, sealed
-from labctl.engine import protocol_adapter as pa
 from labctl.engine.instruments import build_instruments, lease_keys, roles_for
 from labctl.engine.machine import RunState
 from labctl.engine.run import Run
 from labctl.errors import ConfigError
+from labctl.protocol.loader import load_protocol
+from labctl.station import load_station
 
 ROOT = Path(__file__).resolve().parents[2]
 PROTOCOLS = sorted((ROOT / "protocols").glob("*.yaml"))
@@ -122,9 +124,9 @@ def test_engine_dry_run_on_the_virtual_clock_seals_itself(tmp_path, opened):
     socket is refused in preflight, the run fails naming the role and link, is terminal, leases released."""
     from labctl.store import Store
 
-    _, info = pa.station_from(socket_station(tmp_path))
-    spec = pa.run_spec(pa.load_protocol(ROOT / "protocols" / "li-in-immersion.yaml", {}))
-    roles, missing = roles_for([s.kind for s in spec.steps], info)
+    info = load_station(socket_station(tmp_path))
+    spec = run_spec(load_protocol(ROOT / "protocols" / "li-in-immersion.yaml", {}))
+    roles, missing = roles_for([s.step for s in spec.steps], info)
     assert not missing and "stage" in roles
     store = Store.open(f"sqlite:///{tmp_path / 'e.db'}")
     try:

@@ -21,7 +21,6 @@ Each case must end in a terminal state (no hang: a pytest timeout guards it; no 
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import re
@@ -34,13 +33,9 @@ import numpy as np
 import pytest
 
 from labctl import errors as labctl_errors
-from labctl.clock import VirtualClock
+from labctl.compose import prepare_run, station_from
 from labctl.drivers.aebus_rf import RF_ON, packet
 from labctl.engine import errors as engine_errors
-from labctl.engine import protocol_adapter as pa
-from labctl.engine.instruments import build_instruments, lease_keys, roles_for
-from labctl.engine.run import Run
-from labctl.engine.simulate import close_bench, make_bench, make_world
 from labctl.simulators.core import FaultKind
 from labctl.store import Store
 
@@ -209,26 +204,10 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         os.environ["LABCTL_AUDIT_KEY"] = old
 
 
-@functools.cache
-def _protocol(path: Path) -> Any:
-    return pa.load_protocol(path, {})
-
-
-@functools.cache
-def _station() -> Any:
-    return pa.station_from(STATION)
-
-
 def dry_run(workdir: Path, protocol: str, db: Path, arm: Any = None) -> Outcome:
     """One in-process dry run as `labctl run --simulate` wires it; `arm(cores, step_index)` at each step."""
-    loaded, (station_model, info) = _protocol(workdir / f"{protocol}.yaml"), _station()
-    spec = pa.run_spec(loaded)
-    roles, missing = roles_for([s.kind for s in spec.steps], info)
-    assert not missing
-    clock = VirtualClock()
-    world = make_world(info, clock=clock, seed=SEED)
-    bench = make_bench(info, clock=clock, world=world, seed=SEED, roles=roles)
-    cores = {role: bench.core(role) for role in roles}
+    prepared = prepare_run(workdir / f"{protocol}.yaml", station=STATION, simulate=True, seed=SEED)
+    cores = {role: prepared.bench.bench.core(role) for role in prepared.roles}
     if not db.exists():  # a copy of an empty migrated database (migrating each one costs 0.1 s)
         shutil.copy(workdir / "empty.db", db)
     store = Store.open(f"sqlite:///{db}")
@@ -238,17 +217,10 @@ def dry_run(workdir: Path, protocol: str, db: Path, arm: Any = None) -> Outcome:
             arm(cores, data["index"])
 
     try:
-        run = Run(spec, store=store, instruments={}, station=info, clock=clock, seed=SEED, operator="matrix",
-                  world=world, progress=progress, plan_check=lambda: pa.plan_check(loaded, station_model),
-                  lease_keys=lease_keys(info, roles), station_text=info.text, handle_signals=False)
-        area = pa.sample_area(spec)
-        if area:
-            run.notes["cell_area"] = area
-        run_id = run.create()
-        run.instruments = build_instruments(info, roles, clock=clock, recorder=store.io_recorder(run_id))
+        run = prepared.make_run(store, operator="matrix", progress=progress, handle_signals=False)
         result = run.execute()  # must return, never raise
     finally:
-        close_bench(bench)
+        prepared.close()
         store.flush()
     return Outcome(result, store, cores, store.events(result.run_id))
 
@@ -453,6 +425,6 @@ def test_fault_free_protocols_complete(baselines):
 
 
 def test_every_role_is_in_the_matrix():
-    _, info = _station()
+    _, info = station_from(STATION)
     assert set(ROLES) == set(info.roles) == set(IDENTIFY)
     assert len(KINDS) == len(FaultKind) == 9

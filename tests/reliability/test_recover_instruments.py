@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 from labctl.clock import RealClock
+from labctl.compose import station_from
 from labctl.engine.instruments import build_instruments
-from labctl.engine.protocol_adapter import station_from
 from labctl.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from labctl.clock import VirtualClock
-from labctl.engine.protocol_adapter import step_from_fields
+from labctl.compose import step_from_fields
 from labctl.engine.run import Run, RunSpec
 from labctl.engine.station_info import station_info
 from labctl.store import Store
@@ -132,7 +132,7 @@ class RunsMachine(RuleBasedStateMachine):
         spec = RunSpec("sm", [step_from_fields(i, k, p) for i, (k, p) in enumerate(STEPS)])
         run = Run(
             spec, store=self.store, instruments=bench(clock), station=station_info(STATION), clock=clock,
-            interactive=True, handle_signals=False, lease_keys=sorted(keys),
+            handle_signals=False, lease_keys=sorted(keys),
         )
         m = Model(tuple(sorted(keys)))
         m.run_id = run.create()

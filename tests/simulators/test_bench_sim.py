@@ -13,8 +13,6 @@ from labctl.drivers.ika_rct import IkaRct
 from labctl.drivers.keithley2450 import Keithley2450
 from labctl.drivers.ne1000 import NE1000
 from labctl.drivers.transport import SerialSettings, SerialTransport, VisaTransport
-from labctl.engine.simulate import make_bench
-from labctl.engine.station_info import station_info
 from labctl.errors import ConfigError
 from labctl.simulators import registry
 from labctl.simulators.bench import SimulatedBench
@@ -99,10 +97,11 @@ def test_tcp_and_pty_exposures(station, exposure):
 
 
 def test_the_engine_uses_it(station):
-    info = station_info(station)
-    bench = make_bench(info, clock=VirtualClock(), world=None, seed=1)
+    from labctl.simulators.dryrun import DryRunBench
+
+    bench = DryRunBench(station, clock=VirtualClock(), seed=1)
     try:
-        assert isinstance(bench, SimulatedBench)
+        assert isinstance(bench.bench, SimulatedBench)
         assert registry.get("pumps") is not None and registry.get("potentiostat") is not None
     finally:
         bench.close()

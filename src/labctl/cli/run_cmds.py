@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import getpass
 import json
 from pathlib import Path
@@ -87,70 +86,25 @@ def run(
 ) -> None:
     """Run a protocol on the bench, or dry-run it on the simulators with --simulate."""
     from labctl.cli import console
-    from labctl.clock import RealClock, VirtualClock
-    from labctl.drivers.transport import require_simulators, sealed
-    from labctl.engine import protocol_adapter as pa
-    from labctl.engine.instruments import build_instruments, lease_keys, roles_for
+    from labctl.compose import prepare_run
     from labctl.engine.progress import LiveDisplay, summary_json, summary_table
-    from labctl.engine.run import Run
-    from labctl.engine.simulate import close_bench, make_bench, make_world
 
-    protocol = pa.load_protocol(file, _overrides(param or []))  # a bounded read: regular files only
-    station_path = _find_station(station, simulate)
-    station_model, info = pa.station_from(station_path)
-    spec = pa.run_spec(protocol, sample_id=sample)
-    ests: list[float | None] = [None] * len(spec.steps)
-
-    def check() -> None:
-        plan = pa.plan_check(protocol, station_model)
-        ests[:] = [s.duration for s in plan.steps]  # in place: the live display holds this list
-        for step, estimate in zip(spec.steps, ests, strict=True):
-            step.estimate_s = estimate
-
-    roles, missing = roles_for([s.kind for s in spec.steps], info)
-    if missing:
-        raise ConfigError(
-            f"station {info.name!r} lacks the instruments {', '.join(missing)} this protocol needs"
-        )
-    if simulate:  # every link an in-process simulator, or refused here, before the store or any port opens
-        require_simulators({role: r.link for role, r in info.roles.items()}, station=str(station_path))
-    clock = VirtualClock() if simulate and not realtime else RealClock()
-    world = bench = store = None
-    seal = contextlib.ExitStack()
+    prepared = prepare_run(file, station=_find_station(station, simulate), simulate=simulate, seed=seed,
+                           realtime=realtime, overrides=_overrides(param or []), sample_id=sample)
+    spec = prepared.spec
+    store = None
     try:
-        if simulate:
-            seal.enter_context(sealed("a dry run (--simulate)"))  # the transport refuses anything else too
-            world = make_world(info, clock=clock, seed=seed)
-            bench = make_bench(info, clock=clock, world=world, seed=seed, roles=roles)
         store = _open_store(db)
-        _recover_holders(store, lease_keys(info, roles), quiet=as_json)
-        display = None if as_json else LiveDisplay(console, name=spec.name, clock=clock, estimates=ests)
-        r = Run(
-            spec,
-            store=store,
-            instruments={},
-            station=info,
-            clock=clock,
-            mode="dry-run" if simulate else "bench",
-            seed=seed,
+        _recover_holders(store, prepared.lease_keys, quiet=as_json)
+        display = None if as_json else LiveDisplay(console, name=spec.name, clock=prepared.clock,
+                                                   estimates=prepared.estimates)
+        r = prepared.make_run(
+            store,
             operator=operator or getpass.getuser(),
             interactive=interactive,
-            world=world,
             progress=display or (lambda k, d: None),
             prompt=None if as_json or (simulate and not interactive) else _terminal_prompt,
-            plan_check=check,
-            lease_keys=lease_keys(info, roles),
-            station_text=info.text,
         )
-        area = pa.sample_area(spec)
-        if area:
-            r.notes["cell_area"] = area
-        run_id = r.create()
-        try:
-            r.instruments = build_instruments(info, roles, clock=clock, recorder=store.io_recorder(run_id))
-        except Exception as exc:  # recorded as failed, not left an orphan in `created`; then reported
-            r.refuse(str(exc))
-            raise
         if display is not None:
             with display:
                 result = r.execute()
@@ -158,10 +112,8 @@ def run(
             result = r.execute()
     finally:
         _ignore_late_signals()  # the run has ended (safe state done): a late Ctrl-C must not cut the summary
-        if bench is not None:
-            close_bench(bench)
+        prepared.close()
         store_error = _try(store.flush) if store is not None and hasattr(store, "flush") else None
-        seal.close()
     label = _db_label(store, db)
     if as_json:
         console.print_json(json.dumps(summary_json(result, db=label, name=spec.name), default=str))

@@ -91,16 +91,10 @@ def write_station(source: Path, addresses: dict[str, dict[str, str]], out: Path)
 
 
 def _world(model: object, clock: object, seed: int) -> object:
-    """The physical world for the station (as a dry run builds it), else the simple one."""
-    try:
-        from labctl.engine.simulate import make_world
-        from labctl.engine.station_info import station_info
+    """The physical world for the station, as a dry run builds it (an error names the station)."""
+    from labctl.simulators.dryrun import make_world
 
-        return make_world(station_info(model), clock=clock, seed=seed)  # type: ignore[arg-type]
-    except Exception:
-        from labctl.simulators.world import SimpleWorld
-
-        return SimpleWorld()
+    return make_world(model, clock=clock, seed=seed)  # type: ignore[arg-type]
 
 
 def register(app: typer.Typer) -> None:

@@ -62,14 +62,15 @@ class Keithley2450(Driver):
     LIMITS: ClassVar[dict[str, Limit]] = {
         "current": Limit("current", "A", -1.05, 1.05, "2450 source range +-1.05 A"),
         "voltage_limit": Limit("voltage_limit", "V", 0.02, 210.0, "2450 voltage limit 20 mV..210 V"),
+        "nplc": Limit("nplc", "PLC", 0.01, 10.0, "2450 integration time 0.01..10 power-line cycles"),
+        "interval": Limit("interval", "s", 1e-3, math.inf, "points >= 1 ms apart (DurationLoop)"),
+        "points": Limit("points", "", 1, 4_000_000, "the largest reading buffer the 2450 makes"),
     }
     CHUNK = 20_000  # points per :TRAC:DATA? query
     DATA_FORMATS: ClassVar[dict[str, tuple[str, ...]]] = {
         "REAL": (":FORM:DATA REAL", ":FORM:BORD SWAP"),
         "ASCII": (":FORM:DATA ASC",),
     }
-    MIN_INTERVAL = 1e-3  # s between buffered points
-    MAX_POINTS = 4_000_000  # the largest reading buffer the 2450 makes
     ERROR_DRAIN = 32  # :SYST:ERR? queries at most per drain
     POLL = 0.05  # s between :TRIG:STAT? polls
     IDLE_GRACE = 5.0  # s past the duration for the trigger model to report IDLE
@@ -234,8 +235,7 @@ class Keithley2450(Driver):
     ) -> None:
         """Source current, measure voltage, with the voltage limit (compliance) `voltage_limit` V."""
         self.check("voltage_limit", voltage_limit)
-        if not 0.01 <= nplc <= 10:
-            raise LimitViolation(f"{self.name}: nplc = {nplc:g} is outside [0.01, 10]")
+        self.check("nplc", nplc)
         self._command(
             ":SOUR:FUNC CURR",
             f":SOUR:CURR:VLIM {_num(voltage_limit)}",
@@ -275,16 +275,9 @@ class Keithley2450(Driver):
         self.check("current", current)
         if not (math.isfinite(duration) and duration > 0):
             raise LimitViolation(f"{self.name}: duration must be > 0 s, got {duration!r}")
-        if not (math.isfinite(interval) and interval >= self.MIN_INTERVAL):
-            raise LimitViolation(
-                f"{self.name}: interval must be >= {self.MIN_INTERVAL:g} s, got {interval!r}"
-            )
+        self.check("interval", interval)
         points = max(1, math.ceil(duration / interval - 1e-9))
-        if points > self.MAX_POINTS:
-            raise LimitViolation(
-                f"{self.name}: {points} points exceed the 2450's buffer ({self.MAX_POINTS}); "
-                "acquire in shorter pieces or sample less often"
-            )
+        self.check("points", points)
         setup = [*self._format_commands(), f":SOUR:CURR {_num(current)}"]
         if not self._output_on:
             setup.append(":OUTP 1")

@@ -217,6 +217,7 @@ def summary_json(result: RunResult, *, db: str, name: str) -> dict[str, Any]:
         "state": result.state.value,
         "reason": result.reason,
         "mode": result.mode,
+        "seed": result.seed,
         "duration_s": result.duration_s,
         "points": result.points,
         "db": db,

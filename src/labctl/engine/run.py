@@ -1,7 +1,9 @@
 """One run: preflight, the steps in order, interrupts at safe points, and safe state on every exit path.
 
 `Run` owns the run machine and talks to the store (audited state changes, step intent before action, data,
-control commands, leases). It never prints: progress goes to the `progress(kind, data)` callback.
+control commands, leases). It never prints: progress goes to the `progress(kind, data)` callback. Each step is
+its typed model, run by its kind (`labctl.steps`); what the steps did is told to the run's `observers` (a dry
+run's simulated world listens; the engine never knows whether one does).
 """
 
 from __future__ import annotations
@@ -17,40 +19,32 @@ from labctl.clock import Clock
 from labctl.drivers.transport import sealed
 from labctl.engine.control import Command, Control
 from labctl.engine.errors import InterlockTripped, PreflightError, RunAborted
-from labctl.engine.executors.base import StepContext, executor_for
-from labctl.engine.interlocks import Watch
 from labctl.engine.machine import TERMINAL, RunMachine, RunState
 from labctl.engine.safety import SafeResult, _jsonable, make_safe
-from labctl.engine.station_info import StationInfo
+from labctl.engine.store import RunStore
+from labctl.station import Station
+from labctl.steps import StepContext, StepModel, kind_of
+from labctl.steps.base import Observer
+from labctl.steps.interlocks import Watch
 
 Progress = Callable[[str, dict[str, Any]], None]
 
 
-FABRICATION_KINDS = frozenset({"immerse", "dip_coat", "sputter", "nitride"})
-
-
-def record_simulated_overlayer(ctx: StepContext) -> None:
-    """In a dry run, record the overlayer the simulated world made, labelled as simulated (on the bench the
-    thickness comes from the QCM or a measurement, never from a model)."""
-    record = getattr(ctx.world, "sample_record", None)
-    if record is None:
-        return
-    sample = record()
-    ctx.achieved["overlayer"] = {
-        "source": "simulated world (dry run)",
-        "layer": sample.get("layer"),
-        "thickness_m": float(sample.get("thickness_um", 0.0)) * 1e-6,
-        "layers": sample.get("layers", []),
-        "li_consumed_m": float(sample.get("li_consumed_um", 0.0)) * 1e-6,
-    }
-
-
 @dataclass
 class StepSpec:
+    """One step of a run: its index and its validated, typed model."""
+
     index: int
-    kind: str
-    params: dict[str, Any]
+    step: StepModel
     estimate_s: float | None = None
+
+    @property
+    def kind(self) -> str:
+        return str(self.step.kind)  # type: ignore[attr-defined]
+
+    def commanded(self) -> dict[str, Any]:
+        """What the protocol asked, as recorded (SI values, nested blocks as mappings)."""
+        return self.step.model_dump(exclude={"kind"})
 
 
 @dataclass
@@ -88,6 +82,7 @@ class RunResult:
     duration_s: float
     points: int
     mode: str
+    seed: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -101,15 +96,15 @@ class Run:
         self,
         spec: RunSpec,
         *,
-        store: Any,
+        store: RunStore,
         instruments: dict[str, Any],
-        station: StationInfo,
+        station: Station,
         clock: Clock,
         mode: str = "dry-run",
         seed: int | None = None,
         operator: str = "",
-        interactive: bool = False,
-        world: Any = None,
+        auto_operator: bool = False,
+        observers: list[Observer] | None = None,
         control: Control | None = None,
         progress: Progress | None = None,
         prompt: Callable[[str], bool] | None = None,
@@ -122,9 +117,10 @@ class Run:
     ) -> None:
         self.spec, self.store, self.instruments, self.station = spec, store, instruments, station
         self.clock, self.mode, self.seed, self.operator = clock, mode, seed, operator
-        self.interactive, self.world, self.prompt, self.plan_check = interactive, world, prompt, plan_check
+        self.auto_operator, self.prompt, self.plan_check = auto_operator, prompt, plan_check
+        self.observers: list[Observer] = list(observers or [])
         self.lease_keys = lease_keys if lease_keys is not None else sorted(instruments)
-        self.station_text = station_text or station.text
+        self.station_text = station_text or station.source_text
         self.handle_signals, self.sleep_chunk, self.heartbeat_every = (
             handle_signals,
             sleep_chunk,
@@ -160,7 +156,9 @@ class Run:
             mode=self.mode,
             seed=self.seed,
             sample_id=s.sample_id,
-            steps=[{"index": st.index, "kind": st.kind, "params": _jsonable(st.params)} for st in s.steps],
+            steps=[
+                {"index": st.index, "kind": st.kind, "params": _jsonable(st.commanded())} for st in s.steps
+            ],
         )
         if self.control is None:
             self.control = Control(self.store, self.run_id)
@@ -329,6 +327,7 @@ class Run:
             duration,
             sum(r.points for r in self.results),
             self.mode,
+            self.seed,
         )
 
     def _finish(self, trigger: str, reason: str, actor: str) -> None:
@@ -403,12 +402,11 @@ class Run:
         self._event("preflight.interlocks", {"clear": True, "readings": readings})
 
     def _run_step(self, step: StepSpec) -> None:
-        executor = executor_for(step.kind)
+        kind = kind_of(step.step)
         step_id = self.store.start_step(self.run_id, step.index)
         ctx = StepContext(
             index=step.index,
             kind=step.kind,
-            params=step.params,
             instruments=self.instruments,
             clock=self.clock,
             t0=self.t0,
@@ -417,9 +415,8 @@ class Run:
             store=self.store,
             run_id=self.run_id,
             step_id=step_id,
-            dry_run=self.mode == "dry-run",
-            interactive=self.interactive,
-            world=self.world,
+            auto_operator=self.auto_operator,
+            observers=self.observers,
             operator=self.operator,
             notes=self.notes,
             watch=self.watch,
@@ -430,9 +427,7 @@ class Run:
             wake=self.control.wake if self.control is not None else None,
             transition=lambda trig, why: self.machine.fire(trig, reason=why, actor=self.operator or "labctl"),
         )
-        estimate = (
-            step.estimate_s if step.estimate_s is not None else executor.estimate(step.params, self.station)
-        )
+        estimate = step.estimate_s if step.estimate_s is not None else kind.estimate(step.step)
         self.progress(
             "step.started",
             {"index": step.index, "kind": step.kind, "of": len(self.spec.steps), "estimate_s": estimate},
@@ -440,7 +435,7 @@ class Run:
         start = self.clock.monotonic()
         status, reason, pending = "done", "", None
         try:
-            executor.run(ctx)
+            kind.run(ctx, step.step)
             status, reason = ctx.status, ctx.reason
         except InterlockTripped as exc:
             status = "deviated" if exc.action in ("pause", "end_step") else "failed"
@@ -456,8 +451,12 @@ class Run:
             status, reason, pending = "failed", ctx.reason or f"{type(exc).__name__}: {exc}", exc
         finally:
             ctx.close_writers()
-            if ctx.dry_run and step.kind in FABRICATION_KINDS:
-                record_simulated_overlayer(ctx)
+            if kind.MAKES_SAMPLE:  # an observer may report what it saw made (recorded under its own label)
+                try:
+                    for note in ctx.announce("sample.changed", {"kind": step.kind}):
+                        ctx.achieved.update(note)
+                except Exception as exc:  # a failing observer must not hide how the step ended
+                    ctx.achieved["observer_error"] = f"{type(exc).__name__}: {exc}"
             if self.machine.state is RunState.AWAITING_OPERATOR and pending is not None:
                 pass  # fail/abort are allowed from awaiting_operator
         duration = self.clock.monotonic() - start
@@ -465,7 +464,7 @@ class Run:
             step.index,
             step.kind,
             status,
-            _jsonable(step.params),
+            _jsonable(step.commanded()),
             _jsonable(ctx.achieved),
             reason,
             duration,

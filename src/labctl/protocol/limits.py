@@ -1,8 +1,8 @@
 """Process and cycler limits of reference/physics.md (sections 1.8 and 2.10) as data.
 
 A value outside `soft` is a warning; outside `hard` an error. Values are in internal units (see models).
-`INSTRUMENT_LIMITS` maps step fields to the (role, limit name) they reach, so a station's `limits:` and a
-driver's `LIMITS` tighten them. Hazards (AsCl3, solvents that react with Li)
+Which step fields reach which instrument limit is declared by each step kind (`INSTRUMENT_LIMITS` in
+`labctl.steps.<kind>`). Hazards (AsCl3, solvents that react with Li)
 need an `override:` with a reason.
 """
 
@@ -157,30 +157,6 @@ PROCESS_LIMITS += [
     L("eis", "amplitude", (5e-3, 10e-3), (0.0, 20e-3), "voltage", "EIS 5–10 mV rms; > 20 mV nonlinear"),
 ]
 del L, _k
-
-#: (step kind, field) -> (station role, driver/station limit name); the value is converted by `to_limit`.
-INSTRUMENT_LIMITS: dict[tuple[str, str], tuple[str, str]] = {
-    ("immerse", "speed"): ("stage", "speed"),
-    ("dip_coat", "dip_speed"): ("stage", "speed"),
-    ("dip_coat", "withdrawal_speed"): ("stage", "speed"),
-    ("prepare_bath", "temperature"): ("hotplate", "temperature"),
-    ("prepare_bath", "stir"): ("hotplate", "stir"),
-    ("sputter", "power"): ("rf", "power"),
-    ("sputter", "flow"): ("mfc", "flow"),
-    ("sputter", "pressure"): ("gauge", "pressure"),
-    ("sputter", "thickness"): ("qcm", "thickness"),
-    ("nitride", "power"): ("rf", "power"),
-    ("nitride", "flow"): ("mfc", "flow"),
-    ("nitride", "pressure"): ("gauge", "pressure"),
-    ("cycle_symmetric", "current"): ("potentiostat", "current"),
-    ("rate_test", "current"): ("potentiostat", "current"),
-    ("coulombic_efficiency", "current"): ("potentiostat", "current"),
-    ("cycle_symmetric", "voltage_limit"): ("potentiostat", "voltage_limit"),
-    ("rate_test", "voltage_limit"): ("potentiostat", "voltage_limit"),
-    ("eis", "amplitude"): ("eis", "amplitude"),
-    ("eis", "f_start"): ("eis", "frequency"),
-    ("eis", "f_end"): ("eis", "frequency"),
-}
 
 SAFE_SOLVENTS = {
     "thf",

@@ -1,21 +1,57 @@
-"""What every step executor gets (`StepContext`) and is (`Executor`), and the registry by step kind.
+"""What a step kind is (`StepKind`), what its `run` gets (`StepContext`), and the plan's view (`PlanContext`).
 
-Executors use role methods only (`labctl.roles`), wait only through `ctx.sleep` (which keeps interrupts and
-interlocks live), and write what they achieved into `ctx.achieved` next to what was commanded.
+A step kind is one module in `labctl.steps`: its pydantic model, the roles it needs, its plan-time analysis
+and its `run(ctx, step)`, which receives the typed model (never a dict). Kinds use role methods only
+(`labctl.roles`), wait only through `ctx.sleep` (which keeps interrupts and interlocks live), and write what
+they achieved into `ctx.achieved` next to what was commanded. Every model field is read by `run` or named in
+the kind's `PLAN_ONLY` (a test checks it).
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+
+from pydantic import BaseModel, field_validator
 
 from labctl.clock import Clock
-from labctl.engine.interlocks import Interlock, Watch
 from labctl.errors import ConfigError
+from labctl.protocol.fields import STRICT, Label, Text
+from labctl.steps.interlocks import Interlock, Watch
+
+if TYPE_CHECKING:
+    from labctl.station import Station
+
+if TYPE_CHECKING:
+    from labctl.protocol.plan import Plan, PlanStep
+
+
+class Override(BaseModel):
+    """Explicit permission for a hazard (AsCl3, a solvent that reacts with Li); the reason is recorded."""
+
+    model_config = STRICT
+    reason: Text
+
+    @field_validator("reason")
+    @classmethod
+    def _long_enough(cls, value: str) -> str:
+        if len(value.strip()) < 10:
+            raise ValueError("`reason` must say why (at least 10 characters)")
+        return value
+
+
+class StepModel(BaseModel):
+    """Fields every step has; a kind's model adds `kind: Literal[...]` and its own."""
+
+    model_config = STRICT
+    label: Label | None = None
+
+
+M = TypeVar("M", bound=StepModel)
+Observer = Callable[[str, dict[str, Any]], "dict[str, Any] | None"]
 
 
 @dataclass
@@ -24,28 +60,26 @@ class StepContext:
 
     index: int
     kind: str
-    params: dict[str, Any]
     instruments: dict[str, Any]
     clock: Clock
     t0: float  # run start on `clock` (data times are relative to it)
-    station: Any  # engine.instruments.StationInfo
+    station: Station
     checkpoint: Callable[[bool], None]  # checkpoint(pausable): pause/abort/ack processing
     store: Any = None
     run_id: int | None = None
     step_id: int | None = None
-    dry_run: bool = False
-    interactive: bool = False
-    world: Any = None
+    auto_operator: bool = False  # operator steps are answered automatically (a dry run without --interactive)
     operator: str = ""
     notes: dict[str, Any] = field(default_factory=dict)  # run-wide facts shared between steps
     watch: Watch = field(default_factory=Watch)
+    observers: list[Observer] = field(default_factory=list)  # told what the step did (a simulated world)
     progress: Callable[[str, dict[str, Any]], None] = lambda kind, data: None
     take_acks: Callable[[], list[Any]] = list
     transition: Callable[[str, str], None] = lambda trigger, reason: None  # fire a run-machine trigger
     prompt: Callable[[str], bool] | None = None  # terminal confirmation (None: no terminal)
     achieved: dict[str, Any] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
-    status: str = "done"  # an executor may set "deviated"
+    status: str = "done"  # a kind may set "deviated"
     reason: str = ""
     points: int = 0  # data points stored by this step
     sleep_chunk: float = 1.0
@@ -135,7 +169,7 @@ class StepContext:
 
     def wait_until(self, test: Callable[[], bool], *, timeout: float, every: float, what: str) -> float:
         """Poll `test` every `every` s until true; return the time waited. Raises `StepFailed` on timeout."""
-        from labctl.engine.errors import StepFailed
+        from labctl.steps.errors import StepFailed
 
         start = self.clock.monotonic()
         while not test():
@@ -152,6 +186,17 @@ class StepContext:
     def event(self, kind: str, data: dict[str, Any]) -> None:
         if self.store is not None:
             self.store.append_event(self.run_id, kind, {"step": self.index, **data})
+
+    def announce(self, kind: str, data: dict[str, Any]) -> list[dict[str, Any]]:
+        """Tell the run's observers what was done (`bath.filled`, `dip.solution`, `cell.assembled`): on a
+        dry run the simulated world follows; on the bench nobody listens. Returns what observers reported
+        (recorded by the caller, labelled by the observer)."""
+        out = []
+        for observer in self.observers:
+            got = observer(kind, {"step": self.index, **data})
+            if got:
+                out.append(got)
+        return out
 
     def writer(self, stream: str) -> Any:
         """The store's measurement writer for `stream` (closed when the step ends)."""
@@ -183,60 +228,81 @@ class _NullWriter:
     def close(self) -> None: ...
 
 
-class Executor:
-    """One step kind. Subclasses set `KINDS` and `ROLES` and implement `run`."""
+@dataclass
+class PlanContext:
+    """One step's view of the plan: where its findings go and what it may read (never an instrument)."""
 
-    KINDS: ClassVar[tuple[str, ...]] = ()
+    ps: PlanStep
+    plan: Plan
+    station: Station | None
+    protocol: Any  # protocol.models.Protocol
+    area: float  # electrode area (m^2) from the sample, the station or the default
+    tables: dict[str, dict[str, tuple[float, float]]]  # role -> limit name -> (low, high), driver + station
+
+    def error(self, message: str) -> None:
+        self.ps.errors.append(message)
+
+    def warn(self, message: str) -> None:
+        self.ps.warnings.append(message)
+
+    def consume(self, name: str, volume: float) -> None:
+        self.plan.consumables[name] = self.plan.consumables.get(name, 0.0) + volume
+
+    def hazard(self, step: Any, hazard: str | None) -> None:
+        """A hazard refuses the step unless the step or the protocol gives an `override` with its reason."""
+        if not hazard:
+            return
+        override = getattr(step, "override", None) or self.protocol.override
+        if override is None:
+            self.error(f"hazard: {hazard}; add `override: {{reason: ...}}` to the step to proceed")
+        else:
+            self.warn(f"hazard overridden: {hazard} (reason: {override.reason})")
+            self.plan.overrides.append(
+                {"step": str(self.ps.index), "hazard": hazard, "reason": override.reason}
+            )
+
+    def limit(self, role: str, name: str) -> tuple[float, float] | None:
+        """The (low, high) of `role`'s limit `name` (driver's, tightened by the station), if declared."""
+        return self.tables.get(role, {}).get(name)
+
+
+class StepKind(Generic[M]):
+    """One step kind. Subclasses set `KIND`, `MODEL`, `ROLES` and implement `run` and `plan`."""
+
+    KIND: ClassVar[str] = ""
+    MODEL: ClassVar[type[StepModel]]
     ROLES: ClassVar[tuple[str, ...]] = ()  # roles the step needs ("pump.*" = every pump)
     OPTIONAL_ROLES: ClassVar[tuple[str, ...]] = ()  # roles used when the station has them
+    #: fields that only the plan reads (a label, a hazard override): the field-consumption test allows them
+    PLAN_ONLY: ClassVar[frozenset[str]] = frozenset({"label"})
+    #: step field (or derived quantity, see `value`) -> (role, driver/station limit name) it reaches
+    INSTRUMENT_LIMITS: ClassVar[dict[str, tuple[str, str]]] = {}
+    #: the step changes the sample (fabrication): observers are told when it ends
+    MAKES_SAMPLE: ClassVar[bool] = False
 
-    def run(self, ctx: StepContext) -> None:
+    def roles(self, step: M, station: Station | None) -> list[str]:
+        """The roles this step needs on `station` (the plan lists them; a missing one is an error)."""
+        return [r for r in self.ROLES if not r.endswith(".*")]
+
+    def plan(self, step: M, p: PlanContext) -> None:
+        """Fill `p.ps` (duration, summary), report errors, warnings, consumables and hazards."""
         raise NotImplementedError
 
-    def estimate(self, params: dict[str, Any], station: Any = None) -> float:
-        """Rough duration in seconds (for progress when the plan has none)."""
+    def value(self, step: M, name: str, p: PlanContext) -> float | None:
+        """A field (or derived quantity) checked against process and instrument limits."""
+        v = getattr(step, name, None)
+        return v if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+    def run(self, ctx: StepContext, step: M) -> None:
+        raise NotImplementedError
+
+    def estimate(self, step: M) -> float:
+        """A duration (s) when no plan was made (progress display only)."""
         return 0.0
 
 
-REGISTRY: dict[str, type[Executor]] = {}
+def fail(ctx: StepContext, message: str) -> Exception:
+    """`StepFailed` naming the step (raise the result)."""
+    from labctl.steps.errors import StepFailed
 
-
-def register(cls: type[Executor]) -> type[Executor]:
-    for kind in cls.KINDS:
-        REGISTRY[kind] = cls
-    return cls
-
-
-def executor_for(kind: str) -> Executor:
-    from labctl.engine import executors  # noqa: F401 - registers every built-in executor
-
-    try:
-        return REGISTRY[kind]()
-    except KeyError:
-        known = ", ".join(sorted(REGISTRY))
-        raise ConfigError(f"no executor for step kind {kind!r} (known: {known})") from None
-
-
-# -- parameter helpers (protocol models hold SI floats; accept a few spellings) -----------------------
-
-
-def param(params: dict[str, Any], *names: str, default: Any = ...) -> Any:
-    """The first of `names` present in `params` (None counts as absent)."""
-    for n in names:
-        if params.get(n) is not None:
-            return params[n]
-    if default is ...:
-        raise ConfigError(f"missing parameter {names[0]!r}")
-    return default
-
-
-def fnum(value: Any) -> float:
-    """A float from a float, a pint quantity (to SI base units) or a numeric string."""
-    if hasattr(value, "to_base_units"):
-        return float(value.to_base_units().magnitude)
-    if hasattr(value, "magnitude"):
-        return float(value.magnitude)
-    v = float(value)
-    if not math.isfinite(v):
-        raise ConfigError(f"not a finite number: {value!r}")
-    return v
+    return StepFailed(f"step {ctx.index + 1} ({ctx.kind}): {message}")

@@ -1,4 +1,4 @@
-"""`immerse` (immersion alloying) and `dip_coat`: the stage moves the sample into and out of baths.
+"""Stage motion shared by `immerse` and `dip_coat`: travel between baths, and a timed dunk into a bath.
 
 The immersion time is measured on the stage's own confirmations: from the in-position read-back at depth to
 the out-of-bath read-back above the surface, and recorded next to the commanded time. It is controlled by a
@@ -12,13 +12,18 @@ Travel between baths keeps interrupts live (`travel`): an abort during it is act
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from labctl.engine.errors import RunAborted
-from labctl.engine.executors.base import Executor, StepContext, fnum, register
-from labctl.engine.interlocks import TemperatureBand
+from labctl.steps.base import PlanContext, StepContext
+from labctl.steps.errors import RunAborted
+from labctl.steps.interlocks import TemperatureBand
+
+if TYPE_CHECKING:
+    from labctl.station import Station
 
 CLEARANCE = 1e-3  # m above the surface that counts as out of the bath
+DEFAULT_TRAVEL_X = 0.05  # m, when no station: 50 mm between baths
+DEFAULT_TRAVEL_Z = 0.04  # m, safe height to bath surface
 
 
 def move_time(stage: Any, *, dx: float = 0.0, dz: float = 0.0, speed: float) -> float:
@@ -47,7 +52,7 @@ def over_bath(ctx: StepContext, bath: str) -> Any:
     """Move to the bath's x (raised to z = 0 first if a move along x is needed); return the bath."""
     stage = ctx.role("stage")
     b = ctx.station.bath(bath)
-    speed = ctx.station.travel_speed
+    speed = ctx.station.travel.speed
     x, z = stage.position()
     if abs(x - b.x) > 1e-6:
         if z < -1e-6:
@@ -63,7 +68,7 @@ def bath_interlock(ctx: StepContext, bath: str) -> TemperatureBand | None:
             ctx.role("hotplate"),
             facts["temperature"],
             facts.get("band", 1.0) * 2,
-            action=str(ctx.params.get("on_temperature_fault") or "fail"),
+            action="fail",
             period=5.0,
         )
     return None
@@ -81,7 +86,7 @@ def dunk(
     b = over_bath(ctx, bath)
     z_in, z_out = b.surface_z - depth, b.surface_z + CLEARANCE
     if b.surface_z + CLEARANCE <= 0 and abs(stage.position()[1] - z_out) > 1e-6:
-        travel(ctx, z=z_out, speed=ctx.station.travel_speed)
+        travel(ctx, z=z_out, speed=ctx.station.travel.speed)
     record: dict[str, float] = {"commanded_s": hold, "z_in_commanded": z_in}
     il = bath_interlock(ctx, bath)
     with ctx.non_pausable():
@@ -132,111 +137,42 @@ def _withdraw(ctx: StepContext) -> tuple[float, float]:
         return stage.position()
 
 
-@register
-class Immerse(Executor):
-    KINDS = ("immerse",)
-    ROLES = ("stage",)
-    OPTIONAL_ROLES = ("hotplate",)
-
-    def run(self, ctx: StepContext) -> None:
-        with ctx.non_pausable():  # a pause waits for the whole step (immersion, rinse, drying)
-            self._run(ctx)
-
-    def _run(self, ctx: StepContext) -> None:
-        p = ctx.params
-        bath = str(p["bath"])
-        depth = fnum(p["depth"])
-        speed = fnum(p["speed"])
-        hold = fnum(p["time"])
-        rec = dunk(ctx, bath, depth=depth, speed_in=speed, speed_out=speed, hold=hold, label="immersed")
-        ctx.achieved.update(
-            bath=bath,
-            commanded_time_s=hold,
-            immersion_time_s=rec["achieved_s"],
-            t_in=rec["t_in"],
-            t_out=rec["t_out"],
-            z_in=rec["z_in"],
-        )
-        rinse = p.get("rinse")
-        if rinse:
-            rinse = rinse.model_dump() if hasattr(rinse, "model_dump") else dict(rinse)
-            r_hold = fnum(rinse["time"])
-            r = dunk(
-                ctx,
-                str(rinse["bath"]),
-                depth=depth,
-                speed_in=speed,
-                speed_out=speed,
-                hold=r_hold,
-                label="rinse",
-            )
-            ctx.achieved.update(
-                rinse_bath=rinse.get("bath"), commanded_rinse_s=r_hold, rinse_s=r["achieved_s"]
-            )
-        dry = p.get("dry")
-        if dry:
-            travel(ctx, z=0.0, speed=ctx.station.travel_speed)
-            d = fnum(dry)
-            start = ctx.clock.monotonic()
-            ctx.sleep(d, label="drying", total=d)
-            ctx.achieved.update(commanded_dry_s=d, dry_s=ctx.clock.monotonic() - start)
-
-    def estimate(self, params: dict[str, Any], station: Any = None) -> float:
-        total = fnum(params["time"]) + 30.0
-        rinse = params.get("rinse") or {}
-        rinse = rinse.model_dump() if hasattr(rinse, "model_dump") else dict(rinse)
-        dry = params.get("dry") or 0.0
-        return (
-            total + fnum(rinse.get("time") or 0.0) + fnum(dry)
-        )
+def travel_estimate(bath: str, station: Station | None, p: PlanContext | None = None) -> float:
+    """Plan: move to the bath at travel speed and down to its surface (s); an unknown bath is an error."""
+    if station is None:
+        return (DEFAULT_TRAVEL_X + DEFAULT_TRAVEL_Z) / 0.01
+    if bath not in station.baths:
+        if p is not None:
+            p.error(f"the station has no bath `{bath}` (baths: {', '.join(sorted(station.baths))})")
+        return (DEFAULT_TRAVEL_X + DEFAULT_TRAVEL_Z) / station.travel.speed
+    b = station.baths[bath]
+    return (abs(b.x) + abs(station.travel.safe_z - b.surface_z)) / station.travel.speed
 
 
-@register
-class DipCoat(Executor):
-    KINDS = ("dip_coat",)
-    ROLES = ("stage",)
+def check_reach(p: PlanContext, baths: list[str], depth: float) -> None:
+    """Plan: every bath's x and its surface - `depth` lie inside the stage's x and z limits."""
+    if p.station is None:
+        return
+    for name in baths:
+        bath = p.station.baths.get(name)
+        if bath is None:
+            continue
+        for axis, value in (("x", bath.x), ("z", bath.surface_z - depth)):
+            low, high = p.limit("stage", axis) or (-math.inf, math.inf)
+            if not low - 1e-12 <= value <= high + 1e-12:
+                p.error(
+                    f"bath `{name}` needs stage {axis} = {value * 1e3:g} mm, outside the "
+                    f"stage's [{low * 1e3:g}, {high * 1e3:g}] mm"
+                )
 
-    def run(self, ctx: StepContext) -> None:
-        with ctx.non_pausable():
-            self._run(ctx)
 
-    def _run(self, ctx: StepContext) -> None:
-        p = ctx.params
-        bath = str(p["bath"])
-        depth = fnum(p["depth"])
-        v_in = fnum(p["dip_speed"])
-        v_out = fnum(p["withdrawal_speed"])
-        dwell = fnum(p["dwell"])
-        cycles = int(p["cycles"])
-        dry_s = fnum(p["drying_time"])
-        done: list[dict[str, float]] = []
-        ctx.achieved.update(
-            bath=bath, cycles_commanded=cycles, commanded_dwell_s=dwell, withdrawal_speed=v_out, dips=done
-        )
-        for k in range(cycles):
-            rec = dunk(
-                ctx,
-                bath,
-                depth=depth,
-                speed_in=v_in,
-                speed_out=v_out,
-                hold=dwell + depth / v_out,
-                label=f"dip {k + 1}/{cycles}",
-            )
-            done.append(
-                {
-                    "dip": k + 1,
-                    "commanded_s": rec["commanded_s"],
-                    "achieved_s": rec["achieved_s"],
-                    "t_in": rec["t_in"],
-                    "t_out": rec["t_out"],
-                }
-            )
-            if dry_s:
-                travel(ctx, z=0.0, speed=ctx.station.travel_speed)
-                ctx.sleep(dry_s, label=f"drying {k + 1}/{cycles}", total=dry_s)
-        ctx.achieved["cycles"] = len(done)
+def dunk_estimate(depth: float, speed_in: float, hold: float) -> float:
+    """Plan: from just above the surface down to `depth`, then `hold` (which includes the withdrawal)."""
+    return (depth + CLEARANCE) / speed_in + hold
 
-    def estimate(self, params: dict[str, Any], station: Any = None) -> float:
-        cycles = int(params.get("cycles") or 1)
-        return cycles * (fnum(params["dwell"]) + fnum(params["drying_time"]) + 30.0)
+
+def lift_estimate(p: PlanContext, bath: str) -> float:
+    """Plan: from just above the bath's surface to the safe height (s)."""
+    if p.station is None or bath not in p.station.baths:
+        return 0.0
+    return abs(p.station.travel.safe_z - p.station.baths[bath].surface_z) / p.station.travel.speed

@@ -1,0 +1,81 @@
+"""`ocv`: the open-circuit voltage for a duration, sampled into stream `ocv` (t, voltage), from the
+potentiostat (zero current) or, on a station without one, the EIS instrument's OCP measurement."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+import numpy as np
+
+from labctl.protocol.fields import Qty
+from labctl.steps.base import PlanContext, StepContext, StepKind, StepModel, fail
+from labctl.units import fmt
+
+if TYPE_CHECKING:
+    from labctl.station import Station
+
+
+class Ocv(StepModel):
+    """Open-circuit voltage for `duration` (s), sampled every `sample_every` (s)."""
+
+    kind: Literal["ocv"] = "ocv"
+    duration: Qty("duration")
+    sample_every: Qty("duration") = 10.0
+
+
+def sample_ocv(ctx: StepContext, duration: float, interval: float) -> np.ndarray:
+    """Voltage at open circuit for `duration` s every `interval` s, stored in stream `ocv`; the voltages."""
+    t_call = ctx.now()
+    if ctx.has("potentiostat"):
+        trace: Any = ctx.role("potentiostat").acquire(current=0.0, duration=duration, interval=interval)
+    elif ctx.has("eis"):
+        trace = ctx.role("eis").ocp(duration, interval)
+    else:
+        raise fail(ctx, "sampling the open-circuit voltage needs a potentiostat or an EIS instrument")
+    lag = t_call + duration - ctx.now()
+    if lag > 0:
+        ctx.clock.sleep(lag)
+    v = np.asarray(trace.voltage, dtype=float)
+    ctx.store_points("ocv", t=np.asarray(trace.t, dtype=float) + t_call, voltage=v)
+    return v
+
+
+def ocv_roles(station: Station | None) -> list[str]:
+    if station is not None and not station.has("potentiostat") and station.has("eis"):
+        return ["eis"]
+    return ["potentiostat"]
+
+
+class OcvKind(StepKind[Ocv]):
+    KIND = "ocv"
+    MODEL = Ocv
+    OPTIONAL_ROLES = ("potentiostat", "eis")
+    INSTRUMENT_LIMITS: ClassVar[dict[str, tuple[str, str]]] = {
+        "sample_every": ("potentiostat", "interval"),
+        "points": ("potentiostat", "points"),
+    }
+
+    def roles(self, step: Ocv, station: Station | None) -> list[str]:
+        return ocv_roles(station)
+
+    def value(self, step: Ocv, name: str, p: PlanContext) -> float | None:
+        if name == "points" and step.sample_every:
+            return math.ceil(step.duration / step.sample_every - 1e-9)
+        return super().value(step, name, p)
+
+    def plan(self, step: Ocv, p: PlanContext) -> None:
+        p.ps.duration = step.duration
+        p.ps.summary = f"{fmt(step.duration, 'duration')}, every {fmt(step.sample_every, 'duration')}"
+
+    def run(self, ctx: StepContext, step: Ocv) -> None:
+        v = sample_ocv(ctx, step.duration, step.sample_every)
+        ctx.achieved.update(
+            commanded_time_s=step.duration, ocv_v=float(v[-1]) if len(v) else None, points=len(v)
+        )
+
+    def estimate(self, step: Ocv) -> float:
+        return step.duration
+
+
+KIND_CLASS = OcvKind

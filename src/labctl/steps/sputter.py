@@ -1,0 +1,123 @@
+"""`sputter`: RF magnetron sputtering (LiF) to a QCM thickness, on the chamber sequence of `steps.chamber`.
+
+Plan: the deposition time from the sputter-rate model (physics.md §1.5) and the station's chamber geometry; a
+thickness that the rate cannot reach within `max_time` is an error; an unbonded target above 1.5 W/cm^2 too.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, ClassVar, Literal
+
+from pydantic import Field
+
+from labctl.protocol.fields import Chem, Qty
+from labctl.steps.base import PlanContext, StepContext, StepKind, StepModel
+from labctl.steps.chamber import PressureFault, Recipe, plan_chamber, run_chamber, sputter_rate
+from labctl.units import fmt
+
+if TYPE_CHECKING:
+    from labctl.station import Station
+
+DEFAULT_TARGET_AREA, DEFAULT_DISTANCE = 20.3e-4, 0.08  # m^2, m (2" target at 8 cm) without a station
+
+
+class Sputter(StepModel):
+    """RF magnetron sputtering of `target` (LiF) in `gas` at `flow` (sccm) and `pressure` (Pa), `power` (W)
+    ramped at `ramp_rate` (W/s), after pumping to `base_pressure` (Pa) and `presputter` (s) with the shutter
+    closed; deposit until the QCM reads `thickness` (m) or `max_time` (s) has passed. `max_reflected`
+    (fraction of forward) trips the RF; `max_substrate_temperature` (degC) needs a `substrate` sensor on the
+    station."""
+
+    kind: Literal["sputter"] = "sputter"
+    target: Chem = "LiF"
+    gas: Chem = "Ar"
+    flow: Qty("gas_flow")
+    pressure: Qty("pressure")
+    power: Qty("power")
+    ramp_rate: Qty("power_rate")
+    base_pressure: Qty("pressure")
+    presputter: Qty("duration") = 300.0
+    thickness: Qty("length")
+    max_time: Qty("duration")
+    tooling: Qty("fraction") = 1.0
+    density: Qty("density") = 2640.0
+    z_ratio: float = Field(0.778, gt=0, le=10)
+    max_reflected: Qty("fraction") = 0.05
+    max_substrate_temperature: Qty("temperature") | None = None
+    on_pressure_fault: PressureFault = "fail"
+
+
+def recipe(step: Sputter) -> Recipe:
+    return Recipe(
+        gas=step.gas,
+        flow=step.flow,
+        pressure=step.pressure,
+        power=step.power,
+        ramp_rate=step.ramp_rate,
+        base_pressure=step.base_pressure,
+        presputter=step.presputter,
+        limit_s=step.max_time,
+        thickness=step.thickness,
+        film=(step.density, step.z_ratio, step.tooling),
+        max_reflected=step.max_reflected,
+        max_substrate_temperature=step.max_substrate_temperature,
+        on_pressure_fault=step.on_pressure_fault,
+    )
+
+
+class SputterKind(StepKind[Sputter]):
+    KIND = "sputter"
+    MODEL = Sputter
+    ROLES = ("gauge", "mfc", "rf", "qcm")
+    OPTIONAL_ROLES = ("substrate",)
+    PLAN_ONLY = frozenset({"label", "target"})  # the target is mounted by hand; the plan checks its geometry
+    INSTRUMENT_LIMITS: ClassVar[dict[str, tuple[str, str]]] = {
+        "power": ("rf", "power"),
+        "flow": ("mfc", "flow"),
+        "pressure": ("gauge", "pressure"),
+        "thickness": ("qcm", "thickness"),
+    }
+    MAKES_SAMPLE = True
+
+    def roles(self, step: Sputter, station: Station | None) -> list[str]:
+        return list(self.ROLES) + (["substrate"] if step.max_substrate_temperature is not None else [])
+
+    def value(self, step: Sputter, name: str, p: PlanContext) -> float | None:
+        area = p.station.chamber.target_area if p.station and p.station.chamber else DEFAULT_TARGET_AREA
+        if name == "power_density":
+            return step.power / area
+        if name == "ramp_density":
+            return step.ramp_rate / area
+        return super().value(step, name, p)
+
+    def plan(self, step: Sputter, p: PlanContext) -> None:
+        chamber = p.station.chamber if p.station else None
+        area = chamber.target_area if chamber else DEFAULT_TARGET_AREA
+        dist = chamber.distance if chamber else DEFAULT_DISTANCE
+        rate = sputter_rate(step.power, area, dist, step.pressure)
+        dep = step.thickness / rate if rate > 0 else math.inf
+        if dep > step.max_time:
+            p.error(
+                f"at the estimated {rate * 6e10:.3g} nm/min, {fmt(step.thickness, 'length')} "
+                f"needs {dep / 60:.0f} min, more than max_time {step.max_time / 60:.0f} min"
+            )
+        if chamber is not None and chamber.target != step.target:
+            p.warn(f"target {step.target}, but the station's chamber holds {chamber.target}")
+        p.ps.duration = plan_chamber(p, recipe(step)) + min(dep, step.max_time)
+        p.ps.values["estimated_rate_nm_per_min"] = rate * 6e10
+        p.ps.summary = (
+            f"{step.target} {step.thickness * 1e9:.0f} nm at {step.power:g} W, "
+            f"{fmt(step.pressure, 'pressure')} {step.gas} (~{rate * 6e10:.2g} nm/min)"
+        )
+        if chamber and not chamber.bonded and step.power / area > 1.5e4:
+            p.error("power density above 1.5 W/cm^2 on an unbonded target")
+
+    def run(self, ctx: StepContext, step: Sputter) -> None:
+        run_chamber(ctx, recipe(step))
+
+    def estimate(self, step: Sputter) -> float:
+        return step.max_time
+
+
+KIND_CLASS = SputterKind
