@@ -165,7 +165,7 @@ def prepare_run(
             {role: station_model.instruments[role].link for role in station_model.instruments},
             station=str(station),
         )
-        seal.enter_context(transport.sealed("a dry run (--simulate)"))  # the transport refuses anything else too
+        seal.enter_context(transport.sealed("a dry run (--simulate)"))  # the transport refuses the rest too
         seed = draw_seed() if seed is None else seed
         try:
             bench = DryRunBench(station_model, clock=clock, seed=seed, roles=roles)
