@@ -15,6 +15,7 @@ import traceback
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from labctl.errors import LabctlError
 
@@ -48,7 +49,8 @@ def main() -> None:
     try:
         app()  # standalone mode: typer reports usage errors itself and exits
     except LabctlError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        # whole lines on stderr (a `file:line:col:` stays with its message when piped), data never as markup
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         err_console.print("interrupted")
@@ -57,6 +59,7 @@ def main() -> None:
         fd, path = tempfile.mkstemp(prefix="labctl-crash-", suffix=".txt")
         with os.fdopen(fd, "w") as fh:
             traceback.print_exc(file=fh)
-        err_console.print(f"[bold red]internal error:[/] {type(exc).__name__}: {exc} "
-                          f"(details written to {path}; please report it)", highlight=False)
+        err_console.print(f"[bold red]internal error:[/] {type(exc).__name__}: {escape(str(exc))} "
+                          f"(details written to {escape(path)}; please report it)", highlight=False,
+                          soft_wrap=True)
         sys.exit(70)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
+from labctl.cli.output import Col, esc, print_csv, print_json, print_table
 from labctl.protocol.problems import FileProblemsError, Problem
 from labctl.units import human_duration
 
@@ -48,14 +47,14 @@ def validate(
                 }
             )
             if not as_json:
-                console.print(f"{f}: ok ({len(loaded.model.steps)} steps)", highlight=False)
+                console.print(f"{f}: ok ({len(loaded.model.steps)} steps)", highlight=False, markup=False)
         except FileProblemsError as exc:
             failed = True
             results.append({"file": str(f), "ok": False, "problems": [p.as_dict() for p in exc.problems]})
             if not as_json:
                 _print_problems(exc.problems)
     if as_json:
-        console.print_json(json.dumps(results))
+        print_json(console, results)
     if failed:
         raise typer.Exit(2)
 
@@ -65,6 +64,7 @@ def plan(
     station: Annotated[Path | None, typer.Option("--station", "-s", help="station file")] = None,
     param: Annotated[list[str] | None, typer.Option("-p", "--param", help="override: name=value")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="the steps as CSV")] = False,
 ) -> None:
     """Resolve parameters, check limits, estimate durations and consumables; exit 2 if there are errors."""
     from labctl.protocol import load_protocol, make_plan, parse_overrides
@@ -76,65 +76,88 @@ def plan(
         st = load_station(station) if station else None
     except FileProblemsError as exc:
         if as_json:
-            console.print_json(json.dumps({"ok": False, "problems": [p.as_dict() for p in exc.problems]}))
+            print_json(console, {"ok": False, "problems": [p.as_dict() for p in exc.problems]})
         else:
             _print_problems(exc.problems)
         raise typer.Exit(2) from None
     result = make_plan(loaded, st)
     if as_json:
-        console.print_json(json.dumps(result.as_dict(), default=str))
+        print_json(console, result.as_dict())
+    elif as_csv:
+        print_csv(
+            ["step", "line", "kind", "what", "duration_s", "instruments", "warnings", "errors"],
+            (
+                [s.index + 1, s.line, s.kind, s.summary, s.duration, " ".join(s.instruments),
+                 " | ".join(s.warnings), " | ".join(s.errors)]
+                for s in result.steps
+            ),
+        )
     else:
         _show_plan(result)
     if not result.ok:
         raise typer.Exit(2)
 
 
+PLAN_COLUMNS = (
+    Col("#", key=True, justify="right"),
+    Col("line", key=True, justify="right", drop=2),
+    Col("step", key=True),
+    Col("what", wrap=True),
+    Col("duration", key=True, justify="right"),
+    Col("instruments", drop=1),
+)
+
+
+def _plan_rows(result) -> list[list[str]]:  # type: ignore[no-untyped-def]
+    rows = [
+        [str(s.index + 1), str(s.line), s.kind, s.summary, human_duration(s.duration),
+         ", ".join(s.instruments)]
+        for s in result.steps
+    ]
+    rows.append(["", "", "total", "", human_duration(result.duration), ""])
+    return rows
+
+
 def _show_plan(result) -> None:  # type: ignore[no-untyped-def]
+    """The plan for people; every string from the file or the station is escaped (never read as markup)."""
     from labctl.units import fmt
 
     console, _ = _console()
     console.print(
-        f"[bold]{result.protocol}[/]  ({result.path}, sha256 {result.sha256[:12]})", highlight=False
+        f"[bold]{esc(result.protocol)}[/]  ({esc(result.path)}, sha256 {result.sha256[:12]})", highlight=False
     )
     if result.parameters:
         console.print(
-            "parameters: " + ", ".join(f"{k}={v}" for k, v in result.parameters.items()), highlight=False
+            "parameters: " + ", ".join(f"{k}={v}" for k, v in result.parameters.items()),
+            highlight=False, markup=False,
         )
-    table = Table(show_lines=False)
-    for col in ("#", "line", "step", "what", "duration", "instruments"):
-        table.add_column(col, justify="right" if col in ("#", "line", "duration") else "left")
+    print_table(console, PLAN_COLUMNS, _plan_rows(result))
     for s in result.steps:
-        table.add_row(
-            str(s.index + 1),
-            str(s.line),
-            s.kind,
-            s.summary,
-            human_duration(s.duration),
-            ", ".join(s.instruments),
-        )
+        where = f"step {s.index + 1} (line {s.line})"
         for w in s.warnings:
-            table.add_row("", "", "", f"[yellow]warning:[/] {w}", "", "")
+            console.print(f"[yellow]warning:[/] {where}: {esc(w)}", highlight=False)
         for e in s.errors:
-            table.add_row("", "", "", f"[red]error:[/] {e}", "", "")
-    table.add_row("", "", "[bold]total[/]", "", f"[bold]{human_duration(result.duration)}[/]", "")
-    console.print(table)
+            console.print(f"[red]error:[/] {where}: {esc(e)}", highlight=False)
     if result.consumables:
         console.print("[bold]consumables[/]")
         for name, volume in result.consumables.items():
-            console.print(f"  {name}: {fmt(volume, 'volume')}", highlight=False)
+            console.print(f"  {name}: {fmt(volume, 'volume')}", highlight=False, markup=False)
     if result.instruments:
         console.print("[bold]instruments[/]")
         for role, present in result.instruments.items():
             mark = (
                 "[green]present[/]" if present else ("[red]missing[/]" if result.station else "not checked")
             )
-            console.print(f"  {role}: {mark}")
+            console.print(f"  {esc(role)}: {mark}", highlight=False)
     for o in result.overrides:
-        console.print(f"[yellow]override[/] step {int(o['step']) + 1}: {o['hazard']} — {o['reason']}")
+        console.print(
+            f"[yellow]override[/] step {int(o['step']) + 1}: {esc(o['hazard'])} — {esc(o['reason'])}",
+            highlight=False,
+        )
     for w in result.general_warnings:
-        console.print(f"[yellow]warning:[/] {w}", highlight=False)
+        console.print(f"[yellow]warning:[/] {esc(w)}", highlight=False)
     for e in result.general_errors:
-        console.print(f"[red]error:[/] {e}", highlight=False)
+        console.print(f"[red]error:[/] {esc(e)}", highlight=False)
     n_err = len(result.errors)
     console.print("[green]plan ok[/]" if result.ok else f"[red]{n_err} error(s)[/]")
 
@@ -144,7 +167,7 @@ def schema() -> None:
     from labctl.protocol import protocol_schema
 
     console, _ = _console()
-    console.print_json(json.dumps(protocol_schema()))
+    print_json(console, protocol_schema())
 
 
 def register(app: typer.Typer) -> None:

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
+from labctl.cli.output import esc
 from labctl.errors import ConfigError
 
 SIMULATED_STATION = "stations/simulated.yaml"
@@ -59,6 +60,18 @@ def _recover_holders(store: Any, keys: list[str], *, quiet: bool) -> None:
             console.print(describe_recovery(done.as_dict()), highlight=False)
 
 
+def _checked_option(option: str, value: str | None, kind: str) -> str | None:
+    """`--sample`/`--operator` checked as the protocol file's own fields are (same validators)."""
+    if value is None:
+        return None
+    from labctl.protocol.fields import check_text
+
+    try:
+        return check_text(kind, value, option)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def _terminal_prompt(message: str) -> bool:
     typer.prompt(f"{message}\nPress Enter when done", default="", show_default=False)
     return True
@@ -94,6 +107,8 @@ def run(
 
     if not file.is_file():
         raise ConfigError(f"{file}: no such protocol file")
+    sample = _checked_option("--sample", sample, "name")
+    operator = _checked_option("--operator", operator, "label")
     protocol = pa.load_protocol(file, _overrides(param or []))
     station_path = _find_station(station, simulate)
     station_model, info = pa.station_from(station_path)
@@ -121,7 +136,7 @@ def run(
     try:
         store = _open_store(db)
         _recover_holders(store, lease_keys(info, roles), quiet=as_json)
-        display = None if as_json else LiveDisplay(console, name=spec.name, clock=clock, estimates=ests)
+        display = None if as_json else LiveDisplay(console, name=esc(spec.name), clock=clock, estimates=ests)
         r = Run(
             spec,
             store=store,
@@ -159,15 +174,18 @@ def run(
         console.print_json(json.dumps(summary_json(result, db=label, name=spec.name), default=str))
     else:
         console.print()
-        console.print(summary_table(result))
+        console.print(summary_table(result), markup=False)  # step reasons carry instrument replies
         console.print(
-            f"state [bold]{result.state.value}[/] ({result.reason}); {result.points} data points; "
-            f"run {result.run_id} in {label}",
+            f"state [bold]{result.state.value}[/] ({esc(result.reason)}); {result.points} data points; "
+            f"run {result.run_id} in {esc(label)}",
             highlight=False,
+            soft_wrap=True,
         )
         bad = [s for s in result.safe if not s.ok]
         for s in bad:
-            console.print(f"[bold red]safe state NOT confirmed[/] for {s.role}: {s.error}")
+            console.print(
+                f"[bold red]safe state NOT confirmed[/] for {esc(s.role)}: {esc(s.error)}", highlight=False
+            )
     store_error = _try(store.close) or store_error
     if store_error is not None:  # the summary above is what the instruments did; the store could not keep up
         from labctl.store.errors import StoreError
