@@ -105,10 +105,17 @@ def show(
         used = store.instruments(run)
     finally:
         store.close()
+    from labctl.display import run_steps
+
     for e in evs:
         e["data"] = json.loads(e["data"])
-    if as_json:
-        _print_json({**info, "streams": streams, "instruments": used, "events": evs})
+    values = run_steps(info)  # each step's values in the units its protocol used
+    if as_json:  # SI values with their unit's name
+        steps = [
+            {**s, **{k: v.json(s[k]) for k in ("params", "achieved", "summary")}}
+            for s, v in zip(info["steps"], values, strict=True)
+        ]
+        _print_json({**info, "steps": steps, "streams": streams, "instruments": used, "events": evs})
         return
     con = _console()
     con.print(
@@ -137,18 +144,19 @@ def show(
     con.print(f"  parameters: {json.dumps(info['parameters'], ensure_ascii=False)}", **plain)
     con.print(f"  versions: {', '.join(f'{k} {v}' for k, v in info['versions'].items())}", **plain)
     con.print("[bold]steps: commanded vs achieved[/]")
-    for s in info["steps"]:
+    for s, v in zip(info["steps"], values, strict=True):
         con.print(
             f"  [bold]#{s['index']} {esc(s['kind'])}[/] {esc(s['status'])}"
             + (f" -- {esc(s['reason'])}" if s["reason"] else ""),
             highlight=False,
             soft_wrap=True,
         )
-        con.print(f"      commanded: {_compact(s['params'])}", **plain)
+        con.print(f"      commanded: {v.text(s['params'])}", **plain)
         if s["achieved"] is not None:
-            con.print(f"      achieved:  {_compact(s['achieved'])}", **plain)
-        if s["summary"]:
-            con.print(f"      summary:   {_compact(s['summary'])}", **plain)
+            con.print(f"      achieved:  {v.text(s['achieved'])}", **plain)
+        summary = {k: x for k, x in (s["summary"] or {}).items() if k != "commanded"}  # commanded: above
+        if summary:
+            con.print(f"      summary:   {v.text(summary)}", **plain)
     leases = ", ".join(x["instrument"] + (" (held)" if x["held"] else "") for x in used["leases"])
     con.print(f"  instruments leased: {leases or 'none'}", **plain)
     talked = ", ".join(f"{x['instrument']} ({x['records']} records)" for x in used["io"])
@@ -176,19 +184,6 @@ EVENT_COLUMNS = (
 )
 
 
-def _compact(d: dict[str, Any]) -> str:
-    """`key=value` pairs, floats to 6 significant digits, nulls left out."""
-
-    def fmt(v: Any) -> str:
-        if isinstance(v, float):
-            return f"{v:.6g}"
-        if isinstance(v, dict):
-            return "{" + _compact(v) + "}"
-        return json.dumps(v, ensure_ascii=False) if not isinstance(v, str) else v
-
-    return ", ".join(f"{k}={fmt(v)}" for k, v in d.items() if v is not None)
-
-
 def _iso(t: float) -> str:
     from labctl.store.queries import iso
 
@@ -212,10 +207,15 @@ def export(
         path, rows, cols = export_run(store, run, stream=stream, fmt=fmt, out=out)
     finally:
         store.close()
+    meta = path.with_name(path.name + ".meta.json") if fmt == "csv" else None  # parquet: in the schema
     if as_json:
-        _print_json({"path": str(path), "rows": rows, "columns": cols})
+        _print_json({"path": str(path), "rows": rows, "columns": cols, "metadata": str(meta or path)})
     else:
-        _console().print(f"{rows} rows x {len(cols)} columns written to {path}", highlight=False)
+        _console().print(
+            f"{rows} rows x {len(cols)} columns written to {path}"
+            + (f" (provenance and step values in {meta})" if meta else ""),
+            highlight=False, markup=False, soft_wrap=True,
+        )
 
 
 @runs_app.command("io")
