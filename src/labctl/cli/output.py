@@ -38,7 +38,8 @@ class Col:
     """One table column.
 
     `key`: never cut or wrapped (ids, states, times, counts). `wrap`: folds onto more lines instead of being
-    cut (at most one per table). `drop`: may be left out when the width is too small, highest first.
+    cut (at most one per table); it gets the spare width first. `drop`: may be left out when the width is too
+    small, highest first. `min`: the narrowest a text column may get (default `MIN_TEXT`).
     """
 
     name: str
@@ -46,6 +47,7 @@ class Col:
     wrap: bool = False
     justify: str = "left"
     drop: int = 0
+    min: int = MIN_TEXT
 
 
 def _cell_len(text: str) -> int:
@@ -63,7 +65,7 @@ def widths(cols: Sequence[Col], rows: Sequence[Sequence[str]], width: int) -> di
 
     def minimum(i: int) -> int:
         c = cols[i]
-        return natural[i] if c.key else min(natural[i], max(MIN_TEXT, min(_cell_len(c.name), 12)))
+        return natural[i] if c.key else min(natural[i], max(c.min, min(_cell_len(c.name), 12)))
 
     while True:
         avail = width - PAD * (len(shown) - 1)
@@ -76,8 +78,8 @@ def widths(cols: Sequence[Col], rows: Sequence[Sequence[str]], width: int) -> di
     spare = avail - sum(out.values())
     growable = [i for i in shown if not cols[i].key and natural[i] > out[i]]
     wrap = [i for i in growable if cols[i].wrap]
-    # text columns grow towards their natural width in proportion to what they lack; a wrap column last
-    for group in ([i for i in growable if not cols[i].wrap], wrap):
+    # a wrap column (the table's payload) grows first, then text columns in proportion to what they lack
+    for group in (wrap, [i for i in growable if not cols[i].wrap]):
         lack = sum(natural[i] - out[i] for i in group)
         if spare <= 0 or not lack:
             continue

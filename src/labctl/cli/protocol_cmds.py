@@ -102,9 +102,9 @@ PLAN_COLUMNS = (
     Col("#", key=True, justify="right"),
     Col("line", key=True, justify="right", drop=2),
     Col("step", key=True),
-    Col("what", wrap=True),
+    Col("what", wrap=True, min=24),
     Col("duration", key=True, justify="right"),
-    Col("instruments", drop=1),
+    Col("instruments", drop=1, min=12),
 )
 
 

@@ -44,7 +44,7 @@ RUN_COLUMNS = (
     Col("state", key=True),
     Col("mode", key=True, drop=3),
     Col("created", key=True),
-    Col("protocol"),
+    Col("protocol", min=16),
     Col("sample"),
     Col("operator", drop=4),
     Col("steps", key=True, justify="right", drop=2),
@@ -180,7 +180,7 @@ EVENT_COLUMNS = (
     Col("time", key=True),
     Col("kind", key=True),
     Col("actor", drop=1),
-    Col("data", wrap=True),
+    Col("data", wrap=True, min=30),
 )
 
 
