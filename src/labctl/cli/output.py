@@ -18,11 +18,10 @@ import json
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.markup import escape
-from rich.table import Table
-from rich.text import Text
+if TYPE_CHECKING:  # rich is imported when something is shown (start-up time: see labctl.cli)
+    from rich.table import Table
 
 PAD = 2  # spaces between two columns (box=None, padding (0, 1), no edge padding)
 MIN_TEXT = 8  # a text column narrower than this says nothing; leave an optional one out instead
@@ -30,6 +29,8 @@ MIN_TEXT = 8  # a text column narrower than this says nothing; leave an optional
 
 def esc(value: object) -> str:
     """`value` as text safe inside a rich markup string (it renders as itself)."""
+    from rich.markup import escape
+
     return escape(str(value))
 
 
@@ -106,6 +107,9 @@ def table(
     cols: Sequence[Col], rows: Iterable[Sequence[Any]], *, width: int, title: str | None = None
 ) -> Table:
     """A rich Table of `rows` (cells shown as plain text) laid out for `width` cells."""
+    from rich.table import Table
+    from rich.text import Text
+
     texts = [["" if v is None else str(v) for v in r] for r in rows]
     w = widths(cols, texts, width)
     t = Table(

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from labctl.cli.output import Col, esc, print_csv, print_json, print_table
-from labctl.protocol.problems import FileProblemsError, Problem
-from labctl.units import human_duration
+
+if TYPE_CHECKING:
+    from labctl.protocol.problems import Problem
 
 
 def _console():  # the CLI's shared consoles (imported late: cli/__init__ imports this module)
@@ -30,6 +31,7 @@ def validate(
 ) -> None:
     """Check protocol files; print every problem as file:line:col: field: message (exit 2 if any)."""
     from labctl.protocol import load_protocol
+    from labctl.protocol.problems import FileProblemsError
 
     console, _ = _console()
     results = []
@@ -68,6 +70,7 @@ def plan(
 ) -> None:
     """Resolve parameters, check limits, estimate durations and consumables; exit 2 if there are errors."""
     from labctl.protocol import load_protocol, make_plan, parse_overrides
+    from labctl.protocol.problems import FileProblemsError
     from labctl.station import load_station
 
     console, _ = _console()
@@ -109,6 +112,8 @@ PLAN_COLUMNS = (
 
 
 def _plan_rows(result) -> list[list[str]]:  # type: ignore[no-untyped-def]
+    from labctl.units import human_duration
+
     rows = [
         [str(s.index + 1), str(s.line), s.kind, s.summary, human_duration(s.duration),
          ", ".join(s.instruments)]
