@@ -113,3 +113,25 @@ def test_run_errors_are_whole_lines_on_stderr(labctl) -> None:
     message = "steps[2].immerse.speed: `speed` must be a speed, got `1 mm` (e.g. `5 mm/s`)"
     assert lines and lines[0].endswith(message)
     assert all(ln.startswith((bad, "error:")) for ln in r.stderr.splitlines())  # no continuation lines
+
+
+def test_control_characters_in_data_cannot_steer_the_terminal(labctl, tmp_path: Path) -> None:
+    """An ESC sequence or a bidi override in stored data or in a bad file's value is shown, not obeyed."""
+    url = f"sqlite:///{tmp_path / 'labctl.db'}"
+    store = Store.open(url)
+    try:
+        record_run(store, protocol_name="EIS", operator="ada", state="failed",
+                   reason="stage: reply b'\x1b[2J' \u202eevil\r")
+        store.flush()
+    finally:
+        store.close()
+    for args in (("runs", "list"), ("runs", "show", "1")):
+        r = labctl(*args, "--db", url, columns=200)
+        assert r.returncode == 0, r.stderr
+        assert "\x1b" not in r.stdout and "\u202e" not in r.stdout and "\r" not in r.stdout
+        assert "\\x1b[2J" in r.stdout and "\\u202eevil" in r.stdout
+    bad = tmp_path / "bad.yaml"
+    bad.write_text('labctl: 1\nname: x\nsteps: [{cycle_symmetric: {current_density: 1 mA/cm^2, '
+                   'capacity: 1 mAh/cm^2, cycles: "\\e[31m7"}}]\n')
+    r = labctl("validate", str(bad))
+    assert r.returncode == 2 and "\x1b" not in r.stderr and "\\x1b[31m7" in r.stderr, r.stderr

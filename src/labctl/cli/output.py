@@ -27,11 +27,33 @@ PAD = 2  # spaces between two columns (box=None, padding (0, 1), no edge padding
 MIN_TEXT = 8  # a text column narrower than this says nothing; leave an optional one out instead
 
 
+_BIDI = frozenset(range(0x202A, 0x202F)) | frozenset(range(0x2066, 0x206A))
+
+
+def visible(value: object, keep: str = "\n") -> str:
+    """`value` as text that cannot steer the terminal: control characters (an ESC sequence in an instrument's
+    reply, a carriage return in a stored name), line and paragraph separators and bidi overrides are shown as
+    `\\x1b`, `\\u202e`; the characters in `keep` (a newline in a multi-line message) pass."""
+    text = str(value)
+    if text.isprintable():
+        return text
+    import unicodedata
+
+    out = []
+    for ch in text:
+        code = ord(ch)
+        if ch in keep or not (unicodedata.category(ch) in ("Cc", "Zl", "Zp") or code in _BIDI):
+            out.append(ch)
+        else:
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+    return "".join(out)
+
+
 def esc(value: object) -> str:
-    """`value` as text safe inside a rich markup string (it renders as itself)."""
+    """`value` as text safe inside a rich markup string (it renders as itself, control characters visible)."""
     from rich.markup import escape
 
-    return escape(str(value))
+    return escape(visible(value))
 
 
 @dataclass(frozen=True)
@@ -110,7 +132,7 @@ def table(
     from rich.table import Table
     from rich.text import Text
 
-    texts = [["" if v is None else str(v) for v in r] for r in rows]
+    texts = [["" if v is None else visible(v, keep="") for v in r] for r in rows]
     w = widths(cols, texts, width)
     t = Table(
         title=esc(title) if title else None,

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from labctl.cli.output import Col, esc, print_csv, print_json, print_table
+from labctl.cli.output import Col, esc, print_csv, print_json, print_table, visible
 
 if TYPE_CHECKING:
     from labctl.protocol.problems import Problem
@@ -22,7 +22,7 @@ def _console():  # the CLI's shared consoles (imported late: cli/__init__ import
 def _print_problems(problems: list[Problem]) -> None:
     _, err = _console()
     for p in problems:
-        err.print(str(p), highlight=False, markup=False, soft_wrap=True)
+        err.print(visible(p), highlight=False, markup=False, soft_wrap=True)
 
 
 def validate(

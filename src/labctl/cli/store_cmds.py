@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from labctl.cli.output import Col, esc, print_csv, print_json, print_table
+from labctl.cli.output import Col, esc, print_csv, print_json, print_table, visible
 from labctl.errors import ConfigError
 
 runs_app = typer.Typer(
@@ -140,7 +140,7 @@ def show(
         "started_at",
         "ended_at",
     ):
-        con.print(f"  {key}: {info[key]}", **plain)
+        con.print(f"  {key}: {visible(info[key])}", **plain)
     con.print(f"  parameters: {json.dumps(info['parameters'], ensure_ascii=False)}", **plain)
     con.print(f"  versions: {', '.join(f'{k} {v}' for k, v in info['versions'].items())}", **plain)
     con.print("[bold]steps: commanded vs achieved[/]")
@@ -151,16 +151,16 @@ def show(
             highlight=False,
             soft_wrap=True,
         )
-        con.print(f"      commanded: {v.text(s['params'])}", **plain)
+        con.print(f"      commanded: {visible(v.text(s['params']))}", **plain)
         if s["achieved"] is not None:
-            con.print(f"      achieved:  {v.text(s['achieved'])}", **plain)
+            con.print(f"      achieved:  {visible(v.text(s['achieved']))}", **plain)
         summary = {k: x for k, x in (s["summary"] or {}).items() if k != "commanded"}  # commanded: above
         if summary:
-            con.print(f"      summary:   {v.text(summary)}", **plain)
+            con.print(f"      summary:   {visible(v.text(summary))}", **plain)
     leases = ", ".join(x["instrument"] + (" (held)" if x["held"] else "") for x in used["leases"])
-    con.print(f"  instruments leased: {leases or 'none'}", **plain)
+    con.print(f"  instruments leased: {visible(leases) or 'none'}", **plain)
     talked = ", ".join(f"{x['instrument']} ({x['records']} records)" for x in used["io"])
-    con.print(f"  instrument I/O: {talked or 'none'}", **plain)
+    con.print(f"  instrument I/O: {visible(talked) or 'none'}", **plain)
     for st in streams:
         con.print(f"  stream {st['stream']} (step id {st['step_id']}): {st['points']} points", **plain)
     shown = evs[-events:] if events else evs
@@ -332,7 +332,7 @@ def checkpoint_cmd(
         store.close()
     if out is not None:
         out.write_text(json.dumps(cp, indent=2) + "\n")
-        _console().print(f"checkpoint at seq {cp['seq']} written to {out}")
+        _console().print(f"checkpoint at seq {cp['seq']} written to {out}", highlight=False, markup=False)
     else:
         _print_json(cp)
 
