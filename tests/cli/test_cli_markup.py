@@ -135,3 +135,10 @@ def test_control_characters_in_data_cannot_steer_the_terminal(labctl, tmp_path: 
                    'capacity: 1 mAh/cm^2, cycles: "\\e[31m7"}}]\n')
     r = labctl("validate", str(bad))
     assert r.returncode == 2 and "\x1b" not in r.stderr and "\\x1b[31m7" in r.stderr, r.stderr
+
+
+def test_control_commands_check_the_operator(labctl, tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'run.db'}"
+    r = labctl("abort", "1", "--db", db, "--operator", "ada\x1b[2J")
+    assert r.returncode == 2 and "U+001B ESCAPE at column 4" in r.stderr, r.stderr
+    assert not (tmp_path / "run.db").exists()

@@ -222,6 +222,7 @@ def _control(command: str) -> Any:
     ) -> None:
         from labctl.cli import console
 
+        operator = _checked_option("--operator", operator, "label")
         store = _open_store(db)
         try:
             store.run(run_id)
