@@ -298,9 +298,10 @@ class StepValues:
             if isinstance(v, dict):
                 parts.append(f"{key}={{{self.text(v, prefix + key + '.')}}}")
                 continue
-            if isinstance(v, list):
-                parts.append(f"{key}=[{len(v)} items]" if any(isinstance(x, dict) for x in v) else
-                             f"{key}={', '.join(str(x) for x in v)}")
+            if isinstance(v, list):  # rate stages, overlayer layers: each item in its own braces
+                inner = prefix + key + "[]."
+                items = [f"{{{self.text(x, inner)}}}" if isinstance(x, dict) else str(x) for x in v]
+                parts.append(f"{key}=[{'; '.join(items)}]")
                 continue
             label, kind, vunit, unit = self._resolve(key, prefix + key)
             if isinstance(v, float) and kind is None and vunit is None:
@@ -327,6 +328,9 @@ class StepValues:
         for key, v in values.items():
             if isinstance(v, dict):
                 out[key] = self.json(v, prefix + key + ".")
+                continue
+            if isinstance(v, list):
+                out[key] = [self.json(x, prefix + key + "[].") for x in v]
                 continue
             _, kind, vunit, _ = self._resolve(key, prefix + key)
             out[key] = to_json(v, kind, vunit)

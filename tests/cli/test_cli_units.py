@@ -137,3 +137,18 @@ def test_export_metadata_and_report_tables_have_units(labctl, units_db: str, tmp
     md = report.summary_markdown(data, report.metrics(data))
     assert "concentration=0.1 M, volume=20 mL, temperature=25 °C" in md
     assert [v.kind for v in run_steps(data.run)] == ["prepare_bath", "cycle_symmetric"]
+
+
+def test_lists_of_values_keep_their_units() -> None:
+    units = protocol_units(
+        "labctl: 1\nname: r\nsteps:\n  - rate_test: {stages: [{current_density: 0.5 mA/cm^2, cycles: 5}],"
+        " capacity: 1 mAh/cm^2}\n"
+    )
+    v = StepValues("rate_test", units[0])
+    stages = [{"current_density": 5.0, "cycles": 5}, {"current_density": 10.0, "cycles": 5}]
+    assert v.text({"stages": stages}) == (
+        "stages=[{current_density=0.5 mA/cm², cycles=5}; {current_density=1 mA/cm², cycles=5}]"
+    )
+    assert v.json({"stages": stages})["stages"][1]["current_density"] == {"value": 10.0, "unit": "A/m^2"}
+    layers = StepValues("immerse").text({"overlayer": {"layers": [{"kind": "li_in", "thickness_um": 0.9}]}})
+    assert layers == "overlayer={layers=[{kind=li_in, thickness=900 nm}]}"
