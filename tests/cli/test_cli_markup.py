@@ -80,7 +80,7 @@ def test_validate_plan_and_run_show_a_markup_name(labctl, tmp_path: Path) -> Non
     ("option", "value", "message"),
     [
         ("--sample", "[/]x", "`--sample` must be a name of letters, digits"),
-        ("--sample", "LIN 041", "U+0020 SPACE at column 4 is not allowed"),
+        ("--sample", "LIN 041", "U+0020 SPACE at column 4 of the value is not allowed"),
         ("--operator", "ada\nOUTP ON", "U+000A LINE FEED at column 4"),
         ("--operator", "ada\u202egol", "U+202E RIGHT-TO-LEFT OVERRIDE at column 4"),
     ],

@@ -45,7 +45,7 @@ def test_refused_characters_are_named_with_their_column(value: str, message: str
 
 def test_names_stay_plain_and_say_which_character() -> None:
     assert check_text("name", "LIN-041", "--sample") == "LIN-041"
-    with pytest.raises(ValueError, match=r"U\+03B2 GREEK SMALL LETTER BETA at column 5 is not allowed"):
+    with pytest.raises(ValueError, match=r"U\+03B2 GREEK SMALL LETTER BETA at column 5 of the value is not"):
         check_text("name", "LIN-β", "--sample")
     with pytest.raises(ValueError, match=r"`salt` must be a chemical name .*: U\+003B SEMICOLON at column 6"):
         check_text("chem", "InCl3;OUTP ON", "salt")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from labctl.cli.output import Col, esc, fits, print_table
+from labctl.cli.output import Col, esc, fits, print_json, print_table
 from labctl.errors import LabctlError
 
 
@@ -44,10 +44,10 @@ def report_cmd(
     finally:
         store.close()
     if as_json:
-        console.print_json(json.dumps(metrics, default=report._json_default))
+        print_json(console, json.loads(json.dumps(metrics, default=report._json_default)))
         return
     console.print(f"report of run {run} written to [bold]{esc(folder)}[/]: summary.md, summary.html, "
-                  f"{len(metrics['figures'])} figures", highlight=False)
+                  f"{len(metrics['figures'])} figures", highlight=False, soft_wrap=True)
     c = report.first_cycling(metrics)
     if c:
         console.print(f"overpotential cycle 10: {c.get('overpotential_cycle10_mV')} mV; failure: "
@@ -73,7 +73,7 @@ def compare_cmd(
         store.close()
     rows = report.compare_rows(datas)
     if as_json:
-        console.print_json(json.dumps(rows, default=report._json_default))
+        print_json(console, json.loads(json.dumps(rows, default=report._json_default)))
     else:
         _print_compare(console, rows, report.COMPARE_COLUMNS, report._fmt)
     if csv_out:

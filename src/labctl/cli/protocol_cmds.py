@@ -49,7 +49,8 @@ def validate(
                 }
             )
             if not as_json:
-                console.print(f"{f}: ok ({len(loaded.model.steps)} steps)", highlight=False, markup=False)
+                console.print(f"{f}: ok ({len(loaded.model.steps)} steps)", highlight=False, markup=False,
+                              soft_wrap=True)
         except FileProblemsError as exc:
             failed = True
             results.append({"file": str(f), "ok": False, "problems": [p.as_dict() for p in exc.problems]})

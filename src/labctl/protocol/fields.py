@@ -94,7 +94,7 @@ def refused_char(text: str) -> str | None:
     unassigned and private-use code points. Any other Unicode is fine: "Li–In", "β-PVDF", "Li₃N", "25 °C"."""
     for col, ch in enumerate(text, 1):
         cat = unicodedata.category(ch)
-        where = f"{describe_char(ch)} at column {col}"
+        where = f"{describe_char(ch)} at column {col} of the value"
         if cat == "Cc" or cat in ("Zl", "Zp"):
             return f"must not contain control characters or line breaks: {where}"
         if ord(ch) in _BIDI:
@@ -135,9 +135,8 @@ def _check(
     if allowed is not None:
         for col, ch in enumerate(stripped, offset + 1):
             if not allowed(ch):
-                raise ValueError(
-                    f"`{field}` must be {what}: {describe_char(ch)} at column {col} is not allowed"
-                )
+                raise ValueError(f"`{field}` must be {what}: {describe_char(ch)} at column {col} of the value"
+                                 " is not allowed")
     return stripped
 
 
