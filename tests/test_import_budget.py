@@ -6,6 +6,7 @@ from `python -X importtime` in a fresh process, so a heavy import that creeps in
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -18,26 +19,61 @@ HEAVY = ("sqlalchemy", "numpy", "scipy", "pint", "serial", "pyvisa", "labctl.sim
          "labctl.engine", "alembic", "uncertainties")
 
 
+CHILD = """
+import atexit, json, sys
+path = sys.argv.pop(1)
+def dump():
+    with open(path, "w") as fh:
+        json.dump(sorted(k for k, v in sys.modules.items() if v is not None), fh)
+atexit.register(dump)
+sys.argv = ["labctl"] + sys.argv[1:]
+from labctl.cli import main
+main()
+"""
+
+
 def imported(*args: str, tmp_path: Path) -> set[str]:
-    """Top-level packages and labctl subpackages imported by `python -m labctl *args`."""
+    """Top-level packages and labctl subpackages loaded (in `sys.modules` at exit: an import that pint only
+    attempted does not count) by `labctl *args` in a fresh process started with `-X importtime`."""
     env = {**os.environ, "LABCTL_AUDIT_KEY": str(tmp_path / "audit.key")}
     env.pop("LABCTL_DB", None)
-    r = subprocess.run([sys.executable, "-X", "importtime", "-m", "labctl", *args], cwd=ROOT, env=env,
+    out = tmp_path / "modules.json"
+    r = subprocess.run([sys.executable, "-X", "importtime", "-c", CHILD, str(out), *args], cwd=ROOT, env=env,
                        capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.returncode == 0, r.stdout + r.stderr[-3000:]
+    REPORTS[args] = r.stderr
     names = set()
-    for line in r.stderr.splitlines():
-        if line.startswith("import time:") and "|" in line:
-            name = line.rsplit("|", 1)[1].strip()
-            parts = name.split(".")
-            names.add(parts[0])
-            if parts[0] == "labctl" and len(parts) > 1:
-                names.add(".".join(parts[:2]))
+    for name in json.loads(out.read_text()):
+        parts = name.split(".")
+        names.add(parts[0])
+        if parts[0] == "labctl" and len(parts) > 1:
+            names.add(".".join(parts[:2]))
     return names
 
 
+REPORTS: dict[tuple[str, ...], str] = {}
+
+
+def chain(report: str, module: str) -> str:
+    """From `-X importtime`: who imported `module` (its line and each parent's, outermost last)."""
+    lines = [ln for ln in report.splitlines() if ln.startswith("import time:") and "|" in ln]
+    for i, ln in enumerate(lines):
+        name = ln.rsplit("|", 1)[1]
+        if name.strip() == module or name.strip().startswith(module + "."):
+            depth, out = len(name) - len(name.lstrip()), [name.strip()]
+            for parent in lines[i + 1:]:
+                pname = parent.rsplit("|", 1)[1]
+                if len(pname) - len(pname.lstrip()) < depth:
+                    depth = len(pname) - len(pname.lstrip())
+                    out.append(pname.strip())
+            return " <- ".join(out)
+    return module
+
+
 def heavy(names: set[str], allowed: tuple[str, ...] = ()) -> list[str]:
-    return sorted(h for h in HEAVY if h not in allowed and h in names)
+    found = sorted(h for h in HEAVY if h not in allowed and h in names)
+    report = next(reversed(REPORTS.values()), "")
+    return [chain(report, h) for h in found]
 
 
 @pytest.mark.parametrize("args", [("--help",), ("version",), ("runs", "--help"), ("run", "--help"),
@@ -54,8 +90,9 @@ def test_version_needs_neither_typer_nor_rich(tmp_path: Path) -> None:
 def test_validate_needs_no_store_or_simulators(tmp_path: Path) -> None:
     names = imported("validate", "protocols/eis.yaml", tmp_path=tmp_path)
     assert "pint" in names  # it does parse quantities
-    # pint brings numpy, and its optional `uncertainties` support brings a sliver of scipy
-    assert heavy(names, allowed=("pint", "numpy", "uncertainties", "scipy")) == []
+    # pint brings numpy and probes scipy; its optional dask/uncertainties integrations are kept out
+    assert heavy(names, allowed=("pint", "numpy", "scipy")) == []
+    assert "dask" not in names
 
 
 def test_runs_list_needs_no_units_or_simulators(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

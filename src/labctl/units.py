@@ -10,9 +10,27 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from dataclasses import dataclass
 
-import pint
+
+def _import_pint():  # type: ignore[no-untyped-def]
+    """pint, without its optional integrations labctl never uses: at import pint probes dask, uncertainties
+    and babel, and where they are installed (a notebook environment) importing them costs ~0.4 s of every
+    command's start-up. They stay importable for anything else once pint is in."""
+    optional = [name for name in ("dask", "uncertainties", "babel") if name not in sys.modules]
+    for name in optional:
+        sys.modules[name] = None  # type: ignore[assignment]  # import -> ImportError, find_spec -> None
+    try:
+        import pint
+    finally:
+        for name in optional:
+            if sys.modules.get(name, False) is None:
+                del sys.modules[name]
+    return pint
+
+
+pint = _import_pint()
 
 
 def _cached_registry() -> pint.UnitRegistry:

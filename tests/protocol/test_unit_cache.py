@@ -50,3 +50,18 @@ def test_cache_can_be_disabled_or_unwritable(tmp_path: Path) -> None:
     blocked.write_text("not a directory")
     r = start(blocked)  # the cache dir cannot be created: the registry is built without it
     assert r.returncode == 0 and r.stdout.strip() == "20.0", r.stderr
+
+
+def test_pint_without_its_optional_integrations_leaves_them_importable() -> None:
+    """labctl keeps pint from importing dask/uncertainties at start-up; other code can still import them."""
+    code = ("import sys, importlib.util\n"
+            "import labctl.units\n"
+            "assert 'dask' not in sys.modules and 'uncertainties' not in sys.modules\n"
+            "assert sys.modules.get('dask', 0) is not None\n"
+            "print(importlib.util.find_spec('uncertainties') is not None)\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    if r.stdout.strip() == "True":  # installed here: still importable after pint
+        r = subprocess.run([sys.executable, "-c", "import labctl.units, uncertainties"], capture_output=True,
+                           text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
