@@ -152,3 +152,13 @@ def test_lists_of_values_keep_their_units() -> None:
     assert v.json({"stages": stages})["stages"][1]["current_density"] == {"value": 10.0, "unit": "A/m^2"}
     layers = StepValues("immerse").text({"overlayer": {"layers": [{"kind": "li_in", "thickness_um": 0.9}]}})
     assert layers == "overlayer={layers=[{kind=li_in, thickness=900 nm}]}"
+
+
+def test_report_json_carries_si_values_with_units(labctl, units_db: str, tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    r = labctl("runs", "report", "1", "--db", units_db, "-o", str(tmp_path / "rep"), "--json")
+    assert r.returncode == 0, r.stderr
+    steps = json.loads(r.stdout)["steps"]
+    assert steps[0]["commanded"]["volume"] == {"value": 2e-05, "unit": "m^3"}
+    assert steps[1]["achieved"]["current_a"] == {"value": 0.00113, "unit": "A"}
+    assert "volume=20 mL" in (tmp_path / "rep" / "summary.html").read_text()
