@@ -165,12 +165,12 @@ def print_table(
 
 
 def print_json(console: Any, obj: Any) -> None:
-    """`obj` as JSON on stdout (non-JSON values such as datetimes as text), never styled when piped."""
-    text = json.dumps(obj, default=str, ensure_ascii=False)
+    """`obj` as JSON on stdout (non-JSON values such as datetimes as text), indented; coloured on a terminal,
+    plain when piped (rich would otherwise be free to wrap or style it)."""
     if console.is_terminal:
-        console.print_json(text)
+        console.print_json(json.dumps(obj, default=str, ensure_ascii=False))
     else:
-        sys.stdout.write(text + "\n")
+        sys.stdout.write(json.dumps(obj, default=str, ensure_ascii=False, indent=2) + "\n")
         sys.stdout.flush()
 
 
