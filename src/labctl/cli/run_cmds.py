@@ -57,7 +57,7 @@ def _recover_holders(store: Any, keys: list[str], *, quiet: bool) -> None:
 
     for done in recover_dead_runs(store, holding=set(keys)):
         if not quiet:
-            console.print(describe_recovery(done.as_dict()), highlight=False)
+            console.print(describe_recovery(done.as_dict()), highlight=False, soft_wrap=True)
 
 
 def _checked_option(option: str, value: str | None, kind: str) -> str | None:
@@ -184,7 +184,8 @@ def run(
         bad = [s for s in result.safe if not s.ok]
         for s in bad:
             console.print(
-                f"[bold red]safe state NOT confirmed[/] for {esc(s.role)}: {esc(s.error)}", highlight=False
+                f"[bold red]safe state NOT confirmed[/] for {esc(s.role)}: {esc(s.error)}", highlight=False,
+                soft_wrap=True,
             )
     store_error = _try(store.close) or store_error
     if store_error is not None:  # the summary above is what the instruments did; the store could not keep up

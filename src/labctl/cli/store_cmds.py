@@ -300,9 +300,10 @@ def verify(
             f"[bold red]audit chain BROKEN[/] at seq {result.first_bad_seq}: {esc(result.reason)} "
             f"({result.checked} entries verified before it)",
             highlight=False,
+            soft_wrap=True,
         )
         if bad is not None:
-            con.print(json.dumps(bad, default=str), highlight=False, markup=False)
+            con.print(visible(json.dumps(bad, default=str)), highlight=False, markup=False, soft_wrap=True)
         raise typer.Exit(1)
     con.print(
         f"audit chain OK: {result.checked} entries verified" + (" against the checkpoint" if cp else "")
@@ -310,7 +311,7 @@ def verify(
     if problems:
         con.print(f"[bold red]records DO NOT match the chain[/] ({len(problems)} problems):", highlight=False)
         for p in problems:
-            con.print(f"  {p}", highlight=False, markup=False)
+            con.print(f"  {visible(p)}", highlight=False, markup=False, soft_wrap=True)
         raise typer.Exit(1)
     con.print(
         f"records match the chain: runs, steps and {sealed} sealed measurement streams"
@@ -353,7 +354,7 @@ def recover(db: Db = None, as_json: Json = False) -> None:
     if not done:
         con.print("no dead runs")
     for r in done:
-        con.print(describe_recovery(r), highlight=False)
+        con.print(describe_recovery(r), highlight=False, soft_wrap=True)
 
 
 def describe_recovery(r: dict) -> str:
