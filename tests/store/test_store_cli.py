@@ -83,9 +83,8 @@ def test_runs_show(db_url: str, recorded: int) -> None:
     assert code == 0
     info = json.loads(out)
     assert info["exit_reason"] == "all steps done"
-    assert info["steps"][0]["params"] == {"duration": 1.0} and info["steps"][0]["achieved"] == {
-        "duration": 1.02
-    }
+    assert info["steps"][0]["params"] == {"duration": {"value": 1.0, "unit": "s"}}  # SI with the unit's name
+    assert info["steps"][0]["achieved"] == {"duration": {"value": 1.02, "unit": "s"}}
     assert info["instruments"] == {
         "leases": [{"instrument": "socket://127.0.0.1:5025", "held": False}],
         "io": [{"instrument": "potentiostat", "records": 2}, {"instrument": "stage", "records": 1}],

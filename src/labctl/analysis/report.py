@@ -365,10 +365,12 @@ def summary_markdown(data: RunData, m: dict[str, Any]) -> str:
         "| # | kind | status | commanded | achieved |",
         "|---|---|---|---|---|",
     ]
+    values = _step_values(data)
     for e in m["steps"]:
+        v = values.get(e["index"])
         lines.append(
-            f"| {e['index']} | {e['kind']} | {e['status']} | {_short(e['commanded'])} | "
-            f"{_short(e['achieved'])} |"
+            f"| {e['index']} | {e['kind']} | {e['status']} | {_short(e['commanded'], v)} | "
+            f"{_short(e['achieved'], v)} |"
         )
     lines += [
         "",
@@ -384,9 +386,19 @@ def summary_markdown(data: RunData, m: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _short(d: dict[str, Any], limit: int = 160) -> str:
-    text = ", ".join(f"{k}={_fmt(v)}" for k, v in d.items() if not isinstance(v, dict | list))
+def _short(d: dict[str, Any], values: Any = None, limit: int = 160) -> str:
+    """Flat values as `key=value unit` (units as the protocol wrote them, via `labctl.display`)."""
+    flat = {k: v for k, v in d.items() if not isinstance(v, dict | list)}
+    text = values.text(flat) if values is not None else ", ".join(f"{k}={_fmt(v)}" for k, v in flat.items())
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _step_values(data: RunData) -> dict[int, Any]:
+    """Step index -> its `labctl.display.StepValues` (kinds and the protocol's units)."""
+    from labctl.display import run_steps
+
+    steps = data.run.get("steps") or []
+    return {s["index"]: v for s, v in zip(steps, run_steps(data.run), strict=True)}
 
 
 def summary_html(data: RunData, m: dict[str, Any]) -> str:
@@ -397,9 +409,11 @@ def summary_html(data: RunData, m: dict[str, Any]) -> str:
         for k, v in m["run"].items()
         if v not in (None, "", {})
     )
+    values = _step_values(data)
     steps = "".join(
         f"<tr><td>{e['index']}</td><td>{esc(e['kind'])}</td><td>{esc(e['status'])}</td>"
-        f"<td>{esc(_short(e['commanded']))}</td><td>{esc(_short(e['achieved']))}</td></tr>"
+        f"<td>{esc(_short(e['commanded'], values.get(e['index'])))}</td>"
+        f"<td>{esc(_short(e['achieved'], values.get(e['index'])))}</td></tr>"
         for e in m["steps"]
     )
     figs = "".join(

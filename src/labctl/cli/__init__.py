@@ -3,6 +3,11 @@
 Each command group lives in its own module with a `register(app)` function, so the groups grow
 independently: protocol files (validate/plan/schema), simulators (sim serve), runs (run/pause/resume/abort/
 ack/recover), the store (runs list/show/export/io, audit), analysis (runs report/compare).
+
+Start-up is kept short (`labctl --help` and `labctl version` in well under 0.2 s on an idle machine): command
+modules import only typer at their top and everything heavy (the store and SQLAlchemy, the simulators, numpy,
+scipy, pint and the protocol models) inside the command that needs it; the rich consoles are built on first
+use. `tests/test_import_budget.py` fails when a heavy module creeps back into the start path.
 """
 
 from __future__ import annotations
@@ -10,53 +15,86 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-import tempfile
-import traceback
-
-import typer
-from rich.console import Console
+from typing import Any
 
 from labctl.errors import LabctlError
 
-app = typer.Typer(name="labctl",
-                  help="Lab-automation controller for protective overlayers on Li-metal anodes.",
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
-console = Console()
-err_console = Console(stderr=True)
-
 COMMAND_MODULES = ["protocol_cmds", "sim_cmds", "run_cmds", "store_cmds", "analysis_cmds"]
-
-for _module in COMMAND_MODULES:
-    importlib.import_module(f"labctl.cli.{_module}").register(app)
+HELP = "Lab-automation controller for protective overlayers on Li-metal anodes."
 
 
-@app.callback()
-def _root() -> None:
-    """Lab-automation controller for protective overlayers on Li-metal anodes."""
+def _build_app() -> Any:
+    """The typer app with every command group registered (each module imports only typer at its top)."""
+    import typer
+
+    # plain click help: typer's rich help imports rich.markdown and markdown-it (~0.1 s of every --help)
+    app = typer.Typer(name="labctl", help=HELP, no_args_is_help=True, add_completion=False,
+                      pretty_exceptions_enable=False, rich_markup_mode=None)
+    for module in COMMAND_MODULES:
+        importlib.import_module(f"labctl.cli.{module}").register(app)
+
+    @app.callback()
+    def _root() -> None:
+        """Lab-automation controller for protective overlayers on Li-metal anodes."""
+
+    @app.command("version")
+    def version() -> None:
+        """Print labctl's version."""
+        _print_version()
+
+    return app
 
 
-@app.command("version")
-def version() -> None:
-    """Print labctl's version."""
+def _print_version() -> None:
     from labctl import __version__
 
-    console.print(f"labctl {__version__}")
+    sys.stdout.write(f"labctl {__version__}\n")
+
+
+def __getattr__(name: str) -> Any:
+    """`app` (the typer app), `console` (stdout) and `err_console` (stderr), built when first asked for, so
+    that `labctl version` needs neither typer nor rich."""
+    if name == "app":
+        return globals().setdefault("app", _build_app())
+    if name in ("console", "err_console"):
+        from rich.console import Console
+
+        globals().setdefault("console", Console())
+        globals().setdefault("err_console", Console(stderr=True))
+        return globals()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _err(markup: str) -> None:
+    from labctl.cli import err_console
+
+    # whole lines on stderr (a `file:line:col:` stays with its message when piped), data never read as markup
+    err_console.print(markup, highlight=False, soft_wrap=True)
 
 
 def main() -> None:
     """Console-script entry point: user errors become a clear message and an exit code, no traceback."""
+    if sys.argv[1:] == ["version"]:  # the one command with nothing to parse: no typer, no rich
+        _print_version()
+        return
+    from labctl.cli import app
+    from labctl.cli.output import esc as escape
+
     try:
         app()  # standalone mode: typer reports usage errors itself and exits
     except LabctlError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        _err(f"[bold red]error:[/] {escape(str(exc))}")
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        err_console.print("interrupted")
+        _err("interrupted")
         sys.exit(130)
     except Exception as exc:  # anything unexpected: keep the traceback for a bug report, off the terminal
+        import tempfile
+        import traceback
+
         fd, path = tempfile.mkstemp(prefix="labctl-crash-", suffix=".txt")
         with os.fdopen(fd, "w") as fh:
             traceback.print_exc(file=fh)
-        err_console.print(f"[bold red]internal error:[/] {type(exc).__name__}: {exc} "
-                          f"(details written to {path}; please report it)", highlight=False)
+        _err(f"[bold red]internal error:[/] {type(exc).__name__}: {escape(str(exc))} "
+             f"(details written to {escape(path)}; please report it)")
         sys.exit(70)

@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
+from labctl.cli.output import Col, esc, fits, print_json, print_table
 from labctl.errors import LabctlError
 
 
@@ -43,15 +43,24 @@ def report_cmd(
         metrics = report.write_report(data, folder)
     finally:
         store.close()
-    if as_json:
-        console.print_json(json.dumps(metrics, default=report._json_default))
+    if as_json:  # step values as SI with their unit's name, as in `runs show --json`
+        from labctl.display import run_steps
+
+        indexes = [s["index"] for s in data.run.get("steps") or []]
+        values = dict(zip(indexes, run_steps(data.run), strict=True))
+        for entry in metrics.get("steps", []):
+            v = values.get(entry.get("index"))
+            if v is not None:
+                entry["commanded"], entry["achieved"] = v.json(entry["commanded"]), v.json(entry["achieved"])
+        print_json(console, json.loads(json.dumps(metrics, default=report._json_default)))
         return
-    console.print(f"report of run {run} written to [bold]{folder}[/]: summary.md, summary.html, "
-                  f"{len(metrics['figures'])} figures")
+    console.print(f"report of run {run} written to [bold]{esc(folder)}[/]: summary.md, summary.html, "
+                  f"{len(metrics['figures'])} figures", highlight=False, soft_wrap=True)
     c = report.first_cycling(metrics)
     if c:
         console.print(f"overpotential cycle 10: {c.get('overpotential_cycle10_mV')} mV; failure: "
-                      f"{c.get('failure_mode') or 'none'} at {c.get('hours_to_failure') or '-'} h")
+                      f"{c.get('failure_mode') or 'none'} at {c.get('hours_to_failure') or '-'} h",
+                      highlight=False, markup=False)
 
 
 def compare_cmd(
@@ -72,14 +81,9 @@ def compare_cmd(
         store.close()
     rows = report.compare_rows(datas)
     if as_json:
-        console.print_json(json.dumps(rows, default=report._json_default))
+        print_json(console, json.loads(json.dumps(rows, default=report._json_default)))
     else:
-        table = Table(title="runs compared (overpotential = median |V|, middle 50 % of plating half-cycle)")
-        for col in report.COMPARE_COLUMNS:
-            table.add_column(col, overflow="fold")
-        for row in rows:
-            table.add_row(*(report._fmt(row.get(c)) for c in report.COMPARE_COLUMNS))
-        console.print(table)
+        _print_compare(console, rows, report.COMPARE_COLUMNS, report._fmt)
     if csv_out:
         with csv_out.open("w", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=list(report.COMPARE_COLUMNS))
@@ -98,6 +102,21 @@ def compare_cmd(
             table_c = cycling.cycles(hc)
             series[data.label] = (table_c.t_mid / cycling.HOUR, table_c.plating * 1e3)
         plots.compare_overpotential(series, plot)
+
+
+def _print_compare(console, rows: list[dict], columns: tuple[str, ...], fmt) -> None:  # type: ignore[no-untyped-def]
+    """One row per run when that fits the width; else one row per metric and a column per run (a dozen
+    metrics side by side do not fit 80 columns, two to five runs do)."""
+    title = "runs compared (overpotential = median |V|, middle 50 % of plating half-cycle)"
+    text = {"sample", "protocol"}
+    cols = [Col(c, key=c not in text, justify="left" if c in text else "right") for c in columns]
+    table = [[fmt(row.get(c)) for c in columns] for row in rows]
+    if fits(cols, table, console.width) or not rows:
+        print_table(console, cols, table, title=title)
+        return
+    run_cols = [Col("metric", key=True)] + [Col(f"run {row.get('run')}", justify="right") for row in rows]
+    by_metric = [[c] + [fmt(row.get(c)) for row in rows] for c in columns[1:]]
+    print_table(console, run_cols, by_metric, title=title)
 
 
 def register(app: typer.Typer) -> None:

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.text import Text
 
+from labctl.cli.output import esc, visible
 from labctl.errors import ConfigError
 
 SIMULATED_STATION = "stations/simulated.yaml"
@@ -57,7 +57,19 @@ def _recover_holders(store: Any, keys: list[str], *, quiet: bool) -> None:
 
     for done in recover_dead_runs(store, holding=set(keys)):
         if not quiet:
-            console.print(describe_recovery(done.as_dict()), highlight=False)
+            console.print(describe_recovery(done.as_dict()), highlight=False, soft_wrap=True)
+
+
+def _checked_option(option: str, value: str | None, kind: str) -> str | None:
+    """`--sample`/`--operator` checked as the protocol file's own fields are (same validators)."""
+    if value is None:
+        return None
+    from labctl.protocol.fields import check_text
+
+    try:
+        return check_text(kind, value, option)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _terminal_prompt(message: str) -> bool:
@@ -89,6 +101,8 @@ def run(
     from labctl.compose import prepare_run
     from labctl.engine.progress import LiveDisplay, summary_json, summary_table
 
+    sample = _checked_option("--sample", sample, "name")
+    operator = _checked_option("--operator", operator, "label")
     prepared = prepare_run(file, station=_find_station(station, simulate), simulate=simulate, seed=seed,
                            realtime=realtime, overrides=_overrides(param or []), sample_id=sample)
     spec = prepared.spec
@@ -96,7 +110,7 @@ def run(
     try:
         store = _open_store(db)
         _recover_holders(store, prepared.lease_keys, quiet=as_json)
-        display = None if as_json else LiveDisplay(console, name=spec.name, clock=prepared.clock,
+        display = None if as_json else LiveDisplay(console, name=esc(spec.name), clock=prepared.clock,
                                                    estimates=prepared.estimates)
         r = prepared.make_run(
             store,
@@ -119,18 +133,24 @@ def run(
         console.print_json(json.dumps(summary_json(result, db=label, name=spec.name), default=str))
     else:
         console.print()
-        console.print(summary_table(result))
+        console.print(summary_table(result), markup=False)  # step reasons carry instrument replies
         console.print(
-            f"state [bold]{result.state.value}[/] ({result.reason}); {result.points} data points; "
-            f"run {result.run_id} in {label}",
+            f"state [bold]{result.state.value}[/] ({esc(result.reason)}); {result.points} data points; "
+            f"run {result.run_id} in {esc(label)}",
             highlight=False,
+            soft_wrap=True,
         )
         if r.progress.failed is not None:  # recorded as progress.failed; the run went on without the display
+            from rich.text import Text
+
             note = f"the live display stopped after an error: {r.progress.failed}"
-            console.print(Text(note, style="yellow"))
+            console.print(Text(visible(note), style="yellow"), soft_wrap=True)
         bad = [s for s in result.safe if not s.ok]
         for s in bad:
-            console.print(f"[bold red]safe state NOT confirmed[/] for {s.role}: {s.error}")
+            console.print(
+                f"[bold red]safe state NOT confirmed[/] for {esc(s.role)}: {esc(s.error)}", highlight=False,
+                soft_wrap=True,
+            )
     store_error = _try(store.close) or store_error
     if store_error is not None:  # the summary above is what the instruments did; the store could not keep up
         from labctl.store.errors import StoreError
@@ -167,6 +187,7 @@ def _control(command: str) -> Any:
     ) -> None:
         from labctl.cli import console
 
+        operator = _checked_option("--operator", operator, "label")
         store = _open_store(db)
         try:
             store.run(run_id)

@@ -52,17 +52,16 @@ def serve(
         if as_json:
             sys.stdout.write(json.dumps({"roles": addresses, "unavailable": bench.unavailable}) + "\n")
         else:
-            from rich.table import Table
+            from labctl.cli.output import Col, print_table
 
-            table = Table(title=f"{model.name}: simulated instruments (Ctrl-C stops)")
-            for col in ("role", "driver", "address"):
-                table.add_column(col)
+            rows = []
             for role, where in sorted(addresses.items()):
                 kind, value = next(iter(where.items()))
-                table.add_row(role, model.instruments[role].driver, f"{kind}: {value}")
+                rows.append((role, model.instruments[role].driver, f"{kind}: {value}"))
             for role, why in sorted(bench.unavailable.items()):
-                table.add_row(role, model.instruments[role].driver, f"[yellow]not simulated: {why}[/]")
-            console.print(table)
+                rows.append((role, model.instruments[role].driver, f"not simulated: {why}"))
+            cols = (Col("role", key=True), Col("driver"), Col("address", wrap=True))
+            print_table(console, cols, rows, title=f"{model.name}: simulated instruments (Ctrl-C stops)")
         sys.stdout.flush()
         while not stop.wait(0.5):
             pass

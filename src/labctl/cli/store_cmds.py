@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
+from labctl.cli.output import Col, esc, print_csv, print_json, print_table, visible
 from labctl.errors import ConfigError
 
 runs_app = typer.Typer(
@@ -20,6 +20,7 @@ audit_app = typer.Typer(
 
 Db = Annotated[str | None, typer.Option("--db", envvar="LABCTL_DB", help="Database URL or SQLite file.")]
 Json = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+Csv = Annotated[bool, typer.Option("--csv", help="The table as CSV.")]
 
 
 def _open(db: str | None) -> Any:
@@ -35,7 +36,28 @@ def _console() -> Any:
 
 
 def _print_json(obj: Any) -> None:
-    _console().print_json(json.dumps(obj, default=str))
+    print_json(_console(), obj)
+
+
+RUN_COLUMNS = (
+    Col("id", key=True, justify="right"),
+    Col("state", key=True),
+    Col("mode", key=True, drop=3),
+    Col("created", key=True),
+    Col("protocol", min=16),
+    Col("sample"),
+    Col("operator", drop=4),
+    Col("steps", key=True, justify="right", drop=2),
+    Col("exit reason", drop=1),
+)
+
+
+def _run_row(r: dict[str, Any]) -> list[Any]:
+    created = (r["created_at"] or "")[:16].replace("T", " ")  # minutes: the id tells runs of one minute apart
+    return [
+        r["id"], r["state"], r["mode"], created, r["protocol_name"], r["sample_id"] or "", r["operator"],
+        r["n_steps"], r["exit_reason"] or "",
+    ]
 
 
 @runs_app.command("list")
@@ -48,6 +70,7 @@ def list_runs(
     ] = None,
     db: Db = None,
     as_json: Json = False,
+    as_csv: Csv = False,
 ) -> None:
     """List runs, oldest first."""
     store = _open(db)
@@ -57,23 +80,13 @@ def list_runs(
         store.close()
     if as_json:
         _print_json(rows)
-        return
-    table = Table(title=f"{len(rows)} runs")
-    for col in ("id", "protocol", "state", "mode", "sample", "operator", "created", "steps", "exit reason"):
-        table.add_column(col, overflow="fold")
-    for r in rows:
-        table.add_row(
-            str(r["id"]),
-            r["protocol_name"],
-            r["state"],
-            r["mode"],
-            r["sample_id"] or "",
-            r["operator"],
-            (r["created_at"] or "")[:19],
-            str(r["n_steps"]),
-            r["exit_reason"] or "",
-        )
-    _console().print(table)
+    elif as_csv:
+        from labctl.store.queries import RUN_SUMMARY
+
+        keys = list(rows[0]) if rows else [*RUN_SUMMARY, "n_steps"]
+        print_csv(keys, ([r[k] for k in keys] for r in rows))
+    else:
+        print_table(_console(), RUN_COLUMNS, [_run_row(r) for r in rows], title=f"{len(rows)} runs")
 
 
 @runs_app.command("show")
@@ -92,18 +105,28 @@ def show(
         used = store.instruments(run)
     finally:
         store.close()
+    from labctl.display import run_steps
+
     for e in evs:
         e["data"] = json.loads(e["data"])
-    if as_json:
-        _print_json({**info, "streams": streams, "instruments": used, "events": evs})
+    values = run_steps(info)  # each step's values in the units its protocol used
+    if as_json:  # SI values with their unit's name
+        steps = [
+            {**s, **{k: v.json(s[k]) for k in ("params", "achieved", "summary")}}
+            for s, v in zip(info["steps"], values, strict=True)
+        ]
+        _print_json({**info, "steps": steps, "streams": streams, "instruments": used, "events": evs})
         return
     con = _console()
     con.print(
-        f"[bold]run {info['id']}[/]: {info['protocol_name']} ({info['protocol_path']}) "
-        f"[bold]{info['state']}[/]"
-        + (f" -- exit reason: {info['exit_reason']}" if info["exit_reason"] else ""),
+        f"[bold]run {info['id']}[/]: {esc(info['protocol_name'])} ({esc(info['protocol_path'])}) "
+        f"[bold]{esc(info['state'])}[/]"
+        + (f" -- exit reason: {esc(info['exit_reason'])}" if info["exit_reason"] else ""),
         highlight=False,
+        soft_wrap=True,
     )
+    # user data from here on: printed as it is (never as markup), one logical line per line when piped
+    plain = {"highlight": False, "markup": False, "soft_wrap": True}
     for key in (
         "protocol_sha256",
         "station_name",
@@ -117,51 +140,48 @@ def show(
         "started_at",
         "ended_at",
     ):
-        con.print(f"  {key}: {info[key]}", highlight=False)
-    con.print(f"  parameters: {json.dumps(info['parameters'])}", highlight=False)
-    con.print(f"  versions: {', '.join(f'{k} {v}' for k, v in info['versions'].items())}", highlight=False)
+        con.print(f"  {key}: {visible(info[key])}", **plain)
+    con.print(f"  parameters: {json.dumps(info['parameters'], ensure_ascii=False)}", **plain)
+    con.print(f"  versions: {', '.join(f'{k} {v}' for k, v in info['versions'].items())}", **plain)
     con.print("[bold]steps: commanded vs achieved[/]")
-    for s in info["steps"]:
+    for s, v in zip(info["steps"], values, strict=True):
         con.print(
-            f"  [bold]#{s['index']} {s['kind']}[/] {s['status']}"
-            + (f" -- {s['reason']}" if s["reason"] else ""),
+            f"  [bold]#{s['index']} {esc(s['kind'])}[/] {esc(s['status'])}"
+            + (f" -- {esc(s['reason'])}" if s["reason"] else ""),
             highlight=False,
+            soft_wrap=True,
         )
-        con.print(f"      commanded: {_compact(s['params'])}", highlight=False, markup=False)
+        con.print(f"      commanded: {visible(v.text(s['params']))}", **plain)
         if s["achieved"] is not None:
-            con.print(f"      achieved:  {_compact(s['achieved'])}", highlight=False, markup=False)
-        if s["summary"]:
-            con.print(f"      summary:   {_compact(s['summary'])}", highlight=False, markup=False)
+            con.print(f"      achieved:  {visible(v.text(s['achieved']))}", **plain)
+        summary = {k: x for k, x in (s["summary"] or {}).items() if k != "commanded"}  # commanded: above
+        if summary:
+            con.print(f"      summary:   {visible(v.text(summary))}", **plain)
     leases = ", ".join(x["instrument"] + (" (held)" if x["held"] else "") for x in used["leases"])
-    con.print(f"  instruments leased: {leases or 'none'}", highlight=False)
+    con.print(f"  instruments leased: {visible(leases) or 'none'}", **plain)
     talked = ", ".join(f"{x['instrument']} ({x['records']} records)" for x in used["io"])
-    con.print(f"  instrument I/O: {talked or 'none'}", highlight=False)
+    con.print(f"  instrument I/O: {visible(talked) or 'none'}", **plain)
     for st in streams:
-        con.print(
-            f"  stream {st['stream']} (step id {st['step_id']}): {st['points']} points", highlight=False
-        )
+        con.print(f"  stream {st['stream']} (step id {st['step_id']}): {st['points']} points", **plain)
     shown = evs[-events:] if events else evs
-    table = Table(title=f"audit events ({len(shown)} of {len(evs)})")
-    for col in ("seq", "time", "kind", "actor", "data"):
-        table.add_column(col, overflow="fold")
-    for e in shown:
-        table.add_row(
-            str(e["seq"]), _iso(e["t"]), e["kind"], e["actor"], json.dumps(e["data"], ensure_ascii=False)
-        )
-    con.print(table)
+    print_table(
+        con,
+        EVENT_COLUMNS,
+        [
+            (e["seq"], _iso(e["t"]), e["kind"], e["actor"], json.dumps(e["data"], ensure_ascii=False))
+            for e in shown
+        ],
+        title=f"audit events ({len(shown)} of {len(evs)})",
+    )
 
 
-def _compact(d: dict[str, Any]) -> str:
-    """`key=value` pairs, floats to 6 significant digits, nulls left out."""
-
-    def fmt(v: Any) -> str:
-        if isinstance(v, float):
-            return f"{v:.6g}"
-        if isinstance(v, dict):
-            return "{" + _compact(v) + "}"
-        return json.dumps(v, ensure_ascii=False) if not isinstance(v, str) else v
-
-    return ", ".join(f"{k}={fmt(v)}" for k, v in d.items() if v is not None)
+EVENT_COLUMNS = (
+    Col("seq", key=True, justify="right"),
+    Col("time", key=True),
+    Col("kind", key=True),
+    Col("actor", drop=1),
+    Col("data", wrap=True, min=30),
+)
 
 
 def _iso(t: float) -> str:
@@ -187,10 +207,15 @@ def export(
         path, rows, cols = export_run(store, run, stream=stream, fmt=fmt, out=out)
     finally:
         store.close()
+    meta = path.with_name(path.name + ".meta.json") if fmt == "csv" else None  # parquet: in the schema
     if as_json:
-        _print_json({"path": str(path), "rows": rows, "columns": cols})
+        _print_json({"path": str(path), "rows": rows, "columns": cols, "metadata": str(meta or path)})
     else:
-        _console().print(f"{rows} rows x {len(cols)} columns written to {path}", highlight=False)
+        _console().print(
+            f"{rows} rows x {len(cols)} columns written to {path}"
+            + (f" (provenance and step values in {meta})" if meta else ""),
+            highlight=False, markup=False, soft_wrap=True,
+        )
 
 
 @runs_app.command("io")
@@ -199,6 +224,7 @@ def io(
     instrument: Annotated[str | None, typer.Option("--instrument", help="Only this instrument.")] = None,
     db: Db = None,
     as_json: Json = False,
+    as_csv: Csv = False,
 ) -> None:
     """The bytes exchanged with the instruments during a run."""
     store = _open(db)
@@ -218,6 +244,16 @@ def io(
             ]
         )
         return
+    if as_csv:
+        print_csv(
+            ["t", "instrument", "direction", "length", "sha256", "note", "data_hex"],
+            (
+                [r["t"], r["instrument"], r["direction"], r["length"], r["sha256"], r["note"],
+                 (r["bytes"] or b"").hex()]
+                for r in rows
+            ),
+        )
+        return
     con = _console()
     for r in rows:
         data = r["bytes"] or b""
@@ -228,6 +264,7 @@ def io(
             f"{r['t']:.6f} {r['instrument']:<14} {r['direction']:<5} {shown} {r['note']}",
             highlight=False,
             markup=False,
+            soft_wrap=True,  # one exchange per line, whatever the width
         )
 
 
@@ -260,12 +297,13 @@ def verify(
     con = _console()
     if not result.ok:
         con.print(
-            f"[bold red]audit chain BROKEN[/] at seq {result.first_bad_seq}: {result.reason} "
+            f"[bold red]audit chain BROKEN[/] at seq {result.first_bad_seq}: {esc(result.reason)} "
             f"({result.checked} entries verified before it)",
             highlight=False,
+            soft_wrap=True,
         )
         if bad is not None:
-            con.print(json.dumps(bad, default=str), highlight=False, markup=False)
+            con.print(visible(json.dumps(bad, default=str)), highlight=False, markup=False, soft_wrap=True)
         raise typer.Exit(1)
     con.print(
         f"audit chain OK: {result.checked} entries verified" + (" against the checkpoint" if cp else "")
@@ -273,7 +311,7 @@ def verify(
     if problems:
         con.print(f"[bold red]records DO NOT match the chain[/] ({len(problems)} problems):", highlight=False)
         for p in problems:
-            con.print(f"  {p}", highlight=False, markup=False)
+            con.print(f"  {visible(p)}", highlight=False, markup=False, soft_wrap=True)
         raise typer.Exit(1)
     con.print(
         f"records match the chain: runs, steps and {sealed} sealed measurement streams"
@@ -295,7 +333,7 @@ def checkpoint_cmd(
         store.close()
     if out is not None:
         out.write_text(json.dumps(cp, indent=2) + "\n")
-        _console().print(f"checkpoint at seq {cp['seq']} written to {out}")
+        _console().print(f"checkpoint at seq {cp['seq']} written to {out}", highlight=False, markup=False)
     else:
         _print_json(cp)
 
@@ -316,22 +354,25 @@ def recover(db: Db = None, as_json: Json = False) -> None:
     if not done:
         con.print("no dead runs")
     for r in done:
-        con.print(describe_recovery(r), highlight=False)
+        con.print(describe_recovery(r), highlight=False, soft_wrap=True)
 
 
 def describe_recovery(r: dict) -> str:
-    """One paragraph for a recovered run: steps in doubt, what was made safe, what needs a person."""
-    steps = ", ".join(f"{s['index']} ({s['kind']})" for s in r["steps_in_doubt"]) or "none"
+    """One paragraph (rich markup, data escaped) for a recovered run: steps in doubt, what was made safe, what
+    needs a person."""
+    steps = ", ".join(f"{s['index']} ({esc(s['kind'])})" for s in r["steps_in_doubt"]) or "none"
     lines = [f"run {r['run_id']} marked interrupted; steps in doubt: {steps}"]
     for s in r["safe"]:
+        role = esc(s["role"])
         if s["ok"]:
-            lines.append(f"  {s['role']}: safe ({', '.join(f'{k}={v}' for k, v in s['confirmed'].items())})")
+            lines.append(f"  {role}: safe ({esc(', '.join(f'{k}={v}' for k, v in s['confirmed'].items()))})")
         else:
-            why = s['error']
-            lines.append(f"  {s['role']}: [bold red]NOT confirmed safe[/] ({why}) -- make it safe by hand")
+            lines.append(
+                f"  {role}: [bold red]NOT confirmed safe[/] ({esc(s['error'])}) -- make it safe by hand"
+            )
     for role, why in r["skipped"].items():
-        lines.append(f"  {role}: not reached ({why})")
-    lines.append(f"  leases released: {', '.join(r['instruments']) or 'none'}")
+        lines.append(f"  {esc(role)}: not reached ({esc(why)})")
+    lines.append(f"  leases released: {esc(', '.join(r['instruments'])) or 'none'}")
     return "\n".join(lines)
 
 

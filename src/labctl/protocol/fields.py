@@ -1,13 +1,16 @@
 """Field types shared by protocol and station models: quantities with units, safe names and text.
 
-A quantity field is written as a string with a unit (`"60 s"`) and held as a float in labctl's internal unit
-(`labctl.units.KINDS`). Strings that can reach an instrument (names, ids, gases, salts) are restricted to
-printable characters without `;`, quotes or line breaks, so they can never smuggle a command or terminator.
+A quantity field is written as a string with a unit (`"60 s"`) and held as a float in labctl's internal
+unit (`labctl.units.KINDS`); the kind stays on the validator (`quantity_kind`) so output can show units.
+Text for people (names, labels, messages) is any printable Unicode on one line; control characters, line
+breaks and bidi overrides are refused naming the character's code point, name and column. Ids stay ASCII.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator, ConfigDict, Field, ValidationInfo, WithJsonSchema
@@ -18,7 +21,23 @@ PARAM_REF = r"\$\{[A-Za-z_][A-Za-z0-9_]*\}"
 
 STRICT = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True, str_strip_whitespace=True)
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_RESOURCE = re.compile(r"[A-Za-z0-9_./:@?&=,+\-\[\]]{1,200}")
+
+
+def _resource_validator(value: Any, info: ValidationInfo) -> str:
+    """A port or resource: printable ASCII without spaces or `;`, checked whole."""
+    name, what = info.field_name or "value", "a port or resource name without spaces or `;`"
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise ValueError(f"`{name}` must be {what}")
+    text = str(value)
+    why = refused_char(text)
+    if why:
+        raise ValueError(f"`{name}` {why}")
+    if len(text) > 200:
+        raise ValueError(f"`{name}` must be at most 200 characters long")
+    if not _RESOURCE.fullmatch(text.strip()):
+        raise ValueError(f"`{name}` must be {what}, got `{text[:60]}`")
+    return text.strip()
 
 
 def _quantity_validator(kind: str) -> Any:
@@ -31,7 +50,17 @@ def _quantity_validator(kind: str) -> Any:
         except UnitError as exc:
             raise ValueError(f"`{name}` {exc}") from None
 
+    check.quantity_kind = kind  # type: ignore[attr-defined]
     return check
+
+
+def quantity_kind(metadata: list[Any]) -> str | None:
+    """The `labctl.units.KINDS` name of a `Qty` field, from its pydantic metadata (None if not a quantity)."""
+    for m in metadata:
+        kind = getattr(getattr(m, "func", None), "quantity_kind", None)
+        if kind:
+            return str(kind)
+    return None
 
 
 def Qty(kind: str, description: str = "") -> Any:
@@ -46,65 +75,131 @@ def Qty(kind: str, description: str = "") -> Any:
     return Annotated[float, BeforeValidator(_quantity_validator(kind)), WithJsonSchema(schema)]
 
 
-def _text_validator(pattern: re.Pattern[str] | None, what: str, max_len: int) -> Any:
+_BIDI = frozenset(range(0x202A, 0x202F)) | frozenset(range(0x2066, 0x206A))  # embeddings, overrides, isolates
+_CONTROL_NAMES = {0x00: "NULL", 0x09: "CHARACTER TABULATION", 0x0A: "LINE FEED", 0x0B: "LINE TABULATION",
+                  0x0C: "FORM FEED", 0x0D: "CARRIAGE RETURN", 0x1B: "ESCAPE", 0x7F: "DELETE",
+                  0x85: "NEXT LINE"}
+
+
+def describe_char(ch: str) -> str:
+    """`U+202E RIGHT-TO-LEFT OVERRIDE`: how an error names a character (control characters have no name)."""
+    name = unicodedata.name(ch, "") or _CONTROL_NAMES.get(ord(ch), "control character")
+    return f"U+{ord(ch):04X} {name}"
+
+
+def refused_char(text: str) -> str | None:
+    """Why `text` cannot be shown to people as it is, naming the first bad character and its column (1-based,
+    in the value), or None. Refused: control characters and line breaks (they cut a line or a terminator),
+    bidi embeddings/overrides/isolates (they reorder what a reader sees), other invisible format characters,
+    unassigned and private-use code points. Any other Unicode is fine: "Li–In", "β-PVDF", "Li₃N", "25 °C"."""
+    for col, ch in enumerate(text, 1):
+        cat = unicodedata.category(ch)
+        where = f"{describe_char(ch)} at column {col} of the value"
+        if cat == "Cc" or cat in ("Zl", "Zp"):
+            return f"must not contain control characters or line breaks: {where}"
+        if ord(ch) in _BIDI:
+            return f"must not contain bidi overrides: {where}"
+        if cat == "Cf":
+            return f"must not contain invisible format characters: {where}"
+        if cat in ("Cn", "Co", "Cs"):
+            return f"must not contain unassigned or private-use characters: {where}"
+    return None
+
+
+def _chem_char(ch: str) -> bool:
+    return ch.isalnum() or ch in " ()[]._,+/-–−·%:"
+
+
+def _name_char(ch: str) -> bool:
+    return ch.isascii() and (ch.isalnum() or ch in "._+-")
+
+
+def _check(
+    value: Any, field: str, what: str, max_len: int, allowed: Any = None, first: Any = None
+) -> str:
+    """The value as text, stripped, or ValueError naming `field`, the problem and the character."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise ValueError(f"`{field}` must be {what}")
+    text = str(value)
+    why = refused_char(text)
+    if why:
+        raise ValueError(f"`{field}` {why}")
+    stripped = text.strip()
+    if len(stripped) > max_len:
+        raise ValueError(f"`{field}` must be at most {max_len} characters long")
+    if not stripped:
+        raise ValueError(f"`{field}` must be {what}, got an empty value")
+    offset = len(text) - len(text.lstrip())
+    if first is not None and not first(stripped[0]):
+        raise ValueError(f"`{field}` must be {what}: {describe_char(stripped[0])} cannot start it")
+    if allowed is not None:
+        for col, ch in enumerate(stripped, offset + 1):
+            if not allowed(ch):
+                raise ValueError(f"`{field}` must be {what}: {describe_char(ch)} at column {col} of the value"
+                                 " is not allowed")
+    return stripped
+
+
+@dataclass(frozen=True)
+class _TextRule:
+    what: str
+    max_len: int
+    allowed: Any = None
+    first: Any = None
+
+
+TEXT_RULES: dict[str, _TextRule] = {
+    "name": _TextRule("a name of letters, digits and `._+-` (no spaces, at most 64)", 64, _name_char,
+                      lambda ch: _name_char(ch) and ch.isalnum()),
+    "label": _TextRule("printable text on one line", 100),
+    "chem": _TextRule("a chemical name such as `InCl3`, `THF` or `β-PVDF`", 40, _chem_char, str.isalnum),
+    "text": _TextRule("text", 2000),
+}
+
+
+def check_text(kind: str, value: Any, field: str) -> str:
+    """Check `value` as a field of `kind` (name, label, chem, text) by the protocol file's rules, for CLI
+    options such as `--sample` and `--operator`. Returns the stripped text; ValueError says what and where."""
+    rule = TEXT_RULES[kind]
+    return _check(value, field, rule.what, rule.max_len, rule.allowed, rule.first)
+
+
+def _text_validator(kind: str) -> Any:
     def check(value: Any, info: ValidationInfo) -> str:
-        name = info.field_name or "value"
-        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-            raise ValueError(f"`{name}` must be {what}")
-        text = str(value)
-        if _CONTROL.search(text):
-            raise ValueError(f"`{name}` must not contain control characters or line breaks")
-        if len(text) > max_len:
-            raise ValueError(f"`{name}` must be at most {max_len} characters long")
-        if pattern is not None and not pattern.fullmatch(text.strip()):
-            raise ValueError(f"`{name}` must be {what}, got `{text[:60]}`")
-        return text.strip()
+        return check_text(kind, value, info.field_name or "value")
 
     return check
 
 
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")
-_LABEL = re.compile(r"[A-Za-z0-9µ][A-Za-z0-9 ()\[\]._,+/%µ|:=-]{0,99}")
-_CHEM = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ()._,+/-]{0,39}")
-
-#: identifier for ids and names that may reach an instrument: letters, digits, `._+-`, no spaces.
+#: identifier for ids and keys (sample id, bath, station entries): ASCII letters, digits, `._+-`, no spaces.
+#: No protocol string is sent to an instrument as it is (gases go to the MFC by number, baths become stage
+#: coordinates), but ids name files and rows and are typed at a terminal, so they stay plain.
 Name = Annotated[
     str,
-    BeforeValidator(
-        _text_validator(_NAME, "a name of letters, digits and `._+-` (no spaces, at most 64)", 64)
-    ),
-    WithJsonSchema({"type": "string", "pattern": f"^{_NAME.pattern}$"}),
+    BeforeValidator(_text_validator("name")),
+    WithJsonSchema({"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$"}),
 ]
-#: short human label (protocol name, substrate): printable, no `;`, quotes or line breaks.
+#: short human label (protocol name, substrate, note): any printable Unicode on one line ("Li–In", "°C").
 Label = Annotated[
     str,
-    BeforeValidator(_text_validator(_LABEL, "printable text without `;`, quotes or line breaks", 100)),
+    BeforeValidator(_text_validator("label")),
     WithJsonSchema({"type": "string", "maxLength": 100}),
 ]
-#: chemical / gas / material name (InCl3, THF, Ar, LiF, 2-MeTHF): no `;`, quotes or line breaks.
+#: chemical / gas / material name (InCl3, THF, Ar, Li₃N, β-PVDF, 2-MeTHF): letters of any script, digits,
+#: spaces and `()[]._,+/-–·%:`; no `;` or quotes.
 Chem = Annotated[
     str,
-    BeforeValidator(_text_validator(_CHEM, "a chemical name such as `InCl3` or `THF`", 40)),
-    WithJsonSchema({"type": "string", "pattern": f"^{_CHEM.pattern}$"}),
+    BeforeValidator(_text_validator("chem")),
+    WithJsonSchema({"type": "string", "maxLength": 40}),
 ]
-#: free text shown to people only (operator messages, override reasons): no control characters.
+#: free text shown to people only (operator messages, override reasons): one line of printable Unicode.
 Text = Annotated[
     str,
-    BeforeValidator(_text_validator(None, "text", 2000)),
+    BeforeValidator(_text_validator("text")),
     WithJsonSchema({"type": "string", "maxLength": 2000}),
 ]
-#: resource string (serial URL, device path, VISA resource): printable, no spaces or `;`.
-Resource = Annotated[
-    str,
-    BeforeValidator(
-        _text_validator(
-            re.compile(r"[A-Za-z0-9_./:@?&=,+\-\[\]]{1,200}"),
-            "a port or resource name without spaces or `;`",
-            200,
-        )
-    ),
-    WithJsonSchema({"type": "string"}),
-]
+#: resource string (serial URL, device path, VISA resource): printable ASCII, no spaces or `;`.
+Resource = Annotated[str, BeforeValidator(_resource_validator), WithJsonSchema({"type": "string"})]
 
 _INT_SCHEMA = {"anyOf": [{"type": "integer"}, {"type": "string", "pattern": f"^{PARAM_REF}$"}]}
 _BOOL_SCHEMA = {"anyOf": [{"type": "boolean"}, {"type": "string", "pattern": f"^{PARAM_REF}$"}]}

@@ -9,6 +9,7 @@ run's start time + `t`. Other streams keep their own column names.
 from __future__ import annotations
 
 import csv
+import json
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -42,8 +43,31 @@ def export_columns(data: dict[str, np.ndarray], stream: str, run: dict[str, Any]
     return cols
 
 
-def write(cols: dict[str, np.ndarray], fmt: str, out: Path) -> int:
-    """Write `cols` to `out` as csv or parquet; returns the number of rows."""
+PROVENANCE = ("id", "protocol_name", "protocol_sha256", "station_name", "mode", "seed", "operator",
+              "sample_id", "state", "exit_reason", "created_at", "started_at", "ended_at")
+
+
+def export_metadata(run: dict[str, Any], stream: str) -> dict[str, Any]:
+    """What the exported numbers are: the run's provenance and each step's commanded and achieved values, as
+    people read them (`"20 mL"`, in the protocol's units) and as SI values with unit names."""
+    from labctl.display import run_steps
+
+    steps = []
+    for s, v in zip(run.get("steps") or [], run_steps(run), strict=True):
+        steps.append({
+            "index": s["index"], "kind": s["kind"], "status": s.get("status"),
+            "commanded": v.texts(s.get("params") or {}), "achieved": v.texts(s.get("achieved") or {}),
+            "commanded_si": v.json(s.get("params") or {}), "achieved_si": v.json(s.get("achieved") or {}),
+        })
+    return {"labctl_export": 1, "stream": stream, "run": {k: run.get(k) for k in PROVENANCE},
+            "parameters": run.get("parameters") or {}, "steps": steps}
+
+
+def write(
+    cols: dict[str, np.ndarray], fmt: str, out: Path, metadata: dict[str, Any] | None = None
+) -> int:
+    """Write `cols` to `out` as csv or parquet; returns the number of rows. `metadata` goes into the Parquet
+    schema (key `labctl`), or beside a CSV as `<out>.meta.json`."""
     if fmt not in FORMATS:
         raise ConfigError(f"--format {fmt!r}: use csv or parquet")
     if not cols:
@@ -55,13 +79,19 @@ def write(cols: dict[str, np.ndarray], fmt: str, out: Path) -> int:
                 w = csv.writer(fh)
                 w.writerow(list(cols))
                 w.writerows(zip(*(c.tolist() for c in cols.values()), strict=True))
+            if metadata is not None:
+                meta = out.with_name(out.name + ".meta.json")
+                meta.write_text(json.dumps(metadata, indent=2, ensure_ascii=False, default=str) + "\n")
         else:
             try:
                 import pyarrow as pa
                 import pyarrow.parquet as pq
             except ImportError as exc:
                 raise StoreError("parquet export needs pyarrow: pip install pyarrow") from exc
-            pq.write_table(pa.table(cols), out)
+            table = pa.table(cols)
+            if metadata is not None:
+                table = table.replace_schema_metadata({"labctl": json.dumps(metadata, default=str)})
+            pq.write_table(table, out)
     except OSError as exc:
         raise StoreError(f"cannot write {out}: {exc}") from exc
     return n
@@ -82,4 +112,4 @@ def export_run(
         )
     cols = export_columns(data, stream, run)
     out = out or Path(f"run-{run_id}-{stream}.{fmt}")
-    return out, write(cols, fmt, out), list(cols)
+    return out, write(cols, fmt, out, export_metadata(run, stream)), list(cols)

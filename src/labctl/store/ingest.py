@@ -16,15 +16,16 @@ import weakref
 import zlib
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from sqlalchemy import Engine, func, insert, select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from labctl.store.errors import StoreError
 from labctl.store.models import IO, Blob, Chunk
 from labctl.store.seals import ChunkDigest, seal
+
+if TYPE_CHECKING:  # numpy is imported where data is read or written: `labctl runs list` needs none of it
+    import numpy as np
 
 CHUNK_POINTS = 50_000
 FLUSH_AGE = 0.75  # s: commit once the oldest buffered datum is this old ...
@@ -36,11 +37,15 @@ CODEC = "shuffle-zlib"
 
 def encode(columns: dict[str, np.ndarray]) -> bytes:
     """Columns -> one shuffled, compressed block (bytes of equal significance grouped: packs floats well)."""
+    import numpy as np
+
     raw = np.concatenate([np.ascontiguousarray(c, dtype="<f8") for c in columns.values()])
     return zlib.compress(raw.view(np.uint8).reshape(-1, 8).T.tobytes(), ZLIB_LEVEL)
 
 
 def decode(data: bytes, names: list[str], n: int, codec: str = CODEC) -> dict[str, np.ndarray]:
+    import numpy as np
+
     try:
         raw = zlib.decompress(data)
     except zlib.error as exc:
@@ -132,6 +137,8 @@ class MeasurementWriter(_Buffered):
             raise StoreError(f"measurement writer for {self.stream!r} is closed")
         if not columns:
             return
+        import numpy as np
+
         try:
             arrays = {k: np.atleast_1d(np.asarray(v, dtype=np.float64)) for k, v in columns.items()}
         except (TypeError, ValueError) as exc:
@@ -170,6 +177,8 @@ class MeasurementWriter(_Buffered):
         if not self._pending or self.columns is None:
             self._oldest = None
             return
+        import numpy as np
+
         cols = [np.concatenate([b[i] for b in self._buf]) for i in range(len(self.columns))]
         total = cols[0].size
         end = total if final else total - total % CHUNK_POINTS
@@ -219,6 +228,8 @@ def read_measurements(conn: Any, run_id: int, stream: str, step_id: int | None) 
     for p in parts:
         if list(p) != names:
             raise StoreError(f"stream {stream!r} of run {run_id} changes columns between chunks")
+    import numpy as np
+
     return {k: np.concatenate([p[k] for p in parts]) for k in names}
 
 
@@ -289,6 +300,8 @@ class IORecorder(_Buffered):
             blobs.setdefault(sha, (length, compressed))
         with self.engine.begin() as conn:
             if blobs:
+                from sqlalchemy.dialects import postgresql, sqlite
+
                 dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
                 stmt = dialect.insert(Blob).on_conflict_do_nothing(index_elements=["sha256"])
                 conn.execute(

@@ -7,9 +7,8 @@ import json
 import os
 import time
 from importlib import metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from sqlalchemy import Engine, func, insert, select, update
 
 from labctl.store import audit, control, leases, queries, seals
@@ -27,6 +26,9 @@ from labctl.store.models import (
     Sample,
     Step,
 )
+
+if TYPE_CHECKING:  # numpy only in annotations here; ingest imports it where data is read or written
+    import numpy as np
 
 VERSIONED = (
     "labctl",
