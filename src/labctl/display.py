@@ -202,16 +202,13 @@ def step_field_kinds(step_kind: str) -> dict[str, str]:
     """Field path -> quantity kind for a step kind (empty for an unknown kind)."""
     global _STEP_KINDS
     if _STEP_KINDS is None:
-        from pydantic import BaseModel
-
-        from labctl.protocol import models
+        from labctl.steps.registry import models
 
         found: dict[str, dict[str, str]] = {}
-        for obj in vars(models).values():
-            if isinstance(obj, type) and issubclass(obj, BaseModel) and "kind" in obj.model_fields:
-                ann = obj.model_fields["kind"].annotation
-                if get_origin(ann) is Literal:
-                    found[str(get_args(ann)[0])] = model_kinds(obj)
+        for model in models():
+            ann = model.model_fields["kind"].annotation
+            if get_origin(ann) is Literal:
+                found[str(get_args(ann)[0])] = model_kinds(model)
         _STEP_KINDS = found
     return _STEP_KINDS.get(step_kind, {})
 
