@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, ClassVar, Literal
 
 from labctl.protocol import limits as lim
-from labctl.protocol.fields import Chem, Count, Name, Qty
+from labctl.protocol.fields import Chem, Count, Name, NonNegative, Positive, Qty
 from labctl.steps.base import Override, PlanContext, StepContext, StepKind, StepModel
 from labctl.steps.motion import check_reach, dunk, dunk_estimate, lift_estimate, travel, travel_estimate
 from labctl.units import fmt
@@ -25,11 +25,11 @@ class DipCoat(StepModel):
 
     kind: Literal["dip_coat"] = "dip_coat"
     bath: Name
-    depth: Qty("length")
-    dip_speed: Qty("speed")
-    dwell: Qty("duration")
-    withdrawal_speed: Qty("speed")
-    drying_time: Qty("duration")
+    depth: Positive("length", "below the liquid surface")
+    dip_speed: Positive("speed")
+    dwell: NonNegative("duration")
+    withdrawal_speed: Positive("speed")
+    drying_time: NonNegative("duration")
     cycles: Count(ge=1, le=100) = 1
     polymer: Chem | None = None
     solvent: Chem | None = None

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import BaseModel
 
-from labctl.protocol.fields import STRICT, Name, Qty
+from labctl.protocol.fields import STRICT, Name, NonNegative, Positive
 from labctl.steps.base import PlanContext, StepContext, StepKind, StepModel
 from labctl.steps.motion import check_reach, dunk, dunk_estimate, lift_estimate, travel, travel_estimate
 from labctl.units import fmt
@@ -25,7 +25,7 @@ class Rinse(BaseModel):
 
     model_config = STRICT
     bath: Name
-    time: Qty("duration")
+    time: Positive("duration")
 
 
 class Immerse(StepModel):
@@ -34,11 +34,11 @@ class Immerse(StepModel):
 
     kind: Literal["immerse"] = "immerse"
     bath: Name
-    depth: Qty("length")
-    speed: Qty("speed")
-    time: Qty("duration")
+    depth: Positive("length", "below the liquid surface")
+    speed: Positive("speed")
+    time: Positive("duration")
     rinse: Rinse | None = None
-    dry: Qty("duration") = 0.0
+    dry: NonNegative("duration") = 0.0
 
 
 class ImmerseKind(StepKind[Immerse]):

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from pydantic import model_validator
 
 from labctl.protocol import limits as lim
-from labctl.protocol.fields import Chem, Name, Qty
+from labctl.protocol.fields import Chem, Name, NonNegative, Positive, Qty
 from labctl.steps.base import Override, PlanContext, StepContext, StepKind, StepModel, fail
 from labctl.units import fmt
 
@@ -38,12 +38,12 @@ class PrepareBath(StepModel):
     bath: Name
     solvent: Chem
     salt: Chem | None = None
-    concentration: Qty("concentration") | None = None
-    volume: Qty("volume")
+    concentration: Positive("concentration") | None = None
+    volume: Positive("volume")
     temperature: Qty("temperature") | None = None
-    stir: Qty("rotation") | None = None
-    rate: Qty("volume_flow") = 5e-6 / 60
-    settle: Qty("duration") = 60.0
+    stir: NonNegative("rotation") | None = None
+    rate: Positive("volume_flow") = 5e-6 / 60
+    settle: NonNegative("duration") = 60.0
     water: Qty("fraction") | None = None
     override: Override | None = None
 
