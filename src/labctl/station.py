@@ -89,7 +89,8 @@ class _InstrumentFile(BaseModel):
 class Bath(BaseModel):
     """A bath on the stage: `x` is the stage position above it (m), `surface_z` the height of the liquid
     surface (m, stage coordinates, down negative), `capacity` its volume (m^3), `pumps` the pump roles that
-    fill it."""
+    fill it; optional `depth` (m, surface to floor) and `max_exposure` (s, the sample's cumulative time in
+    it, tightening physics.md's immersion limits) are checked by the plan across steps."""
 
     model_config = STRICT
     x: Qty("length")
@@ -97,6 +98,8 @@ class Bath(BaseModel):
     capacity: Positive("volume")
     pumps: list[str] = Field(default_factory=list)
     heated: bool = False
+    depth: Positive("length") | None = None  # liquid depth below `surface_z`: how deep a sample may go
+    max_exposure: Positive("duration") | None = None  # longest cumulative time of the sample in it
 
 
 class Stock(BaseModel):

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, ClassVar, Literal
 
 from labctl.protocol import limits as lim
+from labctl.protocol.accounting import Dunk, Use
 from labctl.protocol.fields import Chem, Count, Name, NonNegative, Positive, Qty
 from labctl.steps.base import Override, PlanContext, StepContext, StepKind, StepModel
 from labctl.steps.motion import check_reach, dunk, dunk_estimate, lift_estimate, travel, travel_estimate
@@ -73,6 +74,10 @@ class DipCoatKind(StepKind[DipCoat]):
                 f"drying at {fmt(step.drying_temperature, 'temperature')} is not controlled by any station "
                 "role: recorded as a required condition"
             )
+
+    def uses(self, step: DipCoat, station: Station | None) -> list[Use]:
+        """The sample's time in the coating solution over all dips (plan-time accounting across steps)."""
+        return [Dunk(step.bath, step.depth, step.cycles * step.dwell, "dwell", contact="dip_coat")]
 
     def run(self, ctx: StepContext, step: DipCoat) -> None:
         with ctx.non_pausable():

@@ -56,7 +56,7 @@ class Eis(StepModel):
         if a <= 0 or b <= 0 or a == b:
             raise ValueError("`frequencies` must be two different positive frequencies")
         if not (F_MIN <= a <= F_MAX and F_MIN <= b <= F_MAX):  # a sweep outside this is not impedance
-            raise ValueError(f"`frequencies` must lie within {F_MIN:g} Hz .. {F_MAX:g} Hz, got `{value[:40]}`")
+            raise ValueError(f"`frequencies` must lie within {F_MIN:g}..{F_MAX:g} Hz, got `{value[:30]}`")
         return value
 
     @property

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from pydantic import model_validator
 
 from labctl.protocol import limits as lim
+from labctl.protocol.accounting import Draw, Fill, Use
 from labctl.protocol.fields import Chem, Name, NonNegative, Positive, Qty
 from labctl.steps.base import Override, PlanContext, StepContext, StepKind, StepModel, fail
 from labctl.units import fmt
@@ -162,6 +163,21 @@ class PrepareBathKind(StepKind[PrepareBath]):
             + step.solvent
             + (f" (stock {fmt(stock_volume, 'volume')})" if stock_volume else "")
         )
+
+    def uses(self, step: PrepareBath, station: Station | None) -> list[Use]:
+        """The bath filled and the syringe strokes drawn (plan-time accounting across steps)."""
+        out: list[Use] = [Fill(step.bath, step.volume)]
+        if station is None:
+            return out
+        stock_volume = 0.0
+        stock = station.stock_for(salt=step.salt) if step.salt else None
+        if stock is not None and stock.concentration and step.concentration is not None:
+            stock_volume = min(step.volume, step.concentration * step.volume / stock.concentration)
+            out.append(Draw(stock.pump, stock_volume, f"{step.salt} stock", stock.syringe_volume))
+        neat = station.stock_for(salt=None, solvent=step.solvent)
+        if neat is not None and step.volume - stock_volume > 0:
+            out.append(Draw(neat.pump, step.volume - stock_volume, step.solvent, neat.syringe_volume))
+        return out
 
     def _check_pumps(self, step: PrepareBath, p: PlanContext, need_stock: float) -> None:
         """Rate against each pump's `rate` limit and its syringe; each volume against one syringe stroke."""
