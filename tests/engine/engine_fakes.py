@@ -475,10 +475,12 @@ STATION["roles"]["pump.stock"] = {
     "port": "fake://pumps",
     "address": 1,
     "stock": {"salt": "InCl3", "concentration": 500.0},
+    "syringe_diameter": 0.01443,  # a pump dispenses only with its syringe set (issue 14.9)
 }
 STATION["roles"]["pump.solvent"] = {
     "driver": "fake",
     "port": "fake://pumps",
     "address": 2,
     "stock": {"solvent": "THF"},
+    "syringe_diameter": 0.01913,
 }

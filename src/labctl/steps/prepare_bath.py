@@ -63,10 +63,10 @@ def pick_pumps(ctx: StepContext, salt: str | None, solvent: str | None) -> tuple
     neat = ctx.station.solution(salt=None, solvent=solvent)
     if held is not None and held.role in pumps:
         stocks[held.role] = held
-        if neat is not None and neat.role in pumps and neat.role != held.role:
-            stocks[neat.role] = neat
-            ctx.station.stocks[neat.role] = neat
         ctx.station.stocks[held.role] = held
+    if neat is not None and neat.role in pumps and (held is None or neat.role != held.role):
+        stocks[neat.role] = neat  # a neat-solvent bath (a rinse) loads the solvent pump's syringe too
+        ctx.station.stocks[neat.role] = neat
     stock = next(
         (r for r in pumps if salt and stocks.get(r) and str(stocks[r].salt or "").lower() == salt.lower()),
         None,
@@ -192,6 +192,11 @@ class PrepareBathKind(StepKind[PrepareBath]):
                 )
         stock = station.stock_for(salt=step.salt) if step.salt else None
         neat = station.stock_for(salt=None, solvent=step.solvent)
+        if neat is None and step.volume - need_stock > 1e-12:
+            p.error(
+                f"the station loads no syringe with neat {step.solvent} (a stock without `salt`, with its "
+                "`syringe_diameter`): the pump would dispense with an unknown syringe"
+            )
         for source, need, what in (
             (stock, need_stock, "stock"),
             (neat, step.volume - need_stock, step.solvent),
@@ -277,11 +282,13 @@ class PrepareBathKind(StepKind[PrepareBath]):
         ctx.achieved["bath"] = step.bath
 
     def _dispense(self, ctx: StepContext, plan: dict[str, float], rate: float) -> None:
+        diameters = ctx.achieved.setdefault("syringe_diameter_m", {})
+        for role in plan:  # every pump's syringe set (and read back by the driver) before any dispenses
+            diameter = syringe_diameter(ctx, role)
+            ctx.role(role).configure(diameter=diameter)
+            diameters[role] = diameter
         for role, volume in plan.items():
             pump = ctx.role(role)
-            stock = ctx.station.stocks.get(role)
-            if stock and stock.diameter:
-                pump.configure(diameter=stock.diameter)
             pump.clear_dispensed()
             if volume > 1e-12:
                 pump.dispense(volume, rate)
@@ -315,6 +322,20 @@ class PrepareBathKind(StepKind[PrepareBath]):
 
     def estimate(self, step: PrepareBath) -> float:
         return step.volume / step.rate + step.settle
+
+
+def syringe_diameter(ctx: StepContext, role: str) -> float:
+    """The inside diameter (m) of the syringe on `role`, from the stock it holds or the station's `stocks:`.
+
+    A pump keeps its last diameter in non-volatile memory: dispensing without setting it would pump a stale
+    syringe's volume, so a pump with no known syringe is refused before any byte moves liquid."""
+    held = ctx.station.stocks.get(role)
+    if held is not None and held.diameter:
+        return float(held.diameter)
+    for solution in ctx.station.solutions:
+        if solution.role == role and solution.diameter:
+            return float(solution.diameter)
+    raise fail(ctx, f"no syringe diameter for {role}: give its stock a `syringe_diameter` in the station")
 
 
 def heating_time(target: float, stir: float | None) -> float:
