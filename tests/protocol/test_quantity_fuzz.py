@@ -239,3 +239,55 @@ def test_each_example_plans_cleanly(name: str) -> None:
 def test_sample_quantities_are_declared() -> None:
     assert {p for p, _ in quantity_fields(Sample)} == {"area", "li_thickness"}
     assert all(spec.gt == 0 for _, spec in quantity_fields(Sample))
+
+
+# -- the station's quantities, under the shipped protocols -------------------------------------------------
+
+STATION_TEXT = (ROOT / "stations" / "simulated.yaml").read_text(encoding="utf-8")
+#: (text in the simulated station, kind of the value written in its place)
+STATION_VALUES = [
+    ("speed: 10 mm/s", "speed"),
+    ("safe_z: 0 mm", "length"),
+    ("x: 50 mm", "length"),
+    ("surface_z: -40 mm, capacity: 50 mL, pumps: [pump.stock", "length"),
+    ("capacity: 50 mL, pumps: [pump.stock", "volume"),
+    ("concentration: 0.5 M, solvent: THF, syringe_diameter: 14.43 mm}\n  zncl2", "concentration"),
+    ("syringe_diameter: 19.13 mm", "length"),
+    ("area: 1.13 cm^2", "area"),
+    ("target_area: 20.3 cm^2", "area"),
+    ("distance: 8 cm", "length"),
+    ("idle_pressure: 5e-5 Pa", "pressure"),
+]
+SHIPPED = [
+    parse_protocol((ROOT / "protocols" / name).read_text(encoding="utf-8"), name)
+    for name in ("li-in-immersion.yaml", "lif-sputter.yaml", "li3n-nitride.yaml", "li-li-cycling.yaml")
+]
+
+
+def test_every_station_value_template_is_in_the_station() -> None:
+    for old, _ in STATION_VALUES:
+        assert STATION_TEXT.count(old) == 1, old
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_no_station_quantity_makes_the_station_loader_or_plan_raise(data: st.DataObject) -> None:
+    from labctl.station import StationFileError, parse_station
+
+    old, kind = data.draw(st.sampled_from(STATION_VALUES))
+    number = data.draw(st.one_of(st.sampled_from(SPECIAL), st.floats(allow_nan=False, allow_infinity=False)))
+    unit = data.draw(st.sampled_from(UNITS[kind]))
+    key, _, rest = old.partition(": ")
+    tail = rest.partition(",")[2] if "," in rest else rest.partition("}")[2] if "}" in rest else ""
+    sep = "," if "," in rest else "}" if "}" in rest else ""
+    text = STATION_TEXT.replace(old, f"{key}: {number!r} {unit}".rstrip() + sep + tail)
+    try:
+        station = parse_station(text, "fuzz-station.yaml")
+    except StationFileError as exc:
+        assert exc.problems and all(p.line >= 1 and p.message for p in exc.problems)
+        return
+    for loaded in SHIPPED:
+        plan = make_plan(loaded, station)
+        for s in plan.steps:
+            assert math.isfinite(s.duration) and 0 <= s.duration <= MAX_STEP_S, (s.duration, plan.errors)
+        json.dumps(plan.as_dict(), default=str)

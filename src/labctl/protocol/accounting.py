@@ -210,11 +210,11 @@ def check_duration(kind: StepKind[Any], step: Any, p: PlanContext) -> None:
     duration = p.ps.duration
     if math.isfinite(duration) and 0.0 <= duration <= MAX_STEP_S:
         return
-    shown = human_duration(duration) if math.isfinite(duration) else "unbounded"
+    shown = f"{duration / YEAR_S:.3g} years" if math.isfinite(duration) else "unbounded"
     culprits = _drivers(kind, step, p)
     named = ", ".join(culprits) if culprits else "its quantities"
     p.ps.errors.append(
-        f"estimated duration {shown} is beyond the sanity bound of {human_duration(MAX_STEP_S)}: "
+        f"estimated duration {shown} is beyond the sanity bound of {MAX_STEP_S / YEAR_S:g} years: "
         f"set by {named}"
     )
     p.ps.duration = 0.0
