@@ -98,3 +98,17 @@ def test_a_solvent_without_a_known_syringe_is_refused_by_the_plan_and_the_run(tm
     result, store = run_steps([RINSE_BATH], station)
     assert not result.ok and "no syringe diameter for pump.solvent" in result.reason
     assert not any(b.endswith(b"RUN\r") for b in sent(store))  # nothing was pumped
+
+
+def test_a_refill_asks_the_operator_and_sets_the_syringe_again() -> None:
+    result, store = run_steps([RINSE_BATH, ("refill", {"pump": "pump.solvent"}), RINSE_BATH])
+    assert result.ok, result.reason
+    steps = [s for run in store.runs.values() for s in run["steps"].values()]
+    refill = steps[1]["achieved"]
+    assert refill["pump"] == "pump.solvent" and refill["syringe_diameter_m"] == 0.01913
+    assert refill["refilled_with"] == "THF" and refill["auto"] is True
+    acks = [e for e in store.events if e[1] == "operator.ack"]
+    assert len(acks) == 1 and "Refill the syringe on pump.solvent with THF" in acks[0][2]["message"]
+    tx = sent(store)
+    runs = [i for i, b in enumerate(tx) if b == b"02RUN\r"]
+    assert len(runs) == 2 and b"02DIA 19.13\r" in tx[runs[0] + 1 : runs[1]]  # set again after the refill

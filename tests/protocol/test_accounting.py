@@ -164,12 +164,19 @@ def test_a_stroke_larger_than_the_syringe_is_refused(tmp_path: Path) -> None:
     assert "16 mL of THF drawn from pump.solvent" in error and "10 mL" in error
 
 
-def test_a_syringe_emptied_over_several_steps_warns_that_it_must_be_refilled(tmp_path: Path) -> None:
+def test_a_syringe_emptied_over_several_steps_needs_a_refill_step(tmp_path: Path) -> None:
     station = station_with(tmp_path, (THF, THF + ", syringe_volume: 20 mL"))
     plan = plan_of(FILL, RINSE, station=station)  # 16 mL of THF to dilute, then 20 mL neat
+    (error,) = [e for e in plan.errors if "refill" in e]
+    assert error.startswith("step 2 (prepare_bath, line 5)") and "36 mL" in error
+    assert "add `- refill: {pump: pump.solvent}` before it" in error
+    plan = plan_of(FILL, "refill: {pump: pump.solvent}", RINSE, station=station)
     assert plan.ok, plan.errors
-    (warning,) = [w for w in plan.warnings if "refill" in w]
-    assert warning.startswith("step 2") and "36 mL" in warning and "pump.solvent" in warning
+
+
+def test_a_refill_names_a_pump_with_a_stock() -> None:
+    assert any("no stock on pump.spare" in e for e in plan_of("refill: {pump: pump.spare}").errors)
+    assert any("pump role" in e for e in plan_of("refill: {pump: stage}").errors)
 
 
 def _immerse(time: str, rinse: str = "") -> str:

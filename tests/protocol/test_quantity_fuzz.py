@@ -83,6 +83,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "max_substrate_temperature": "60 degC",
     },
     "operator": {"message": "Assemble the cell", "timeout": "10 min"},
+    "refill": {"pump": "pump.solvent", "timeout": "10 min"},
     "ocv": {"duration": "60 s", "sample_every": "10 s"},
     "rest": {"duration": "60 s", "sample_every": "10 s"},
     "wait": {"duration": "60 s"},

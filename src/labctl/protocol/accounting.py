@@ -6,14 +6,14 @@ keeps one `Ledger` and hands it every step after the kind has planned it:
 - the volume poured into each bath by every `prepare_bath` against the bath's `capacity` (3 x 20 mL into a
   50 mL bath is refused, naming the three steps);
 - the volume of each stroke against the syringe it is drawn from (the stock's `syringe_volume`), and the
-  total drawn from each syringe over the protocol (more than it holds: the operator refills it, a warning);
+  total drawn from each syringe since it was last filled (more than it holds needs a `refill` step first);
 - the sample's cumulative time in each bath it is immersed in (the Li foil in an alloying MCl_x bath, or a
   polymer solution), against the per-immersion process limits of physics.md 1.8 applied to the sum, or the
   bath's own `max_exposure`: a warning beyond the soft limit, an error beyond the hard one;
 - the stage's reach into each bath: depth below the surface against the bath's liquid `depth`.
 
 A kind takes part by describing what its step does to baths and syringes: `uses(step, station)` returning
-`Fill`, `Draw` and `Dunk` records (see `Accountable`). Kinds without it are not accounted.
+`Fill`, `Draw`, `Dunk` and `Refilled` records (see `Accountable`). Kinds without it are not accounted.
 
 A step whose estimated duration is not finite or beyond `MAX_STEP_S` (10 years) is an error naming the
 fields that set it (found by doubling each numeric field and watching the estimate move): a vanishing
@@ -71,7 +71,14 @@ class Dunk:
     contact: str = "immerse"  # which process limits bound the cumulative time: "immerse" or "dip_coat"
 
 
-Use = Union[Fill, Draw, Dunk]  # noqa: UP007 - a runtime alias
+@dataclass(frozen=True)
+class Refilled:
+    """The syringe on `pump` is full again (a `refill` step)."""
+
+    pump: str
+
+
+Use = Union[Fill, Draw, Dunk, Refilled]  # noqa: UP007 - a runtime alias
 
 
 class Accountable(Protocol):
@@ -91,7 +98,6 @@ class Ledger:
     draws: dict[str, list[tuple[PlanStep, float]]] = field(default_factory=lambda: defaultdict(list))
     exposure: dict[str, list[tuple[PlanStep, float]]] = field(default_factory=lambda: defaultdict(list))
     salts: dict[str, str] = field(default_factory=dict)  # bath -> salt it was last filled with
-    _warned_syringes: set[str] = field(default_factory=set)
     _exposure_state: dict[str, str] = field(default_factory=dict)  # bath -> "warn" | "error" already said
 
     def add(self, kind: StepKind[Any], step: Any, ps: PlanStep) -> None:
@@ -105,6 +111,8 @@ class Ledger:
                 self._draw(ps, use)
             elif isinstance(use, Dunk):
                 self._dunk(ps, use)
+            elif isinstance(use, Refilled):
+                self.draws[use.pump] = []
 
     # -- baths ----------------------------------------------------------------------------------------
 
@@ -141,12 +149,13 @@ class Ledger:
             )
             return
         total = sum(v for _, v in entries)
-        if total > size * (1 + 1e-9) and use.pump not in self._warned_syringes:
-            self._warned_syringes.add(use.pump)
-            ps.warnings.append(
-                f"{use.pump}'s {fmt(size, 'volume')} syringe is emptied: {fmt(total, 'volume')} drawn by "
-                f"{_steps(entries, 'volume')}; the operator must refill it before this step"
+        if total > size * (1 + 1e-9):
+            ps.errors.append(
+                f"{use.pump}'s {fmt(size, 'volume')} syringe is empty before this step: "
+                f"{fmt(total, 'volume')} drawn by {_steps(entries, 'volume')}; add "
+                f"`- refill: {{pump: {use.pump}}}` before it"
             )
+            self.draws[use.pump] = [(ps, use.volume)]  # one error per emptying, counted on from here
 
     # -- the sample in baths --------------------------------------------------------------------------
 
