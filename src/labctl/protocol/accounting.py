@@ -26,7 +26,7 @@ import dataclasses
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, Union
+from typing import TYPE_CHECKING, Any, Protocol, Union, runtime_checkable
 
 from labctl.protocol import limits as lim
 from labctl.protocol.fields import qty_spec
@@ -81,7 +81,10 @@ class Refilled:
 Use = Union[Fill, Draw, Dunk, Refilled]  # noqa: UP007 - a runtime alias
 
 
+@runtime_checkable
 class Accountable(Protocol):
+    """A step kind that says what its step does to baths and syringes."""
+
     def uses(self, step: Any, station: Station | None) -> list[Use]: ...
 
 
@@ -101,10 +104,9 @@ class Ledger:
     _exposure_state: dict[str, str] = field(default_factory=dict)  # bath -> "warn" | "error" already said
 
     def add(self, kind: StepKind[Any], step: Any, ps: PlanStep) -> None:
-        uses = getattr(kind, "uses", None)
-        if not callable(uses):
+        if not isinstance(kind, Accountable):
             return
-        for use in uses(step, self.station):
+        for use in kind.uses(step, self.station):
             if isinstance(use, Fill):
                 self._fill(ps, use, step)
             elif isinstance(use, Draw):
