@@ -197,6 +197,12 @@ def test_rinses_in_neat_solvent_are_not_alloying_exposure() -> None:
     assert not [m for m in plan.errors + plan.warnings if "cumulative time" in m]
 
 
+def test_a_bath_the_protocol_never_fills_counts_by_the_salt_stocks_that_fill_it() -> None:
+    plan = plan_of(*[_immerse("25 min")] * 5)  # `alloy` is filled by pump.stock, which holds MCl_x stocks
+    (error,) = [e for e in plan.errors if "cumulative time" in e]
+    assert error.startswith("step 5 ") and "InCl3/ZnCl2/AlCl3/BiCl3 bath `alloy`" in error
+
+
 def test_a_bath_may_declare_a_tighter_exposure_limit(tmp_path: Path) -> None:
     station = station_with(tmp_path, (ALLOY, ALLOY + ", max_exposure: 5 min"))
     plan = plan_of(FILL, _immerse("3 min"), _immerse("3 min"), station=station)

@@ -100,7 +100,7 @@ class Ledger:
     fills: dict[str, list[tuple[PlanStep, float]]] = field(default_factory=lambda: defaultdict(list))
     draws: dict[str, list[tuple[PlanStep, float]]] = field(default_factory=lambda: defaultdict(list))
     exposure: dict[str, list[tuple[PlanStep, float]]] = field(default_factory=lambda: defaultdict(list))
-    salts: dict[str, str] = field(default_factory=dict)  # bath -> salt it was last filled with
+    salts: dict[str, str] = field(default_factory=dict)  # bath -> salt a step filled it with
     _exposure_state: dict[str, str] = field(default_factory=dict)  # bath -> "warn" | "error" already said
 
     def add(self, kind: StepKind[Any], step: Any, ps: PlanStep) -> None:
@@ -163,7 +163,8 @@ class Ledger:
 
     def _dunk(self, ps: PlanStep, use: Dunk) -> None:
         self._reach(ps, use)
-        if use.contact == "immerse" and use.bath not in self.salts:
+        salt = self._salt_in(use.bath)
+        if use.contact == "immerse" and salt is None:
             return  # a rinse in neat solvent: no alloying reaction to bound
         entries = self.exposure[use.bath]
         entries.append((ps, use.seconds))
@@ -171,7 +172,7 @@ class Ledger:
         soft, hard, reason = self._exposure_limits(use)
         said = self._exposure_state.get(use.bath)
         what = (
-            f"{self.salts[use.bath]} bath `{use.bath}`" if use.bath in self.salts else f"bath `{use.bath}`"
+            f"{salt} bath `{use.bath}`" if salt else f"bath `{use.bath}`"
         )
         where = f"{_steps(entries, 'duration')}" if len(entries) > 1 else "this step"
         if total > hard and said != "error":
@@ -186,6 +187,17 @@ class Ledger:
                 f"the sample's cumulative time in {what} reaches {human_duration(total)} ({where}), "
                 f"beyond the usual {human_duration(soft)} ({reason})"
             )
+
+    def _salt_in(self, bath: str) -> str | None:
+        """The salt in `bath`: the one a step filled it with, or for a bath this protocol never fills (the
+        operator's), a salt stock on one of the pumps the station says fill it (counted, to be safe)."""
+        if bath in self.fills:
+            return self.salts.get(bath)
+        spec = self.station.baths.get(bath) if self.station else None
+        if spec is None or self.station is None:
+            return None
+        salts = [s.salt for s in self.station.stocks.values() if s.salt and s.pump in spec.pumps]
+        return "/".join(dict.fromkeys(salts)) or None
 
     def _exposure_limits(self, use: Dunk) -> tuple[float, float, str]:
         name = _EXPOSURE_FIELD[use.contact]
