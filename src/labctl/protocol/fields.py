@@ -3,6 +3,10 @@
 A quantity field is written as a string with a unit (`"60 s"`) and held as a float in labctl's internal unit
 (`labctl.units.KINDS`). Strings that can reach an instrument (names, ids, gases, salts) are restricted to
 printable characters without `;`, quotes or line breaks, so they can never smuggle a command or terminator.
+
+A quantity's constraint is declared once, in its type (`Positive("speed")`, `NonNegative("duration")`,
+`Qty("fraction", gt=0, le=10)`): the validator refuses a value outside it naming the field, the JSON Schema
+carries it, and `quantity_fields` lets tests reach every quantity of every model.
 """
 
 from __future__ import annotations
