@@ -283,7 +283,7 @@ class PrepareBathKind(StepKind[PrepareBath]):
 
     def _dispense(self, ctx: StepContext, plan: dict[str, float], rate: float) -> None:
         diameters = ctx.achieved.setdefault("syringe_diameter_m", {})
-        for role in plan:  # every pump's syringe set (and read back by the driver) before any dispenses
+        for role in [r for r, v in plan.items() if v > 1e-12]:  # set and read back before any dispenses
             diameter = syringe_diameter(ctx, role)
             ctx.role(role).configure(diameter=diameter)
             diameters[role] = diameter
