@@ -292,3 +292,28 @@ def test_no_station_quantity_makes_the_station_loader_or_plan_raise(data: st.Dat
         for s in plan.steps:
             assert math.isfinite(s.duration) and 0 <= s.duration <= MAX_STEP_S, (s.duration, plan.errors)
         json.dumps(plan.as_dict(), default=str)
+
+
+#: quantities that are signed by nature: potentials and stage coordinates (down is negative)
+SIGNED = {
+    "eis.dc",
+    "coulombic_efficiency.cutoff_voltage",
+    "coulombic_efficiency.plating_voltage_limit",
+    "Bath.x",
+    "Bath.surface_z",
+    "Travel.safe_z",
+}
+
+
+def test_every_quantity_declares_a_lower_bound_unless_signed_by_nature() -> None:
+    from labctl.station import Bath, Cell, Chamber, Stock, Travel
+
+    models = [(k, kind.MODEL) for k, kind in registry.kinds().items() if k in registry.BUILTIN]
+    models += [(m.__name__, m) for m in (Sample, Bath, Stock, Cell, Travel, Chamber)]
+    unbounded = [
+        f"{owner}.{path}"
+        for owner, model in models
+        for path, spec in quantity_fields(model)
+        if spec.gt is None and spec.ge is None and f"{owner}.{path}" not in SIGNED
+    ]
+    assert not unbounded, f"quantities without a declared lower bound: {unbounded}"
