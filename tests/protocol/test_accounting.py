@@ -192,6 +192,13 @@ def test_hours_of_cumulative_exposure_in_an_alloying_bath_are_refused() -> None:
     assert "InCl3 bath `alloy`" in errors[0] and "2 h 5 min" in errors[0] and "`time`" in errors[0]
 
 
+def test_one_long_immersion_is_reported_once_by_its_own_limit() -> None:
+    plan = plan_of(FILL, _immerse("3 h"))
+    assert [e for e in plan.errors if "time" in e] == [
+        e for e in plan.errors if "beyond the hard limit" in e
+    ] and len(plan.errors) == 1, plan.errors
+
+
 def test_rinses_in_neat_solvent_are_not_alloying_exposure() -> None:
     plan = plan_of(FILL, RINSE, *[_immerse("10 min", ", rinse: {bath: solvent, time: 50 min}")] * 3)
     assert not [m for m in plan.errors + plan.warnings if "cumulative time" in m]

@@ -169,11 +169,11 @@ class Ledger:
         entries = self.exposure[use.bath]
         entries.append((ps, use.seconds))
         total = sum(s for _, s in entries)
-        soft, hard, reason = self._exposure_limits(use)
+        soft, hard, reason, own = self._exposure_limits(use)
+        if len(entries) == 1 and use.contact == "immerse" and not own:
+            return  # one immersion alone: the step's own process limit on `time` says it
         said = self._exposure_state.get(use.bath)
-        what = (
-            f"{salt} bath `{use.bath}`" if salt else f"bath `{use.bath}`"
-        )
+        what = f"{salt} bath `{use.bath}`" if salt else f"bath `{use.bath}`"
         where = f"{_steps(entries, 'duration')}" if len(entries) > 1 else "this step"
         if total > hard and said != "error":
             self._exposure_state[use.bath] = "error"
@@ -199,15 +199,17 @@ class Ledger:
         salts = [s.salt for s in self.station.stocks.values() if s.salt and s.pump in spec.pumps]
         return "/".join(dict.fromkeys(salts)) or None
 
-    def _exposure_limits(self, use: Dunk) -> tuple[float, float, str]:
+    def _exposure_limits(self, use: Dunk) -> tuple[float, float, str, bool]:
+        """(soft, hard, why, whether the bath's own `max_exposure` set them): physics.md's limit on one
+        immersion (or dip) applied to the sum, tightened by the bath."""
         name = _EXPOSURE_FIELD[use.contact]
         limit = next(x for x in lim.PROCESS_LIMITS if x.kind == use.contact and x.field == name)
         soft, hard, reason = limit.soft[1], limit.hard[1], limit.reason
         bath = self.station.baths.get(use.bath) if self.station else None
         own = getattr(bath, "max_exposure", None)
         if own is not None and own < hard:
-            soft, hard, reason = min(soft, own), own, "the station's `max_exposure` of the bath"
-        return soft, hard, reason
+            return min(soft, own), own, "the station's `max_exposure` of the bath", True
+        return soft, hard, reason, False
 
     def _reach(self, ps: PlanStep, use: Dunk) -> None:
         bath = self.station.baths.get(use.bath) if self.station else None
