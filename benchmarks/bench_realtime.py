@@ -44,7 +44,6 @@ from labctl.engine.control import Control
 from labctl.engine.instruments import build_instruments, lease_keys, roles_for
 from labctl.engine.run import Run
 from labctl.engine.safety import make_safe
-from labctl.engine.station_info import station_info
 from labctl.simulators.bench import SimulatedBench
 from labctl.simulators.dryrun import WorldObserver, make_world
 from labctl.store import Store
@@ -75,7 +74,7 @@ class Bench:
         model, self.info = pa.station_from(STATION)
         self.world = make_world(model, clock=self.clock, seed=1)
         self.sim = SimulatedBench(model, clock=self.clock, world=self.world, seed=1).start("pty", roles=ROLES)
-        self.pty_info = station_info(self.sim.simulated_station(), text=self.info.text)
+        self.pty_info = self.sim.simulated_station()
         self.db = str(folder / "realtime.db")
         self.store = Store.open(self.db)
         self.n = 0

@@ -18,7 +18,6 @@ from labctl.clock import Clock, RealClock, VirtualClock
 from labctl.engine.errors import PreflightError
 from labctl.engine.instruments import build_instruments, lease_keys, roles_for
 from labctl.engine.run import Progress, Run, RunSpec, StepSpec
-from labctl.engine.station_info import StationInfo, station_info
 from labctl.errors import ConfigError
 from labctl.protocol.loader import LoadedProtocol, load_protocol
 from labctl.protocol.plan import Plan, make_plan
@@ -53,9 +52,10 @@ def plan_check(loaded: LoadedProtocol, station: Station | None) -> Plan:
     return plan
 
 
-def station_from(path: str | Path) -> tuple[Station, StationInfo]:
+def station_from(path: str | Path) -> tuple[Station, Station]:
+    """The station of `path` (twice: callers that kept a second model get the same one)."""
     station = load_station(path)
-    return station, station_info(station, text=station.source_text)
+    return station, station
 
 
 @dataclass
@@ -65,7 +65,6 @@ class PreparedRun:
     protocol: LoadedProtocol
     spec: RunSpec
     station: Station
-    info: StationInfo
     roles: list[str]
     clock: Clock
     simulate: bool
@@ -75,7 +74,7 @@ class PreparedRun:
 
     @property
     def lease_keys(self) -> list[str]:
-        return lease_keys(self.info, self.roles)
+        return lease_keys(self.station, self.roles)
 
     def check(self) -> None:
         """The run's preflight plan check; fills `estimates` (the live display reads them)."""
@@ -100,7 +99,7 @@ class PreparedRun:
             self.spec,
             store=store,
             instruments={},
-            station=self.info,
+            station=self.station,
             clock=self.clock,
             mode="dry-run" if self.simulate else "bench",
             seed=self.seed,
@@ -111,7 +110,7 @@ class PreparedRun:
             prompt=prompt,
             plan_check=self.check,
             lease_keys=self.lease_keys,
-            station_text=self.info.text,
+            station_text=self.station.source_text,
             **options,
         )
         area = self.spec.sample.get("area")
@@ -119,7 +118,7 @@ class PreparedRun:
             run.notes["cell_area"] = float(area)
         run_id = run.create()
         run.instruments = build_instruments(
-            self.info, self.roles, clock=self.clock, recorder=store.io_recorder(run_id)
+            self.station, self.roles, clock=self.clock, recorder=store.io_recorder(run_id)
         )
         return run
 
@@ -141,12 +140,12 @@ def prepare_run(
 ) -> PreparedRun:
     """Load, check the station covers the steps, choose the clock and (dry run) build the simulated bench."""
     loaded = load_protocol(protocol, overrides or {})
-    station_model, info = station_from(station)
+    station_model = load_station(station)
     spec = run_spec(loaded, sample_id=sample_id)
-    roles, missing = roles_for([s.step for s in spec.steps], info)
+    roles, missing = roles_for([s.step for s in spec.steps], station_model)
     if missing:
         raise ConfigError(
-            f"station {info.name!r} lacks the instruments {', '.join(missing)} this protocol needs"
+            f"station {station_model.name!r} lacks the instruments {', '.join(missing)} this protocol needs"
         )
     clock: Clock = VirtualClock() if simulate and not realtime else RealClock()
     bench = None
@@ -158,5 +157,5 @@ def prepare_run(
     elif seed is not None:
         raise ConfigError("--seed seeds the simulated world: it needs --simulate")
     return PreparedRun(
-        loaded, spec, station_model, info, roles, clock, simulate, seed, bench, [None] * len(spec.steps)
+        loaded, spec, station_model, roles, clock, simulate, seed, bench, [None] * len(spec.steps)
     )

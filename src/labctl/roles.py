@@ -1,8 +1,8 @@
 """Role interfaces: what the engine needs from each kind of instrument, whatever its make.
 
-Step executors use only these methods, never raw bytes. Drivers implement them (structural typing: no need
-to inherit). Units are SI (m, s, m^3, m^3/s, A, V, W, Pa, Hz, kg/m^3) except temperatures (degC) and gas flow
-(sccm), which every instrument and user of those quantities speaks.
+Step kinds (`labctl.steps`) use only these methods, never raw bytes. Drivers implement them (structural
+typing: no need to inherit). Units are SI (m, s, m^3, m^3/s, A, V, W, Pa, Hz, kg/m^3) except temperatures
+(degC) and gas flow (sccm), which every instrument and user of those quantities speaks.
 """
 
 from __future__ import annotations
@@ -107,6 +107,15 @@ class ThicknessMonitor(Instrument, Protocol):
         ...
     def shutter(self, is_open: bool) -> None: ...
     def shutter_is_open(self) -> bool: ...
+
+
+@runtime_checkable
+class SubstrateThermometer(Instrument, Protocol):
+    """A thermocouple or RTD on the sample holder in the chamber (station role `substrate`)."""
+
+    def substrate_temperature(self) -> float:
+        """degC."""
+        ...
 
 
 @dataclass

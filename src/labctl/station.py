@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from labctl.errors import ConfigError
 from labctl.protocol.fields import STRICT, Chem, Label, Name, Positive, Qty, Resource
 from labctl.protocol.problems import FileProblemsError, Problem
 from labctl.protocol.safeyaml import Document, load, read_text
@@ -34,7 +35,7 @@ from labctl.protocol.validation import validate
 from labctl.units import UnitError, parse, to_si
 
 #: role families and the standard limit names (and their kinds) each family uses.
-ROLE_FAMILIES = ("stage", "pump", "hotplate", "gauge", "mfc", "rf", "qcm", "potentiostat", "eis")
+ROLE_FAMILIES = ("stage", "pump", "hotplate", "gauge", "mfc", "rf", "qcm", "potentiostat", "eis", "substrate")
 LIMIT_KINDS: dict[str, str] = {
     "x": "length",
     "z": "length",
@@ -54,7 +55,9 @@ LIMIT_KINDS: dict[str, str] = {
     "frequency": "frequency",
     "amplitude": "voltage",
 }
-_ROLE = re.compile(r"^(stage|pump\.[a-z][a-z0-9_]{0,31}|hotplate|gauge|mfc|rf|qcm|potentiostat|eis)$")
+_ROLE = re.compile(
+    r"^(stage|pump\.[a-z][a-z0-9_]{0,31}|hotplate|gauge|mfc|rf|qcm|potentiostat|eis|substrate)$"
+)
 
 
 class StationFileError(FileProblemsError):
@@ -169,6 +172,16 @@ class InstrumentSpec:
     def family(self) -> str:
         return self.role.split(".", 1)[0]
 
+    @property
+    def link(self) -> str:
+        """The port or VISA resource the instrument is reached on."""
+        return str(self.port or self.visa or "")
+
+    @property
+    def lease_key(self) -> str:
+        """The physical instrument: its link (and network address), whatever role it plays."""
+        return self.link + (f"#{self.address}" if self.address is not None else "") or self.role
+
 
 @dataclass(frozen=True)
 class Station:
@@ -186,6 +199,21 @@ class Station:
 
     def has(self, role: str) -> bool:
         return role in self.instruments
+
+    @property
+    def roles(self) -> dict[str, InstrumentSpec]:
+        """The instruments by role (the engine's word for them)."""
+        return self.instruments
+
+    def bath(self, name: str) -> Bath:
+        """The bath `name`; `ConfigError` listing the station's baths if it has none of that name."""
+        if name not in self.baths:
+            known = ", ".join(sorted(self.baths)) or "none"
+            raise ConfigError(f"station {self.name!r} has no bath {name!r} (baths: {known})")
+        return self.baths[name]
+
+    def pumps(self) -> list[str]:
+        return sorted(r for r in self.instruments if r.split(".", 1)[0] == "pump")
 
     def stock_for(self, *, salt: str | None, solvent: str | None = None) -> Stock | None:
         """The stock solution of `salt` (case-insensitive); with `salt=None`, the neat `solvent`."""
@@ -259,7 +287,7 @@ def _instruments(raw: _StationFile, doc: Document, problems: list[Problem]) -> d
                 doc.problem(
                     here,
                     f"unknown role `{role}`; roles are stage, pump.<name>, "
-                    "hotplate, gauge, mfc, rf, qcm, potentiostat, eis",
+                    "hotplate, gauge, mfc, rf, qcm, potentiostat, eis, substrate",
                     key=True,
                 )
             )

@@ -13,32 +13,25 @@ from labctl.compose import step_from_fields
 from labctl.engine.control import Control
 from labctl.engine.instruments import build_instruments, roles_for
 from labctl.engine.run import Run, RunSpec
-from labctl.engine.station_info import station_info
 from labctl.simulators.bench import SimulatedBench
 from labctl.simulators.world import SimpleWorld
+from labctl.station import parse_station
 
-STATION = {
-    "name": "sim-e2e",
-    "roles": {
-        "stage": {"driver": "grbl", "port": "labsim://e2e-stage"},
-        "pump.stock": {
-            "driver": "ne1000",
-            "port": "labsim://e2e-pumps",
-            "address": 1,
-            "stock": {"salt": "InCl3", "concentration": 500.0},
-            "diameter": 0.0145,
-        },
-        "pump.solvent": {
-            "driver": "ne1000",
-            "port": "labsim://e2e-pumps",
-            "address": 2,
-            "stock": {"solvent": "THF"},
-            "diameter": 0.0145,
-        },
-    },
-    "baths": {"alloy": {"x": 0.05, "surface_z": -0.02}, "solvent": {"x": 0.10, "surface_z": -0.02}},
-    "cell_area": 1.13e-4,
-}
+STATION = parse_station("""
+labctl_station: 1
+name: sim-e2e
+instruments:
+  stage: {driver: grbl, port: "labsim://e2e-stage"}
+  pump.stock: {driver: ne1000, port: "labsim://e2e-pumps", address: 1}
+  pump.solvent: {driver: ne1000, port: "labsim://e2e-pumps", address: 2}
+baths:
+  alloy: {x: 50 mm, surface_z: -20 mm, capacity: 50 mL, pumps: [pump.stock, pump.solvent]}
+  solvent: {x: 100 mm, surface_z: -20 mm, capacity: 50 mL, pumps: [pump.solvent]}
+stocks:
+  incl3: {pump: pump.stock, salt: InCl3, concentration: 0.5 M, solvent: THF, syringe_diameter: 14.5 mm}
+  thf: {pump: pump.solvent, solvent: THF, syringe_diameter: 14.5 mm}
+cell: {area: 1.13 cm^2}
+""")
 BATH = ("prepare_bath", {"bath": "alloy", "salt": "InCl3", "solvent": "THF", "concentration": "0.1 M",
                          "volume": "20 mL"})
 IMMERSE = ("immerse", {"bath": "alloy", "depth": "12 mm", "speed": "5 mm/s", "time": "60 s",
@@ -49,7 +42,7 @@ class Sim:
     def __init__(self, steps, hooks=()) -> None:
         self.clock = VirtualClock()
         self.store = FakeStore()
-        self.station = station_info(STATION)
+        self.station = STATION
         self.spec = RunSpec("e2e", [step_from_fields(i, k, p) for i, (k, p) in enumerate(steps)])
         roles, missing = roles_for([s.step for s in self.spec.steps], self.station)
         assert not missing

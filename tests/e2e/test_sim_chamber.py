@@ -11,18 +11,20 @@ from labctl.compose import step_from_fields
 from labctl.engine.control import Control
 from labctl.engine.instruments import build_instruments, roles_for
 from labctl.engine.run import Run, RunSpec
-from labctl.engine.station_info import station_info
 from labctl.simulators.bench import SimulatedBench
 from labctl.simulators.world import SimpleWorld
+from labctl.station import parse_station
 
 pytest.importorskip("labctl.drivers.aebus_rf")
 
-STATION = {
-    "name": "sim-chamber",
-    "roles": {"gauge": {"driver": "tpg361", "port": "labsim://ch-gauge"},
-              "mfc": {"driver": "alicat", "port": "labsim://ch-mfc"},
-              "rf": {"driver": "aebus_rf", "port": "labsim://ch-rf"}},
-}
+STATION = parse_station("""
+labctl_station: 1
+name: sim-chamber
+instruments:
+  gauge: {driver: tpg361, port: "labsim://ch-gauge"}
+  mfc: {driver: alicat, port: "labsim://ch-mfc"}
+  rf: {driver: aebus_rf, port: "labsim://ch-rf"}
+""")
 NITRIDE = ("nitride", {"power": "60 W", "gas": "N2", "flow": "50 sccm", "pressure": "1.5 Pa", "time": "600 s",
                        "ramp_rate": "2 W/s", "base_pressure": "5e-4 Pa"})
 
@@ -30,7 +32,7 @@ NITRIDE = ("nitride", {"power": "60 W", "gas": "N2", "flow": "50 sccm", "pressur
 @pytest.fixture
 def sim():
     clock, store, world = VirtualClock(), FakeStore(), SimpleWorld()
-    info = station_info(STATION)
+    info = STATION
     roles, missing = roles_for([step_from_fields(0, *NITRIDE).step], info)
     assert not missing
     bench = SimulatedBench(STATION, clock=clock, world=world, seed=3).start("labsim", roles)

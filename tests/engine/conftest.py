@@ -9,7 +9,6 @@ from labctl.clock import VirtualClock
 from labctl.compose import step_from_fields
 from labctl.engine.control import Control
 from labctl.engine.run import Run, RunSpec
-from labctl.engine.station_info import station_info
 
 
 class Harness:
@@ -45,7 +44,7 @@ class Harness:
             spec,
             store=self.store,
             instruments=self.inst,
-            station=station_info(STATION),
+            station=STATION,
             clock=self.clock,
             handle_signals=False,
             progress=self.progress,

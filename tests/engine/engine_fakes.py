@@ -11,6 +11,7 @@ import numpy as np
 from labctl.clock import VirtualClock
 from labctl.errors import InstrumentError
 from labctl.roles import Spectrum, Trace
+from labctl.station import Bath, InstrumentSpec, Station, Stock, Travel
 
 
 class FakeWriter:
@@ -338,6 +339,17 @@ class FakeRf(FakeInstrument):
         return {"on": False}
 
 
+class FakeSubstrate(FakeInstrument):
+    """A holder thermometer: room temperature plus 0.5 K per W of RF on."""
+
+    def __init__(self, clock: VirtualClock, chamber: FakeChamber) -> None:
+        super().__init__("substrate", clock)
+        self.ch = chamber
+
+    def substrate_temperature(self) -> float:
+        return 22.0 + 0.5 * self.ch.watts
+
+
 class FakeQcm(FakeInstrument):
     def __init__(self, clock: VirtualClock, chamber: FakeChamber) -> None:
         super().__init__("qcm", clock)
@@ -458,29 +470,23 @@ def bench(clock: VirtualClock, **pot: Any) -> dict[str, Any]:
         "qcm": FakeQcm(clock, ch),
         "potentiostat": FakePotentiostat(clock, **pot),
         "eis": FakeEis(clock),
+        "substrate": FakeSubstrate(clock, ch),
     }
 
 
-STATION = {
-    "name": "fake-bench",
-    "roles": {
-        r: {"driver": "fake", "port": f"fake://{r}"}
-        for r in ("stage", "hotplate", "gauge", "mfc", "rf", "qcm", "potentiostat", "eis")
-    },
-    "baths": {"alloy": {"x": 0.05, "surface_z": -0.02}, "solvent": {"x": 0.10, "surface_z": -0.02}},
-    "cell_area": 1.13e-4,
-}
-STATION["roles"]["pump.stock"] = {
-    "driver": "fake",
-    "port": "fake://pumps",
-    "address": 1,
-    "stock": {"salt": "InCl3", "concentration": 500.0},
-    "syringe_diameter": 0.01443,  # a pump dispenses only with its syringe set (issue 14.9)
-}
-STATION["roles"]["pump.solvent"] = {
-    "driver": "fake",
-    "port": "fake://pumps",
-    "address": 2,
-    "stock": {"solvent": "THF"},
-    "syringe_diameter": 0.01913,
-}
+def _station() -> Station:
+    """The fakes' station, built as the station model directly (its `fake` drivers are in no registry)."""
+    roles = {r: InstrumentSpec(r, "fake", port=f"fake://{r}")
+             for r in ("stage", "hotplate", "gauge", "mfc", "rf", "qcm", "potentiostat", "eis", "substrate")}
+    roles["pump.stock"] = InstrumentSpec("pump.stock", "fake", port="fake://pumps", address=1)
+    roles["pump.solvent"] = InstrumentSpec("pump.solvent", "fake", port="fake://pumps", address=2)
+    baths = {name: Bath(x=x, surface_z="-20 mm", capacity="50 mL") for name, x in (("alloy", "50 mm"),
+                                                                                     ("solvent", "100 mm"))}
+    stocks = {"incl3": Stock(pump="pump.stock", salt="InCl3", concentration="0.5 M", solvent="THF",
+                             syringe_diameter="14.5 mm"),
+              "thf": Stock(pump="pump.solvent", solvent="THF", syringe_diameter="14.5 mm")}
+    return Station(name="fake-bench", instruments=roles, baths=baths, stocks=stocks, cell_area=1.13e-4,
+                   travel=Travel(), chamber=None, source_text="# fake bench\n", path="<fake>")
+
+
+STATION = _station()

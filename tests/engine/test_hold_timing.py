@@ -16,7 +16,6 @@ from labctl.drivers.grbl import Grbl
 from labctl.drivers.transport import SerialTransport
 from labctl.engine.control import Control
 from labctl.engine.run import Run, RunSpec
-from labctl.engine.station_info import station_info
 from labctl.simulators import registry
 from labctl.simulators.grbl import GrblSim
 from labctl.steps import StepContext
@@ -61,7 +60,7 @@ def context(
     clock: VirtualClock, stage: Any, checkpoint: Any = lambda pausable: None, **kw: Any
 ) -> StepContext:
     return StepContext(index=0, kind="immerse", instruments={"stage": stage}, clock=clock, t0=0.0,
-                       station=station_info(STATION), checkpoint=checkpoint, run_id=1, **kw)
+                       station=STATION, checkpoint=checkpoint, run_id=1, **kw)
 
 
 def test_withdraw_is_sent_at_the_deadline_from_the_in_position_confirmation() -> None:
@@ -130,7 +129,7 @@ class AbortMidChunk(VirtualClock):
 def test_an_abort_during_a_hold_is_acted_on_without_waiting_for_the_chunk() -> None:
     clock = AbortMidChunk(at=3.3)
     spec = RunSpec("t", [step_from_fields(0, "wait", {"duration": "60 s"})])
-    run = Run(spec, store=FakeStore(), instruments={"stage": FakeStage(clock)}, station=station_info(STATION),
+    run = Run(spec, store=FakeStore(), instruments={"stage": FakeStage(clock)}, station=STATION,
               clock=clock, handle_signals=False, control=clock.control, sleep_chunk=10.0)
     res = run.execute()
     assert res.state.value == "aborted"
@@ -139,7 +138,7 @@ def test_an_abort_during_a_hold_is_acted_on_without_waiting_for_the_chunk() -> N
 
 def test_wall_clock_waits_are_cut_at_the_store_poll_interval() -> None:
     spec = RunSpec("t", [])
-    kw: dict[str, Any] = {"store": FakeStore(), "instruments": {}, "station": station_info(STATION),
+    kw: dict[str, Any] = {"store": FakeStore(), "instruments": {}, "station": STATION,
                           "handle_signals": False, "sleep_chunk": 1.0}
     real = Run(spec, clock=RealClock(), control=Control(poll_interval=0.1), **kw)
     assert real._sleep_chunk() == pytest.approx(0.1)

@@ -14,7 +14,6 @@ from labctl.compose import step_from_fields
 from labctl.engine.control import Control
 from labctl.engine.instruments import build_instruments, roles_for
 from labctl.engine.run import Run, RunSpec, StepSpec
-from labctl.engine.station_info import station_info
 from labctl.protocol import make_plan, parse_protocol
 from labctl.simulators.dryrun import DryRunBench
 from labctl.station import load_station
@@ -30,7 +29,7 @@ ALLOY_BATH = (
 def run_steps(steps: list[tuple[str, dict[str, Any]]], station: Any = None) -> tuple[Any, FakeStore]:
     clock = VirtualClock()
     model = station or load_station(STATION)
-    info = station_info(model, text=model.source_text)
+    info = model
     specs = [step_from_fields(i, k, f) for i, (k, f) in enumerate(steps)]
     roles, missing = roles_for([s.step for s in specs], info)
     assert not missing
@@ -96,7 +95,7 @@ def test_a_solvent_without_a_known_syringe_is_refused_by_the_plan_and_the_run(tm
     )
     assert any("neat THF" in e and "syringe" in e for e in plan.errors), plan.errors
     result, store = run_steps([RINSE_BATH], station)
-    assert not result.ok and "no syringe diameter for pump.solvent" in result.reason
+    assert not result.ok and "no pump holds the solvent THF" in result.reason
     assert not any(b.endswith(b"RUN\r") for b in sent(store))  # nothing was pumped
 
 

@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
-from labctl.engine.interlocks import Condition
+from labctl.steps.interlocks import Condition
 
 BATH = ("prepare_bath", {"bath": "alloy", "salt": "InCl3", "solvent": "THF", "concentration": "0.1 M",
                          "volume": "20 mL", "temperature": "25 degC"})

@@ -16,7 +16,6 @@ from labctl.compose import step_from_fields
 from labctl.engine.control import Control
 from labctl.engine.instruments import build_instruments, roles_for
 from labctl.engine.run import Run, RunSpec, StepSpec
-from labctl.engine.station_info import station_info
 from labctl.simulators.dryrun import DryRunBench
 from labctl.station import load_station
 from labctl.steps import StepModel, kinds, registry
@@ -217,7 +216,7 @@ def test_every_builtin_kind_has_an_example_with_every_field() -> None:
 def test_every_field_is_consumed_by_run_or_declared_plan_only() -> None:
     clock = VirtualClock()
     model = load_station(STATION)
-    info = station_info(model, text=model.source_text)
+    info = model
     seen: dict[str, set[str]] = {k: set() for k in registry.BUILTIN}
     specs = [
         StepSpec(i, Recording(step_from_fields(i, k, f).step, seen[k]))  # type: ignore[arg-type]
@@ -470,3 +469,37 @@ def test_a_world_without_named_polymers_says_so_in_the_record(h) -> None:
     res = h.make([dip], world=world).execute()
     assert res.ok and world.baths == {}
     assert "polymer_solution" in res.steps[0].achieved["observed"][0]["why"]
+
+
+@pytest.mark.parametrize(("limit", "trips"), [("40 degC", True), ("60 degC", False)])
+def test_sputter_watches_max_substrate_temperature_on_the_holder_sensor(h, limit: str, trips: bool) -> None:
+    """The fake holder reads 22 °C + 0.5 K/W: 52 °C at 60 W."""
+    res = h.make([(SPUTTER[0], {**SPUTTER[1], "max_substrate_temperature": limit})]).execute()
+    if trips:
+        assert (
+            res.state.value == "failed"
+            and "substrate" in res.reason
+            and "max_substrate_temperature" in res.reason
+        )
+        assert not h.inst["rf"].on
+    else:
+        assert res.ok, res.reason
+
+
+def test_the_plan_accepts_max_substrate_temperature_on_a_station_with_a_holder_sensor() -> None:
+    """No holder-thermometer driver ships yet; a station model with a `substrate` role passes the plan."""
+    import dataclasses
+
+    from labctl.protocol import make_plan, parse_protocol
+    from labctl.station import InstrumentSpec
+
+    base = load_station(STATION)
+    sensor = InstrumentSpec("substrate", "holder_rtd", port="/dev/ttyUSB9")
+    station = dataclasses.replace(base, instruments={**base.instruments, "substrate": sensor})
+    protocol = parse_protocol(
+        "labctl: 1\nname: t\nsteps:\n  - nitride: {flow: 80 sccm, pressure: 2 Pa, power: 50 W,"
+        " ramp_rate: 10 W/min, base_pressure: 5e-4 Pa, time: 60 s, max_substrate_temperature: 60 degC}\n",
+        "t.yaml",
+    )
+    assert not [e for e in make_plan(protocol, station).errors if "substrate" in e]
+    assert [e for e in make_plan(protocol, base).errors if "max_substrate_temperature" in e]

@@ -4,12 +4,12 @@ OCV/EIS before cycling, and the issue's "0.1 M InCl3 for 60 s, then 1 mA/cm²" a
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from labctl.clock import VirtualClock
-from labctl.engine.station_info import station_info
 from labctl.simulators.dryrun import make_world
 from labctl.simulators.physics import BathSpec, PhysicalWorld, StockSpec, WorldConfig, world_for_station
 from labctl.simulators.physics.fabrication import immersion_thickness_um
@@ -21,8 +21,8 @@ QUIET = {"measurement_noise": False, "process_noise": False}
 
 
 @pytest.fixture(scope="module")
-def station_raw() -> dict:
-    return station_info(load_station(STATION)).raw
+def station_raw() -> Any:
+    return load_station(STATION)
 
 
 def fill_and_immerse(w: PhysicalWorld, hold_s: float = 60.0) -> float:
@@ -67,7 +67,7 @@ def mid_mv(v: np.ndarray) -> float:
     return float(np.median(v[n // 4: 3 * n // 4]) * 1e3)
 
 
-def test_engine_make_world_builds_the_physical_world_of_the_station_file(station_raw: dict) -> None:
+def test_engine_make_world_builds_the_physical_world_of_the_station_file(station_raw: Any) -> None:
     w = make_world(load_station(STATION), clock=VirtualClock(), seed=3)
     assert isinstance(w, PhysicalWorld)
     assert w.seed == 3
@@ -83,7 +83,7 @@ def test_engine_make_world_builds_the_physical_world_of_the_station_file(station
     assert "layer=bare" in repr(cell)
 
 
-def test_station_world_immersion_gives_the_model_thickness_and_si_record(station_raw: dict) -> None:
+def test_station_world_immersion_gives_the_model_thickness_and_si_record(station_raw: Any) -> None:
     w = world_for_station(station=station_raw, seed=0, **QUIET)
     w.heater.bath0 = 25.0  # bath already at the setpoint (otherwise it is still warming from 22 °C: -1 %)
     fill_and_immerse(w)
@@ -137,7 +137,7 @@ def test_ocv_and_eis_before_cycling_keep_the_first_half_cycle_peak() -> None:
     assert peaks[1] == pytest.approx(peaks[0], rel=1e-3)
 
 
-def test_li_in_60_s_then_1_ma_cycles_in_the_section_2_5_window(station_raw: dict) -> None:
+def test_li_in_60_s_then_1_ma_cycles_in_the_section_2_5_window(station_raw: Any) -> None:
     coated = world_for_station(station=station_raw, seed=1)
     t0 = fill_and_immerse(coated)
     coated.assemble_cell(coated="both", t=t0)
@@ -151,7 +151,7 @@ def test_li_in_60_s_then_1_ma_cycles_in_the_section_2_5_window(station_raw: dict
     assert vb[0].max() > 0.13
 
 
-def test_li_in_60_s_outlives_bare_over_seeds(station_raw: dict) -> None:
+def test_li_in_60_s_outlives_bare_over_seeds(station_raw: Any) -> None:
     """Hours to short, 20 seeds each, coarse sampling (the short clock integrates exactly between points)."""
     lives = {True: [], False: []}
     for seed in range(20):

@@ -92,6 +92,15 @@ class AeBusRf(Driver):
     CONFIRM_TIMEOUT = 2.0     # s for the status bit to follow RF on/off
     POLL = 0.1
 
+    @classmethod
+    def spec_options(cls, spec: Any) -> dict[str, Any]:
+        """The generator's AE Bus address from the station entry."""
+        return {} if spec.address is None else {"address": spec.address}
+
+    @classmethod
+    def simulator_options(cls, addresses: dict[str, int]) -> dict[str, Any]:
+        return {"address": next(iter(addresses.values()))} if addresses else {}
+
     def __init__(self, transport: Transport, *, address: int = 1, name: str = "",
                  limits: dict[str, tuple[float | None, float | None]] | None = None) -> None:
         if not 1 <= address <= 31:

@@ -80,6 +80,15 @@ class Alicat(Driver):
     SAFE_TIMEOUT = 5.0           # s for the valve to close in safe_state
     POLL = 0.1                   # s between polls while waiting
 
+    @classmethod
+    def spec_options(cls, spec: Any) -> dict[str, Any]:
+        """The station `address` n is the Alicat unit id A + n (address 0 = unit A)."""
+        return {} if spec.address is None else {"unit_id": chr(ord("A") + spec.address)}
+
+    @classmethod
+    def simulator_options(cls, addresses: dict[str, int]) -> dict[str, Any]:
+        return {"unit_id": chr(ord("A") + next(iter(addresses.values())))} if addresses else {}
+
     def __init__(self, transport: Transport, *, unit_id: str = "A", name: str = "",
                  limits: dict[str, tuple[float | None, float | None]] | None = None) -> None:
         if len(unit_id) != 1 or not unit_id.isalpha() or not unit_id.isupper():

@@ -72,6 +72,39 @@ class Driver:
         self._reopen = False   # the link dropped: reopen it before the next exchange
         self._resync = False   # an exchange failed: wait for the line to go quiet before the next
 
+    @classmethod
+    def from_spec(cls, transport: Transport, spec: Any) -> Driver:
+        """The driver of station entry `spec` (`labctl.station.InstrumentSpec`) on `transport`: named by its
+        role, with the station's limits (a bound looser than the instrument's own means "the instrument's"),
+        and whatever addressing this driver reads from the entry (`spec_options`)."""
+        limits = cls.station_limits(spec.limits)
+        return cls(transport, name=spec.role, limits=limits, **cls.spec_options(spec))
+
+    @classmethod
+    def spec_options(cls, spec: Any) -> dict[str, Any]:
+        """Constructor options this driver takes from its station entry (an address on a shared link)."""
+        return {}
+
+    @classmethod
+    def simulator_options(cls, addresses: dict[str, int]) -> dict[str, Any]:
+        """Options of this instrument's simulator core for the station addresses on one link (role ->
+        address), so a simulated bench addresses it as the station does."""
+        return {}
+
+    @classmethod
+    def station_limits(cls, limits: dict[str, tuple[float | None, float | None]]
+                       ) -> dict[str, tuple[float | None, float | None]]:
+        """Station limits intersected with the driver's own: a station bound outside the instrument's range
+        (a rate low of 0 where the pump's minimum is 2.8e-16 m^3/s) means "no tighter than the instrument"."""
+        out: dict[str, tuple[float | None, float | None]] = {}
+        for name, (low, high) in limits.items():
+            own = cls.LIMITS.get(name)
+            if own is not None:
+                low = None if low is None or low <= own.low else low
+                high = None if high is None or high >= own.high else high
+            out[name] = (low, high)
+        return out
+
     def connect(self) -> None:
         self.transport.open()
 

@@ -125,6 +125,16 @@ class NE1000(Driver):
     RESYNC_QUIET = 0.5
     RESYNC_MAX = 15.0
 
+    @classmethod
+    def spec_options(cls, spec: Any) -> dict[str, Any]:
+        """Pumps share one RS-232 network and are told apart by their station `address`."""
+        return {} if spec.address is None else {"address": spec.address}
+
+    @classmethod
+    def simulator_options(cls, addresses: dict[str, int]) -> dict[str, Any]:
+        """One simulated network holds every pump of the link, each answering to its address."""
+        return {"addresses": tuple(addresses.values()), "pump_names": {a: r for r, a in addresses.items()}}
+
     def __init__(self, transport: Transport, *, address: int = 0, name: str = "",
                  limits: dict[str, tuple[float | None, float | None]] | None = None) -> None:
         if not 0 <= address <= 99:

@@ -1,39 +1,15 @@
-"""Control-flow signals of a run (not user errors) and the engine's own user errors."""
+"""The engine's own user errors, and the step signals it handles (defined in `labctl.steps.errors`)."""
 
 from __future__ import annotations
 
 from labctl.errors import LabctlError
-
-
-class RunAborted(Exception):
-    """An abort was requested (Ctrl-C twice, SIGTERM, `labctl abort`). Executors must not swallow it."""
-
-    def __init__(self, reason: str = "abort requested", actor: str = "labctl") -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.actor = actor
-
-
-class StepFailed(LabctlError):
-    """A step could not do what the protocol asked (a band not reached, a timeout, ...)."""
-
-    exit_code = 4
-
-
-class InterlockTripped(LabctlError):
-    """A watched condition left its window. `action` says what the run does: fail, pause, end_step, abort."""
-
-    exit_code = 4
-
-    def __init__(self, name: str, message: str, *, action: str = "fail", value: float | None = None) -> None:
-        super().__init__(f"interlock {name}: {message}")
-        self.name = name
-        self.action = action
-        self.value = value
-        self.detail = message
+from labctl.steps.errors import InterlockTripped, RunAborted, StepFailed
 
 
 class PreflightError(LabctlError):
     """Something that must hold before any instrument moves does not."""
 
     exit_code = 4
+
+
+__all__ = ["InterlockTripped", "PreflightError", "RunAborted", "StepFailed"]

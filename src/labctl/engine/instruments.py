@@ -6,7 +6,6 @@ through the store's `io_recorder` and runs on the run's clock.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Iterable
 from typing import Any
 
@@ -14,7 +13,7 @@ from labctl.clock import Clock
 from labctl.drivers import registry
 from labctl.drivers.transport import Recorder, Transport, open_link
 from labctl.engine.errors import PreflightError
-from labctl.engine.station_info import RoleSpec, StationInfo
+from labctl.station import Station
 from labctl.steps import StepModel, kind_of
 
 #: extra attempts a driver makes of an idempotent read after a lost, late, garbled or cut reply or a dropped
@@ -22,7 +21,7 @@ from labctl.steps import StepModel, kind_of
 READ_RETRIES = 1
 
 
-def roles_for(steps: Iterable[StepModel], station: StationInfo) -> tuple[list[str], list[str]]:
+def roles_for(steps: Iterable[StepModel], station: Station) -> tuple[list[str], list[str]]:
     """(roles the steps use that the station has, required roles it lacks)."""
     need: set[str] = set()
     missing: set[str] = set()
@@ -31,15 +30,16 @@ def roles_for(steps: Iterable[StepModel], station: StationInfo) -> tuple[list[st
         for role in ex.ROLES:
             if role.endswith(".*"):
                 family = role[:-2]
-                found = [r for r in station.roles if r == family or r.startswith(family + ".")]
+                found = [r for r in station.instruments if r == family or r.startswith(family + ".")]
                 need.update(found)
                 if not found:
                     missing.add(role)
-            elif role in station.roles:
+            elif role in station.instruments:
                 need.add(role)
             else:
                 missing.add(role)
-        need.update(r for r in ex.OPTIONAL_ROLES if r in station.roles and _loadable(station.roles[r].driver))
+        have = station.instruments
+        need.update(r for r in ex.OPTIONAL_ROLES if r in have and _loadable(have[r].driver))
     return sorted(need), sorted(missing)
 
 
@@ -53,51 +53,22 @@ def _loadable(driver: str) -> bool:
     return True
 
 
-def _within(cls: Any, limits: dict[str, tuple[float | None, float | None]]) -> dict[str, Any]:
-    """Station limits intersected with the driver's own: a station bound outside the instrument's range (e.g.
-    a rate low of 0 where the pump's minimum is 2.8e-16 m^3/s) means "no tighter than the instrument"."""
-    own = getattr(cls, "LIMITS", {})
-    out: dict[str, Any] = {}
-    for name, (low, high) in limits.items():
-        lim = own.get(name)
-        if lim is not None:
-            low = None if low is None or low <= lim.low else low
-            high = None if high is None or high >= lim.high else high
-        out[name] = (low, high)
-    return out
-
-
-def _driver_kwargs(cls: Any, spec: RoleSpec) -> dict[str, Any]:
-    params = inspect.signature(cls.__init__).parameters
-    kw: dict[str, Any] = {"name": spec.role}
-    if spec.limits:
-        kw["limits"] = _within(cls, spec.limits)
-    if spec.address is not None and "address" in params:
-        kw["address"] = spec.address
-    elif spec.address is not None and "unit_id" in params:  # Alicat: address n is unit id A + n
-        kw["unit_id"] = chr(ord("A") + spec.address)
-    for key, value in spec.extra.items():
-        if key in params and key not in ("transport", "name", "limits"):
-            kw[key] = value
-    return kw
-
-
 def build_instruments(
-    station: StationInfo, roles: Iterable[str], *, clock: Clock, recorder: Recorder | None = None
+    station: Station, roles: Iterable[str], *, clock: Clock, recorder: Recorder | None = None
 ) -> dict[str, Any]:
     """One driver per role, on transports opened lazily by `connect()`; shared ports share a transport;
     each retries its idempotent reads `READ_RETRIES` times."""
     roles = list(roles)
     by_link: dict[str, list[str]] = {}
     for role in roles:
-        spec = station.roles[role]
+        spec = station.instruments[role]
         if not spec.link:
             raise PreflightError(f"station role {role!r} has neither port nor visa")
         by_link.setdefault(spec.link, []).append(role)
     transports: dict[str, Transport] = {}
     out: dict[str, Any] = {}
     for role in roles:
-        spec = station.roles[role]
+        spec = station.instruments[role]
         try:
             cls = registry.driver_class(spec.driver)
         except ImportError as exc:
@@ -109,11 +80,11 @@ def build_instruments(
             transports[link] = open_link(name, port=spec.port, visa=spec.visa,
                                          settings=getattr(cls, "SERIAL", None), clock=clock, timeout=timeout,
                                          recorder=recorder)
-        out[role] = cls(transports[link], **_driver_kwargs(cls, spec))
+        out[role] = cls.from_spec(transports[link], spec)
         if hasattr(out[role], "RETRIES"):
             out[role].RETRIES = READ_RETRIES
     return out
 
 
-def lease_keys(station: StationInfo, roles: Iterable[str]) -> list[str]:
-    return sorted({f"{station.roles[r].lease_key}" for r in roles})
+def lease_keys(station: Station, roles: Iterable[str]) -> list[str]:
+    return sorted({f"{station.instruments[r].lease_key}" for r in roles})

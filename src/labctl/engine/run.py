@@ -17,13 +17,13 @@ from typing import Any
 from labctl.clock import Clock
 from labctl.engine.control import Command, Control
 from labctl.engine.errors import InterlockTripped, PreflightError, RunAborted
-from labctl.engine.interlocks import Watch
 from labctl.engine.machine import TERMINAL, RunMachine, RunState
 from labctl.engine.safety import SafeResult, _jsonable, make_safe
-from labctl.engine.station_info import StationInfo
 from labctl.engine.store import RunStore
+from labctl.station import Station
 from labctl.steps import StepContext, StepModel, kind_of
 from labctl.steps.base import Observer
+from labctl.steps.interlocks import Watch
 
 Progress = Callable[[str, dict[str, Any]], None]
 
@@ -96,7 +96,7 @@ class Run:
         *,
         store: RunStore,
         instruments: dict[str, Any],
-        station: StationInfo,
+        station: Station,
         clock: Clock,
         mode: str = "dry-run",
         seed: int | None = None,
@@ -118,7 +118,7 @@ class Run:
         self.auto_operator, self.prompt, self.plan_check = auto_operator, prompt, plan_check
         self.observers: list[Observer] = list(observers or [])
         self.lease_keys = lease_keys if lease_keys is not None else sorted(instruments)
-        self.station_text = station_text or station.text
+        self.station_text = station_text or station.source_text
         self.handle_signals, self.sleep_chunk, self.heartbeat_every = (
             handle_signals,
             sleep_chunk,
@@ -426,8 +426,11 @@ class Run:
         finally:
             ctx.close_writers()
             if kind.MAKES_SAMPLE:  # an observer may report what it saw made (recorded under its own label)
-                for note in ctx.announce("sample.changed", {"kind": step.kind}):
-                    ctx.achieved.update(note)
+                try:
+                    for note in ctx.announce("sample.changed", {"kind": step.kind}):
+                        ctx.achieved.update(note)
+                except Exception as exc:  # a failing observer must not hide how the step ended
+                    ctx.achieved["observer_error"] = f"{type(exc).__name__}: {exc}"
             if self.machine.state is RunState.AWAITING_OPERATOR and pending is not None:
                 pass  # fail/abort are allowed from awaiting_operator
         duration = self.clock.monotonic() - start

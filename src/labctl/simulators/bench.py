@@ -11,7 +11,7 @@ bench.close()
 Roles on one link share one core (the two NE-1000 pumps on `labsim://pumps` are one `NE1000Sim` with
 `addresses=(1, 2)` and `pump_names={1: "pump.stock", 2: "pump.solvent"}`). A core's class comes from the
 driver registry (`simulator_class(driver)`); it is built as `Core(name, clock=, world=, seed=, **options)`
-with the station's addresses for the options it takes (`addresses`, `pump_names`, `address`, `unit_id`).
+with the options its driver derives from the station's addresses (`Driver.simulator_options`).
 
 Exposures: `labsim` registers every core as `labsim://NAME` (and `ASRLlabsim://NAME::INSTR`) in this process;
 VISA instruments are *also* served on the in-process TCP exposure and their address rewritten to
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import inspect
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -142,19 +141,11 @@ class SimulatedBench:
         return {link.name: link for link in by_link.values()}
 
     def _build(self, link: _Link) -> DeviceCore:
+        """The link's core, addressed as the station addresses its instruments (the driver says how)."""
         cls = drivers.simulator_class(link.driver)
-        params = inspect.signature(cls.__init__).parameters
-        kwargs: dict[str, Any] = {"clock": self.clock, "world": self.world, "seed": self.seed}
-        addresses = [link.addresses[r] for r in link.roles if r in link.addresses]
-        if addresses and "addresses" in params:
-            kwargs["addresses"] = tuple(addresses)
-            if "pump_names" in params:
-                kwargs["pump_names"] = {link.addresses[r]: r for r in link.roles if r in link.addresses}
-        elif addresses and "address" in params:
-            kwargs["address"] = addresses[0]
-        elif addresses and "unit_id" in params:  # Alicat: address n is unit id A + n
-            kwargs["unit_id"] = chr(ord("A") + addresses[0])
-        return cls(link.name, **kwargs)
+        addresses = {r: link.addresses[r] for r in link.roles if r in link.addresses}
+        options = drivers.driver_class(link.driver).simulator_options(addresses)
+        return cls(link.name, clock=self.clock, world=self.world, seed=self.seed, **options)
 
     # -- running --------------------------------------------------------------------------------------
 

@@ -10,7 +10,6 @@ the kind's `PLAN_ONLY` (a test checks it).
 from __future__ import annotations
 
 import contextlib
-import math
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -19,9 +18,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 from pydantic import BaseModel, field_validator
 
 from labctl.clock import Clock
-from labctl.engine.interlocks import Interlock, Watch
 from labctl.errors import ConfigError
 from labctl.protocol.fields import STRICT, Label, Text
+from labctl.steps.interlocks import Interlock, Watch
 
 if TYPE_CHECKING:
     from labctl.station import Station
@@ -64,7 +63,7 @@ class StepContext:
     instruments: dict[str, Any]
     clock: Clock
     t0: float  # run start on `clock` (data times are relative to it)
-    station: Any  # engine.station_info.StationInfo
+    station: Station
     checkpoint: Callable[[bool], None]  # checkpoint(pausable): pause/abort/ack processing
     store: Any = None
     run_id: int | None = None
@@ -80,7 +79,7 @@ class StepContext:
     prompt: Callable[[str], bool] | None = None  # terminal confirmation (None: no terminal)
     achieved: dict[str, Any] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
-    status: str = "done"  # an executor may set "deviated"
+    status: str = "done"  # a kind may set "deviated"
     reason: str = ""
     points: int = 0  # data points stored by this step
     sleep_chunk: float = 1.0
@@ -170,7 +169,7 @@ class StepContext:
 
     def wait_until(self, test: Callable[[], bool], *, timeout: float, every: float, what: str) -> float:
         """Poll `test` every `every` s until true; return the time waited. Raises `StepFailed` on timeout."""
-        from labctl.engine.errors import StepFailed
+        from labctl.steps.errors import StepFailed
 
         start = self.clock.monotonic()
         while not test():
@@ -304,12 +303,6 @@ class StepKind(Generic[M]):
 
 def fail(ctx: StepContext, message: str) -> Exception:
     """`StepFailed` naming the step (raise the result)."""
-    from labctl.engine.errors import StepFailed
+    from labctl.steps.errors import StepFailed
 
     return StepFailed(f"step {ctx.index + 1} ({ctx.kind}): {message}")
-
-
-def finite(value: float, what: str) -> float:
-    if not math.isfinite(value):
-        raise ConfigError(f"{what}: not a finite number: {value!r}")
-    return value

@@ -19,8 +19,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from labctl.engine.interlocks import Condition, PressureWindow
 from labctl.steps.base import PlanContext, StepContext, fail
+from labctl.steps.interlocks import Condition, PressureWindow
 from labctl.units import fmt
 
 BASE_PRESSURE_TIMEOUT_S = 3600.0

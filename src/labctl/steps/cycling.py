@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 from pydantic import BaseModel, Field
 
-from labctl.engine.errors import InterlockTripped
 from labctl.protocol import limits as lim
 from labctl.protocol.fields import STRICT, NonNegative, Positive, Qty
 from labctl.steps.base import PlanContext, StepContext, StepKind, StepModel, fail
+from labctl.steps.errors import InterlockTripped
 from labctl.units import fmt
 
 if TYPE_CHECKING:
@@ -260,6 +260,13 @@ def record_conditions(ctx: StepContext, step: CyclingModel) -> None:
         ctx.achieved["required_conditions"] = {"cell_temperature_c": step.temperature, "controlled": False}
 
 
+@dataclass
+class Deadline:
+    """When a cycling step's time runs out (`time_cap` x nominal), moved on by the time spent paused."""
+
+    at: float
+
+
 class Galvanostatic(StepKind[Any]):
     """Symmetric cycling at one or more current densities (`cycle_symmetric`, `rate_test`)."""
 
@@ -289,13 +296,13 @@ class Galvanostatic(StepKind[Any]):
                     f"({fmt(inventory, 'areal_capacity')})"
                 )
 
-    def setup(self, ctx: StepContext, step: Any) -> tuple[Any, float]:
+    def setup(self, ctx: StepContext, step: Any) -> tuple[Any, Deadline]:
         """The potentiostat, configured and on; the step's deadline (`time_cap` x nominal) on the clock."""
         pot = ctx.role("potentiostat")
         pot.configure_galvanostatic(voltage_limit=step.voltage_limit)
         pot.output(True)
         record_conditions(ctx, step)
-        return pot, ctx.clock.monotonic() + step.time_cap * self.nominal(step)
+        return pot, Deadline(ctx.clock.monotonic() + step.time_cap * self.nominal(step))
 
     def nominal(self, step: Any) -> float:
         """The step's time without interruptions (s): what `time_cap` multiplies."""
@@ -310,7 +317,7 @@ class Galvanostatic(StepKind[Any]):
         j: float,
         half_time: float,
         cycles: int,
-        deadline: float,
+        deadline: Deadline,
         first_cycle: int = 1,
         fraction: tuple[float, float] = (0.0, 1.0),
         last: bool = True,
@@ -321,8 +328,10 @@ class Galvanostatic(StepKind[Any]):
         vlim = abs(step.voltage_limit)
         for c in range(first_cycle, first_cycle + cycles):
             for h, sign in ((0, -1.0), (1, 1.0)):  # plating (negative current on the WE), then stripping
-                ctx.poll()  # a pause takes effect at a half-cycle boundary
-                if ctx.clock.monotonic() > deadline + 1e-6:
+                before = ctx.clock.monotonic()
+                ctx.poll()  # pauses at a half-cycle boundary; paused time is not capped
+                deadline.at += ctx.clock.monotonic() - before
+                if ctx.clock.monotonic() > deadline.at + 1e-6:
                     end_by(
                         ctx,
                         "time_cap",

@@ -122,7 +122,7 @@ class DipCoatKind(StepKind[DipCoat]):
                 }
             )
             if step.drying_time:
-                travel(ctx, z=0.0, speed=ctx.station.travel_speed)
+                travel(ctx, z=0.0, speed=ctx.station.travel.speed)
                 ctx.sleep(step.drying_time, label=f"drying {k + 1}/{step.cycles}", total=step.drying_time)
         ctx.achieved["cycles"] = len(done)
 

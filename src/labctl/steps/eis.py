@@ -95,6 +95,7 @@ class EisKind(StepKind[Eis]):
         "f_start": ("eis", "frequency"),
         "f_end": ("eis", "frequency"),
         "dc": ("eis", "potential"),
+        "points_per_decade": ("eis", "points_per_decade"),
     }
 
     def roles(self, step: Eis, station: Station | None) -> list[str]:

@@ -109,7 +109,7 @@ class ImmerseKind(StepKind[Immerse]):
                     rinse_bath=step.rinse.bath, commanded_rinse_s=step.rinse.time, rinse_s=r["achieved_s"]
                 )
             if step.dry:
-                travel(ctx, z=0.0, speed=ctx.station.travel_speed)
+                travel(ctx, z=0.0, speed=ctx.station.travel.speed)
                 start = ctx.clock.monotonic()
                 ctx.sleep(step.dry, label="drying", total=step.dry)
                 ctx.achieved.update(commanded_dry_s=step.dry, dry_s=ctx.clock.monotonic() - start)

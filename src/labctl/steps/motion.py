@@ -14,9 +14,9 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-from labctl.engine.errors import RunAborted
-from labctl.engine.interlocks import TemperatureBand
 from labctl.steps.base import PlanContext, StepContext
+from labctl.steps.errors import RunAborted
+from labctl.steps.interlocks import TemperatureBand
 
 if TYPE_CHECKING:
     from labctl.station import Station
@@ -52,7 +52,7 @@ def over_bath(ctx: StepContext, bath: str) -> Any:
     """Move to the bath's x (raised to z = 0 first if a move along x is needed); return the bath."""
     stage = ctx.role("stage")
     b = ctx.station.bath(bath)
-    speed = ctx.station.travel_speed
+    speed = ctx.station.travel.speed
     x, z = stage.position()
     if abs(x - b.x) > 1e-6:
         if z < -1e-6:
@@ -86,7 +86,7 @@ def dunk(
     b = over_bath(ctx, bath)
     z_in, z_out = b.surface_z - depth, b.surface_z + CLEARANCE
     if b.surface_z + CLEARANCE <= 0 and abs(stage.position()[1] - z_out) > 1e-6:
-        travel(ctx, z=z_out, speed=ctx.station.travel_speed)
+        travel(ctx, z=z_out, speed=ctx.station.travel.speed)
     record: dict[str, float] = {"commanded_s": hold, "z_in_commanded": z_in}
     il = bath_interlock(ctx, bath)
     with ctx.non_pausable():

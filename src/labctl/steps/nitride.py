@@ -57,7 +57,7 @@ class NitrideKind(StepKind[Nitride]):
     KIND = "nitride"
     MODEL = Nitride
     ROLES = ("gauge", "mfc", "rf")
-    OPTIONAL_ROLES = ("qcm",)
+    OPTIONAL_ROLES = ("qcm", "substrate")
     PLAN_ONLY = frozenset({"label", "impurity"})
     INSTRUMENT_LIMITS: ClassVar[dict[str, tuple[str, str]]] = {
         "power": ("rf", "power"),

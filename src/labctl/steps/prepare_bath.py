@@ -19,7 +19,7 @@ from labctl.steps.base import Override, PlanContext, StepContext, StepKind, Step
 from labctl.units import fmt
 
 if TYPE_CHECKING:
-    from labctl.station import Station
+    from labctl.station import Station, Stock
 
 TEMPERATURE_BAND_C = 1.0  # the bath counts as at temperature within ± this (degC)
 TEMPERATURE_TIMEOUT_S = 1800.0  # longest wait for the bath to reach its band
@@ -55,39 +55,20 @@ class PrepareBath(StepModel):
         return self
 
 
-def pick_pumps(ctx: StepContext, salt: str | None, solvent: str | None) -> tuple[str, str | None]:
-    """(stock pump role, solvent pump role) for `salt` in `solvent`."""
-    stocks = dict(ctx.station.stocks)
-    pumps = [r for r in ctx.station.pumps() if r in ctx.instruments]
-    held = ctx.station.solution(salt=salt) if salt else None
-    neat = ctx.station.solution(salt=None, solvent=solvent)
-    if held is not None and held.role in pumps:
-        stocks[held.role] = held
-        ctx.station.stocks[held.role] = held
-    if neat is not None and neat.role in pumps and (held is None or neat.role != held.role):
-        stocks[neat.role] = neat  # a neat-solvent bath (a rinse) loads the solvent pump's syringe too
-        ctx.station.stocks[neat.role] = neat
-    stock = next(
-        (r for r in pumps if salt and stocks.get(r) and str(stocks[r].salt or "").lower() == salt.lower()),
-        None,
-    )
-    stock = stock or next((r for r in pumps if stocks.get(r) and stocks[r].concentration), None)
-    stock = stock or ("pump.stock" if "pump.stock" in pumps else None)
-    if stock is None:
-        raise fail(ctx, f"no pump on the station holds a {salt or 'stock'} solution")
-    solv = next(
-        (
-            r
-            for r in pumps
-            if r != stock
-            and stocks.get(r)
-            and not stocks[r].salt
-            and (not solvent or str(stocks[r].solvent or "").lower() in ("", solvent.lower()))
-        ),
-        None,
-    )
-    solv = solv or ("pump.solvent" if "pump.solvent" in pumps and stock != "pump.solvent" else None)
-    return stock, solv
+def pick_pumps(ctx: StepContext, salt: str | None, solvent: str | None) -> dict[str, Stock]:
+    """The pumps this bath is made from and what each holds: the station's stock of `salt` (if any) and its
+    neat `solvent`, each on the pump the station puts it on. `StepFailed` if the station has neither."""
+    station = ctx.station
+    held = station.stock_for(salt=salt) if salt else None
+    neat = station.stock_for(salt=None, solvent=solvent)
+    out: dict[str, Stock] = {}
+    if salt:
+        if held is None or held.pump not in ctx.instruments or not held.concentration:
+            raise fail(ctx, f"no pump on the station holds a {salt} stock solution with its concentration")
+        out[held.pump] = held
+    if neat is not None and neat.pump in ctx.instruments and neat.pump not in out:
+        out[neat.pump] = neat
+    return out
 
 
 class PrepareBathKind(StepKind[PrepareBath]):
@@ -216,24 +197,23 @@ class PrepareBathKind(StepKind[PrepareBath]):
     def run(self, ctx: StepContext, step: PrepareBath) -> None:
         v2 = step.volume
         salt, solvent = step.salt, step.solvent
-        stock_role, solvent_role = pick_pumps(ctx, salt, solvent)
-        if (
-            salt is None or step.concentration is None
-        ):  # a neat solvent bath (a rinse): the solvent pump alone
+        loaded = pick_pumps(ctx, salt, solvent)
+        held = next((st for st in loaded.values() if st.salt), None)
+        stock_role = held.pump if held is not None else None
+        solvent_role = next((r for r, st in loaded.items() if not st.salt), None)
+        if held is None or step.concentration is None:  # neat solvent (a rinse bath): one pump
             if solvent_role is None:
                 raise fail(ctx, f"no pump holds the solvent {solvent}")
-            stock_role, c1, c2, v1 = None, 0.0, 0.0, 0.0
+            c1, c2, v1 = 0.0, 0.0, 0.0
         else:
-            stock = ctx.station.stocks.get(stock_role)
             c2 = step.concentration
-            c1 = float(stock.concentration) if stock and stock.concentration else math.nan
-            if not math.isfinite(c1) or c1 <= 0:
-                raise fail(ctx, f"the station gives no stock concentration for {stock_role}")
+            c1 = float(held.concentration or math.nan)
             if c2 > c1:
                 raise fail(ctx, f"{c2:g} is above the stock concentration {c1:g}")
             v1 = c2 * v2 / c1
             ctx.announce(
-                "pump.loaded", {"pump": stock_role, "salt": salt, "concentration": c1, "solvent": solvent}
+                "pump.loaded",
+                {"pump": stock_role, "salt": salt, "concentration": c1, "solvent": held.solvent},
             )
         vs = v2 - v1
         if vs > 1e-12 and solvent_role is None:
@@ -246,7 +226,7 @@ class PrepareBathKind(StepKind[PrepareBath]):
             commanded_stock_m3=v1,
             commanded_solvent_m3=vs,
         )
-        self._dispense(ctx, plan, step.rate)
+        self._dispense(ctx, plan, loaded, step.rate)
         got = {role: float(ctx.role(role).dispensed()) for role in plan}
         d1 = got[stock_role] if stock_role else 0.0
         ds = got[solvent_role] if solvent_role else 0.0
@@ -281,10 +261,12 @@ class PrepareBathKind(StepKind[PrepareBath]):
         ctx.notes.setdefault("baths", {})[step.bath] = facts
         ctx.achieved["bath"] = step.bath
 
-    def _dispense(self, ctx: StepContext, plan: dict[str, float], rate: float) -> None:
+    def _dispense(
+        self, ctx: StepContext, plan: dict[str, float], loaded: dict[str, Stock], rate: float
+    ) -> None:
         diameters = ctx.achieved.setdefault("syringe_diameter_m", {})
         for role in [r for r, v in plan.items() if v > 1e-12]:  # set and read back before any dispenses
-            diameter = syringe_diameter(ctx, role)
+            diameter = float(loaded[role].syringe_diameter)
             ctx.role(role).configure(diameter=diameter)
             diameters[role] = diameter
         for role, volume in plan.items():
@@ -325,17 +307,15 @@ class PrepareBathKind(StepKind[PrepareBath]):
 
 
 def syringe_diameter(ctx: StepContext, role: str) -> float:
-    """The inside diameter (m) of the syringe on `role`, from the stock it holds or the station's `stocks:`.
+    """The inside diameter (m) of the syringe on pump `role`, from the station's `stocks:` (a `refill`).
 
-    A pump keeps its last diameter in non-volatile memory: dispensing without setting it would pump a stale
+    A pump keeps its last diameter in non-volatile memory: pumping without setting it would move a stale
     syringe's volume, so a pump with no known syringe is refused before any byte moves liquid."""
-    held = ctx.station.stocks.get(role)
-    if held is not None and held.diameter:
-        return float(held.diameter)
-    for solution in ctx.station.solutions:
-        if solution.role == role and solution.diameter:
-            return float(solution.diameter)
-    raise fail(ctx, f"no syringe diameter for {role}: give its stock a `syringe_diameter` in the station")
+    sizes = {float(s.syringe_diameter) for s in ctx.station.stocks.values() if s.pump == role}
+    if len(sizes) != 1:
+        why = "no stock" if not sizes else "stocks with different syringes"
+        raise fail(ctx, f"no single syringe diameter for {role}: the station gives it {why}")
+    return sizes.pop()
 
 
 def heating_time(target: float, stir: float | None) -> float:

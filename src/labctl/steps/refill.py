@@ -58,10 +58,8 @@ class RefillKind(StepKind[Refill]):
 
     def run(self, ctx: StepContext, step: Refill) -> None:
         diameter = syringe_diameter(ctx, step.pump)  # refused before asking if the pump has no syringe
-        held = ctx.station.stocks.get(step.pump) or next(
-            (s for s in ctx.station.solutions if s.role == step.pump), None
-        )
-        what = (held.salt or held.solvent) if held is not None else "its stock"
+        held = [s.salt or s.solvent for s in ctx.station.stocks.values() if s.pump == step.pump]
+        what = " or ".join(dict.fromkeys(held))  # a stock pump may carry any of several MCl_x stocks
         message = f"Refill the syringe on {step.pump} with {what} ({diameter * 1e3:g} mm bore) and confirm"
         prompt = Operator.model_construct(message=message, timeout=step.timeout)  # values already checked
         OperatorKind().run(ctx, prompt)

@@ -6,9 +6,9 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, ClassVar, Literal
 
-from labctl.engine.errors import RunAborted
 from labctl.protocol.fields import Positive
 from labctl.steps.base import PlanContext, StepContext, StepKind, StepModel
+from labctl.steps.errors import RunAborted
 from labctl.steps.ocv import ocv_roles, sample_ocv
 from labctl.steps.wait import timed_wait
 from labctl.units import fmt

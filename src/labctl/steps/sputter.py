@@ -70,6 +70,7 @@ class SputterKind(StepKind[Sputter]):
     KIND = "sputter"
     MODEL = Sputter
     ROLES = ("gauge", "mfc", "rf", "qcm")
+    OPTIONAL_ROLES = ("substrate",)
     PLAN_ONLY = frozenset({"label", "target"})  # the target is mounted by hand; the plan checks its geometry
     INSTRUMENT_LIMITS: ClassVar[dict[str, tuple[str, str]]] = {
         "power": ("rf", "power"),

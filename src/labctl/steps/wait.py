@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from labctl.engine.errors import RunAborted
 from labctl.protocol.fields import Positive
 from labctl.steps.base import PlanContext, StepContext, StepKind, StepModel
+from labctl.steps.errors import RunAborted
 from labctl.units import fmt
 
 

@@ -2,7 +2,7 @@
 takes (`fail` the step, `pause` the run, `end_step` early, or `abort`), after any immediate protective action
 (RF off for a chamber pressure fault, heater off for a runaway bath).
 
-Interlocks are checked by `StepContext.sleep` and by executors at their own safe points, at most every
+Interlocks are checked by `StepContext.sleep` and by step kinds at their own safe points, at most every
 `period` seconds of run time.
 """
 
@@ -12,7 +12,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from labctl.engine.errors import InterlockTripped
+from labctl.steps.errors import InterlockTripped
 
 ACTIONS = ("fail", "pause", "end_step", "abort")
 
