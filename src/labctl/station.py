@@ -29,7 +29,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from labctl.errors import ConfigError
-from labctl.protocol.fields import STRICT, Chem, Label, Name, Qty, Resource
+from labctl.protocol.fields import STRICT, Chem, Label, Name, Positive, Qty, Resource
 from labctl.protocol.problems import FileProblemsError, Problem
 from labctl.protocol.safeyaml import Document, load, read_text
 from labctl.protocol.validation import validate
@@ -93,14 +93,17 @@ class _InstrumentFile(BaseModel):
 class Bath(BaseModel):
     """A bath on the stage: `x` is the stage position above it (m), `surface_z` the height of the liquid
     surface (m, stage coordinates, down negative), `capacity` its volume (m^3), `pumps` the pump roles that
-    fill it."""
+    fill it; optional `depth` (m, surface to floor) and `max_exposure` (s, the sample's cumulative time in
+    it, tightening physics.md's immersion limits) are checked by the plan across steps."""
 
     model_config = STRICT
     x: Qty("length")
     surface_z: Qty("length")
-    capacity: Qty("volume")
+    capacity: Positive("volume")
     pumps: list[str] = Field(default_factory=list)
     heated: bool = False
+    depth: Positive("length") | None = None  # liquid depth below `surface_z`: how deep a sample may go
+    max_exposure: Positive("duration") | None = None  # longest cumulative time of the sample in it
 
 
 class Stock(BaseModel):
@@ -110,14 +113,14 @@ class Stock(BaseModel):
     pump: str
     solvent: Chem
     salt: Chem | None = None
-    concentration: Qty("concentration") | None = None
-    syringe_diameter: Qty("length")
-    syringe_volume: Qty("volume") | None = None
+    concentration: Positive("concentration") | None = None
+    syringe_diameter: Positive("length")
+    syringe_volume: Positive("volume") | None = None
 
 
 class Cell(BaseModel):
     model_config = STRICT
-    area: Qty("area")
+    area: Positive("area")
 
 
 class Travel(BaseModel):
@@ -125,7 +128,7 @@ class Travel(BaseModel):
 
     model_config = STRICT
     safe_z: Qty("length") = 0.0
-    speed: Qty("speed") = 0.01
+    speed: Positive("speed") = 0.01
 
 
 class Chamber(BaseModel):
@@ -135,10 +138,10 @@ class Chamber(BaseModel):
 
     model_config = STRICT
     target: Chem = "LiF"
-    target_area: Qty("area") = 20.3e-4
+    target_area: Positive("area") = 20.3e-4
     bonded: bool = True
-    distance: Qty("length") = 0.08
-    idle_pressure: Qty("pressure") | None = None
+    distance: Positive("length") = 0.08
+    idle_pressure: Positive("pressure") | None = None
 
 
 class _StationFile(BaseModel):

@@ -117,6 +117,7 @@ EXAMPLES: list[tuple[str, dict[str, Any]]] = [
             },
         },
     ),
+    ("refill", {"pump": "pump.solvent", "timeout": "10 min"}),
     ("ocv", {"duration": "60 s", "sample_every": "10 s"}),
     (
         "eis",

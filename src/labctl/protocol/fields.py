@@ -4,18 +4,23 @@ A quantity field is written as a string with a unit (`"60 s"`) and held as a flo
 unit (`labctl.units.KINDS`); the kind stays on the validator (`quantity_kind`) so output can show units.
 Text for people (names, labels, messages) is any printable Unicode on one line; control characters, line
 breaks and bidi overrides are refused naming the character's code point, name and column. Ids stay ASCII.
+
+A quantity's constraint is declared once, in its type (`Positive("speed")`, `NonNegative("duration")`,
+`Qty("fraction", gt=0, le=10)`): the validator refuses a value outside it naming the field, the JSON Schema
+carries it, and `quantity_fields` lets tests reach every quantity of every model.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
-from pydantic import BeforeValidator, ConfigDict, Field, ValidationInfo, WithJsonSchema
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, WithJsonSchema
 
-from labctl.units import KINDS, UnitError, parse
+from labctl.units import KINDS, UnitError, fmt, parse
 
 PARAM_REF = r"\$\{[A-Za-z_][A-Za-z0-9_]*\}"
 
@@ -40,39 +45,158 @@ def _resource_validator(value: Any, info: ValidationInfo) -> str:
     return text.strip()
 
 
-def _quantity_validator(kind: str) -> Any:
+ABSOLUTE_ZERO_C = -273.15  # the lowest temperature there is (degC, labctl's temperature unit)
+
+
+@dataclass(frozen=True)
+class QtySpec:
+    """The declared constraint of a quantity field: its kind and the bounds its value must keep, in the
+    kind's internal unit. Kept in the field's metadata, so the schema, the messages and the tests (every
+    quantity field, see `quantity_fields`) read the one declaration."""
+
+    kind: str
+    gt: float | None = None
+    ge: float | None = None
+    lt: float | None = None
+    le: float | None = None
+
+    def violation(self, value: float) -> str | None:
+        """Why `value` breaks the constraint (a phrase: "must be greater than 0 mm"), or None."""
+        for bound, broken, words in (
+            (self.gt, lambda b: value <= b, "greater than"),
+            (self.ge, lambda b: value < b, "at least"),
+            (self.lt, lambda b: value >= b, "less than"),
+            (self.le, lambda b: value > b, "at most"),
+        ):
+            if bound is not None and broken(bound):
+                return f"must be {words} {self.show(bound)}"
+        return None
+
+    def show(self, bound: float) -> str:
+        if self.kind == "temperature" and bound == ABSOLUTE_ZERO_C:
+            return "absolute zero (-273.15 degC)"
+        if self.kind == "fraction":
+            return f"{bound:g} ({bound * 100:g} %)"
+        return fmt(bound, self.kind)
+
+    def schema(self) -> dict[str, Any]:
+        """JSON Schema keywords of the bounds (in the internal unit, `x-unit`) and a sentence for people."""
+        out: dict[str, Any] = {}
+        words = []
+        for key, bound, word in (
+            ("exclusiveMinimum", self.gt, "> "),
+            ("minimum", self.ge, ">= "),
+            ("exclusiveMaximum", self.lt, "< "),
+            ("maximum", self.le, "<= "),
+        ):
+            if bound is not None:
+                out[key] = bound
+                words.append(word + self.show(bound))
+        if out:
+            out["x-unit"] = KINDS[self.kind].unit or "1"
+            out["x-constraint"] = ", ".join(words)
+        return out
+
+
+def _quantity_validator(spec: QtySpec) -> Any:
     def check(value: Any, info: ValidationInfo) -> float:
         name = info.field_name or "value"
         if isinstance(value, bool):
-            raise ValueError(f"`{name}` must be {KINDS[kind].noun}, got `{value}`")
+            raise ValueError(f"`{name}` must be {KINDS[spec.kind].noun}, got `{value}`")
         try:
-            return parse(value, kind)
+            number = parse(value, spec.kind)
         except UnitError as exc:
             raise ValueError(f"`{name}` {exc}") from None
+        why = spec.violation(number)
+        if why is not None:
+            raise ValueError(f"`{name}` {why}, got `{str(value)[:50]}`")
+        return number
 
-    check.quantity_kind = kind  # type: ignore[attr-defined]
+    check.quantity_kind = spec.kind  # type: ignore[attr-defined]
     return check
+
+
+def Qty(
+    kind: str,
+    description: str = "",
+    *,
+    gt: float | None = None,
+    ge: float | None = None,
+    lt: float | None = None,
+    le: float | None = None,
+) -> Any:
+    """A quantity of `kind` (see `labctl.units.KINDS`), parsed from a string, held as a float, and kept
+    within the declared bounds (internal unit). Temperatures can never go below absolute zero, whatever the
+    call says; fractions lie in [0, 1] unless the call declares other bounds (a tooling factor may be > 1)."""
+    if kind == "temperature":
+        ge = ABSOLUTE_ZERO_C if ge is None else max(ge, ABSOLUTE_ZERO_C)
+    if kind == "fraction":
+        ge = 0.0 if ge is None and gt is None else ge  # a fraction is never negative ...
+        le = 1.0 if le is None and lt is None else le  # ... nor above 1 unless declared (a tooling factor)
+    spec = QtySpec(kind, gt, ge, lt, le)
+    unit = KINDS[kind]
+    bounds = spec.schema()
+    schema = {
+        "type": "string",
+        "description": (description + " " if description else "")
+        + f"{unit.noun} with a unit, e.g. `{unit.example}`"
+        + (f" ({bounds['x-constraint']})" if bounds else ""),
+        "examples": [unit.example],
+        **bounds,
+    }
+    return Annotated[float, spec, BeforeValidator(_quantity_validator(spec)), WithJsonSchema(schema)]
+
 
 
 def quantity_kind(metadata: list[Any]) -> str | None:
     """The `labctl.units.KINDS` name of a `Qty` field, from its pydantic metadata (None if not a quantity)."""
     for m in metadata:
+        if isinstance(m, QtySpec):
+            return m.kind
         kind = getattr(getattr(m, "func", None), "quantity_kind", None)
         if kind:
             return str(kind)
     return None
 
+def Positive(kind: str, description: str = "") -> Any:
+    """A quantity that must be greater than zero (a speed, a rate, a volume, an area, a sampling period)."""
+    return Qty(kind, description, gt=0.0)
 
-def Qty(kind: str, description: str = "") -> Any:
-    """A quantity of `kind` (see `labctl.units.KINDS`), parsed from a string, held as a float."""
-    spec = KINDS[kind]
-    schema = {
-        "type": "string",
-        "description": (description + " " if description else "")
-        + f"{spec.noun} with a unit, e.g. `{spec.example}`",
-        "examples": [spec.example],
-    }
-    return Annotated[float, BeforeValidator(_quantity_validator(kind)), WithJsonSchema(schema)]
+
+def NonNegative(kind: str, description: str = "") -> Any:
+    """A quantity that may be zero but not negative (a rest, a settle time, a dwell)."""
+    return Qty(kind, description, ge=0.0)
+
+
+def qty_spec(field: Any) -> QtySpec | None:
+    """The `QtySpec` of a pydantic `FieldInfo` (through `| None`), or None if it is not a quantity."""
+    for meta in getattr(field, "metadata", ()):
+        if isinstance(meta, QtySpec):
+            return meta
+    for arg in get_args(getattr(field, "annotation", None)):
+        for meta in getattr(arg, "__metadata__", ()):
+            if isinstance(meta, QtySpec):
+                return meta
+    return None
+
+
+def quantity_fields(model: type[BaseModel], prefix: str = "") -> Iterator[tuple[str, QtySpec]]:
+    """(dotted path, spec) of every quantity field of `model` and of the models nested in it."""
+    for name, info in model.model_fields.items():
+        spec = qty_spec(info)
+        if spec is not None:
+            yield prefix + name, spec
+            continue
+        for sub in _models_in(info.annotation):
+            yield from quantity_fields(sub, f"{prefix}{name}.")
+
+
+def _models_in(annotation: Any) -> Iterator[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        yield annotation
+        return
+    for arg in get_args(annotation):
+        yield from _models_in(arg)
 
 
 _BIDI = frozenset(range(0x202A, 0x202F)) | frozenset(range(0x2066, 0x206A))  # embeddings, overrides, isolates

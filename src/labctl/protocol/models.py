@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, Field
 
-from labctl.protocol.fields import STRICT, Label, Name, Qty, Text
+from labctl.protocol.fields import STRICT, Label, Name, Positive, Text
 from labctl.steps import registry
 from labctl.steps.base import Override, StepModel
 
@@ -25,8 +25,8 @@ class Sample(BaseModel):
     model_config = STRICT
     id: Name
     substrate: Label = "Li foil"
-    area: Qty("area") | None = None
-    li_thickness: Qty("length") | None = None
+    area: Positive("area") | None = None
+    li_thickness: Positive("length") | None = None
 
 
 def _step_union() -> Any:

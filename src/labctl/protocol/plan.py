@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from labctl.protocol import limits as lim
+from labctl.protocol.accounting import Ledger, check_duration
 from labctl.protocol.loader import LoadedProtocol
 from labctl.station import Station
 from labctl.steps import PlanContext, StepKind, kind_of, plugin_problems
@@ -89,12 +90,19 @@ def make_plan(loaded: LoadedProtocol, station: Station | None = None) -> Plan:
         area = DEFAULT_AREA
         plan.warnings.append("no electrode area in the sample or station; assuming 1.13 cm^2")
     tables = _driver_limits(station, plan)
+    ledger = Ledger(station)  # cumulative volumes, strokes, exposure and reach across the steps
     for i, step in enumerate(model.steps):
         ps = PlanStep(index=i, kind=step.kind, line=loaded.step_line(i), summary="", duration=0.0)
         ps.values = {k: v for k, v in step.model_dump(exclude={"kind"}).items() if v is not None}
         kind = kind_of(step)
         ctx = PlanContext(ps=ps, plan=plan, station=station, protocol=model, area=area, tables=tables)
-        kind.plan(step, ctx)
+        try:
+            kind.plan(step, ctx)
+        except ArithmeticError as exc:  # quantities so far out that the estimate itself overflows
+            ctx.error(f"its quantities are beyond any useful range: the plan cannot estimate it ({exc})")
+            ps.duration = 0.0
+        check_duration(kind, step, ctx)
+        ledger.add(kind, step, ps)
         _check_process_limits(kind, step, ctx)
         _check_instrument_limits(kind, step, ctx)
         for role in kind.roles(step, station):
@@ -152,7 +160,7 @@ def _check_process_limits(kind: StepKind[Any], step: Any, p: PlanContext) -> Non
     for limit in lim.PROCESS_LIMITS:
         if limit.kind != step.kind:
             continue
-        value = kind.value(step, limit.field, p)
+        value = _value(kind, step, limit.field, p)
         if value is None:
             continue
         shown = fmt(value, limit.unit) if limit.unit else f"{value:g}"
@@ -169,10 +177,23 @@ def _check_instrument_limits(kind: StepKind[Any], step: Any, p: PlanContext) -> 
         bounds = p.limit(role, lname)
         if bounds is None or role not in kind.roles(step, p.station):
             continue
-        value = kind.value(step, fname, p)
+        value = _value(kind, step, fname, p)
         if value is None:
             continue
         low, high = bounds
         check = abs(value) if lname in ABSOLUTE else value
         if not low <= check <= high:
             p.error(f"{fname} = {value:g} (SI) is outside {role}'s `{lname}` limit [{low:g}, {high:g}]")
+
+
+def _value(kind: StepKind[Any], step: Any, name: str, p: PlanContext) -> float | None:
+    """`kind.value`; a derived quantity that overflows (a vanishing divisor) is an error naming it."""
+    try:
+        value = kind.value(step, name, p)
+    except ArithmeticError as exc:
+        p.error(f"{name} cannot be computed from the step's quantities ({exc})")
+        return None
+    if value is not None and not math.isfinite(value):
+        p.error(f"{name} is not finite with the step's quantities")
+        return None
+    return value

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 
 import numpy as np
 
-from labctl.protocol.fields import Count, Qty
+from labctl.protocol.fields import Count, NonNegative, Positive, Qty
 from labctl.steps.base import PlanContext, StepContext, StepKind
 from labctl.steps.cycling import CyclingModel, HalfCycle, area, half_cycle, record_conditions, rest_at_ocv
 from labctl.units import fmt
@@ -32,15 +32,15 @@ class CoulombicEfficiency(CyclingModel):
 
     kind: Literal["coulombic_efficiency"] = "coulombic_efficiency"
     method: Literal["cycling", "aurbach"] = "cycling"
-    current_density: Qty("current_density")
-    capacity: Qty("areal_capacity")
+    current_density: Positive("current_density")
+    capacity: Positive("areal_capacity")
     cutoff_voltage: Qty("voltage")
     cycles: Count(ge=1, le=100_000)
     plating_voltage_limit: Qty("voltage") = -1.0
-    formation_capacity: Qty("areal_capacity") = 5 * 36000.0
-    reservoir_capacity: Qty("areal_capacity") = 5 * 36000.0
-    sample_every: Qty("duration") = 1.0
-    rest: Qty("duration") = 0.0
+    formation_capacity: Positive("areal_capacity") = 5 * 36000.0
+    reservoir_capacity: Positive("areal_capacity") = 5 * 36000.0
+    sample_every: Positive("duration") = 1.0
+    rest: NonNegative("duration") = 0.0
 
 
 def half_cycles(step: CoulombicEfficiency) -> list[tuple[str, float, bool]]:

@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from labctl.protocol.fields import Count, Qty
+from labctl.protocol.fields import Count, NonNegative, Positive
 from labctl.steps.base import PlanContext, StepContext
 from labctl.steps.cycling import CyclingModel, Galvanostatic, ShortDetection, area
 from labctl.units import fmt
@@ -24,13 +24,13 @@ class CycleSymmetric(CyclingModel):
     `rest` (s) at open circuit between half-cycles (voltage sampled)."""
 
     kind: Literal["cycle_symmetric"] = "cycle_symmetric"
-    current_density: Qty("current_density")
-    capacity: Qty("areal_capacity") | None = None
-    half_cycle: Qty("duration") | None = None
+    current_density: Positive("current_density")
+    capacity: Positive("areal_capacity") | None = None
+    half_cycle: Positive("duration") | None = None
     cycles: Count(ge=1, le=1_000_000)
-    sample_every: Qty("duration") = 1.0
-    voltage_limit: Qty("voltage")
-    rest: Qty("duration") = 0.0
+    sample_every: Positive("duration") = 1.0
+    voltage_limit: Positive("voltage")
+    rest: NonNegative("duration") = 0.0
     short_detection: ShortDetection = Field(default_factory=ShortDetection)
 
     @model_validator(mode="after")

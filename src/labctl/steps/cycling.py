@@ -23,7 +23,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from labctl.protocol import limits as lim
-from labctl.protocol.fields import STRICT, Qty
+from labctl.protocol.fields import STRICT, NonNegative, Positive, Qty
 from labctl.steps.base import PlanContext, StepContext, StepKind, StepModel, fail
 from labctl.steps.errors import InterlockTripped
 from labctl.units import fmt
@@ -39,9 +39,9 @@ class ShortDetection(BaseModel):
     step that long after a short (None: continue, the data is valuable)."""
 
     model_config = STRICT
-    threshold: Qty("voltage") = 0.002
-    window: Qty("duration") = 600.0
-    stop_after: Qty("duration") | None = None
+    threshold: Positive("voltage") = 0.002
+    window: Positive("duration") = 600.0
+    stop_after: NonNegative("duration") | None = None
 
 
 class CyclingModel(StepModel):

@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, ClassVar, Literal
 
 from labctl.protocol import limits as lim
-from labctl.protocol.fields import Chem, Count, Name, Qty
+from labctl.protocol.accounting import Dunk, Use
+from labctl.protocol.fields import Chem, Count, Name, NonNegative, Positive, Qty
 from labctl.steps.base import Override, PlanContext, StepContext, StepKind, StepModel
 from labctl.steps.motion import check_reach, dunk, dunk_estimate, lift_estimate, travel, travel_estimate
 from labctl.units import fmt
@@ -25,11 +26,11 @@ class DipCoat(StepModel):
 
     kind: Literal["dip_coat"] = "dip_coat"
     bath: Name
-    depth: Qty("length")
-    dip_speed: Qty("speed")
-    dwell: Qty("duration")
-    withdrawal_speed: Qty("speed")
-    drying_time: Qty("duration")
+    depth: Positive("length", "below the liquid surface")
+    dip_speed: Positive("speed")
+    dwell: NonNegative("duration")
+    withdrawal_speed: Positive("speed")
+    drying_time: NonNegative("duration")
     cycles: Count(ge=1, le=100) = 1
     polymer: Chem | None = None
     solvent: Chem | None = None
@@ -73,6 +74,10 @@ class DipCoatKind(StepKind[DipCoat]):
                 f"drying at {fmt(step.drying_temperature, 'temperature')} is not controlled by any station "
                 "role: recorded as a required condition"
             )
+
+    def uses(self, step: DipCoat, station: Station | None) -> list[Use]:
+        """The sample's time in the coating solution over all dips (plan-time accounting across steps)."""
+        return [Dunk(step.bath, step.depth, step.cycles * step.dwell, "dwell", contact="dip_coat")]
 
     def run(self, ctx: StepContext, step: DipCoat) -> None:
         with ctx.non_pausable():

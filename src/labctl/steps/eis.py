@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 import numpy as np
 from pydantic import Field, field_validator
 
-from labctl.protocol.fields import Count, Flag, Qty
+from labctl.protocol.fields import Count, Flag, NonNegative, Positive, Qty
 from labctl.steps.base import PlanContext, StepContext, StepKind, StepModel
 from labctl.units import fmt
 
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 OCV_MEASURE_S = 1.0  # s of open-circuit sampling that gives the OCV when no settle is asked
 OCV_POINTS = 10  # points over a settle (or the OCV measurement)
 _RANGE = re.compile(r"^\s*(.+?)\s*\.\.\s*(.+?)\s*$")
+F_MIN, F_MAX = 1e-6, 1e9  # Hz: the frequencies an EIS sweep can name at all (instruments: LIMITS)
 
 
 class Eis(StepModel):
@@ -35,10 +36,10 @@ class Eis(StepModel):
     kind: Literal["eis"] = "eis"
     frequencies: str = Field(json_schema_extra={"examples": ["1 MHz..0.1 Hz"]})
     points_per_decade: Count(ge=1, le=100) = 10
-    amplitude: Qty("voltage")
+    amplitude: Positive("voltage")
     dc: Qty("voltage") = 0.0
     ocv: Flag = True
-    settle: Qty("duration") = 0.0
+    settle: NonNegative("duration") = 0.0
 
     @field_validator("frequencies")
     @classmethod
@@ -54,6 +55,8 @@ class Eis(StepModel):
             raise ValueError(f"`frequencies` {exc}") from None
         if a <= 0 or b <= 0 or a == b:
             raise ValueError("`frequencies` must be two different positive frequencies")
+        if not (F_MIN <= a <= F_MAX and F_MIN <= b <= F_MAX):  # a sweep outside this is not impedance
+            raise ValueError(f"`frequencies` must lie within {F_MIN:g}..{F_MAX:g} Hz, got `{value[:30]}`")
         return value
 
     @property

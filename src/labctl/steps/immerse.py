@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import BaseModel
 
-from labctl.protocol.fields import STRICT, Name, Qty
+from labctl.protocol.accounting import Dunk, Use
+from labctl.protocol.fields import STRICT, Name, NonNegative, Positive
 from labctl.steps.base import PlanContext, StepContext, StepKind, StepModel
 from labctl.steps.motion import check_reach, dunk, dunk_estimate, lift_estimate, travel, travel_estimate
 from labctl.units import fmt
@@ -25,7 +26,7 @@ class Rinse(BaseModel):
 
     model_config = STRICT
     bath: Name
-    time: Qty("duration")
+    time: Positive("duration")
 
 
 class Immerse(StepModel):
@@ -34,11 +35,11 @@ class Immerse(StepModel):
 
     kind: Literal["immerse"] = "immerse"
     bath: Name
-    depth: Qty("length")
-    speed: Qty("speed")
-    time: Qty("duration")
+    depth: Positive("length", "below the liquid surface")
+    speed: Positive("speed")
+    time: Positive("duration")
     rinse: Rinse | None = None
-    dry: Qty("duration") = 0.0
+    dry: NonNegative("duration") = 0.0
 
 
 class ImmerseKind(StepKind[Immerse]):
@@ -67,6 +68,13 @@ class ImmerseKind(StepKind[Immerse]):
             f"{step.bath}: {fmt(step.depth, 'length')} at {fmt(step.speed, 'speed')}, "
             f"{fmt(step.time, 'duration')}" + (f", rinse {step.rinse.bath}" if step.rinse else "")
         )
+
+    def uses(self, step: Immerse, station: Station | None) -> list[Use]:
+        """The sample's time in the bath and in the rinse (plan-time accounting across steps)."""
+        out: list[Use] = [Dunk(step.bath, step.depth, step.time, "time")]
+        if step.rinse:
+            out.append(Dunk(step.rinse.bath, step.depth, step.rinse.time, "rinse.time"))
+        return out
 
     def run(self, ctx: StepContext, step: Immerse) -> None:
         with ctx.non_pausable():  # a pause waits for the whole step (immersion, rinse, drying)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar, Literal
 
-from labctl.protocol.fields import Chem, Qty
+from labctl.protocol.fields import Chem, Positive, Qty
 from labctl.steps.base import PlanContext, StepContext, StepKind, StepModel
 from labctl.steps.chamber import PressureFault, Recipe, plan_chamber, run_chamber
 from labctl.units import fmt
@@ -25,12 +25,12 @@ class Nitride(StepModel):
     kind: Literal["nitride"] = "nitride"
     gas: Chem = "N2"
     impurity: Qty("fraction") = 1e-6
-    flow: Qty("gas_flow")
-    pressure: Qty("pressure")
-    power: Qty("power")
-    ramp_rate: Qty("power_rate")
-    base_pressure: Qty("pressure")
-    time: Qty("duration")
+    flow: Positive("gas_flow")
+    pressure: Positive("pressure")
+    power: Positive("power")
+    ramp_rate: Positive("power_rate")
+    base_pressure: Positive("pressure")
+    time: Positive("duration")
     max_substrate_temperature: Qty("temperature") | None = None
     on_pressure_fault: PressureFault = "fail"
 

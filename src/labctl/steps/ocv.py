@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 
-from labctl.protocol.fields import Qty
+from labctl.protocol.fields import Positive
 from labctl.steps.base import PlanContext, StepContext, StepKind, StepModel, fail
 from labctl.units import fmt
 
@@ -20,8 +20,8 @@ class Ocv(StepModel):
     """Open-circuit voltage for `duration` (s), sampled every `sample_every` (s)."""
 
     kind: Literal["ocv"] = "ocv"
-    duration: Qty("duration")
-    sample_every: Qty("duration") = 10.0
+    duration: Positive("duration")
+    sample_every: Positive("duration") = 10.0
 
 
 def sample_ocv(ctx: StepContext, duration: float, interval: float) -> np.ndarray:

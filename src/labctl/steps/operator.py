@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel
 
-from labctl.protocol.fields import STRICT, Qty, Text
+from labctl.protocol.fields import STRICT, Positive, Text
 from labctl.steps.base import PlanContext, StepContext, StepKind, StepModel, fail
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ class Operator(StepModel):
 
     kind: Literal["operator"] = "operator"
     message: Text
-    timeout: Qty("duration") | None = None
+    timeout: Positive("duration") | None = None
     cell: CellBuild | None = None
 
 

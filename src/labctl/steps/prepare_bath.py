@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from pydantic import model_validator
 
 from labctl.protocol import limits as lim
-from labctl.protocol.fields import Chem, Name, Qty
+from labctl.protocol.accounting import Draw, Fill, Use
+from labctl.protocol.fields import Chem, Name, NonNegative, Positive, Qty
 from labctl.steps.base import Override, PlanContext, StepContext, StepKind, StepModel, fail
 from labctl.units import fmt
 
@@ -38,12 +39,12 @@ class PrepareBath(StepModel):
     bath: Name
     solvent: Chem
     salt: Chem | None = None
-    concentration: Qty("concentration") | None = None
-    volume: Qty("volume")
+    concentration: Positive("concentration") | None = None
+    volume: Positive("volume")
     temperature: Qty("temperature") | None = None
-    stir: Qty("rotation") | None = None
-    rate: Qty("volume_flow") = 5e-6 / 60
-    settle: Qty("duration") = 60.0
+    stir: NonNegative("rotation") | None = None
+    rate: Positive("volume_flow") = 5e-6 / 60
+    settle: NonNegative("duration") = 60.0
     water: Qty("fraction") | None = None
     override: Override | None = None
 
@@ -144,6 +145,21 @@ class PrepareBathKind(StepKind[PrepareBath]):
             + (f" (stock {fmt(stock_volume, 'volume')})" if stock_volume else "")
         )
 
+    def uses(self, step: PrepareBath, station: Station | None) -> list[Use]:
+        """The bath filled and the syringe strokes drawn (plan-time accounting across steps)."""
+        out: list[Use] = [Fill(step.bath, step.volume)]
+        if station is None:
+            return out
+        stock_volume = 0.0
+        stock = station.stock_for(salt=step.salt) if step.salt else None
+        if stock is not None and stock.concentration and step.concentration is not None:
+            stock_volume = min(step.volume, step.concentration * step.volume / stock.concentration)
+            out.append(Draw(stock.pump, stock_volume, f"{step.salt} stock", stock.syringe_volume))
+        neat = station.stock_for(salt=None, solvent=step.solvent)
+        if neat is not None and step.volume - stock_volume > 0:
+            out.append(Draw(neat.pump, step.volume - stock_volume, step.solvent, neat.syringe_volume))
+        return out
+
     def _check_pumps(self, step: PrepareBath, p: PlanContext, need_stock: float) -> None:
         """Rate against each pump's `rate` limit and its syringe; each volume against one syringe stroke."""
         station = p.station
@@ -157,6 +173,11 @@ class PrepareBathKind(StepKind[PrepareBath]):
                 )
         stock = station.stock_for(salt=step.salt) if step.salt else None
         neat = station.stock_for(salt=None, solvent=step.solvent)
+        if neat is None and step.volume - need_stock > 1e-12:
+            p.error(
+                f"the station loads no syringe with neat {step.solvent} (a stock without `salt`, with its "
+                "`syringe_diameter`): the pump would dispense with an unknown syringe"
+            )
         for source, need, what in (
             (stock, need_stock, "stock"),
             (neat, step.volume - need_stock, step.solvent),
@@ -243,9 +264,13 @@ class PrepareBathKind(StepKind[PrepareBath]):
     def _dispense(
         self, ctx: StepContext, plan: dict[str, float], loaded: dict[str, Stock], rate: float
     ) -> None:
+        diameters = ctx.achieved.setdefault("syringe_diameter_m", {})
+        for role in [r for r, v in plan.items() if v > 1e-12]:  # set and read back before any dispenses
+            diameter = float(loaded[role].syringe_diameter)
+            ctx.role(role).configure(diameter=diameter)
+            diameters[role] = diameter
         for role, volume in plan.items():
             pump = ctx.role(role)
-            pump.configure(diameter=loaded[role].syringe_diameter)
             pump.clear_dispensed()
             if volume > 1e-12:
                 pump.dispense(volume, rate)
@@ -279,6 +304,18 @@ class PrepareBathKind(StepKind[PrepareBath]):
 
     def estimate(self, step: PrepareBath) -> float:
         return step.volume / step.rate + step.settle
+
+
+def syringe_diameter(ctx: StepContext, role: str) -> float:
+    """The inside diameter (m) of the syringe on pump `role`, from the station's `stocks:` (a `refill`).
+
+    A pump keeps its last diameter in non-volatile memory: pumping without setting it would move a stale
+    syringe's volume, so a pump with no known syringe is refused before any byte moves liquid."""
+    sizes = {float(s.syringe_diameter) for s in ctx.station.stocks.values() if s.pump == role}
+    if len(sizes) != 1:
+        why = "no stock" if not sizes else "stocks with different syringes"
+        raise fail(ctx, f"no single syringe diameter for {role}: the station gives it {why}")
+    return sizes.pop()
 
 
 def heating_time(target: float, stir: float | None) -> float:

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from labctl.protocol.fields import STRICT, Count, Qty
+from labctl.protocol.fields import STRICT, Count, NonNegative, Positive
 from labctl.steps.base import PlanContext, StepContext
 from labctl.steps.cycling import CyclingModel, Galvanostatic, ShortDetection, area
 from labctl.units import fmt
@@ -18,7 +18,7 @@ class RateStage(BaseModel):
     """One stage of a rate test: `current_density` (A/m^2) for `cycles`."""
 
     model_config = STRICT
-    current_density: Qty("current_density")
+    current_density: Positive("current_density")
     cycles: Count(ge=1, le=100_000)
 
 
@@ -29,10 +29,10 @@ class RateTest(CyclingModel):
 
     kind: Literal["rate_test"] = "rate_test"
     stages: list[RateStage] = Field(min_length=1, max_length=100)
-    capacity: Qty("areal_capacity")
-    sample_every: Qty("duration") = 1.0
-    voltage_limit: Qty("voltage")
-    rest: Qty("duration") = 0.0
+    capacity: Positive("areal_capacity")
+    sample_every: Positive("duration") = 1.0
+    voltage_limit: Positive("voltage")
+    rest: NonNegative("duration") = 0.0
 
 
 class RateTestKind(Galvanostatic):

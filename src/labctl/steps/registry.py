@@ -27,6 +27,7 @@ BUILTIN: tuple[str, ...] = (
     "ocv",
     "rest",
     "operator",
+    "refill",
     "wait",
 )
 ENTRY_POINT_GROUP = "labctl.steps"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, ClassVar, Literal
 
-from labctl.protocol.fields import Qty
+from labctl.protocol.fields import Positive
 from labctl.steps.base import PlanContext, StepContext, StepKind, StepModel
 from labctl.steps.errors import RunAborted
 from labctl.steps.ocv import ocv_roles, sample_ocv
@@ -21,8 +21,8 @@ class Rest(StepModel):
     """Rest at open circuit for `duration` (s), optionally sampling the voltage every `sample_every` (s)."""
 
     kind: Literal["rest"] = "rest"
-    duration: Qty("duration")
-    sample_every: Qty("duration") | None = None
+    duration: Positive("duration")
+    sample_every: Positive("duration") | None = None
 
 
 class RestKind(StepKind[Rest]):

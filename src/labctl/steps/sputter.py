@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import Field
 
-from labctl.protocol.fields import Chem, Qty
+from labctl.protocol.fields import Chem, NonNegative, Positive, Qty
 from labctl.steps.base import PlanContext, StepContext, StepKind, StepModel
 from labctl.steps.chamber import PressureFault, Recipe, plan_chamber, run_chamber, sputter_rate
 from labctl.units import fmt
@@ -32,18 +32,18 @@ class Sputter(StepModel):
     kind: Literal["sputter"] = "sputter"
     target: Chem = "LiF"
     gas: Chem = "Ar"
-    flow: Qty("gas_flow")
-    pressure: Qty("pressure")
-    power: Qty("power")
-    ramp_rate: Qty("power_rate")
-    base_pressure: Qty("pressure")
-    presputter: Qty("duration") = 300.0
-    thickness: Qty("length")
-    max_time: Qty("duration")
-    tooling: Qty("fraction") = 1.0
-    density: Qty("density") = 2640.0
+    flow: Positive("gas_flow")
+    pressure: Positive("pressure")
+    power: Positive("power")
+    ramp_rate: Positive("power_rate")
+    base_pressure: Positive("pressure")
+    presputter: NonNegative("duration") = 300.0
+    thickness: Positive("length")
+    max_time: Positive("duration")
+    tooling: Qty("fraction", gt=0.0, le=10.0) = 1.0
+    density: Positive("density") = 2640.0
     z_ratio: float = Field(0.778, gt=0, le=10)
-    max_reflected: Qty("fraction") = 0.05
+    max_reflected: Qty("fraction", gt=0.0, le=1.0) = 0.05
     max_substrate_temperature: Qty("temperature") | None = None
     on_pressure_fault: PressureFault = "fail"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from labctl.protocol.fields import Qty
+from labctl.protocol.fields import Positive
 from labctl.steps.base import PlanContext, StepContext, StepKind, StepModel
 from labctl.steps.errors import RunAborted
 from labctl.units import fmt
@@ -14,7 +14,7 @@ class Wait(StepModel):
     """Do nothing for `duration` (s)."""
 
     kind: Literal["wait"] = "wait"
-    duration: Qty("duration")
+    duration: Positive("duration")
 
 
 def timed_wait(ctx: StepContext, seconds: float) -> None:
