@@ -77,13 +77,13 @@ def test_run_refuses_it_before_the_store(tmp_path, monkeypatch, capsys):
 def test_a_run_refused_before_preflight_is_recorded_failed(tmp_path, monkeypatch, capsys):
     """When the instruments cannot be built after the run was recorded (a driver plug-in that fails to load),
     the run row says failed, with the reason; no run is left `created`."""
-    from labctl.engine import instruments
+    from labctl import compose
     from labctl.engine.errors import PreflightError
 
     def broken(*args, **kwargs):
         raise PreflightError("stage: driver 'grbl' is not available (injected)")
 
-    monkeypatch.setattr(instruments, "build_instruments", broken)
+    monkeypatch.setattr(compose, "build_instruments", broken)
     monkeypatch.setenv("LABCTL_AUDIT_KEY", str(tmp_path / "k"))
     db = tmp_path / "r.db"
     code, out = cli(monkeypatch, capsys, "run", str(PROTOCOL), "--simulate", "--station", str(SIMULATED),
