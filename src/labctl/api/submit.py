@@ -210,6 +210,7 @@ def _child_env(db_url: str) -> dict[str, str]:
 
     env = dict(os.environ)
     env["LABCTL_DB"] = db_url
+    env["COLUMNS"] = "4096"  # its messages are read by a program: no wrapping at a terminal's width
     src = str(Path(labctl.__file__).resolve().parents[1])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH", "")) if p)
     return env
