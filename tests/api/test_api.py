@@ -222,3 +222,15 @@ def test_pause_resume_abort_through_the_store(tmp_path: Path) -> None:
         states = [d["to"] for d in ev.loc[ev["kind"] == "run.state", "data"]]
         assert states[-3:] == ["paused", "running", "aborted"] and run.verify().ok
         assert run.steps.loc[1, "status"] == "deviated" and len(run.data("ocv")) == 2
+
+
+def test_compare_is_the_cli_compare(done) -> None:
+    lab, _, run = done
+    table = lab.compare([run])
+    cli = CliRunner().invoke(cli_app, ["runs", "compare", str(run.id), "--json", "--db",
+                                       lab.store.url.removeprefix("sqlite:///")])
+    assert cli.exit_code == 0, cli.output
+    row = json.loads(cli.output)[0]
+    assert list(table.index) == [run.id] and table.loc[run.id, "state"] == "completed"
+    assert table.loc[run.id, "R_film_ohm"] == pytest.approx(row["R_film_ohm"])
+    assert table.loc[run.id, "sample"] == row["sample"] == "API-0042"

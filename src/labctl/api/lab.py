@@ -65,6 +65,17 @@ class Lab:
         """Run `run_id`: provenance, steps, events, io, data(stream), report(), verify()."""
         return RunHandle(self.store, run_id)
 
+    def compare(self, runs: list[int | RunHandle]) -> pd.DataFrame:
+        """`labctl runs compare`: headline metrics side by side (overpotential at cycle 10 and 100 h, growth,
+        hours to failure and mode, R_film, sigma), one row per run, indexed by run id."""
+        import pandas as pd
+
+        from labctl.analysis import report
+
+        ids = [r.id if isinstance(r, RunHandle) else int(r) for r in runs]
+        rows = report.compare_rows([report.load_run(self.store, i) for i in ids])
+        return pd.DataFrame(rows, columns=list(report.COMPARE_COLUMNS)).set_index("run")
+
     def verify(self) -> VerifyResult:
         """The whole audit chain (`labctl audit verify --all`)."""
         return self.store.verify(None)
