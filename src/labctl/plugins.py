@@ -38,18 +38,23 @@ class PluginError(Exception):
     """An entry point that cannot be used (kept out of the registries and reported, never raised to users)."""
 
 
-def declared_api(obj: Any) -> Any:
-    """The `LABCTL_PLUGIN_API` of a loaded entry point: its own, else its module's (None if neither)."""
+def declared_api(obj: Any, module: str = "") -> Any:
+    """The `LABCTL_PLUGIN_API` of a loaded entry point: its own, else that of `module` (the module the entry
+    point names), else that of the module defining it (None if none declares one)."""
     own = getattr(obj, "LABCTL_PLUGIN_API", None)
     if own is not None:
         return own
-    module = sys.modules.get(getattr(obj, "__module__", "") or "")
-    return getattr(module, "LABCTL_PLUGIN_API", None)
+    for name in (module, getattr(obj, "__module__", "") or ""):
+        api = getattr(sys.modules.get(name), "LABCTL_PLUGIN_API", None)
+        if api is not None:
+            return api
+    return None
 
 
-def check_api(obj: Any, where: str) -> None:
-    """`PluginError` unless `obj` (loaded from entry point `where`) declares this labctl's plugin API."""
-    api = declared_api(obj)
+def check_api(obj: Any, where: str, module: str = "") -> None:
+    """`PluginError` unless `obj` (loaded from entry point `where`, in `module`) declares this labctl's
+    plugin API."""
+    api = declared_api(obj, module)
     if api is None:
         raise PluginError(f"{where} declares no LABCTL_PLUGIN_API (this labctl implements plugin API "
                           f"{PLUGIN_API})")
@@ -65,7 +70,7 @@ def load_checked(ep: EntryPoint) -> Any:
         obj = ep.load()
     except Exception as exc:  # ImportError, a SyntaxError in the plugin, an error raised at its import
         raise PluginError(f"{where} failed to import: {type(exc).__name__}: {exc}") from exc
-    check_api(obj, where)
+    check_api(obj, where, ep.value.partition(":")[0].strip())
     return obj
 
 
