@@ -115,6 +115,9 @@ def test_data_frames_carry_units(done) -> None:
     assert ocv.groupby("step").size().to_dict() == {1: 12, 2: streams[("ocv", 2)]}
     assert ocv.attrs["units"] == {"t": "s", "voltage": "V"} and ocv.attrs["stream"] == "ocv"
     assert ocv["voltage"].map(math.isfinite).all() and ocv["t"].is_monotonic_increasing
+    named = run.data("ocv", step=1, unit_names=True)
+    assert list(named.columns) == ["step", "t [s]", "voltage [V]"] and len(named) == 12
+    assert named.attrs["units"] == {"t [s]": "s", "voltage [V]": "V"}
     eis = run.data("eis", step=2)
     assert eis.attrs["units"] == STREAM_UNITS["eis"]
     assert len(eis) == 64 and eis["freq"].iloc[0] == pytest.approx(2e5, rel=1e-3)
@@ -172,6 +175,15 @@ def test_bad_protocol_is_reported_with_its_line(tmp_path: Path) -> None:
     with pytest.raises(ProtocolFileError) as exc:
         Protocol.load(f)
     assert any(p.line == 8 and "sample_every" in p.field for p in exc.value.problems)
+
+
+def test_submit_a_loaded_protocol_keeps_its_parameters(tmp_path: Path, short: Path) -> None:
+    with labctl.connect(str(tmp_path / "lab.db")) as lab:
+        sub = lab.submit(Protocol.load(short, rest="30 s"), seed=5)
+        run = sub.wait(120)
+        assert run.provenance["parameters"] == {"rest": "30 s"}
+        assert run.steps.loc[1, "commanded"]["duration"] == 30.0
+        assert "-p" in sub.argv and "rest=30 s" in sub.argv
 
 
 def test_submit_that_cannot_start_says_why(tmp_path: Path, short: Path) -> None:

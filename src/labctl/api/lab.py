@@ -97,10 +97,12 @@ class Lab:
         A dry run (`simulate=True`, the default) runs on the simulated station unless `station` is given, on
         the virtual clock unless `realtime`; `seed` makes it reproducible. The protocol is loaded and checked
         here first, so a bad file raises `FileProblemsError` in the caller, not in a log."""
-        params = dict(params or {})
-        loaded = protocol if isinstance(protocol, Protocol) else Protocol.load(protocol, **params)
-        if isinstance(protocol, Protocol) and params:
-            loaded.with_params(**params)  # checked here, as above
+        if isinstance(protocol, Protocol):  # its overrides from `Protocol.load(path, **params)` carry over
+            params = {**protocol.loaded.overrides, **(params or {})}
+            loaded = protocol.with_params(**params) if params else protocol  # checked here, as below
+        else:
+            params = dict(params or {})
+            loaded = Protocol.load(protocol, **params)
         who = operator or getpass.getuser()
         argv = run_argv(loaded.path, params, station=find_station(station, simulate), simulate=simulate,
                         seed=seed, realtime=realtime, sample=sample, operator=who)

@@ -145,11 +145,12 @@ class RunHandle:
         rows = [{**s, "step": by_id.get(s["step_id"])} for s in self._store.streams(self.id)]
         return _frame(rows, ("stream", "step", "step_id", "points"))
 
-    def data(self, stream: str, step: int | None = None) -> pd.DataFrame:
+    def data(self, stream: str, step: int | None = None, *, unit_names: bool = False) -> pd.DataFrame:
         """A measurement stream as a DataFrame, columns as stored, units in `df.attrs["units"]`.
 
         `step` (the step's index in the protocol) picks one step; otherwise every step that wrote `stream`
-        is concatenated with a `step` column saying which (two EIS sweeps, before and after cycling)."""
+        is concatenated with a `step` column saying which (two EIS sweeps, before and after cycling).
+        `unit_names=True` also puts each unit in its column's name (`voltage [V]`), for plots and CSV."""
         import numpy as np
         import pandas as pd
 
@@ -174,6 +175,10 @@ class RunHandle:
         df.attrs["units"] = {c: declared.get(c) for c in df.columns if c != "step"}
         df.attrs["run"] = self.id
         df.attrs["stream"] = stream
+        if unit_names:
+            named = {c: f"{c} [{u}]" for c, u in df.attrs["units"].items() if u and u != "1"}
+            df = df.rename(columns=named)
+            df.attrs["units"] = {named.get(c, c): u for c, u in df.attrs["units"].items()}
         return df
 
     def metrics(self) -> dict[str, Any]:
