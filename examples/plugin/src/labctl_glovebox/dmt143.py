@@ -56,7 +56,11 @@ class DMT143(Driver):
         self._prepare_link()
         with self._link_guard():
             reply = self.transport.query(command.encode("ascii") + b"\r", EOL)
-        return reply[:-2].decode("ascii", "replace")
+            text = reply[:-2].decode("ascii", "replace")
+            if text.strip().lower() == "unknown command":  # the transmitter's one error answer
+                raise InstrumentReportedError(f"{command!r} refused: {text.strip()}", instrument=self.name,
+                                              code=text.strip())
+        return text
 
     def identify(self) -> str:
         """`VERS`: product name and software version."""

@@ -61,5 +61,4 @@ class DMT143Sim(DeviceCore):
         return text.encode("ascii") + b"\r\n"
 
     def error_reply(self, message: bytes) -> bytes | None:
-        self.errors = ["T MEAS error"]
         return b"Unknown command\r\n"
