@@ -287,6 +287,15 @@ def _limit_names(driver: str) -> frozenset[str] | None:
         return None
 
 
+def _plugin_role(role: str, known: dict[str, Any]) -> bool:
+    """A role of a family that an installed driver plug-in serves (`glovebox`, `glovebox.o2`)."""
+    from labctl.drivers.registry import BUILTIN
+
+    families = {e.role for name, e in known.items() if name not in BUILTIN and e.role}
+    return re.fullmatch(r"[a-z][a-z0-9_]{0,31}(\.[a-z][a-z0-9_]{0,31})?", role) is not None and \
+        role.split(".", 1)[0] in families
+
+
 def _instruments(raw: _StationFile, doc: Document, problems: list[Problem]) -> dict[str, InstrumentSpec]:
     known = _known_drivers()
     out: dict[str, InstrumentSpec] = {}
@@ -294,7 +303,7 @@ def _instruments(raw: _StationFile, doc: Document, problems: list[Problem]) -> d
     for role, spec in raw.instruments.items():
         here = ("instruments", role)
         family = role.split(".", 1)[0]
-        if not _ROLE.match(role):
+        if not _ROLE.match(role) and not _plugin_role(role, known):
             problems.append(
                 doc.problem(
                     here,

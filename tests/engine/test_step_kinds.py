@@ -262,6 +262,7 @@ def test_a_third_party_kind_joins_through_the_entry_point(monkeypatch: pytest.Mo
 
     class PurgeKind(StepKind[Purge]):
         KIND, MODEL = "purge", Purge
+        LABCTL_PLUGIN_API = 1
 
     class EntryPoint:
         name, value = "purge", "plugin:PurgeKind"

@@ -12,8 +12,6 @@ import typer
 from labctl.cli.output import esc, visible
 from labctl.errors import ConfigError
 
-SIMULATED_STATION = "stations/simulated.yaml"
-
 
 def _overrides(pairs: list[str]) -> dict[str, str]:
     out: dict[str, str] = {}
@@ -38,14 +36,9 @@ def _db_label(store: Any, db: str | None) -> str:
 
 
 def _find_station(station: str | None, simulate: bool) -> Path:
-    if station:
-        return Path(station)
-    if not simulate:
-        raise ConfigError("a bench run needs --station (or use --simulate for a dry run)")
-    for base in (Path.cwd(), Path(__file__).resolve().parents[3]):
-        if (base / SIMULATED_STATION).is_file():
-            return base / SIMULATED_STATION
-    raise ConfigError(f"no {SIMULATED_STATION} found; pass --station")
+    from labctl.api.submit import find_station  # one resolution for `labctl run` and `Lab.submit`
+
+    return find_station(station, simulate)
 
 
 def _recover_holders(store: Any, keys: list[str], *, quiet: bool) -> None:

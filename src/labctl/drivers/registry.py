@@ -38,6 +38,9 @@ BUILTIN: dict[str, DriverEntry] = {e.name: e for e in [
 ]}
 
 
+_problems: list[str] = []
+
+
 def entries() -> dict[str, DriverEntry]:
     """Built-in entries plus those of installed plug-ins (a copy: callers may change it)."""
     return dict(_entries())
@@ -47,12 +50,28 @@ def entries() -> dict[str, DriverEntry]:
 def _entries() -> dict[str, DriverEntry]:
     """Scanned once per process: an entry-point scan costs ~10 ms and a dry run looks drivers up ~30 times
     (`_entries.cache_clear()` after installing a plug-in in a running process)."""
+    from labctl.plugins import PluginError, load_checked
+
     found = dict(BUILTIN)
+    _problems.clear()
     for ep in entry_points(group="labctl.drivers"):
-        cls = ep.load()
+        try:
+            cls = load_checked(ep)  # a plugin that fails to import or declares another API is left out
+        except PluginError as exc:
+            _problems.append(f"driver plug-in {exc}")
+            continue
+        if ep.name in BUILTIN:
+            _problems.append(f"driver plug-in {ep.name!r} reuses a built-in driver's name; ignored")
+            continue
         found[ep.name] = DriverEntry(ep.name, getattr(cls, "ROLE", ""), ep.value,
                                      getattr(cls, "SIMULATOR", ""))
     return found
+
+
+def plugin_problems() -> list[str]:
+    """Driver plug-ins left out, and why (`labctl plugins list` shows them)."""
+    _entries()
+    return list(_problems)
 
 
 def entry(name: str) -> DriverEntry:

@@ -50,9 +50,11 @@ def kinds() -> dict[str, StepKind[Any]]:
         module = importlib.import_module(f"labctl.steps.{name}")
         out[name] = _check(module.KIND_CLASS, f"labctl.steps.{name}")
     _problems.clear()
+    from labctl.plugins import load_checked
+
     for ep in entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            kind = _check(ep.load(), f"entry point {ep.name} ({ep.value})")
+        try:  # load_checked: the plug-in's LABCTL_PLUGIN_API must be this labctl's (labctl.plugins)
+            kind = _check(load_checked(ep), f"entry point {ep.name} ({ep.value})")
         except Exception as exc:  # a broken plug-in must not stop labctl; `labctl plan` reports it
             _problems.append(f"step kind plug-in {ep.name!r} not loaded: {exc}")
             continue

@@ -51,6 +51,9 @@ def _versions() -> dict[str, str]:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             continue
+    from labctl.plugins import versions as plugin_versions
+
+    out.update(plugin_versions())  # installed labctl plug-ins, "plugin:<distribution>": version
     return out
 
 
