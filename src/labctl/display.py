@@ -339,3 +339,15 @@ def run_steps(run: dict[str, Any]) -> list[StepValues]:
     units = protocol_units(run.get("protocol_text") or "", run.get("parameters") or {})
     steps = run.get("steps") or []
     return [StepValues(s["kind"], units[s["index"]] if s["index"] < len(units) else {}) for s in steps]
+
+
+def report_with_units(metrics: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
+    """A run report's metrics with each step's commanded and achieved values as SI values with their unit's
+    name (`{"value": 2e-05, "unit": "m^3"}`), as `runs show --json` gives them; `run` is the stored run."""
+    indexes = [s["index"] for s in run.get("steps") or []]
+    values = dict(zip(indexes, run_steps(run), strict=True))
+    for entry in metrics.get("steps", []):
+        v = values.get(entry.get("index"))
+        if v is not None:
+            entry["commanded"], entry["achieved"] = v.json(entry["commanded"]), v.json(entry["achieved"])
+    return metrics

@@ -189,13 +189,13 @@ class RunHandle:
 
     def report(self, out: str | Path | None = None) -> dict[str, Any]:
         """The metrics; with `out`, also the PNG figures and Markdown/HTML summary `labctl runs report` writes
-        (needs matplotlib)."""
+        (needs matplotlib). Step values are SI with their unit's name, as `runs report --json` gives."""
         from labctl.analysis import report
+        from labctl.display import report_with_units
 
         data = report.load_run(self._store, self.id)
-        if out is None:
-            return report.metrics(data)
-        return report.write_report(data, Path(out))
+        metrics = report.metrics(data) if out is None else report.write_report(data, Path(out))
+        return report_with_units(metrics, data.run)
 
     def verify(self) -> Verification:
         """`labctl audit verify RUN`: the hash chain, then this run's records (steps, data, transcript,

@@ -44,14 +44,9 @@ def report_cmd(
     finally:
         store.close()
     if as_json:  # step values as SI with their unit's name, as in `runs show --json`
-        from labctl.display import run_steps
+        from labctl.display import report_with_units
 
-        indexes = [s["index"] for s in data.run.get("steps") or []]
-        values = dict(zip(indexes, run_steps(data.run), strict=True))
-        for entry in metrics.get("steps", []):
-            v = values.get(entry.get("index"))
-            if v is not None:
-                entry["commanded"], entry["achieved"] = v.json(entry["commanded"]), v.json(entry["achieved"])
+        metrics = report_with_units(metrics, data.run)
         print_json(console, json.loads(json.dumps(metrics, default=report._json_default)))
         return
     console.print(f"report of run {run} written to [bold]{esc(folder)}[/]: summary.md, summary.html, "
