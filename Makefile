@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-all lint bench clean
+.PHONY: demo test test-all test-plugin lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -16,16 +16,22 @@ demo: $(STAMP)
 	$(BIN)/labctl run protocols/li-in-alloy-cycle.yaml --simulate --db demo.db
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks examples
 
-test: lint
+# The out-of-tree example plug-in (examples/plugin), installed beside labctl and tested with its own suite.
+test-plugin: $(STAMP)
+	rm -rf .plugin-site
+	$(BIN)/python -m pip install --quiet --no-deps --target .plugin-site examples/plugin
+	cd examples/plugin && PYTHONPATH=$(CURDIR)/.plugin-site $(CURDIR)/$(BIN)/python -m pytest tests -q -p no:cacheprovider
+
+test: lint test-plugin
 	$(BIN)/python -m pytest -n 2 -q
 
-test-all: lint
+test-all: lint test-plugin
 	LABCTL_SLOW=1 $(BIN)/python -m pytest -n 2 -q
 
 bench: $(STAMP)
 	for f in benchmarks/bench_*.py; do $(BIN)/python $$f || exit 1; done
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .plugin-site
