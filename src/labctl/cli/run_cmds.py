@@ -120,6 +120,8 @@ def run(
     store = None
     try:
         store = _open_store(db)
+        if hasattr(store, "check_audit_key"):
+            store.check_audit_key()  # another key than the chain's: refused before anything is recorded
         _recover_holders(store, lease_keys(info, roles), quiet=as_json)
         display = None if as_json else LiveDisplay(console, name=spec.name, clock=clock, estimates=ests)
         r = Run(
