@@ -17,6 +17,7 @@ import numpy as np
 
 from labctl.engine.errors import InterlockTripped, StepFailed
 from labctl.engine.executors.base import Executor, StepContext, fnum, register
+from labctl.engine.executors.streaming import streamed
 
 REAL_CHUNK_S = 60.0  # longest single acquisition on a real clock
 
@@ -158,7 +159,19 @@ def half_cycle(
         d = min(remaining, chunk)
         ctx.checkpoint(False)  # abort only; pause waits for the half-cycle boundary
         t_call = ctx.now()
-        trace = pot.acquire(current=current, duration=d, interval=interval)
+
+        def store(part: Any, t_call: float = t_call) -> None:
+            n = len(part.t)
+            ctx.store_points(
+                "cycling",
+                t=np.asarray(part.t, dtype=float) + t_call,
+                voltage=np.asarray(part.voltage, dtype=float),
+                current=np.asarray(part.current, dtype=float),
+                cycle=np.full(n, cycle, dtype=np.int64),
+                half_cycle=np.full(n, half, dtype=np.int64),
+            )
+
+        trace = streamed(pot.acquire, store, current=current, duration=d, interval=interval)
         lag = t_call + d - ctx.now()
         if lag > 0:
             ctx.clock.sleep(lag)
@@ -166,14 +179,6 @@ def half_cycle(
         v = np.asarray(trace.voltage, dtype=float)
         i = np.asarray(trace.current, dtype=float)
         n = len(t)
-        ctx.store_points(
-            "cycling",
-            t=t,
-            voltage=v,
-            current=i,
-            cycle=np.full(n, cycle, dtype=np.int64),
-            half_cycle=np.full(n, half, dtype=np.int64),
-        )
         parts.append((t, v, i))
         remaining -= d
         if n:
@@ -446,21 +451,22 @@ class Ocv(Executor):
     def run(self, ctx: StepContext) -> None:
         duration = fnum(ctx.params["duration"])
         interval = fnum(ctx.params["sample_every"])
+        t_call = ctx.now()
+
+        def store(part: Any) -> None:
+            ctx.store_points("ocv", t=np.asarray(part.t, dtype=float) + t_call, voltage=part.voltage)
+
         if ctx.has("potentiostat"):
-            pot = ctx.role("potentiostat")
-            t_call = ctx.now()
-            trace = pot.acquire(current=0.0, duration=duration, interval=interval)
+            acquire = ctx.role("potentiostat").acquire
+            trace = streamed(acquire, store, current=0.0, duration=duration, interval=interval)
         elif ctx.has("eis"):
-            t_call = ctx.now()
-            trace = ctx.role("eis").ocp(duration, interval)
+            trace = streamed(ctx.role("eis").ocp, store, duration=duration, interval=interval)
         else:
             raise StepFailed(f"step {ctx.index + 1}: ocv needs a potentiostat or an EIS instrument")
         lag = t_call + duration - ctx.now()
         if lag > 0:
             ctx.clock.sleep(lag)
-        t = np.asarray(trace.t, dtype=float) + t_call
         v = np.asarray(trace.voltage, dtype=float)
-        ctx.store_points("ocv", t=t, voltage=v)
         ctx.achieved.update(commanded_time_s=duration, ocv_v=float(v[-1]) if len(v) else None, points=len(v))
 
     def estimate(self, params: dict[str, Any], station: Any = None) -> float:

@@ -1,4 +1,5 @@
-"""`eis`: an impedance spectrum from the EIS instrument, stored as stream `eis` (freq, z_real, z_imag).
+"""`eis`: an impedance spectrum from the EIS instrument, stored as stream `eis` (t, freq, z_real, z_imag;
+t is when each point reached labctl, as the driver streams them).
 
 The high-frequency real intercept is kept as R_el for the short-circuit detector of later cycling steps.
 """
@@ -10,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from labctl.engine.executors.base import Executor, StepContext, fnum, register
+from labctl.engine.executors.streaming import streamed
 
 
 def frequency_range(p: dict[str, Any]) -> tuple[float, float]:
@@ -28,7 +30,13 @@ class Eis(Executor):
         ppd = int(p["points_per_decade"])
         amp = fnum(p["amplitude"])
         dc = fnum(p["dc"])
-        spec = ctx.role("eis").eis(
+
+        def store(part: Any) -> None:  # t: when the point reached labctl (s since the run started)
+            ctx.store_points("eis", t=ctx.now(), freq=part.freq, z_real=part.z_real, z_imag=part.z_imag)
+
+        spec = streamed(
+            ctx.role("eis").eis,
+            store,
             f_start=f_start,
             f_end=f_end,
             points_per_decade=ppd,
@@ -37,8 +45,7 @@ class Eis(Executor):
             galvanostatic=bool(p.get("galvanostatic", False)),
         )
         freq = np.asarray(spec.freq, dtype=float)
-        zr, zi = np.asarray(spec.z_real, dtype=float), np.asarray(spec.z_imag, dtype=float)
-        ctx.store_points("eis", freq=freq, z_real=zr, z_imag=zi)
+        zr = np.asarray(spec.z_real, dtype=float)
         if len(freq):
             r_hf = float(zr[int(np.argmax(freq))])
             ctx.notes["r_el_ohm"] = r_hf
