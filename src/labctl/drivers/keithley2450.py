@@ -58,6 +58,7 @@ class Keithley2450(Driver):
     NAME = "keithley2450"
     ROLE = "potentiostat"
     SIMULATOR = "labctl.simulators.keithley2450:Keithley2450Sim"
+    IDENTITY_IS_UNIQUE = True  # the identification names the serial number: leased as the unit
     TIMEOUT = 2.0
     LIMITS: ClassVar[dict[str, Limit]] = {
         "current": Limit("current", "A", -1.05, 1.05, "2450 source range +-1.05 A"),

@@ -69,7 +69,9 @@ def recover_run(store: Any, run: dict[str, Any], *, clock: Clock) -> Recovered:
         if station is None:
             skipped = {key: "the run recorded no station to reach it" for key in held}
         else:
-            roles = [r for r, spec in station.roles.items() if spec.lease_key in held]
+            roles = [
+                r for r, spec in station.roles.items() if {spec.lease_key, spec.spelt_lease_key} & set(held)
+            ]
             live = [r for r in roles if not station.roles[r].link.lower().startswith(IN_PROCESS)]
             gone = "simulated inside the run's process, which ended with it"
             skipped = {r: gone for r in roles if r not in live}

@@ -16,7 +16,7 @@ from labctl.store.errors import LeaseConflict
 from labctl.store.models import TERMINAL_STATES, Lease, Run
 
 STALE_AFTER = 30.0
-HOST = socket.gethostname()
+HOST = os.environ.get("LABCTL_HOST") or socket.gethostname()  # LABCTL_HOST: a stable name (containers)
 
 
 def pid_alive(pid: int) -> bool:
