@@ -327,13 +327,30 @@ def key_cmd(db: Db = None) -> None:
         raise typer.Exit(1)
 
 
-def recover(db: Db = None, as_json: Json = False) -> None:
+def recover(
+    db: Db = None,
+    as_json: Json = False,
+    run: Annotated[int | None, typer.Option("--run", help="Recover this run only.")] = None,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="With --run: also when its process cannot be shown dead (audited)."),
+    ] = False,
+    operator: Annotated[str | None, typer.Option("--operator", help="Who forces it (default: you).")] = None,
+) -> None:
     """Find runs whose process died, make the instruments they held safe, mark them interrupted."""
-    from labctl.engine.recovery import recover_dead_runs
+    import getpass
 
+    from labctl.engine.recovery import ACTOR, recover_dead_runs, recover_one
+
+    if force and run is None:
+        raise ConfigError("--force needs --run ID: it takes over one run you know is dead")
     store = _open(db, read_only=False)
     try:
-        done = [r.as_dict() for r in recover_dead_runs(store)]
+        if run is None:
+            done = [r.as_dict() for r in recover_dead_runs(store)]
+        else:
+            actor = (operator or getpass.getuser()) if force else ACTOR
+            done = [recover_one(store, run, actor=actor, force=force).as_dict()]
     finally:
         store.close()
     if as_json:

@@ -41,6 +41,8 @@ RUN_RECORD = (
     "operator",
     "host",
     "pid",
+    "proc_started",
+    "boot_id",
     "versions",
     "seed",
     "mode",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from importlib import metadata
 from typing import Any
@@ -219,7 +218,7 @@ class Store:
             "station_text": station_text,
             "operator": operator,
             "host": leases.HOST,
-            "pid": os.getpid(),
+            **leases.me(),  # pid, process start time, boot id: which process, even after pid reuse
             "versions": _versions(),
             "seed": seed,
             "mode": mode,
@@ -469,36 +468,56 @@ class Store:
         }
 
     def find_dead_runs(self) -> list[dict[str, Any]]:
-        """Non-terminal runs whose process is gone (dead pid on this host, or stale heartbeat elsewhere)."""
+        """Non-terminal runs whose process is gone: on this host, its pid is dead or now another process's
+        (start time) or from another boot; elsewhere, its heartbeat is stale."""
         now = time.time()
-        q = select(Run.id, Run.host, Run.pid, Run.heartbeat_at, Run.state).where(
-            Run.state.not_in(TERMINAL_STATES)
-        )
+        q = select(
+            Run.id, Run.host, Run.pid, Run.proc_started, Run.boot_id, Run.heartbeat_at, Run.state
+        ).where(Run.state.not_in(TERMINAL_STATES))
         dead = []
         with reading(self.engine) as conn:
             for r in conn.execute(q.order_by(Run.id)):
-                holders = conn.execute(
-                    select(Lease.host, Lease.pid, Lease.heartbeat_at).where(Lease.run_id == r.id)
-                ).all()
-                procs = [(r.host, r.pid, r.heartbeat_at)] + [tuple(h) for h in holders]
-                here = [p for p in procs if p[0] == leases.HOST]
-                if here:
-                    gone = all(not leases.pid_alive(pid) for _, pid, _ in here)
-                else:
-                    gone = all(leases.holder_dead(h, pid, hb, now) for h, pid, hb in procs)
-                if gone:
-                    dead.append(
-                        {
-                            "id": r.id,
-                            "state": r.state,
-                            "host": r.host,
-                            "pid": r.pid,
-                            "heartbeat_at": queries.iso(r.heartbeat_at),
-                        }
-                    )
+                held = select(Lease.host, Lease.pid, Lease.heartbeat_at, Lease.proc_started, Lease.boot_id)
+                holders = conn.execute(held.where(Lease.run_id == r.id)).all()
+                procs = [(r.host, r.pid, r.heartbeat_at, r.proc_started, r.boot_id), *map(tuple, holders)]
+                if not self._gone(procs, now):
+                    continue
+                dead.append(
+                    {
+                        "id": r.id,
+                        "state": r.state,
+                        "host": r.host,
+                        "pid": r.pid,
+                        "heartbeat_at": queries.iso(r.heartbeat_at),
+                    }
+                )
         return dead
 
-    def mark_interrupted(self, run_id: int, *, actor: str = "labctl recover") -> dict[str, Any]:
+    @staticmethod
+    def _gone(procs: list[tuple], now: float) -> bool:
+        here = [p for p in procs if p[0] == leases.HOST]
+        if here:
+            return all(not leases.process_alive(pid, started, boot) for _, pid, _, started, boot in here)
+        return all(leases.holder_dead(h, pid, hb, now) for h, pid, hb, _, _ in procs)
+
+    def process_state(self, run_id: int) -> str:
+        """'alive' (this host: same pid, start time and boot), 'dead' (as find_dead_runs decides) or
+        'unknown' (another host with a fresh heartbeat, or a live pid recorded without its start time)."""
+        self._check_id(run_id)
+        with reading(self.engine) as conn:
+            cols = select(Run.host, Run.pid, Run.proc_started, Run.boot_id, Run.heartbeat_at)
+            r = conn.execute(cols.where(Run.id == run_id)).first()
+        if r is None:
+            raise StoreError(f"no run {run_id}")
+        if self._gone([(r.host, r.pid, r.heartbeat_at, r.proc_started, r.boot_id)], time.time()):
+            return "dead"
+        if r.host == leases.HOST and r.proc_started is not None:
+            return "alive"
+        return "unknown"
+
+    def mark_interrupted(
+        self, run_id: int, *, actor: str = "labctl recover", why: str = "process died (found by recover)"
+    ) -> dict[str, Any]:
         """Run -> interrupted (audited); running steps failed with 'in doubt'; leases released."""
         self._check_id(run_id)
         key = self._audit_key()
@@ -522,7 +541,7 @@ class Store:
                     )
                 )
             released = leases.release(conn, run_id)
-            self._set_state(conn, key, run_id, "interrupted", "process died (found by recover)", actor)
+            self._set_state(conn, key, run_id, "interrupted", why, actor)
             audit.append(
                 conn,
                 key,
