@@ -240,6 +240,14 @@ def test_an_audit_key_path_that_is_a_directory_is_a_clear_error(
     monkeypatch.setenv("LABCTL_AUDIT_KEY", str(tmp_path))
     code, out = invoke("audit", "verify", "--db", db_url)
     assert code not in (0, 99) and f"audit key {tmp_path} is a directory" in " ".join(out.split()), out
+    with Store.open(db_url) as s, pytest.raises(StoreError, match="is a directory"):
+        s.check_audit_key()
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("LABCTL_AUDIT_KEY", str(blocker / "audit.key"))  # its directory is a file
+    fresh = f"sqlite:///{tmp_path / 'new.db'}"
+    with Store.open(fresh) as s, pytest.raises(StoreError, match="cannot create"):
+        s.check_audit_key()
 
 
 def test_audit_key_names_the_fingerprint_in_use_and_the_expected_one(

@@ -52,19 +52,10 @@ def load_key(*, create: bool) -> bytes:
     if not path.exists():
         if not create:
             raise StoreError(f"audit key {path} not found (set LABCTL_AUDIT_KEY to the key file)")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
-            os.write(fd, secrets.token_bytes(32))
-        finally:
-            os.close(fd)
-        try:
-            os.link(tmp, path)  # atomic: a racing process keeps the first key
-        except FileExistsError:
-            pass
-        finally:
-            tmp.unlink()
+            _create_key(path)
+        except OSError as exc:
+            raise StoreError(f"cannot create the audit key {path}: {exc.strerror or exc}") from exc
     try:
         key = path.read_bytes()
     except OSError as exc:
@@ -72,6 +63,22 @@ def load_key(*, create: bool) -> bytes:
     if len(key) < 32:
         raise StoreError(f"audit key {path} is shorter than 32 bytes")
     return key
+
+
+def _create_key(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, secrets.token_bytes(32))
+    finally:
+        os.close(fd)
+    try:
+        os.link(tmp, path)  # atomic: a racing process keeps the first key
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink()
 
 
 def fingerprint(key: bytes) -> str:
