@@ -14,8 +14,9 @@ cell: {area: 1.13 cm^2}
 ```
 Quantities are strings with units (as in protocol files) and are held in SI (temperatures degC, flow sccm,
 stirring rpm). `load_station(path)` raises `StationFileError` (a `ConfigError`) listing every problem with
-file:line:column and the field. Driver names are checked against `labctl.drivers.registry.entries()`; the
-driver modules themselves are not imported here.
+file:line:column and the field. Driver names are checked against `labctl.drivers.registry.entries()`; a
+driver's module is imported only to read the limit names it declares (`LIMITS`), so a misspelled limit is
+refused when the station is loaded (by `plan` as by `run`), naming the instrument and the known names.
 """
 
 from __future__ import annotations
@@ -241,6 +242,17 @@ def _known_drivers() -> dict[str, Any]:
     return entries()
 
 
+def _limit_names(driver: str) -> frozenset[str] | None:
+    """The limit names the driver declares (its `LIMITS`), or None if its module cannot be imported here (the
+    run then reports the driver itself as unavailable)."""
+    from labctl.drivers.registry import driver_class
+
+    try:
+        return frozenset(getattr(driver_class(driver), "LIMITS", {}))
+    except Exception:
+        return None
+
+
 def _instruments(raw: _StationFile, doc: Document, problems: list[Problem]) -> dict[str, InstrumentSpec]:
     known = _known_drivers()
     out: dict[str, InstrumentSpec] = {}
@@ -278,8 +290,14 @@ def _instruments(raw: _StationFile, doc: Document, problems: list[Problem]) -> d
         if spec.port is not None:
             ports.setdefault(spec.port, []).append((role, spec.address))
         limits: dict[str, tuple[float | None, float | None]] = {}
+        names = _limit_names(spec.driver) if spec.driver in known else None
         for lname, pair in spec.limits.items():
             lpath = (*here, "limits", lname)
+            if names is not None and lname not in names:  # `run` would refuse it: say so at load, as `plan`
+                problems.append(doc.problem(
+                    lpath, f"unknown limit `{lname}` for {role} (driver `{spec.driver}`); its limits are: "
+                    + (", ".join(sorted(names)) or "none"), key=True))
+                continue
             if len(pair) != 2:
                 problems.append(doc.problem(lpath, f"limit `{lname}` must be a pair [low, high]"))
                 continue

@@ -7,6 +7,7 @@ output must carry no traceback.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -97,3 +98,75 @@ def test_hostile_parameter_override_is_rejected(tmp_path, monkeypatch, capsys, l
     assert code == 2, output
     assert "Traceback" not in output
     assert {n: c.received for n, c in listening_bench.items() if c.received} == {}
+
+
+# -- hostile paths: the file itself is the attack (issue 14.11) ------------------------------------------
+
+
+def _hostile_path(tmp_path: Path, kind: str) -> tuple[Path, str]:
+    """A path of `kind` for a protocol or station file, and what the refusal must say about it."""
+    path = tmp_path / f"{kind}.yaml"
+    if kind == "dev-zero symlink":
+        path.symlink_to("/dev/zero")  # read to the end, it never ends
+        return path, "is a character device (/dev/zero), not a regular file"
+    if kind == "fifo":
+        os.mkfifo(path)  # open() for reading blocks until a writer comes: none will
+        return path, "is a FIFO (named pipe), not a regular file"
+    if kind == "directory":
+        path.mkdir()
+        return path, "is a directory, not a regular file"
+    if kind == "huge sparse file":
+        with open(path, "wb") as fh:
+            fh.truncate(10 * 1024**3)  # 10 GiB of holes: refused by its size, never read
+        return path, f"file is {10 * 1024**3} bytes; the limit is 1000000 (1 MB)"
+    if kind == "symlink loop":
+        path.symlink_to(path)
+        return path, "cannot read the file"
+    if kind == "missing":
+        return path, "cannot read the file: no such file"
+    raise AssertionError(kind)
+
+
+PATH_KINDS = ["dev-zero symlink", "fifo", "directory", "huge sparse file", "symlink loop", "missing"]
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("kind", PATH_KINDS)
+@pytest.mark.parametrize("command", ["validate", "plan", "plan --station", "run", "run --station"])
+def test_hostile_path_is_refused_without_reading_it(tmp_path, monkeypatch, capsys, listening_bench, kind,
+                                                   command):
+    """`validate`, `plan` and `run` given a device, a FIFO, a directory, a 10 GiB file, a symlink loop or
+    nothing, as the protocol or the station: exit 2 at once naming the file and what it is, nothing read."""
+    bad, says = _hostile_path(tmp_path, kind)
+    good = tmp_path / "good.yaml"
+    good.write_text(HEADER + "steps:\n" + WAIT, encoding="utf-8")
+    verb, _, option = command.partition(" ")
+    protocol, station = (good, bad) if option else (bad, STATION)
+    args = [verb, str(protocol)]
+    if (verb == "plan" and option) or verb == "run":
+        args += ["--station", str(station)]
+    if verb == "run":
+        args += ["--simulate", "--db", f"sqlite:///{tmp_path / 'h.db'}"]
+    monkeypatch.setattr(sys, "argv", ["labctl", *args])
+    with pytest.raises(SystemExit) as stop:
+        main()
+    out = capsys.readouterr()
+    text = " ".join((out.out + out.err).split())
+    assert stop.value.code == 2, text
+    assert "Traceback" not in text
+    assert f"{bad}: {says}" in text, text
+    assert {n: c.received for n, c in listening_bench.items() if c.received} == {}
+    assert not (tmp_path / "h.db").exists()
+
+
+def test_read_bounded_limits(tmp_path):
+    from labctl.textfile import FileRefused, read_bounded
+
+    path = tmp_path / "f.yaml"
+    path.write_bytes(b"x" * 100)
+    assert read_bounded(path, limit=100) == b"x" * 100
+    with pytest.raises(FileRefused, match="file is 100 bytes; the limit is 99"):
+        read_bounded(path, limit=99)
+    link = tmp_path / "link.yaml"
+    link.symlink_to(path)  # a symlink to a regular file is fine
+    assert read_bounded(link, limit=100) == b"x" * 100

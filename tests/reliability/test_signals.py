@@ -7,12 +7,14 @@ touched has its safe state recorded, the state change names who asked, and the a
 
 from __future__ import annotations
 
+import contextlib
 import signal
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
-from labctl_proc import PROTOCOLS, RunProc, check_record, write_protocol
+from labctl_proc import LABCTL, PROTOCOLS, RunProc, check_record, env_for, write_protocol
 
 LIMIT_S = 5.0  # the issue's bound from the signal to the process having ended (a hang guard, not a benchmark)
 ABORTED_EXIT = 130
@@ -150,3 +152,90 @@ def test_signal_during_a_streamed_eis_sweep(tmp_path):
     time.sleep(1.5)
     run.proc.send_signal(signal.SIGTERM)
     assert_aborted(run, "SIGTERM")
+
+
+# -- a link that never answers (a bench run, the real clock) ------------------------------------------------
+
+
+@pytest.fixture
+def silent_link():
+    """A TCP server on 127.0.0.1 that accepts every connection and never sends a byte: its port."""
+    import socket
+    import threading
+
+    server = socket.socket()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    held: list[socket.socket] = []
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                held.append(server.accept()[0])
+
+    threading.Thread(target=accept, daemon=True).start()
+    yield server.getsockname()[1]
+    server.close()
+    for conn in held:
+        conn.close()
+
+
+def start_silent_bench_run(tmp_path: Path, port: int) -> RunProc:
+    """`labctl run` (a bench run: no --simulate, the wall clock) of an EIS step, the EmStat on the silent
+    link."""
+    station = tmp_path / "silent.yaml"
+    station.write_text(
+        "labctl_station: 1\nname: silent bench\ninstruments:\n"
+        f'  eis: {{driver: emstat4, port: "socket://127.0.0.1:{port}"}}\ncell: {{area: 1.13 cm^2}}\n'
+    )
+    protocol = write_protocol(
+        tmp_path / "eis.yaml", "silent link",
+        "  - eis: {frequencies: 10 kHz..1 Hz, points_per_decade: 2, amplitude: 10 mV}\n",
+    )
+    db = tmp_path / "labctl.db"
+    env = env_for(tmp_path, db)
+    proc = subprocess.Popen([*LABCTL, "run", str(protocol), "--station", str(station), "--json"], env=env,
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return RunProc(proc, db, env, tmp_path)
+
+
+def assert_safe_state_recorded(run: RunProc) -> None:
+    """The silent EmStat's safe state was attempted and its failure recorded; no lease is left held."""
+    (failed,) = [e for e in run.events("instrument.safe_failed") if e["data"]["role"] == "eis"]
+    assert "reply" in failed["data"]["error"]
+    assert run._query("SELECT COUNT(*) FROM leases WHERE run_id = ?", run.run_id) == [(0,)]
+
+
+@pytest.mark.timeout(60)
+def test_a_link_that_never_answers_fails_the_run_naming_the_role(tmp_path, silent_link):
+    run = start_silent_bench_run(tmp_path, silent_link)
+    code, summary, err, wall = run.finish(timeout=30)
+    assert "Traceback" not in err, err
+    assert wall < 15, f"a silent link held the run {wall:.1f} s"  # bounded: per-exchange deadlines
+    assert code == 1 and summary is not None and summary["state"] == "failed", (code, summary, err)
+    assert summary["reason"].startswith("PreflightError: eis:"), summary["reason"]
+    assert "within the deadline" in summary["reason"]
+    assert run.state() == "failed"
+    assert_safe_state_recorded(run)
+
+
+@pytest.mark.timeout(60)
+def test_sigterm_while_a_link_never_answers(tmp_path, silent_link):
+    """SIGTERM while the run waits on the silent link in preflight: the wait is cut at once, the safe state
+    is attempted and recorded, the run ends aborted within 5 s."""
+    run = start_silent_bench_run(tmp_path, silent_link)
+    try:
+        run.wait_for(lambda: run.events("preflight.leases"), "preflight reached the instruments")
+        time.sleep(0.2)  # the EmStat's identification is waiting for a reply that never comes
+        run.proc.send_signal(signal.SIGTERM)
+        code, summary, err, wall = run.finish(timeout=LIMIT_S + 25)
+    finally:
+        run.kill()
+    assert "Traceback" not in err, err
+    assert wall < LIMIT_S, f"exited {wall:.1f} s after SIGTERM"
+    assert code == ABORTED_EXIT and summary is not None and summary["state"] == "aborted", (code, summary)
+    assert run.state() == "aborted"
+    (change,) = [e for e in run.events("run.state") if e["data"]["to"] == "aborted"]
+    assert change["actor"] == "SIGTERM"
+    assert_safe_state_recorded(run)

@@ -1,5 +1,5 @@
-"""The AE Bus RF simulator: packets, CSR codes, ACK/NAK, the plasma it drives; the driver against it over
-labsim://, a pty and TCP; checksum recovery; every fault kind against the driver."""
+"""The AE Bus RF simulator: packets, CSR codes, ACK/NAK, the plasma it drives; the driver against it in
+process; checksum recovery. The driver over TCP and a pty and every fault kind: test_conformance.py."""
 
 from __future__ import annotations
 
@@ -12,12 +12,9 @@ from labctl.drivers.aebus_rf import AeBusRf, packet
 from labctl.drivers.transport import SerialSettings, SerialTransport
 from labctl.errors import (
     ChecksumError,
-    Disconnected,
     InstrumentBusy,
     InstrumentReportedError,
-    InstrumentTimeout,
     MalformedReply,
-    PartialReply,
     SafeStateError,
 )
 from labctl.simulators import registry
@@ -59,7 +56,7 @@ def test_verified_packets_and_host_control():
     assert r(H("0a 08 64 00 66")) == csr(8)              # 100 W
     assert r(H("08 02 0a")) == csr(2)                    # RF on
     assert r.world._watts == 100.0
-    assert r.cmd(162) == ACK + packet(1, 162, H("20 00 00 00"))
+    assert r.cmd(162) == ACK + packet(1, 162, H("60 00 00 00"))   # bit 5 output on, bit 6 RF on requested
     assert r.cmd(164) == ACK + packet(1, 164, H("64 00 06"))
     assert r.cmd(165) == ACK + packet(1, 165, H("64 00"))
     assert r.cmd(166) == ACK + packet(1, 166, H("3c 00"))   # 1e-4 Pa: no plasma, 60 % reflected
@@ -191,21 +188,9 @@ def test_wrong_parity_garbles():
         registry.unregister("rf-parity")
 
 
-def _run_over(url: str, settings: SerialSettings = AeBusRf.SERIAL) -> None:
-    g = AeBusRf(SerialTransport("rf", url, settings, clock=RealClock(), timeout=1.0))
-    g.connect()
-    assert g.identify() == "CESAR 1312"
-    g.set_power(40)
-    g.rf_on()
-    assert g.forward_power() == 40.0
-    assert g.reflected_power() == 24.0                    # base pressure: out of the plasma window
-    assert g.safe_state()["rf_on"] is False
-    g.close()
-
-
-def test_driver_over_tcp():
+def test_tcp_exposure_sends_without_delay():
+    """(The driver over TCP and a pty is in test_conformance.)"""
     with serve_tcp(AeBusRfSim("rf-tcp", clock=RealClock())) as exp:
-        _run_over(exp.serial_url)
         t = SerialTransport("rf", exp.serial_url, AeBusRf.SERIAL, clock=RealClock())
         t.open()
         # the host ACK then the next packet are two short writes: without TCP_NODELAY each exchange
@@ -214,48 +199,7 @@ def test_driver_over_tcp():
         t.close()
 
 
-@pytest.mark.pty
-def test_driver_over_pty():
-    with serve_pty(AeBusRfSim("rf-pty", clock=RealClock())) as exp:
-        _run_over(exp.path, SerialSettings(19200))       # Linux ptys refuse parity bits (EINVAL)
-
-
-# -- the fault matrix -----------------------------------------------------------------------------------
-
-EXPECT = {
-    FaultKind.NO_REPLY: InstrumentTimeout,
-    FaultKind.TRICKLE: PartialReply,
-    FaultKind.TRUNCATE: PartialReply,
-    FaultKind.GARBAGE: MalformedReply,
-    FaultKind.LATE: InstrumentTimeout,
-    FaultKind.DISCONNECT: Disconnected,
-    FaultKind.POWER_CYCLE: InstrumentTimeout,
-    FaultKind.INSTRUMENT_ERROR: InstrumentReportedError,
-}
-DELAY = {FaultKind.TRICKLE: 0.3, FaultKind.LATE: 1.3}
-OPS = {"status": (162, lambda g: g.is_on()), "setpoint": (8, lambda g: g.set_power(60))}
-
-
-@pytest.mark.parametrize("op", list(OPS))
-@pytest.mark.parametrize("kind", list(EXPECT))
-def test_fault_matrix(rf, kind, op):
-    g, core, _, clock = rf
-    g.set_power(40)
-    command, call = OPS[op]
-    fault = core.inject(kind, rb"^[\x08-\x0f]" + bytes([command]),
-                        **({"delay": DELAY[kind]} if kind in DELAY else {}))
-    t0 = clock.monotonic()
-    with pytest.raises(EXPECT[kind]):
-        call(g)
-    assert clock.monotonic() - t0 <= g.transport.timeout + 1e-9
-    assert fault.spent
-    assert g.is_on() is False                             # the next exchange is clean
-    if kind is FaultKind.POWER_CYCLE:
-        with pytest.raises(InstrumentReportedError, match="wrong control mode"):
-            g.set_power(60)                               # power-up gave control back to the front panel
-        g.connect()
-    g.set_power(70)
-    assert g.setpoint() == (70.0, "forward")
+# -- faults beyond the generic matrix (test_conformance.py) --------------------------------------------------
 
 
 def test_fault_stuck_busy(rf):
@@ -287,7 +231,7 @@ def test_a_manual_only_client_over_the_pty():
             assert exchange(port, H("09 0e 02 05"), 4) == H("06 09 0e 00 07")     # host control, CSR 0
             assert exchange(port, H("0a 08 64 00 66"), 4) == H("06 09 08 00 01")  # 100 W
             assert exchange(port, H("08 02 0a"), 4) == H("06 09 02 00 0b")        # RF on
-            assert exchange(port, packet(1, 162), 7) == ACK + packet(1, 162, H("20 00 00 00"))
+            assert exchange(port, packet(1, 162), 7) == ACK + packet(1, 162, H("60 00 00 00"))
             assert exchange(port, H("08 01 09"), 4) == H("06 09 01 00 08")        # RF off
         finally:
             port.close()

@@ -1,5 +1,5 @@
-"""The Alicat simulator: bytes, the flow it puts into the chamber; the driver against it over labsim://, a pty
-and TCP; every fault kind against the driver."""
+"""The Alicat simulator: bytes, the flow it puts into the chamber; the driver against it in process. The
+driver over TCP and a pty and every fault kind: test_conformance.py."""
 
 from __future__ import annotations
 
@@ -9,18 +9,14 @@ from labctl.clock import RealClock, VirtualClock
 from labctl.drivers.alicat import Alicat
 from labctl.drivers.transport import SerialTransport
 from labctl.errors import (
-    Disconnected,
     InstrumentBusy,
     InstrumentReportedError,
-    InstrumentTimeout,
-    MalformedReply,
-    PartialReply,
     SafeStateError,
 )
 from labctl.simulators import registry
 from labctl.simulators.alicat import AlicatSim
 from labctl.simulators.core import FaultKind
-from labctl.simulators.exposures import serve_pty, serve_tcp
+from labctl.simulators.exposures import serve_pty
 from labctl.simulators.world import SimpleWorld
 
 
@@ -109,55 +105,7 @@ def test_driver_in_process(mfc):
         m.safe_state()
 
 
-def _run_over(url: str) -> None:
-    m = Alicat(SerialTransport("mfc", url, Alicat.SERIAL, clock=RealClock(), timeout=1.0))
-    m.connect()
-    assert m.identify() == "10v05.0-R22"
-    m.select_gas("N2")
-    m.set_flow(12.5)
-    assert m.flow() == pytest.approx(12.5)
-    assert m.safe_state()["flow_sccm"] == 0.0
-    m.close()
-
-
-@pytest.mark.parametrize("serve", [serve_tcp, pytest.param(serve_pty, marks=pytest.mark.pty)])
-def test_driver_over_a_real_transport(serve):
-    with serve(AlicatSim("mfc", clock=RealClock())) as exp:
-        _run_over(exp.serial_url)
-
-
-# -- the fault matrix -----------------------------------------------------------------------------------
-
-EXPECT = {
-    FaultKind.NO_REPLY: InstrumentTimeout,
-    FaultKind.TRICKLE: PartialReply,
-    FaultKind.TRUNCATE: PartialReply,
-    FaultKind.GARBAGE: MalformedReply,
-    FaultKind.LATE: InstrumentTimeout,
-    FaultKind.DISCONNECT: Disconnected,
-    FaultKind.POWER_CYCLE: InstrumentTimeout,
-    FaultKind.INSTRUMENT_ERROR: InstrumentReportedError,
-}
-DELAY = {FaultKind.TRICKLE: 0.3, FaultKind.LATE: 1.3}
-
-
-@pytest.mark.parametrize("op", ["poll", "setpoint"])
-@pytest.mark.parametrize("kind", list(EXPECT))
-def test_fault_matrix(mfc, kind, op):
-    m, core, _world, clock = mfc
-    m.set_flow(10.0)
-    match = rb"^A\r$" if op == "poll" else rb"^AS"
-    fault = core.inject(kind, match, **({"delay": DELAY[kind]} if kind in DELAY else {}))
-    t0 = clock.monotonic()
-    with pytest.raises(EXPECT[kind]):
-        m.flow() if op == "poll" else m.set_flow(20.0)
-    assert clock.monotonic() - t0 <= m.transport.timeout + 1e-9
-    assert fault.spent
-    expected = 0.0 if kind is FaultKind.POWER_CYCLE else (20.0 if op == "setpoint" and kind not in (
-        FaultKind.DISCONNECT, FaultKind.INSTRUMENT_ERROR) else 10.0)
-    assert m.flow() == pytest.approx(expected)       # the next exchange is clean and tells the truth
-    m.set_flow(15.0)
-    assert m.poll().setpoint_sccm == 15.0
+# -- faults beyond the generic matrix (test_conformance.py) --------------------------------------------------
 
 
 def test_fault_stuck_busy(mfc):

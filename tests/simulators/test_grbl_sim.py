@@ -1,25 +1,20 @@
-"""The GRBL simulator: bytes, motion timing, alarms; the driver against it over labsim://, a pty and TCP;
-every fault kind against the driver."""
+"""The GRBL simulator: bytes, motion timing, alarms, offsets, jogging, check mode; the driver against it in
+process. The driver over TCP and a pty and every fault kind: test_conformance.py."""
 
 from __future__ import annotations
 
 import pytest
 
-from labctl.clock import RealClock, VirtualClock
+from labctl.clock import VirtualClock
 from labctl.drivers.grbl import Grbl
 from labctl.drivers.transport import SerialTransport
 from labctl.errors import (
-    Disconnected,
     InstrumentBusy,
     InstrumentReportedError,
-    InstrumentTimeout,
-    MalformedReply,
-    PartialReply,
     SafeStateError,
 )
 from labctl.simulators import registry
 from labctl.simulators.core import FaultKind
-from labctl.simulators.exposures import serve_pty, serve_tcp
 from labctl.simulators.grbl import BANNER, UNLOCK_MSG, GrblSim
 from labctl.simulators.world import SimpleWorld
 
@@ -151,11 +146,115 @@ def test_settings_and_errors():
     assert r(b"G0 G1 Z-1 F10\n") == b"error:21\r\n"
     assert r(b"G1 Z-1 Z-2 F10\n") == b"error:25\r\n"
     assert r(b"G1 Z-1 F-10\n") == b"error:4\r\n"
-    assert r(b"G1 Z1.2.3 F10\n") == b"error:2\r\n"
+    assert r(b"G1 Z1.2.3 F10\n") == b"error:1\r\n"    # read_float stops at the 2nd '.': a letter expected
+    assert r(b"G1 Z F10\n") == b"error:2\r\n"
     assert r(b"\n") == b"ok\r\n"
     assert r(b"G4\n") == b"error:28\r\n"
     assert r(b"X" * 81 + b"\n") == b"error:11\r\n"
     assert r(b"$G\n") == b"[GC:G0 G54 G17 G21 G90 G94 M5 M9 T0 F0 S0]\r\nok\r\n"
+
+
+def test_comments_and_spaces_do_not_count_towards_the_line_limit():
+    r = Raw({122: 1e9})
+    r(b"$X\n")
+    comment = b"(" + b"lift the sample out of the alloy bath slowly, then rinse it in THF " * 2 + b")"
+    assert len(comment) > 80
+    assert r(b"G1 Z-1 F600 " + comment + b"\n") == b"ok\r\n"
+    assert r(b"g1 z-2 ; " + b"x" * 100 + b"\n") == b"ok\r\n"          # lower case, ';' to the end
+    assert r(b"G1" + b" " * 100 + b"Z-3\n") == b"ok\r\n"
+    assert r(b"G1 X" + b"1" * 77 + b"\n") == b"error:11\r\n"         # 80 kept characters overflow
+
+
+def test_offsets_g10_g92_g28_and_the_wco():
+    r = Raw({122: 1e9})
+    r(b"$X\n")
+    out = r(b"$#\n")
+    assert out.startswith(b"[G54:0.000,0.000,0.000]\r\n[G55:0.000,0.000,0.000]\r\n")
+    assert out.endswith(b"[G92:0.000,0.000,0.000]\r\n[TLO:0.000]\r\n[PRB:0.000,0.000,0.000:0]\r\nok\r\n")
+    assert r(b"G10 L2 P1 X50 Z-10\n") == b"ok\r\n"                   # G54 origin at X50 Z-10 (machine)
+    assert b"[G54:50.000,0.000,-10.000]" in r(b"$#\n")
+    assert r(b"G1 X5 Z-2 F600\n") == b"ok\r\n"                       # work coordinates
+    r.at(10.0)
+    status = r.at(10.0)
+    assert status.startswith(b"<Idle|MPos:55.000,0.000,-12.000")
+    assert b"|WCO:50.000,0.000,-10.000" in r(b"?" * 10)
+    assert r(b"G92 Z0\n") == b"ok\r\n" and b"[G92:0.000,0.000,-2.000]" in r(b"$#\n")
+    assert r(b"G92.1\n") == b"ok\r\n"
+    assert r(b"G10 L20 P2 X0\n") == b"ok\r\n" and b"[G55:55.000,0.000,0.000]" in r(b"$#\n")
+    assert r(b"G28.1\n") == b"ok\r\n" and b"[G28:55.000,0.000,-12.000]" in r(b"$#\n")
+    r(b"G53 G0 X0 Z0\n")
+    r.at(20.0)
+    assert r(b"G28 Z-1\n") == b"ok\r\n"                               # via Z-1 (work), then home Z only
+    assert r.at(30.0).startswith(b"<Idle|MPos:0.000,0.000,-12.000")
+    assert r(b"G55\n") == b"ok\r\n" and r(b"$G\n").startswith(b"[GC:G0 G55 ")
+    assert r(b"G10 L2 P7 X0\n") == b"error:29\r\n" and r(b"G92\n") == b"error:26\r\n"
+    assert r(b"G10 L2 P1 X0 G1 Z-1\n") == b"error:24\r\n"
+    assert r(b"G43.1 Z1\n") == b"ok\r\n" and b"[TLO:1.000]" in r(b"$#\n")    # an offset, not a move
+    assert r(b"G43.1 X1\n") == b"error:37\r\n" and r(b"G49\n") == b"ok\r\n"
+    assert r(b"G2 X1 Y1 I1\n") == b"error:20\r\n"                      # no arcs on this controller
+    assert r(b"G1 Z-1 I3\n") == b"error:36\r\n"
+
+
+def test_jog_state_cancel_and_travel():
+    r = Raw({122: 1e9})
+    r(b"$X\n")
+    assert r(b"$J=G91 Z-10 F600\n") == b"ok\r\n"                   # 10 mm at 10 mm/s
+    assert r.at(0.5).startswith(b"<Jog|MPos:0.000,0.000,-5.000")
+    assert r(b"G1 Z-1 F60\n") == b"error:9\r\n"                        # G-code locked while jogging
+    assert r(b"$J=G91 Z-5 F600\n") == b"ok\r\n"                        # jogs queue
+    r.at(0.5, bytes([0x85]))                                           # jog cancel: every jog stops
+    assert r.at(0.6).startswith(b"<Idle|MPos:0.000,0.000,-5.000")      # (no deceleration at 1e9 mm/s^2)
+    r(b"G1 Z-6 F60\n")
+    assert r(b"$J=G91 Z+5 F100\n") == b"error:8\r\n"                 # not idle (running the G1)
+    r.at(60.0)
+    assert r(b"$J=G53 Z+5 F100\n") == b"error:15\r\n"                # beyond travel: refused, no alarm
+    assert r(b"?").startswith(b"<Idle|")
+    assert r(b"$J=G91 Z-1\n") == b"error:22\r\n" and r(b"$J=G1 Z-1 F10\n") == b"error:16\r\n"
+    assert r(b"$J=M3 Z-1 F10\n") == b"error:16\r\n"
+
+
+def test_check_mode_moves_nothing_and_leaves_through_a_reset():
+    r = Raw({122: 1e9})
+    r(b"$X\n")
+    assert r(b"$C\n") == b"[MSG:Enabled]\r\nok\r\n"
+    assert r(b"G1 Z-20 F600\n") == b"ok\r\n" and r(b"G4 P5\n") == b"ok\r\n"
+    assert r.at(1.0).startswith(b"<Check|MPos:0.000,0.000,0.000")
+    assert r(b"G1 Z-20 Q1\n") == b"error:20\r\n"
+    assert r(b"$C\n") == b"[MSG:Disabled]\r\nok\r\n" + BANNER
+    assert r(b"?").startswith(b"<Idle|MPos:0.000,0.000,0.000")
+
+
+def test_spindle_coolant_tool_and_program_flow():
+    r = Raw({122: 1e9})
+    r(b"$X\n")
+    assert r(b"M3 S1200 M8 T2\n") == b"ok\r\n"
+    assert r(b"$G\n") == b"[GC:G0 G54 G17 G21 G90 G94 M3 M8 T2 F0 S1200]\r\nok\r\n"
+    assert b"|FS:0,1000" in r(b"?")                                     # clamped to $30 = 1000 rpm
+    assert r(b"M5 M9\n") == b"ok\r\n" and b"|FS:0,0" in r(b"?")
+    r(b"G1 Z-10 F600\n")
+    assert r(b"M0\n") == b""                                            # ok once the motion is done
+    assert r.at(1.0 + 1e-6, b"") == b"ok\r\n"
+    assert r(b"G1 Z-20\n") == b"ok\r\n"
+    assert r.at(2.0).startswith(b"<Hold:0|MPos:0.000,0.000,-10.000")  # paused, the G1 waits
+    r.at(2.0, b"~")
+    assert r.at(3.0 + 1e-6).startswith(b"<Idle|MPos:0.000,0.000,-20.000")
+    assert r(b"M2\n") == b"[MSG:Pgm End]\r\nok\r\n"
+    assert r(b"$G\n").startswith(b"[GC:G1 G54 G17 G21 G90 G94 M5 M9 T2 F600")
+
+
+def test_startup_lines_build_info_restore_and_sleep():
+    r = Raw({22: 0, 20: 0})                                            # no homing: boots Idle
+    assert r(b"$N0=G21 G90 (metric)\n") == b"ok\r\n" and r(b"$N1=G4\n") == b"error:28\r\n"
+    assert r(b"$N\n") == b"$N0=G21G90\r\n$N1=\r\nok\r\n"
+    assert r(b"\x18") == BANNER + b">G21G90:ok\r\n"
+    assert r(b"$I=dip coater\n") == b"ok\r\n"
+    assert r(b"$I\n") == b"[VER:1.1h.20190830:DIPCOATER]\r\n[OPT:V,15,128]\r\nok\r\n"
+    assert r(b"$110=500\n") == b"ok\r\n" and r(b"$RST=$\n") == b"[MSG:Restoring defaults]\r\nok\r\n"
+    assert r.core.settings[110] == 1500.0
+    assert r(b"$SLP\n") == b"ok\r\n[MSG:Sleeping]\r\n"
+    assert r(b"?").startswith(b"<Sleep|") and r(b"G0 Z-1\n") == b""
+    assert r(b"\x18") == BANNER + UNLOCK_MSG and r(b"?").startswith(b"<Alarm|")
+    assert r.core.rejects(b"error:20\r\n") and not r.core.rejects(b"error:9\r\nok\r\n")
 
 
 def test_planner_full_delays_ok():
@@ -254,60 +353,7 @@ def test_safe_state_cannot_confirm_when_stuck_busy(bench):
         g.safe_state()
 
 
-def _run_over(url: str, clock) -> None:
-    t = SerialTransport("stage", url, Grbl.SERIAL, clock=clock, timeout=2.0)
-    g = Grbl(t)
-    g.connect()
-    assert g.identify() == "Grbl 1.1h.20190830"
-    g.unlock()
-    assert g.move_to(z=-0.001, speed=0.02) == (0.0, -0.001)
-    assert g.safe_state()["z"] == 0.0
-    g.close()
-
-
-@pytest.mark.parametrize("serve", [serve_tcp, pytest.param(serve_pty, marks=pytest.mark.pty)])
-def test_driver_over_a_real_transport(serve):
-    core = GrblSim("grbl", clock=RealClock(), settings={122: 1000.0})
-    with serve(core) as exp:
-        _run_over(exp.serial_url, RealClock())
-
-
-# -- the fault matrix -----------------------------------------------------------------------------------
-
-STATUS, LINE = "status", "line"
-EXPECT = {
-    FaultKind.NO_REPLY: InstrumentTimeout,
-    FaultKind.TRICKLE: PartialReply,
-    FaultKind.TRUNCATE: PartialReply,
-    FaultKind.GARBAGE: MalformedReply,
-    FaultKind.LATE: InstrumentTimeout,
-    FaultKind.DISCONNECT: Disconnected,
-    FaultKind.POWER_CYCLE: InstrumentReportedError,
-    FaultKind.INSTRUMENT_ERROR: InstrumentReportedError,
-}
-DELAY = {FaultKind.TRICKLE: 0.2, FaultKind.LATE: 1.3}
-
-
-def _op(g: Grbl, op: str) -> object:
-    return g.status() if op == STATUS else g.identify()
-
-
-@pytest.mark.parametrize("op", [STATUS, LINE])
-@pytest.mark.parametrize("kind", list(EXPECT))
-def test_fault_matrix(bench, kind, op):
-    g, core, clock = bench
-    if kind is FaultKind.INSTRUMENT_ERROR and op == STATUS:
-        pytest.skip("GRBL never answers a real-time `?` with an error")
-    match = rb"^\?$" if op == STATUS else rb"\$I"
-    fault = core.inject(kind, match, **({"delay": DELAY[kind]} if kind in DELAY else {}))
-    t0 = clock.monotonic()
-    with pytest.raises(EXPECT[kind]):
-        _op(g, op)
-    assert clock.monotonic() - t0 <= g.transport.timeout + 1e-9
-    assert fault.spent
-    # the next exchange is clean (after a resynchronisation the driver does by itself)
-    assert g.status().state == "Alarm"
-    assert g.identify() == "Grbl 1.1h.20190830"
+# -- faults beyond the generic matrix (test_conformance.py) --------------------------------------------------
 
 
 def test_fault_stuck_busy(bench):

@@ -1,5 +1,5 @@
-"""The IKA RCT digital simulator: bytes, the bath it heats, the watchdog; the driver against it over
-labsim://, a pty and TCP; every fault kind against the driver."""
+"""The IKA RCT digital simulator: bytes, the bath it heats, the watchdog; the driver against it in process.
+The driver over TCP and a pty and every fault kind: test_conformance.py."""
 
 from __future__ import annotations
 
@@ -9,16 +9,13 @@ from labctl.clock import RealClock, VirtualClock
 from labctl.drivers.ika_rct import IkaRct
 from labctl.drivers.transport import SerialSettings, SerialTransport
 from labctl.errors import (
-    Disconnected,
     InstrumentError,
-    InstrumentTimeout,
     MalformedReply,
-    PartialReply,
     SafeStateError,
 )
 from labctl.simulators import registry
 from labctl.simulators.core import FaultKind
-from labctl.simulators.exposures import serve_pty, serve_tcp
+from labctl.simulators.exposures import serve_pty
 from labctl.simulators.ika_rct import IkaRctSim
 from labctl.simulators.world import SimpleWorld
 
@@ -39,15 +36,51 @@ def test_queries_sets_and_the_bath():
     assert r("IN_NAME") == b"RCT digital\r\n"
     assert r("IN_PV_1") == b"22.0 1\r\n"
     assert r("OUT_SP_1 50") == b"" and r("START_1") == b""
-    assert r("IN_SP_1") == b"50.0 1\r\n" and r("STATUS_1") == b"11\r\n"
+    assert r("IN_SP_1") == b"50.0 1\r\n" and r("STATUS_1") == b"11 1\r\n"
     r.clock.sleep(60)
     assert r("IN_PV_1") == b"39.7 1\r\n"  # 50 - 28 / e after one time constant
     assert r("IN_PV_2") == b"55.0 2\r\n"
     assert r("OUT_SP_4 300") == b"" and r("START_4") == b""
-    assert r("IN_SP_4") == b"300 4\r\n" and r("IN_PV_4") == b"300 4\r\n" and r("STATUS_4") == b"11\r\n"
+    assert r("IN_SP_4") == b"300 4\r\n" and r("IN_PV_4") == b"300 4\r\n" and r("STATUS_4") == b"11 4\r\n"
     assert r("OUT_SP_1 400") == b"" and r("IN_SP_1") == b"50.0 1\r\n"  # out of range: ignored
     assert r("BOGUS") == b"" and r("in_pv_1") == b""  # unknown: silence
-    assert r("STOP_1") == b"" and r("STATUS_1") == b"12\r\n"
+    assert r("STOP_1") == b"" and r("STATUS_1") == b"12 1\r\n"
+
+
+def test_identity_safety_circuit_and_every_query_names_its_channel():
+    r = Raw()
+    assert r("IN_TYPE") == b"RCT digital\r\n" and r("IN_VERSION") == b"1.20\r\n"
+    assert r("IN_SOFTWARE_ID") == b"6002;1.20\r\n"
+    r("OUT_SP_1 40")
+    r("START_1")
+    r.clock.sleep(120)
+    plate, bath = r("IN_PV_2").split()[0], r("IN_PV_1").split()[0]
+    assert r("IN_PV_3") == plate + b" 3\r\n"          # the safety circuit's own sensor sits in the plate
+    assert r("IN_PV_7") == bath + b" 7\r\n"           # second element of the double PT1000
+    assert r("IN_SP_3") == b"360 3\r\n"               # 50 K above the 310 degC setpoint range
+    assert r("IN_SP_2") == b"40.0 2\r\n"
+    assert r("IN_PV_5") == b"0.0 5\r\n"               # constant viscosity: no trend
+    for query in (b"IN_PV_1", b"IN_PV_4", b"IN_SP_4", b"STATUS_1", b"STATUS_4", b"IN_SP_12", b"IN_SP_42"):
+        assert r(query.decode()).rstrip(b"\r\n")[-1:] == query[-1:]   # numat checks the last character
+    assert not r.core.rejects(b"")
+    assert r("SET_MODE_B") == b"" and r.core.mode == "B" and not r.core.rejects(b"")
+    assert r("SET_MODE_C") == b"" and r.core.rejects(b"")
+
+
+def test_watchdog_mode_2_falls_back_to_the_safety_setpoints():
+    r = Raw()
+    assert r("OUT_SP_12@30") == b"30.0\r\n" and r("OUT_SP_42@100") == b"100\r\n"
+    assert r("IN_SP_12") == b"30.0 12\r\n" and r("IN_SP_42") == b"100 42\r\n"
+    r("OUT_SP_1 60")
+    r("OUT_SP_4 500")
+    r("START_1")
+    r("START_4")
+    assert r("OUT_WD2@20") == b"20\r\n"
+    r.clock.sleep(25)
+    assert r("IN_SP_1") == b"30.0 1\r\n" and r("IN_SP_4") == b"100 4\r\n"   # still heating and stirring
+    assert r("STATUS_1") == b"11 1\r\n" and r("STATUS_4") == b"11 4\r\n"
+    assert r("OUT_WD2@0") == b"0\r\n" and r.core.watchdog is None
+    assert r("OUT_WD2@5") == b"" and r.core.rejects(b"")    # below 20 s: refused in silence
 
 
 def test_watchdog_switches_heat_and_stir_off():
@@ -59,9 +92,9 @@ def test_watchdog_switches_heat_and_stir_off():
     r("OUT_SP_4 200")
     r("START_4")
     r.clock.sleep(20)
-    assert r("STATUS_1") == b"11\r\n"  # a command within 30 s feeds the watchdog
+    assert r("STATUS_1") == b"11 1\r\n"  # a command within 30 s feeds the watchdog
     r.clock.sleep(31)
-    assert r("STATUS_1") == b"12\r\n" and r("STATUS_4") == b"12\r\n"
+    assert r("STATUS_1") == b"12 1\r\n" and r("STATUS_4") == b"12 4\r\n"
     assert r.core.watchdog_tripped
     r.clock.sleep(600)
     assert float(r("IN_PV_1").split()[0]) < 25.0  # cooled back towards ambient
@@ -72,7 +105,7 @@ def test_power_cycle_switches_everything_off():
     r("OUT_SP_1 60")
     r("START_1")
     r.core.power_cycle()
-    assert r("STATUS_1") == b"12\r\n" and r("IN_SP_1") == b"0.0 1\r\n"
+    assert r("STATUS_1") == b"12 1\r\n" and r("IN_SP_1") == b"0.0 1\r\n"
 
 
 @pytest.fixture
@@ -112,58 +145,6 @@ def test_wrong_line_settings_garble_replies():
             h.identify()
     finally:
         registry.unregister("hp-8n1")
-
-
-def _session(h: IkaRct) -> None:
-    h.connect()
-    assert h.identify() == "RCT digital"
-    h.set_temperature(30.0)
-    h.stirrer(250)
-    assert h.safe_state()["stirring"] is False
-    h.close()
-
-
-def test_driver_over_tcp():
-    with serve_tcp(IkaRctSim("hp-tcp", clock=RealClock())) as exp:
-        _session(IkaRct(SerialTransport("hotplate", exp.serial_url, IkaRct.SERIAL)))
-
-
-#: a pty carries no parity bit and this kernel's ptys refuse PARENB and a CS7 reconfigure (tcsetattr EINVAL):
-#: the host opens the pty 8N1 (the core is told nothing about the line over a pty)
-PTY_LINE = SerialSettings(9600)
-
-
-@pytest.mark.pty
-def test_driver_over_pty():
-    with serve_pty(IkaRctSim("hp-pty", clock=RealClock())) as exp:
-        _session(IkaRct(SerialTransport("hotplate", exp.path, PTY_LINE)))
-
-
-EXPECT = {
-    FaultKind.NO_REPLY: InstrumentTimeout,
-    FaultKind.TRICKLE: PartialReply,
-    FaultKind.TRUNCATE: PartialReply,
-    FaultKind.GARBAGE: MalformedReply,
-    FaultKind.LATE: InstrumentTimeout,
-    FaultKind.DISCONNECT: Disconnected,
-    FaultKind.POWER_CYCLE: InstrumentTimeout,
-    FaultKind.INSTRUMENT_ERROR: InstrumentTimeout,  # the RCT has no error answer: silence
-}
-DELAY = {FaultKind.TRICKLE: 0.3, FaultKind.LATE: 1.3}
-
-
-@pytest.mark.parametrize("kind", list(EXPECT))
-def test_fault_matrix(hotplate, kind):
-    h, core, _world, clock = hotplate
-    h.set_temperature(40.0)
-    fault = core.inject(kind, rb"^IN_PV_1", **({"delay": DELAY[kind]} if kind in DELAY else {}))
-    t0 = clock.monotonic()
-    with pytest.raises(EXPECT[kind]):
-        h.bath_temperature()
-    assert clock.monotonic() - t0 <= h.transport.timeout + 1e-9
-    assert fault.spent
-    assert h.bath_temperature() == pytest.approx(22.0)  # the next exchange is clean
-    h.set_temperature(35.0)
 
 
 def test_fault_stuck_busy(hotplate):

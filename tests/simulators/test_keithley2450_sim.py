@@ -1,6 +1,6 @@
 """The Keithley 2450 simulator: its SCPI parser, event log, trigger model in simulated time and the cell it
-asks the world about; the driver against it in process (labsim://), over TCP VISA, ASRL VISA and a pty;
-every fault kind against the driver."""
+asks the world about; the driver against it in process (labsim://) and over ASRL VISA. The driver over TCP
+VISA and a pty and every fault kind: test_conformance.py."""
 
 from __future__ import annotations
 
@@ -13,12 +13,9 @@ from labctl.clock import RealClock, VirtualClock
 from labctl.drivers.keithley2450 import Keithley2450
 from labctl.drivers.transport import SerialTransport, VisaTransport
 from labctl.errors import (
-    Disconnected,
     InstrumentBusy,
     InstrumentReportedError,
     InstrumentTimeout,
-    MalformedReply,
-    PartialReply,
 )
 from labctl.simulators import registry
 from labctl.simulators.core import FaultKind
@@ -131,7 +128,7 @@ def test_rst_and_language_change_needs_a_power_cycle():
 
 def test_trigger_model_in_simulated_time_calls_the_world_once_per_point():
     r = Raw()
-    r(":SOUR:FUNC CURR;:SOUR:CURR 0.002;:SOUR:CURR:VLIM 1;:OUTP 1")
+    r(':SOUR:FUNC CURR;:SOUR:CURR 0.002;:SOUR:CURR:VLIM 1;:SENS:FUNC "VOLT";:OUTP 1')
     r(':TRAC:MAKE "buf", 1000;:TRIG:LOAD "DurationLoop", 10, 0.5, "buf";:INIT')
     r.clock.sleep(3.2)
     assert r(":TRIG:STAT?") == b"RUNNING;RUNNING;4\n"
@@ -154,7 +151,7 @@ def test_trigger_model_in_simulated_time_calls_the_world_once_per_point():
 
 def test_compliance_clamps_and_trips_and_output_off_reads_the_ocv():
     r = Raw()
-    r(":SOUR:FUNC CURR;:SOUR:CURR 0.5;:SOUR:CURR:VLIM 2;:OUTP 1")
+    r(':SOUR:FUNC CURR;:SOUR:CURR 0.5;:SOUR:CURR:VLIM 2;:SENS:FUNC "VOLT";:OUTP 1')
     assert r(':READ? "defbuffer1", READ, SOUR') == b"2.000000000e+00,5.000000000e-01\n"
     assert r(":SOUR:CURR:VLIM:TRIP?") == b"1\n"
     r(":SOUR:CURR -0.5")
@@ -192,7 +189,8 @@ def test_big_buffer_formatting():
 
 def _filled(r: Raw) -> None:
     """3 points, 1 s apart, of 2 mA into the 10 ohm SimpleWorld cell, in buffer "b"."""
-    r(':SOUR:FUNC CURR;:SOUR:CURR 2e-3;:OUTP 1;:TRAC:MAKE "b", 10;:TRIG:LOAD "DurationLoop", 3, 1, "b";:INIT')
+    r(':SOUR:FUNC CURR;:SOUR:CURR 2e-3;:SENS:FUNC "VOLT";:OUTP 1;:TRAC:MAKE "b", 10')
+    r(':TRIG:LOAD "DurationLoop", 3, 1, "b";:INIT')
     r.clock.sleep(3)
 
 
@@ -333,11 +331,6 @@ def _session(k: Keithley2450) -> None:
     k.close()
 
 
-def test_driver_over_tcp_visa():
-    with serve_tcp(Keithley2450Sim("k-tcp", clock=RealClock())) as exp:
-        _session(Keithley2450(VisaTransport("potentiostat", exp.visa_resource, timeout=2.0)))
-
-
 def test_driver_over_asrl_labsim_visa():
     clock = VirtualClock()
     registry.register("k-asrl", Keithley2450Sim("k-asrl", clock=clock))
@@ -345,12 +338,6 @@ def test_driver_over_asrl_labsim_visa():
         _session(Keithley2450(VisaTransport("potentiostat", "ASRLlabsim://k-asrl::INSTR", clock=clock)))
     finally:
         registry.unregister("k-asrl")
-
-
-@pytest.mark.pty
-def test_driver_over_pty():
-    with serve_pty(Keithley2450Sim("k-pty", clock=RealClock())) as exp:
-        _session(Keithley2450(SerialTransport("potentiostat", exp.path, timeout=2.0)))
 
 
 @pytest.mark.timeout(60)
@@ -385,38 +372,7 @@ def test_binary_fetch_over_a_real_link(link):
     assert sent.index(b":FORM:BORD SWAP\n") < sent.index(b':TRAC:DATA? 1, 1000, "labctl", REL, READ, SOUR\n')
 
 
-# -- the fault matrix -----------------------------------------------------------------------------------
-
-EXPECT = {
-    FaultKind.NO_REPLY: InstrumentTimeout,
-    FaultKind.TRICKLE: PartialReply,
-    FaultKind.TRUNCATE: PartialReply,
-    FaultKind.GARBAGE: MalformedReply,
-    FaultKind.LATE: InstrumentTimeout,
-    FaultKind.DISCONNECT: Disconnected,
-    FaultKind.POWER_CYCLE: InstrumentTimeout,
-    FaultKind.INSTRUMENT_ERROR: InstrumentReportedError,
-}
-DELAY = {FaultKind.TRICKLE: 2.1, FaultKind.LATE: 2.5}  # the reply "0\n" is 2 bytes
-
-
-@pytest.mark.parametrize("op", ["trip", "read"])
-@pytest.mark.parametrize("kind", list(EXPECT))
-def test_fault_matrix(smu, kind, op):
-    k, core, _world, clock = smu
-    k.configure_galvanostatic(voltage_limit=2.0)
-    k.set_current(1e-3)
-    k.output(True)
-    match = rb"TRIP\?" if op == "trip" else rb"^:READ\?"
-    fault = core.inject(kind, match, **({"delay": DELAY[kind]} if kind in DELAY else {}))
-    t0 = clock.monotonic()
-    with pytest.raises(EXPECT[kind]):
-        k.limit_tripped() if op == "trip" else k.read()
-    assert clock.monotonic() - t0 <= k.transport.timeout + k.RESYNC_MAX + 1e-9
-    assert fault.spent
-    assert k.limit_tripped() is False  # the next exchange is clean
-    on = kind is not FaultKind.POWER_CYCLE  # a power cycle switched the output off
-    assert k.read() == (pytest.approx(0.01 if on else 0.0), pytest.approx(1e-3 if on else 0.0))
+# -- faults beyond the generic matrix (test_conformance.py) --------------------------------------------------
 
 
 def test_fault_on_a_command_is_reported_from_the_event_log(smu):
@@ -448,7 +404,7 @@ def test_a_manual_only_client_over_the_pty():
         try:
             port.write(b"*IDN?\n")
             assert port.read_until(b"\n") == IDN.encode() + b"\n"
-            port.write(b'SOUR:FUNC CURR;:SOUR:CURR 1e-3;:OUTP ON;:READ? "defbuffer1", READ\n')
+            port.write(b'SOUR:FUNC CURR;:SOUR:CURR 1e-3;:SENS:FUNC "VOLT";:OUTP ON;:READ? "defbuffer1"\n')
             assert float(port.read_until(b"\n")) == pytest.approx(0.01)
         finally:
             port.close()

@@ -1,5 +1,5 @@
-"""The NE-1000 network simulator: bytes, pumping in simulated time; the driver against it over labsim://,
-a pty and TCP; two pumps on one network; every fault kind against the driver."""
+"""The NE-1000 network simulator: bytes, pumping in simulated time; the driver against it in process; two
+pumps on one network. The driver over TCP and a pty and every fault kind: test_conformance.py."""
 
 from __future__ import annotations
 
@@ -7,22 +7,18 @@ import threading
 
 import pytest
 
-from labctl.clock import RealClock, VirtualClock
+from labctl.clock import VirtualClock
 from labctl.drivers.ne1000 import NE1000
 from labctl.drivers.transport import SerialTransport
 from labctl.errors import (
-    Disconnected,
     InstrumentBusy,
     InstrumentReportedError,
     InstrumentTimeout,
-    MalformedReply,
-    PartialReply,
     SafeStateError,
 )
 from labctl.simulators import registry
 from labctl.simulators.core import FaultKind
-from labctl.simulators.exposures import serve_pty, serve_tcp
-from labctl.simulators.ne1000 import NE1000Sim
+from labctl.simulators.ne1000 import NE1000Sim, safe_packet
 from labctl.simulators.world import SimpleWorld
 
 ML, UL = 1e-6, 1e-9
@@ -77,7 +73,9 @@ def test_grammar_addresses_and_errors():
     assert r("01DIR WDR") == f(1, "S") and r("01DIR") == f(1, "SWDR")
     assert r("01DIR REV") == f(1, "S") and r("01DIR") == f(1, "SINF")
     assert r("01CLD XYZ") == f(1, "S?")
-    assert r("01SAF 10") == f(1, "S?NA")
+    assert r("01SAF 10") == safe_packet(b"01S")     # safe mode: replies in safe framing from now on
+    r.core.write(safe_packet(b"01SAF0"))
+    assert r.core.read() == f(1, "S")               # back to basic mode
     assert r("02RUN") == f(2, "S?NA")               # no syringe diameter yet
 
 
@@ -234,65 +232,7 @@ def test_a_late_reply_of_one_pump_is_not_taken_by_the_other(net):
     assert a._exchange("DIA")[1] == "14.43"
 
 
-def _run_over(url: str) -> None:
-    t = SerialTransport("pumps", url, NE1000.SERIAL, clock=RealClock(), timeout=1.0)
-    a, b = NE1000(t, address=1), NE1000(t, address=2)
-    a.connect()
-    b.connect()
-    assert a.identify() == "NE1000V3.928"
-    a.configure(diameter=14.43e-3)
-    b.configure(diameter=26.59e-3)
-    a.dispense(1 * ML, 1 * ML / 60)
-    assert a.is_running() and not b.is_running()
-    assert a.safe_state()["status"] == "P"
-    a.close()
-    b.close()
-
-
-@pytest.mark.parametrize("serve", [serve_tcp, pytest.param(serve_pty, marks=pytest.mark.pty)])
-def test_driver_over_a_real_transport(serve):
-    core = NE1000Sim("pumps", clock=RealClock(), addresses=(1, 2), pump_names=NAMES)
-    with serve(core) as exp:
-        _run_over(exp.serial_url)
-
-
-# -- the fault matrix -----------------------------------------------------------------------------------
-
-EXPECT = {
-    FaultKind.NO_REPLY: InstrumentTimeout,
-    FaultKind.TRICKLE: PartialReply,
-    FaultKind.TRUNCATE: PartialReply,
-    FaultKind.GARBAGE: MalformedReply,
-    FaultKind.LATE: InstrumentTimeout,
-    FaultKind.DISCONNECT: Disconnected,
-    FaultKind.POWER_CYCLE: InstrumentTimeout,
-    FaultKind.INSTRUMENT_ERROR: InstrumentReportedError,
-}
-DELAY = {FaultKind.TRICKLE: 0.3, FaultKind.LATE: 1.3}
-
-
-@pytest.mark.parametrize("op", ["status", "command"])
-@pytest.mark.parametrize("kind", list(EXPECT))
-def test_fault_matrix(net, kind, op):
-    a, b, core, clock = net
-    a.configure(diameter=14.43e-3)
-    match = rb"^01\r$" if op == "status" else rb"^01VER"
-    fault = core.inject(kind, match, **({"delay": DELAY[kind]} if kind in DELAY else {}))
-    t0 = clock.monotonic()
-    with pytest.raises(EXPECT[kind]):
-        a.status() if op == "status" else a.identify()
-    assert clock.monotonic() - t0 <= a.transport.timeout + 1e-9
-    assert fault.spent
-    if kind is FaultKind.POWER_CYCLE:
-        # the command was lost with the power; the pump then reports its reset alarm once (and the
-        # other pump on the network too), which is the instrument telling us, not a dirty line
-        with pytest.raises(InstrumentReportedError, match="reset"):
-            a.identify()
-        with pytest.raises(InstrumentReportedError, match="reset"):
-            b.status()
-        assert a._exchange("DIA")[1] == "14.43"    # settings are in non-volatile memory
-    assert a.identify() == "NE1000V3.928"
-    assert b.status() == "S"
+# -- faults beyond the generic matrix (test_conformance.py) --------------------------------------------------
 
 
 def test_fault_stuck_busy(net):

@@ -1,4 +1,5 @@
-"""The SQM-160 simulator on its own bytes, then the driver against it over labsim://, TCP and a pty."""
+"""The SQM-160 simulator on its own bytes, then the driver against it in process (over TCP and a pty, and
+every fault kind: test_conformance.py)."""
 
 from __future__ import annotations
 
@@ -11,17 +12,12 @@ from labctl.drivers.sqm160 import Sqm160, packet, response
 from labctl.drivers.transport import SerialTransport
 from labctl.errors import (
     ChecksumError,
-    Disconnected,
     InstrumentBusy,
-    InstrumentReportedError,
-    InstrumentTimeout,
-    MalformedReply,
-    PartialReply,
     SafeStateError,
 )
 from labctl.simulators import registry
 from labctl.simulators.core import FaultKind
-from labctl.simulators.exposures import serve_pty, serve_tcp
+from labctl.simulators.exposures import serve_pty
 from labctl.simulators.sqm160 import C_F, F_Q, Sqm160Sim, zmatch_thickness_m
 from labctl.simulators.world import SimpleWorld
 
@@ -112,7 +108,6 @@ def test_rate_from_successive_readings_and_zero():
     assert value(r("L1")) == 0.0 and value(r("N1")) == pytest.approx(0.0, abs=1e-3)
 
 
-
 def test_all_readings_and_zero_time():
     r = Raw()
     r.clock.sleep(75.0)
@@ -199,25 +194,6 @@ def test_driver_sees_a_power_cycle(qcm):
     assert q.power_up_reset() is True
 
 
-def _run_over(url: str) -> None:
-    q = Sqm160(SerialTransport("qcm", url, Sqm160.SERIAL, clock=RealClock(), timeout=1.0))
-    q.connect()
-    assert q.identify() == "MON Ver 4.13"
-    q.set_film(density=2640.0, z_ratio=0.774, tooling=1.0)
-    q.zero()
-    q.shutter(True)
-    assert q.shutter_is_open() is True
-    assert q.thickness() == 0.0
-    assert q.safe_state()["shutter_open"] is False
-    q.close()
-
-
-@pytest.mark.parametrize("serve", [serve_tcp, pytest.param(serve_pty, marks=pytest.mark.pty)])
-def test_driver_over_a_real_transport(serve):
-    with serve(Sqm160Sim("qcm", clock=RealClock())) as exp:
-        _run_over(exp.serial_url)
-
-
 @pytest.mark.pty
 def test_a_manual_only_client_over_the_pty():
     """Plain pyserial and the manual's framing: firmware query, shutter open and read back."""
@@ -236,38 +212,7 @@ def test_a_manual_only_client_over_the_pty():
             port.close()
 
 
-# -- the fault matrix -----------------------------------------------------------------------------------
-
-EXPECT = {
-    FaultKind.NO_REPLY: InstrumentTimeout,
-    FaultKind.TRICKLE: PartialReply,
-    FaultKind.TRUNCATE: PartialReply,
-    FaultKind.GARBAGE: MalformedReply,
-    FaultKind.LATE: InstrumentTimeout,
-    FaultKind.DISCONNECT: Disconnected,
-    FaultKind.POWER_CYCLE: InstrumentTimeout,
-    FaultKind.INSTRUMENT_ERROR: InstrumentReportedError,
-}
-DELAY = {FaultKind.TRICKLE: 0.3, FaultKind.LATE: 1.3}
-OPS = {"thickness": (b"N1", lambda q: q.thickness()), "shutter": (b"U1", lambda q: q.shutter(True)),
-       "readings": (b"W", lambda q: q.readings())}
-
-
-@pytest.mark.parametrize("op", list(OPS))
-@pytest.mark.parametrize("kind", list(EXPECT))
-def test_fault_matrix(qcm, kind, op):
-    q, core, _, clock = qcm
-    match, call = OPS[op]
-    fault = core.inject(kind, b"^!." + match,  # sync, length character, message
-                        **({"delay": DELAY[kind]} if kind in DELAY else {}))
-    t0 = clock.monotonic()
-    with pytest.raises(EXPECT[kind]):
-        call(q)
-    assert clock.monotonic() - t0 <= q.transport.timeout + 1e-9
-    assert fault.spent
-    assert q.identify() == "MON Ver 4.13"              # the next exchange is clean
-    q.shutter(False)
-    assert q.shutter_is_open() is False
+# -- faults beyond the generic matrix (test_conformance.py) --------------------------------------------------
 
 
 def test_garbage_that_keeps_its_frame_fails_the_crc(qcm):

@@ -1,5 +1,5 @@
-"""The TPG 361 simulator: bytes, the chamber it reads; the driver against it over labsim://, a pty and TCP;
-every fault kind against the driver."""
+"""The TPG 361 simulator: bytes, the chamber it reads; the driver against it in process. The driver over TCP
+and a pty and every fault kind: test_conformance.py."""
 
 from __future__ import annotations
 
@@ -9,16 +9,11 @@ from labctl.clock import RealClock, VirtualClock
 from labctl.drivers.tpg361 import Tpg361
 from labctl.drivers.transport import SerialSettings, SerialTransport
 from labctl.errors import (
-    Disconnected,
-    InstrumentBusy,
     InstrumentReportedError,
-    InstrumentTimeout,
     MalformedReply,
-    PartialReply,
 )
 from labctl.simulators import registry
-from labctl.simulators.core import FaultKind
-from labctl.simulators.exposures import serve_pty, serve_tcp
+from labctl.simulators.exposures import serve_pty
 from labctl.simulators.tpg361 import Tpg361Sim
 from labctl.simulators.world import SimpleWorld
 
@@ -85,6 +80,49 @@ def test_sensor_states_and_range():
     assert r.ask("PR1") == b"5,+0.0000E+00\r\n" and r.ask("TID") == b"noSEn\r\n"
 
 
+def test_stored_parameters_checked_kept_and_restored():
+    r = Raw()
+    assert r.ask("LNG") == b"0\r\n" and r.ask("LNG,1") == b"1\r\n"
+    assert r.ask("DCD,3") == b"3\r\n" and r.ask("FSR,3") == b"3\r\n" and r.ask("FIL,2") == b"2\r\n"
+    eth = "0,192.168.1.5,255.255.255.0,192.168.1.1"
+    assert r.ask("ETH," + eth) == eth.encode() + b"\r\n"
+    assert r(b"ETH,0,192.168.1.500,255.255.255.0,0.0.0.0\r\n") == N and r.ask("ERR") == b"0010\r\n"
+    assert r(b"DCD,4\r\n") == N and r(b"LNG,x\r\n") == N
+    assert r.ask("LOC,1") == b"1\r\n" and r(b"LNG,2\r\n") == N        # locked: parameters refused
+    assert r.ask("LOC,0") == b"0\r\n" and r.ask("LNG,2") == b"2\r\n"
+    r.core.power_cycle()
+    assert r.ask("LNG") == b"2\r\n" and r.ask("DCD") == b"3\r\n"       # non-volatile
+    assert r.ask("SAV,1") == b"1\r\n" and r.ask("LNG") == b"0\r\n" and r.ask("UNI") == b"0\r\n"
+
+
+def test_identity_temperature_and_calibration():
+    r = Raw()
+    assert r.ask("PNR") == b"010100\r\n" and r.ask("MAC") == b"02:00:00:36:10:01\r\n"
+    assert r.ask("TMP") == b"30\r\n"                     # 22 degC room + self-heating
+    assert r.ask("CAL,2.5") == b"2.500\r\n" and r.ask("PR1") == b"0,+2.5000E-06\r\n"
+    assert r(b"CAL,11\r\n") == N
+    assert r.ask("RES,1") == b"0\r\n"
+    assert r.core.rejects(N) and not r.core.rejects(A + b"0\r\n")
+
+
+def test_continuous_mode_streams_until_the_next_message():
+    r = Raw()
+    assert r(b"COM,0\r\n") == A + b"0,+1.0000E-06\r\n"
+    r.world.gas_flow(0.0, "Ar", 20.0)
+    r.clock.sleep(0.25)
+    assert r(b"") == b"0,+4.0010E-03\r\n" * 2           # at 0.1 s and 0.2 s
+    assert r(b"PR1\r\n") == A                            # any message ends it
+    r.clock.sleep(1.0)
+    assert r(b"") == b""
+
+
+def test_rs232_test_echoes_until_etx():
+    r = Raw()
+    assert r(b"RST\r\n") == A
+    assert r(b"hello\r\n") == b"hello\r\n"
+    assert r(b"\x03") == b"" and r.ask("TID") == b"PKR\r\n"
+
+
 def test_power_cycle_keeps_the_unit():
     r = Raw()
     r.ask("UNI,2")
@@ -140,59 +178,6 @@ def test_driver_in_process(gauge):
     with pytest.raises(InstrumentReportedError, match="sensor off"):
         g.pressure()
     assert g.safe_state()["status"] == 4
-
-
-def _run_over(url: str) -> None:
-    g = Tpg361(SerialTransport("gauge", url, Tpg361.SERIAL, clock=RealClock(), timeout=1.0))
-    g.connect()
-    assert g.identify().startswith("TPG361,")
-    g.set_unit("Pa")
-    assert g.pressure() == pytest.approx(1e-4)
-    assert g.safe_state()["error_word"] == "0000"
-    g.close()
-
-
-@pytest.mark.parametrize("serve", [serve_tcp, pytest.param(serve_pty, marks=pytest.mark.pty)])
-def test_driver_over_a_real_transport(serve):
-    with serve(Tpg361Sim("gauge", clock=RealClock())) as exp:
-        _run_over(exp.serial_url)
-
-
-# -- the fault matrix -----------------------------------------------------------------------------------
-
-EXPECT = {
-    FaultKind.NO_REPLY: InstrumentTimeout,
-    FaultKind.TRICKLE: PartialReply,
-    FaultKind.TRUNCATE: PartialReply,
-    FaultKind.GARBAGE: MalformedReply,
-    FaultKind.LATE: InstrumentTimeout,
-    FaultKind.DISCONNECT: Disconnected,
-    FaultKind.POWER_CYCLE: InstrumentTimeout,
-    FaultKind.INSTRUMENT_ERROR: InstrumentReportedError,
-    FaultKind.STUCK_BUSY: InstrumentBusy,
-}
-DELAY = {FaultKind.TRICKLE: 0.6, FaultKind.LATE: 1.3}
-
-
-@pytest.mark.parametrize("step", ["mnemonic", "enquiry"])
-@pytest.mark.parametrize("kind", list(EXPECT))
-def test_fault_matrix(gauge, kind, step):
-    g, core, world, clock = gauge
-    g.set_unit("Pa")
-    world.gas_flow(0.0, "Ar", 10.0)
-    match = rb"^PR1\r\n$" if step == "mnemonic" else rb"^\x05$"
-    fault = core.inject(kind, match, **({"delay": DELAY[kind]} if kind in DELAY else {}))
-    t0 = clock.monotonic()
-    with pytest.raises(EXPECT[kind]):
-        g._exchange("PR1")
-    assert clock.monotonic() - t0 <= g.transport.timeout + 1e-9
-    assert fault.spent
-    if kind is FaultKind.STUCK_BUSY:
-        with pytest.raises(InstrumentBusy):          # it stays busy, and says so cleanly each time
-            g.pressure()
-        core.power_cycle()
-    assert g.pressure() == pytest.approx(0.2001)       # the next exchange is clean
-    assert g.error_word() == "0000"
 
 
 @pytest.mark.pty

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import json
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.text import Text
 
 from labctl.errors import ConfigError
 
@@ -86,24 +88,22 @@ def run(
     """Run a protocol on the bench, or dry-run it on the simulators with --simulate."""
     from labctl.cli import console
     from labctl.clock import RealClock, VirtualClock
+    from labctl.drivers.transport import require_simulators, sealed
     from labctl.engine import protocol_adapter as pa
     from labctl.engine.instruments import build_instruments, lease_keys, roles_for
     from labctl.engine.progress import LiveDisplay, summary_json, summary_table
     from labctl.engine.run import Run
     from labctl.engine.simulate import close_bench, make_bench, make_world
 
-    if not file.is_file():
-        raise ConfigError(f"{file}: no such protocol file")
-    protocol = pa.load_protocol(file, _overrides(param or []))
+    protocol = pa.load_protocol(file, _overrides(param or []))  # a bounded read: regular files only
     station_path = _find_station(station, simulate)
     station_model, info = pa.station_from(station_path)
     spec = pa.run_spec(protocol, sample_id=sample)
     ests: list[float | None] = [None] * len(spec.steps)
 
     def check() -> None:
-        nonlocal ests
         plan = pa.plan_check(protocol, station_model)
-        ests = [s.duration for s in plan.steps]
+        ests[:] = [s.duration for s in plan.steps]  # in place: the live display holds this list
         for step, estimate in zip(spec.steps, ests, strict=True):
             step.estimate_s = estimate
 
@@ -112,13 +112,16 @@ def run(
         raise ConfigError(
             f"station {info.name!r} lacks the instruments {', '.join(missing)} this protocol needs"
         )
+    if simulate:  # every link an in-process simulator, or refused here, before the store or any port opens
+        require_simulators({role: r.link for role, r in info.roles.items()}, station=str(station_path))
     clock = VirtualClock() if simulate and not realtime else RealClock()
-    world = bench = None
-    if simulate:
-        world = make_world(info, clock=clock, seed=seed)
-        bench = make_bench(info, clock=clock, world=world, seed=seed, roles=roles)
-    store = None
+    world = bench = store = None
+    seal = contextlib.ExitStack()
     try:
+        if simulate:
+            seal.enter_context(sealed("a dry run (--simulate)"))  # the transport refuses anything else too
+            world = make_world(info, clock=clock, seed=seed)
+            bench = make_bench(info, clock=clock, world=world, seed=seed, roles=roles)
         store = _open_store(db)
         if hasattr(store, "check_audit_key"):
             store.check_audit_key()  # another key than the chain's: refused before anything is recorded
@@ -145,7 +148,11 @@ def run(
         if area:
             r.notes["cell_area"] = area
         run_id = r.create()
-        r.instruments = build_instruments(info, roles, clock=clock, recorder=store.io_recorder(run_id))
+        try:
+            r.instruments = build_instruments(info, roles, clock=clock, recorder=store.io_recorder(run_id))
+        except Exception as exc:  # recorded as failed, not left an orphan in `created`; then reported
+            r.refuse(str(exc))
+            raise
         if display is not None:
             with display:
                 result = r.execute()
@@ -156,6 +163,7 @@ def run(
         if bench is not None:
             close_bench(bench)
         store_error = _try(store.flush) if store is not None and hasattr(store, "flush") else None
+        seal.close()
     label = _db_label(store, db)
     if as_json:
         console.print_json(json.dumps(summary_json(result, db=label, name=spec.name), default=str))
@@ -167,6 +175,9 @@ def run(
             f"run {result.run_id} in {label}",
             highlight=False,
         )
+        if r.progress.failed is not None:  # recorded as progress.failed; the run went on without the display
+            note = f"the live display stopped after an error: {r.progress.failed}"
+            console.print(Text(note, style="yellow"))
         bad = [s for s in result.safe if not s.ok]
         for s in bad:
             console.print(f"[bold red]safe state NOT confirmed[/] for {s.role}: {s.error}")

@@ -275,17 +275,18 @@ class AeBusRf(Driver):
     def safe_state(self) -> dict[str, Any]:
         """RF off and setpoint 0, confirmed by the status bit and the setpoint read-back.
 
-        If another control mode holds the generator (CSR 1), the driver takes host control to switch RF off.
+        If another control mode holds the generator (CSR 1), the driver takes host control to switch RF off
+        (the Apex honours RF off from any interface; older units may not) and to zero the setpoint.
         """
         try:
-            try:
-                self.rf_off()
-            except InstrumentReportedError as exc:
-                if exc.code != 1:
-                    raise
-                self.set_control_mode("host")
-                self.rf_off()
-            self.set_power(0.0)
+            for step in (self.rf_off, lambda: self.set_power(0.0)):
+                try:
+                    step()
+                except InstrumentReportedError as exc:
+                    if exc.code != 1:
+                        raise
+                    self.set_control_mode("host")
+                    step()
             on = self.is_on()
             watts, regulation = self.setpoint()
             forward, reflected = self.forward_power(), self.reflected_power()

@@ -3,7 +3,8 @@ external PT1000 (`IN_PV_1`).
 
 Protocol facts: `reference/instruments.md` §5.1. 9600 7E1, commands end CR LF, queries answer
 `<value> <channel>\\r\\n`; set, start and stop commands answer nothing, so the driver confirms them by reading
-the setpoint (`IN_SP_1`, `IN_SP_4`) or the status (`STATUS_1`, `STATUS_4`: `11` on, `12` off) back.
+the setpoint (`IN_SP_1`, `IN_SP_4`) or the status (`STATUS_1`, `STATUS_4`: `11` on, `12` off, followed by the
+channel digit like every NAMUR answer; a bare `11`/`12` is taken too) back.
 `OUT_WD1@<s>` arms watchdog mode 1 (heater and motor off if no command comes within s) and echoes s.
 """
 
@@ -76,6 +77,9 @@ class IkaRct(Driver):
 
     def _status(self, channel: int) -> bool:
         text = self._query(f"STATUS_{channel}")
+        words = text.split()
+        if len(words) == 2 and words[1] == str(channel):
+            text = words[0]
         if text not in STATUS:
             self._resync = True
             raise MalformedReply(f"STATUS_{channel} answered {text!r}", instrument=self.name)

@@ -10,6 +10,13 @@ One exchange API for every instrument link:
 
 Serial links use `serial.serial_for_url`, so real ports, `socket://host:port` and the in-process simulators'
 `labsim://NAME` are one code path. VISA links use PyVISA with the pyvisa-py backend unless told otherwise.
+
+Two guarantees a dry run relies on live here, below every driver:
+- *sealed* mode (`sealed()`, entered by a dry run for its whole life): opening anything but an in-process
+  simulator (`labsim://`, `ASRLlabsim://`) raises `SealedLink` before the port, socket or resource is touched;
+- every exchange also has a wall-clock deadline, so a silent real link on a virtual clock (where time never
+  advances while nothing answers) still times out, and on the real clock a read waits in slices that let an
+  armed abort (`RealClock.interrupt`, Ctrl-C twice / SIGTERM) end it at once.
 """
 
 from __future__ import annotations
@@ -17,15 +24,87 @@ from __future__ import annotations
 import contextlib
 import importlib
 import socket
+import threading
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from labctl.clock import Clock, RealClock
-from labctl.errors import Disconnected, InstrumentTimeout, PartialReply, TransportError
+from labctl.errors import ConfigError, Disconnected, InstrumentTimeout, PartialReply, TransportError
 
 SIM_HANDLER_PACKAGE = "labctl.simulators"  # holds protocol_labsim.py, pyserial's URL handler for labsim://
+
+#: real seconds an exchange may take beyond its own timeout on a virtual clock (a simulator's computation),
+#: after which a link that never answers fails anyway: a virtual clock does not advance while nothing answers
+VIRTUAL_WALL_GRACE_S = 10.0
+
+
+# -- sealed mode: a dry run opens simulators only ---------------------------------------------------------
+
+
+class SealedLink(TransportError):
+    """A link that is not an in-process simulator was about to open while a dry run sealed the process."""
+
+
+_seal_lock = threading.Lock()
+_seals: list[str] = []  # why the process is sealed, innermost last (process-wide: every thread of the run)
+
+
+@contextlib.contextmanager
+def sealed(reason: str = "a dry run") -> Iterator[None]:
+    """While inside, no serial port, socket or VISA resource opens; only `labsim://` / `ASRLlabsim://`."""
+    with _seal_lock:
+        _seals.append(reason)
+    try:
+        yield
+    finally:
+        with _seal_lock:
+            _seals.remove(reason)
+
+
+def sealed_reason() -> str | None:
+    """Why the process is sealed off from hardware now, or None."""
+    with _seal_lock:
+        return _seals[-1] if _seals else None
+
+
+def is_simulator_link(link: str) -> bool:
+    """Whether `link` (a serial URL or a VISA resource) reaches an in-process simulator and nothing else.
+
+    pyserial picks a URL handler by the lower-cased scheme, so `LABSIM://x` is a simulator too; a port name
+    without a scheme is a device, and every other scheme (socket, rfc2217, loop, spy, hwgrep...) is refused.
+    """
+    scheme, sep, rest = link.strip().partition("://")
+    if not sep:
+        return False
+    scheme = scheme.lower()
+    return scheme in ("labsim", "asrllabsim") and bool(rest.strip("/:"))
+
+
+def _check_seal(name: str, link: str) -> None:
+    reason = sealed_reason()
+    if reason is not None and not is_simulator_link(link):
+        raise SealedLink(f"refused to open {link} during {reason}: only in-process simulators "
+                         "(labsim://, ASRLlabsim://) may be opened", instrument=name)
+
+
+def require_simulators(links: Mapping[str, str], *, station: str = "the station") -> None:
+    """Refuse a dry run, before any byte, when a role's link is not an in-process simulator.
+
+    `links` maps each role to its link. The error names every such role and link and says what to use.
+    """
+    bad = [(role, link) for role, link in links.items() if not is_simulator_link(link)]
+    if not bad:
+        return
+    listed = "; ".join(f"{role} on {link or '(no link)'}" for role, link in bad)
+    raise ConfigError(
+        f"--simulate refused: {station} has links that are not in-process simulators ({listed}); a dry run "
+        "never opens a serial port, socket or VISA resource. Dry-run on stations/simulated.yaml (labsim:// "
+        "links), or drive simulators of another process on the real clock: `labctl sim serve --station-out "
+        "FILE`, then a bench run with --station FILE."
+    )
 
 
 @dataclass(frozen=True)
@@ -86,7 +165,9 @@ class Transport(ABC):
 
     def read_until(self, terminator: bytes, timeout: float | None = None, max_bytes: int = 1 << 26) -> bytes:
         """Read through `terminator` (returned included) before the deadline."""
-        deadline = self.clock.monotonic() + (self.timeout if timeout is None else timeout)
+        timeout = self.timeout if timeout is None else timeout
+        deadline = self.clock.monotonic() + timeout
+        wall = self._wall_deadline(timeout)
         buf = bytearray()
         start = 0
         while True:
@@ -102,19 +183,21 @@ class Transport(ABC):
             if len(buf) > max_bytes:
                 self._fail_partial(buf, f"reply longer than {max_bytes} bytes without {terminator!r}")
             remaining = deadline - self.clock.monotonic()
-            if remaining <= 0:
+            if remaining <= 0 or time.monotonic() >= wall:
                 self._fail_timeout(buf, f"no {terminator!r}-terminated reply")
-            buf += self._read_some(remaining)
+            buf += self._wait_some(buf, remaining, wall)
 
     def read_exact(self, n: int, timeout: float | None = None) -> bytes:
         """Read exactly `n` bytes before the deadline (binary protocols)."""
-        deadline = self.clock.monotonic() + (self.timeout if timeout is None else timeout)
+        timeout = self.timeout if timeout is None else timeout
+        deadline = self.clock.monotonic() + timeout
+        wall = self._wall_deadline(timeout)
         buf = bytearray()
         while len(buf) < n:
             remaining = deadline - self.clock.monotonic()
-            if remaining <= 0:
+            if remaining <= 0 or time.monotonic() >= wall:
                 self._fail_timeout(buf, f"expected {n} bytes")
-            buf += self._read_some(remaining, limit=n - len(buf))
+            buf += self._wait_some(buf, remaining, wall, limit=n - len(buf))
         self._record("rx", bytes(buf))
         return bytes(buf)
 
@@ -128,8 +211,9 @@ class Transport(ABC):
         got = bytearray(self._take_pending())
         if quiet > 0:
             deadline = self.clock.monotonic() + quiet
-            while (remaining := deadline - self.clock.monotonic()) > 0:
-                chunk = self._read_some(remaining)
+            wall = self._wall_deadline(quiet)
+            while (remaining := deadline - self.clock.monotonic()) > 0 and time.monotonic() < wall:
+                chunk = self._wait_some(got, remaining, wall)
                 if not chunk:
                     break
                 got += chunk
@@ -138,6 +222,33 @@ class Transport(ABC):
         return bytes(got)
 
     # -- helpers ------------------------------------------------------------------------------------
+
+    #: longest single wait of a read on the real clock: an armed abort is acted on at least this often
+    #: (None: wait the whole remaining time, for links whose timed-out read would lose a partial reply)
+    INTERRUPT_SLICE_S: float | None = 0.1
+
+    def _wall_deadline(self, timeout: float) -> float:
+        """The exchange's deadline on the wall clock: its own timeout on the real clock; on a virtual clock
+        the timeout plus VIRTUAL_WALL_GRACE_S, so a link that never answers cannot stall a dry run."""
+        grace = VIRTUAL_WALL_GRACE_S if self.clock.is_virtual else 0.0
+        return time.monotonic() + max(0.0, timeout) + grace
+
+    def _wait_some(self, buf: bytearray, remaining: float, wall: float, limit: int = 1 << 20) -> bytes:
+        """`_read_some`, bounded and interruptible. On a virtual clock one wait never outlasts the wall
+        deadline `wall`. On the real clock an abort armed on the clock (a signal, `labctl abort`) raises here,
+        the bytes of the abandoned exchange discarded and recorded, instead of when the instrument answers or
+        the deadline passes (a homing cycle waits 120 s for its `ok`)."""
+        if self.clock.is_virtual:
+            remaining = min(remaining, max(0.0, wall - time.monotonic()))
+        else:
+            try:
+                self.clock.sleep(0)  # RealClock raises its armed interrupt, once, in the main thread
+            except BaseException:
+                self._record("event", bytes(buf) + self._take_pending(), "exchange abandoned: interrupted")
+                raise
+            if self.INTERRUPT_SLICE_S is not None:
+                remaining = min(remaining, self.INTERRUPT_SLICE_S)
+        return self._read_some(remaining, limit)
 
     def _fail_timeout(self, buf: bytearray, what: str) -> None:
         flushed = self._take_pending()
@@ -220,6 +331,7 @@ class SerialTransport(Transport):
     def open(self) -> None:
         if self._port is not None:
             return
+        _check_seal(self.name, self.url)  # before pyserial is asked for anything
         import serial
 
         register_simulator_urls()
@@ -300,6 +412,7 @@ class VisaTransport(Transport):
     """A VISA resource through PyVISA; the pyvisa-py backend (`@py`) unless `backend` says otherwise."""
 
     VIRTUAL_WAIT_S = 2.0  # real seconds a read waits on a virtual clock before the virtual deadline passes
+    INTERRUPT_SLICE_S = None  # a VISA read that times out drops the bytes it had: never cut one short
 
     def __init__(self, name: str, resource: str, *, backend: str = "@py", termination: bytes = b"\n",
                  **kw: Any) -> None:
@@ -313,6 +426,7 @@ class VisaTransport(Transport):
     def open(self) -> None:
         if self._res is not None:
             return
+        _check_seal(self.name, self.resource)  # before a ResourceManager exists
         pyvisa = importlib.import_module("pyvisa")
         register_simulator_urls()
         try:

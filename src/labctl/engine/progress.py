@@ -3,6 +3,8 @@ only this module and the CLI turn that into terminal output."""
 
 from __future__ import annotations
 
+import contextlib
+import math
 import time
 from typing import Any
 
@@ -15,10 +17,18 @@ from rich.text import Text
 
 from labctl.engine.run import RunResult
 
+#: longer than this is not a duration a display can promise (an estimate from a vanishing current density)
+HMS_MAX_S = 1e9
+
 
 def hms(seconds: float | None) -> str:
-    if seconds is None:
+    """`[Nd ]HH:MM:SS`; "?" for an unknown, infinite or NaN duration, "> 31 y" past `HMS_MAX_S`."""
+    if seconds is None or not math.isfinite(seconds):
         return "?"
+    if abs(seconds) > HMS_MAX_S:
+        return ("-" if seconds < 0 else "") + "> 31 y"
+    if seconds < 0:
+        return "-" + hms(-seconds)
     s = round(seconds)
     d, s = divmod(s, 86400)
     h, s = divmod(s, 3600)
@@ -55,7 +65,8 @@ class LiveDisplay:
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        self.live.update(self._render(), refresh=True)
+        with contextlib.suppress(Exception):  # the last frame is a courtesy: the summary says what happened
+            self.live.update(self._render(), refresh=True)
         self.live.__exit__(*exc)
 
     def __call__(self, kind: str, data: dict[str, Any]) -> None:
@@ -68,8 +79,7 @@ class LiveDisplay:
         elif kind == "step.started":
             self.step, self.fraction, self.readings = data, 0.0, {}
         elif kind == "step.progress":
-            if data.get("fraction") is not None:
-                self.fraction = float(data["fraction"])
+            self.fraction = _fraction(data.get("fraction"), self.fraction)
             self.readings.update(data.get("readings") or {})
         elif kind == "step.finished":
             self.fraction = 1.0
@@ -87,17 +97,22 @@ class LiveDisplay:
             self.live.update(self._render(), refresh=True)
 
     def _remaining(self) -> float | None:
+        """Seconds left by the estimates; None when one of them is not a finite number of seconds."""
         i = self.step.get("index")
-        if i is None:
-            return sum(e or 0.0 for e in self.estimates)
-        current = self.step.get("estimate_s") or 0.0
-        return current * (1 - self.fraction) + sum(e or 0.0 for e in self.estimates[i + 1 :])
+        later = self.estimates if i is None else self.estimates[i + 1 :]
+        parts = [_seconds(e) for e in later]
+        if i is not None:
+            current = _seconds(self.step.get("estimate_s"))
+            parts.append(None if current is None else current * (1 - self.fraction))
+        if any(p is None for p in parts):
+            return None
+        return sum(p for p in parts if p is not None)
 
     def _render(self) -> Panel:
         grid = Table.grid(padding=(0, 1))
         grid.add_column(style="bold")
         grid.add_column()
-        grid.add_row("run", f"{self.run_id}  {self.name}")
+        grid.add_row("run", Text(f"{self.run_id}  {self.name}"))  # Text: a name is data, never markup
         grid.add_row("state", self.state)
         n = len(self.estimates)
         if self.step:
@@ -112,10 +127,30 @@ class LiveDisplay:
         )
         grid.add_row("remaining", "~" + hms(self._remaining()))
         if self.readings:
-            grid.add_row("readings", ", ".join(f"{k}={_fmt(v)}" for k, v in self.readings.items()))
+            grid.add_row("readings", Text(", ".join(f"{k}={_fmt(v)}" for k, v in self.readings.items())))
         for m in self.messages[-4:]:
             grid.add_row("", Text(m, style="dim"))
         return Panel(grid, title="labctl run", expand=False)
+
+
+def _seconds(value: Any) -> float | None:
+    """An estimate as finite seconds; a missing one counts 0 s, a non-finite or non-numeric one is None."""
+    if value is None:
+        return 0.0
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+def _fraction(value: Any, previous: float) -> float:
+    """A step's reported fraction, clamped to [0, 1]; a missing or non-finite one keeps the previous."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return previous
+    return min(1.0, max(0.0, v)) if math.isfinite(v) else previous
 
 
 def _bar(fraction: float) -> Table:

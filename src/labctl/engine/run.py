@@ -6,13 +6,15 @@ control commands, leases). It never prints: progress goes to the `progress(kind,
 
 from __future__ import annotations
 
+import contextlib
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from labctl.clock import Clock
+from labctl.drivers.transport import sealed
 from labctl.engine.control import Command, Control
 from labctl.engine.errors import InterlockTripped, PreflightError, RunAborted
 from labctl.engine.executors.base import StepContext, executor_for
@@ -128,7 +130,7 @@ class Run:
             sleep_chunk,
             heartbeat_every,
         )
-        self.progress: Progress = progress or (lambda kind, data: None)
+        self.progress = IsolatedProgress(progress, self._progress_failed)
         self.run_id: int | None = None
         self.control = control
         self.machine = RunMachine(self._record_transition)
@@ -166,6 +168,12 @@ class Run:
             self.control.store, self.control.run_id = self.store, self.run_id
         self.progress("run.created", {"run_id": self.run_id, "name": s.name, "steps": len(s.steps)})
         return self.run_id
+
+    def refuse(self, reason: str) -> None:
+        """A run refused after it was recorded but before its preflight (its instruments could not even be
+        built): recorded `failed` with the reason, never left `created`. Nothing touched: no safe state."""
+        if self.run_id is not None:
+            self._finish("fail", f"refused before preflight: {reason}", "labctl")
 
     def _record_transition(self, src: RunState, dst: RunState, trigger: str, reason: str, actor: str) -> None:
         self.store.set_run_state(self.run_id, dst.value, reason=reason or trigger, actor=actor)
@@ -273,6 +281,8 @@ class Run:
         safe: list[SafeResult] = []
         self.t0 = self.clock.monotonic()
         signals = self.control.signals() if self.handle_signals else _nullcontext()
+        if self.mode == "dry-run" and self.clock.is_virtual:  # simulators only: nothing else runs on its time
+            signals = _both(signals, sealed("a dry run on the virtual clock"))
         if hasattr(self.clock, "interrupt"):
             self.control.on_abort = self._abort_waits
             if not self.clock.is_virtual:
@@ -298,14 +308,17 @@ class Run:
                 outcome, reason = "fail", f"{type(exc).__name__}: {exc}"
                 if not hasattr(exc, "exit_code"):
                     self._safe_event("run.exception", {"traceback": traceback.format_exc()[-4000:]})
-            finally:
+            except BaseException as exc:  # SystemExit and the like: still safe, still ended, then re-raised
+                outcome, reason = "abort", f"interrupted ({type(exc).__name__})"
+                raise
+            finally:  # whatever happened above, and whatever fails in here: safe state, then the end
                 safe = self._cleanup()
-            bad = [r.role for r in safe if not r.ok]
-            if bad and outcome == "complete":
-                outcome, reason = "fail", f"safe state not confirmed for {', '.join(bad)}"
-            elif bad:
-                reason += f"; safe state not confirmed for {', '.join(bad)}"
-            self._finish(outcome, reason, actor)
+                bad = [r.role for r in safe if not r.ok]
+                if bad and outcome == "complete":
+                    outcome, reason = "fail", f"safe state not confirmed for {', '.join(bad)}"
+                elif bad:
+                    reason += f"; safe state not confirmed for {', '.join(bad)}"
+                self._finish(outcome, reason, actor)
         duration = self.clock.monotonic() - self.t0
         return RunResult(
             self.run_id or 0,
@@ -319,6 +332,8 @@ class Run:
         )
 
     def _finish(self, trigger: str, reason: str, actor: str) -> None:
+        """The terminal state, recorded; leases released. Never raises: a store that fails twice leaves the
+        run (and, if it cannot release them, its leases) for `labctl recover` to find."""
         if self.machine.state in TERMINAL:
             return
         if not self.machine.can(trigger):
@@ -328,9 +343,14 @@ class Run:
         except Exception as exc:
             self.progress("run.error", {"error": f"could not seal the instrument transcript: {exc}"})
         try:
-            self.machine.fire(trigger, reason=reason, actor=actor)
-        except Exception as exc:  # the store is failing: leave the run for `recover` to find
-            self.progress("run.error", {"error": f"could not record the end of the run: {exc}"})
+            for attempt in (1, 2):  # once more: a store briefly locked or busy must not leave the run open
+                try:
+                    self.machine.fire(trigger, reason=reason, actor=actor)
+                    break
+                except Exception as exc:  # the store is failing: leave the run for `recover` to find
+                    self.progress("run.error", {"error": f"could not record the end of the run: {exc}"})
+                    if attempt == 2 or self.machine.state in TERMINAL:
+                        break
         finally:
             if self._leased:
                 try:
@@ -338,6 +358,10 @@ class Run:
                     self._leased = False
                 except Exception as exc:
                     self.progress("run.error", {"error": f"could not release leases: {exc}"})
+
+    def _progress_failed(self, kind: str, exc: Exception) -> None:
+        self._safe_event("progress.failed", {"kind": kind, "error": f"{type(exc).__name__}: {exc}",
+                                             "traceback": traceback.format_exc()[-2000:]})
 
     def _safe_event(self, kind: str, data: dict[str, Any]) -> None:
         try:
@@ -359,6 +383,8 @@ class Run:
                 ident = inst.identify()
                 self._lease_identity(role, inst, ident)
                 confirmed = inst.safe_state()
+            except RunAborted:
+                raise  # an abort cut a wait on the link short: an abort, not a failed preflight
             except Exception as exc:
                 raise PreflightError(f"{role}: {exc}") from exc
             self._event("instrument.ready", {"role": role, "identity": ident, "safe": confirmed})
@@ -479,9 +505,13 @@ class Run:
             raise pending
 
     def _cleanup(self) -> list[SafeResult]:
-        """Safe state for every touched instrument (each recorded; errors do not stop the others)."""
-        self._disarm()  # the safe state's own waits run to their end, whatever signal comes
-        roles = [(r, self.instruments[r]) for r in self.touched]
+        """Safe state for every touched instrument (each recorded; errors do not stop the others). Never
+        raises: nothing before `make_safe` (the disarm, the display) may skip it."""
+        try:
+            self._disarm()  # the safe state's own waits run to their end, whatever signal comes
+        except Exception as exc:
+            self.progress("run.error", {"error": f"could not disarm the abort watch: {exc}"})
+        roles = [(r, self.instruments[r]) for r in dict.fromkeys(self.touched) if r in self.instruments]
         self.progress("run.safe_state", {"roles": [r for r, _ in roles]})
         results = make_safe(roles, record=lambda kind, data: self._event(kind, data))
         for role, inst in roles:
@@ -490,6 +520,35 @@ class Run:
             except Exception as exc:
                 self._safe_event("instrument.close_failed", {"role": role, "error": str(exc)})
         return results
+
+
+class IsolatedProgress:
+    """The run's progress callback behind a fuse: the display (or any observer) can never break the run.
+
+    Its first exception (say, a step estimate the display cannot render) is handed to `on_error` (the run
+    records it) and the callback is switched off for the rest of the run; the engine never sees it.
+    """
+
+    def __init__(self, callback: Progress | None, on_error: Callable[[str, Exception], None]) -> None:
+        self.callback, self.on_error = callback, on_error
+        self.failed: Exception | None = None
+
+    def __call__(self, kind: str, data: dict[str, Any]) -> None:
+        callback = self.callback
+        if callback is None:
+            return
+        try:
+            callback(kind, data)
+        except Exception as exc:
+            self.callback, self.failed = None, exc
+            with contextlib.suppress(Exception):
+                self.on_error(kind, exc)
+
+
+@contextlib.contextmanager
+def _both(first: Any, second: Any) -> Iterator[None]:
+    with first, second:
+        yield
 
 
 class _nullcontext:

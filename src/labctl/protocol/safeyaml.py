@@ -2,9 +2,10 @@
 
 Building from events (not `yaml.load`) means no object is ever constructed from a tag, an alias can never
 expand (alias bombs are impossible), and every value's line and column is kept for error messages.
-Rejected, each as a `Problem` with its position: files over 1 MB, bytes that are not UTF-8, YAML syntax
-errors, more than one document, anchors and aliases, tags, duplicate keys, non-string keys, NaN/Inf,
-nesting deeper than 64 levels. Scalars resolve by the YAML 1.2 core schema (`yes`/`on` stay strings).
+Rejected, each as a `Problem` with its position: anything but a regular file and files over 1 MB (read by
+`labctl.textfile.read_bounded`), bytes that are not UTF-8, YAML syntax errors, more than one document,
+anchors and aliases, tags, duplicate keys, non-string keys, NaN/Inf, nesting deeper than 64 levels.
+Scalars resolve by the YAML 1.2 core schema (`yes`/`on` stay strings).
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from ruamel.yaml import events as ev
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from labctl.protocol.problems import Problem, field_path
+from labctl.textfile import MAX_BYTES, FileRefused, read_bounded
 
-MAX_BYTES = 1_000_000
 MAX_DEPTH = 64
 
 _NULL = re.compile(r"^(?:~|null|Null|NULL|)$")
@@ -66,16 +67,13 @@ class Document:
 
 
 def read_text(path: str | Path, display: str | None = None) -> tuple[str | None, list[Problem]]:
-    """Read a file as UTF-8, refusing files over `MAX_BYTES`."""
+    """Read a file as UTF-8 through `textfile.read_bounded`: a regular file of at most `MAX_BYTES`, never a
+    device, FIFO or directory, never a blocking open."""
     name = display or str(path)
     try:
-        p = Path(path)
-        size = p.stat().st_size
-        if size > MAX_BYTES:
-            return None, [Problem(name, 0, 0, "", f"file is {size} bytes; the limit is {MAX_BYTES} (1 MB)")]
-        raw = p.read_bytes()
-    except OSError as exc:
-        return None, [Problem(name, 0, 0, "", f"cannot read the file: {exc.strerror or exc}")]
+        raw = read_bounded(path, limit=MAX_BYTES, display=name)
+    except FileRefused as exc:
+        return None, [Problem(name, 0, 0, "", exc.reason)]
     return decode(raw, name)
 
 

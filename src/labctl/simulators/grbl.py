@@ -16,8 +16,18 @@ limited by `$110..$112`) that starts and ends at rest — GRBL's junction blendi
 modelled, which makes multi-block paths slightly slower than on the real controller. Positions are quantised
 to steps (`$100..$102`). The planner holds 15 blocks: when it is full, a motion line's `ok` is delayed until
 a block completes. Lines that arrive while the parser is busy (homing, dwell, full planner) are handled at
-the time GRBL would reach them, and their replies are emitted then. Not simulated (answered `error:3`):
-`$#`, `$N`, `$C`, `$J=`, `$SLP`.
+the time GRBL would reach them, and their replies are emitted then. This module is the machine (planner,
+real-time bytes, status); the line commands are `grbl_lines.py`, block parsing `grbl_gcode.py`.
+
+The `$` commands are all of 1.1h's (`$$ $# $G $I $N $x=val $Nx=line $J=line $SLP $C $X $H $RST=`); lines are
+cleaned as `protocol.c` does (comments and spaces dropped before the 80-byte line check, `grbl_gcode.py`), and
+G-code blocks are checked as `gcode.c` does. Work coordinates (G54-G59 and G10 L2/L20, G92, G28/G30 and their
+.1 forms, G43.1/G49 tool length offset, G53) change the WCO the status report shows; spindle (M3/M4/M5 S) and
+coolant (M7/M8/M9) words are state the `$G` report and `FS:` show (the bench has no spindle); `$C` check mode
+parses and moves nothing; `$J=` jogs (state `Jog`, travel checked without an alarm: error 15) until done or
+cancelled by 0x85 or a feed hold; M0 pauses after the queued motion (Hold:0, resumed by `~`), M2/M30 end the
+program (modal state back to defaults, `[MSG:Pgm End]`). Arcs (G2/G3) and probing (G38.x) answer error 20: no
+arc is ever needed by a dip coater and the board has no probe pin (docs/instruments/grbl.md).
 
 Machine frame of this bench (settings as configured on the bench, not GRBL's factory defaults): homing sets
 X=0 (bath row start; `$23` homes X to its negative end, travel 0..+300 mm) and Z=0 (top, out of every bath;
@@ -34,36 +44,17 @@ from dataclasses import dataclass
 from labctl.clock import Clock
 from labctl.drivers.transport import SerialSettings
 from labctl.simulators.core import DeviceCore
+from labctl.simulators.grbl_lines import COORD_NAMES, DEFAULT_SETTINGS, ORIGIN, GrblLines, _fmt
 from labctl.simulators.world import SimpleWorld, Vec3
 
 BANNER = b"\r\nGrbl 1.1h ['$' for help]\r\n"
 UNLOCK_MSG = b"[MSG:'$H'|'$X' to unlock]\r\n"
-VERSION = b"[VER:1.1h.20190830:]\r\n[OPT:V,15,128]\r\n"
-HELP = b"[HLP:$$ $# $G $I $N $x=val $Nx=line $J=line $SLP $C $X $H ~ ! ? ctrl-x]\r\n"
 REALTIME = frozenset(b"?!~\x18")
-PLANNER_BLOCKS = 15          # BLOCK_BUFFER_SIZE 16, one slot kept free
-LINE_MAX = 80                # LINE_BUFFER_SIZE
+JOG_CANCEL = 0x85
+REJECTING_ERRORS = (1, 2, 3, 16, 20, 23, 24, 25, 27, 36)   # the command itself is unknown or malformed
 MIN_FEED_MM_MIN = 1.0        # MINIMUM_FEED_RATE (config.h)
 WCO_REFRESH = (30, 10)       # REPORT_WCO_REFRESH_BUSY_COUNT, _IDLE_COUNT
 OVR_REFRESH = (20, 10)       # REPORT_OVR_REFRESH_BUSY_COUNT, _IDLE_COUNT
-
-#: settings as configured on the reference bench; integers are printed without decimals
-DEFAULT_SETTINGS: dict[int, float] = {
-    0: 10, 1: 25, 2: 0, 3: 0, 4: 0, 5: 0, 6: 0, 10: 1, 11: 0.010, 12: 0.002, 13: 0,
-    20: 1, 21: 0, 22: 1, 23: 1, 24: 25.0, 25: 500.0, 26: 250, 27: 1.0, 30: 1000, 31: 0, 32: 0,
-    100: 250.0, 101: 250.0, 102: 800.0, 110: 1500.0, 111: 1500.0, 112: 1500.0,
-    120: 100.0, 121: 100.0, 122: 100.0, 130: 300.0, 131: 10.0, 132: 60.0,
-}
-FLOAT_SETTINGS = frozenset({11, 12, 24, 25, 27, 100, 101, 102, 110, 111, 112, 120, 121, 122, 130, 131, 132})
-AXES = "XYZ"
-
-
-def _fmt(v: float, decimals: int = 3) -> str:
-    """GRBL's printFloat: sign only for negative values, fixed decimals."""
-    s = f"{abs(v):.{decimals}f}"
-    return ("-" + s) if v < 0 and float(s) != 0.0 else s
-
-
 @dataclass
 class Segment:
     """One planned block: from `start` towards `end` (mm) starting at time t0, trapezoidal speed (mm/s).
@@ -78,6 +69,7 @@ class Segment:
     accel: float
     v0: float = 0.0
     feed: float = 0.0           # commanded feed, mm/min (kept to re-plan the rest of a block after a hold)
+    jog: bool = False           # a `$J=` motion: status `Jog`, cancelled (not held) by a feed hold or 0x85
 
     def __post_init__(self) -> None:
         d = [e - s for s, e in zip(self.start, self.end, strict=True)]
@@ -113,7 +105,7 @@ class Segment:
         return tuple(p + u * s for p, u in zip(self.start, self.unit, strict=True))  # type: ignore[return-value]
 
 
-class GrblSim(DeviceCore):
+class GrblSim(GrblLines, DeviceCore):
     """GRBL 1.1h on a 3-axis board; this bench uses X (bath) and Z (height)."""
 
     SERIAL = SerialSettings(115200)
@@ -121,12 +113,22 @@ class GrblSim(DeviceCore):
     def __init__(self, name: str = "grbl", *, clock: Clock | None = None, world: object | None = None,
                  seed: int = 0, settings: dict[int, float] | None = None) -> None:
         self.settings: dict[int, float] = {**DEFAULT_SETTINGS, **(settings or {})}  # EEPROM: kept over resets
+        self._restore_offsets()
+        self.startup_lines = ["", ""]                    # $N0, $N1 (EEPROM)
+        self.build_info = ""                             # $I=... (EEPROM)
         super().__init__(name, clock=clock, world=world if world is not None else SimpleWorld(), seed=seed)
         self.on_power_up()
 
     # -- power-on state -------------------------------------------------------------------------------
 
+    def _restore_offsets(self) -> None:
+        """`$RST=#`: G54-G59, G28 and G30 back to zero (EEPROM)."""
+        self.coords: dict[str, Vec3] = {name: ORIGIN for name in COORD_NAMES}
+        self.g28: Vec3 = ORIGIN
+        self.g30: Vec3 = ORIGIN
+
     def reset(self) -> None:
+        self.sleeping = False
         self._line = bytearray()
         self.mpos: Vec3 = (0.0, 0.0, 0.0)      # GRBL forgets its position when powered down
         self.state = "Alarm" if self.settings[22] else "Idle"
@@ -141,12 +143,50 @@ class GrblSim(DeviceCore):
         self.homing_until: float | None = None
         self.home_segments: list[Segment] = []
         self.line_time = 0.0                       # when the line parser is free again
-        self.absolute, self.inches, self.feed, self.motion = True, False, 0.0, 0
+        self.inches, self.feed = False, 0.0
+        self._modal_defaults()
+        self.g92: Vec3 = ORIGIN                    # volatile in 1.1h
+        self.tlo = 0.0                             # G43.1 dynamic tool length offset (Z), mm
+        self.tool = 0
+        self.check_mode = False
+        self.check_pos: Vec3 | None = None         # the parser's position while nothing moves ($C)
+        self.pause_at: float | None = None         # M0: held from here (queued motion done) until `~`
         self.wco_counter = 0
         self.ovr_counter = 0
 
+    def _modal_defaults(self, motion: int = 0) -> None:
+        """The parser's modal state at power-up (G0) and after M2/M30 (G1); F and the tool are kept."""
+        self.motion, self.absolute, self.coord = motion, True, "G54"
+        self.plane, self.inverse_time, self.spindle, self.coolant = 17, False, 5, 9
+        self.spindle_speed = 0.0
+
     def on_power_up(self) -> None:
-        self.emit(BANNER + (UNLOCK_MSG if self.state == "Alarm" else b""))
+        self.emit(BANNER + (UNLOCK_MSG if self.state == "Alarm" else self._startup()))
+
+    def _startup(self) -> bytes:
+        """Run the `$N` startup lines (not in Alarm), echoing each as `>line:ok` or `>line:error:N`."""
+        out = b""
+        for line in self.startup_lines:
+            if line:
+                reply = self._gcode(line, self.now())
+                out += b">" + line.encode() + b":" + reply
+        return out
+
+    def rejects(self, reply: bytes) -> bool:
+        """GRBL's "unknown or malformed command" errors (1, 2, 3, 16, 20, 23-25, 27, 36) anywhere in `reply`;
+        state errors (8 not idle, 9 locked, 15 travel, 22 no feed, ...) answer a known command."""
+        return any(int(m) in REJECTING_ERRORS for m in re.findall(rb"error:(\d+)", reply))
+
+    # -- coordinates --------------------------------------------------------------------------------------
+
+    def wco(self) -> Vec3:
+        """Work coordinate offset: the active G54-G59 offset + G92 + the tool length offset on Z."""
+        c, g = self.coords[self.coord], self.g92
+        return (c[0] + g[0], c[1] + g[1], c[2] + g[2] + self.tlo)
+
+    def _program_position(self) -> Vec3:
+        """Where the parser believes the tool is (machine coordinates, mm)."""
+        return self.check_pos if self.check_mode and self.check_pos is not None else self._end_of_plan()
 
     # -- framing: real-time bytes are picked out of the stream ----------------------------------------
 
@@ -195,6 +235,8 @@ class GrblSim(DeviceCore):
         return 0.0
 
     def _status_word(self, t: float) -> str:
+        if self.sleeping:
+            return "Sleep"
         if self.stuck_busy:
             return "Run"
         if self.state == "Alarm":
@@ -204,8 +246,20 @@ class GrblSim(DeviceCore):
         if self.hold_until is not None:
             return "Hold:1" if t < self.hold_until else "Hold:0"
         if self.segments and t < self.segments[-1].t1:
-            return "Run"
+            return "Jog" if self.segments[-1].jog else "Run"
+        if self.pause_at is not None and t >= self.pause_at:
+            return "Hold:0"                        # M0 program pause
+        if self.check_mode:
+            return "Check"
         return "Idle"
+
+    def machine_state(self) -> tuple[str, Vec3]:
+        """(status word, machine position in mm) now, as a status report would give them: for tests that
+        check the stage itself rather than what a driver says about it."""
+        with self.lock:
+            t = self.now()
+            self._settle(t)
+            return self._status_word(t), self._position(t)
 
     def _end_of_plan(self) -> Vec3:
         if self.held:
@@ -221,8 +275,8 @@ class GrblSim(DeviceCore):
         pos = self._position(t)
         steps = [self.settings[100 + i] for i in range(3)]
         pos = tuple(round(p * s) / s for p, s in zip(pos, steps, strict=True))
-        rate = 0.0 if word in ("Idle", "Alarm", "Hold:0") else self._speed(t) * 60
-        out = f"<{word}|MPos:{','.join(_fmt(p) for p in pos)}|FS:{rate:.0f},0"
+        rate = 0.0 if word in ("Idle", "Alarm", "Hold:0", "Check", "Sleep") else self._speed(t) * 60
+        out = f"<{word}|MPos:{','.join(_fmt(p) for p in pos)}|FS:{rate:.0f},{self._spindle_rpm():.0f}"
         busy = word not in ("Idle", "Alarm")
         if self.wco_counter > 0:
             self.wco_counter -= 1
@@ -230,7 +284,7 @@ class GrblSim(DeviceCore):
             self.wco_counter = (WCO_REFRESH[0] if busy else WCO_REFRESH[1]) - 1
             if self.ovr_counter == 0:
                 self.ovr_counter = 1
-            out += "|WCO:0.000,0.000,0.000"
+            out += f"|WCO:{','.join(_fmt(x) for x in self.wco())}"
         if self.ovr_counter > 0:
             self.ovr_counter -= 1
         else:
@@ -238,10 +292,19 @@ class GrblSim(DeviceCore):
             out += "|Ov:100,100,100"
         return (out + ">\r\n").encode()
 
+    def _spindle_rpm(self) -> float:
+        """The spindle speed FS: reports: S clamped to [$31, $30] while M3/M4 is on (no spindle on the bench:
+        nothing turns, the report tells what the PWM output would command)."""
+        if self.spindle == 5 or self.check_mode:
+            return 0.0
+        return min(max(self.spindle_speed, self.settings[31]), self.settings[30])
+
     def _feed_hold(self, t: float) -> float | None:
-        """Start decelerating now; returns when the stage will be at rest (None if nothing moves)."""
+        """Start decelerating now; returns when the stage will be at rest (None if nothing moves). A jog is
+        cancelled instead: it decelerates and what remains of it is dropped (1.1h `Jog` state)."""
         self._settle(t)
-        if self._status_word(t) != "Run" or self.stuck_busy:
+        word = self._status_word(t)
+        if word not in ("Run", "Jog") or self.stuck_busy:
             return None
         current = next(s for s in self.segments if s.t0 <= t < s.t1) if any(
             s.t0 <= t < s.t1 for s in self.segments) else None
@@ -250,7 +313,12 @@ class GrblSim(DeviceCore):
         p, v = current.pos(t), current.s_v(t)[1]
         stop_len = v * v / (2 * current.accel)
         p_stop = tuple(a + u * stop_len for a, u in zip(p, current.unit, strict=True))
-        decel = Segment(t, p, p_stop, v, current.accel, v0=v, feed=current.feed)  # type: ignore[arg-type]
+        decel = Segment(t, p, p_stop, v, current.accel, v0=v, feed=current.feed,  # type: ignore[arg-type]
+                        jog=current.jog)
+        if current.jog:
+            self.segments, self.held = [decel], []
+            self.world.stage_stop(decel.t1)  # type: ignore[union-attr]
+            return decel.t1
         rest = [s for s in self.segments if s.t0 >= current.t1]
         self.held = [(current.end, current.feed)] + [(s.end, s.feed) for s in rest]
         self.segments = [decel]
@@ -259,6 +327,11 @@ class GrblSim(DeviceCore):
         return decel.t1
 
     def _cycle_start(self, t: float) -> None:
+        if self.pause_at is not None and t >= self.pause_at:   # resume after M0
+            held, self.held, self.pause_at = self.held, [], None
+            for target, feed in held:
+                self._plan(target, feed, t)
+            return
         if self.hold_until is None:
             return
         t_res = max(t, self.hold_until)
@@ -276,15 +349,17 @@ class GrblSim(DeviceCore):
         word = self._status_word(t)
         self.mpos = self._position(t)
         alarm = b""
-        if word in ("Run", "Hold:1", "Home") and not self.stuck_busy:
+        if word in ("Run", "Hold:1", "Home", "Jog") and not self.stuck_busy:
             alarm = b"ALARM:6\r\n" if word == "Home" else b"ALARM:3\r\n"
             self.state = "Alarm"
             self.world.stage_stop(t)  # type: ignore[union-attr]
+        if self.sleeping:                      # a reset wakes it into Alarm (position may have been lost)
+            self.sleeping, self.state = False, "Alarm"
         self.cancel_pending()
         self._line.clear()
         self.critical = False
         self._init_runtime()
-        return alarm + BANNER + (UNLOCK_MSG if self.state == "Alarm" else b"")
+        return alarm + BANNER + (UNLOCK_MSG if self.state == "Alarm" else self._startup())
 
     # -- lines ----------------------------------------------------------------------------------------
 
@@ -301,8 +376,12 @@ class GrblSim(DeviceCore):
             if not self.critical:
                 self._cycle_start(self.now())
             return None
+        if message[0] == JOG_CANCEL:
+            if not self.critical and self._status_word(self.now()) == "Jog":
+                self._feed_hold(self.now())
+            return None
         if len(message) == 1 and message[0] >= 0x80:
-            return None                    # overrides, jog cancel, ...: accepted, no reply
+            return None                    # overrides, safety door, ...: accepted, no reply
         if self.critical:
             return None                    # GRBL sits in its critical-alarm loop until a soft reset
         t = max(self.now(), self.line_time)
@@ -314,69 +393,6 @@ class GrblSim(DeviceCore):
             self.emit(reply, at=t)
             return None
         return reply
-
-    def _line_reply(self, message: bytes, t: float) -> bytes | None:
-        raw = message.rstrip(b"\r\n")
-        if len(raw) > LINE_MAX:
-            return b"error:11\r\n"
-        text = re.sub(r"\(.*?\)|;.*$", "", raw.decode("latin-1")).replace(" ", "").upper()
-        if not text:
-            return b"ok\r\n"
-        if text.startswith("$"):
-            return self._system(text, t)
-        if self.state == "Alarm":
-            return b"error:9\r\n"
-        return self._gcode(text, t)
-
-    def _system(self, text: str, t: float) -> bytes | None:
-        word = self._status_word(t)
-        idle = word in ("Idle", "Alarm")
-        if text == "$":
-            return HELP + b"ok\r\n"
-        if text == "$$":
-            if word.startswith(("Run", "Hold")):
-                return b"error:8\r\n"
-            lines = "".join(f"${n}={v:.3f}\r\n" if n in FLOAT_SETTINGS else f"${n}={int(v)}\r\n"
-                            for n, v in sorted(self.settings.items()))
-            return lines.encode() + b"ok\r\n"
-        if text == "$I":
-            return VERSION + b"ok\r\n"
-        if text == "$G":
-            gc = (f"[GC:G{self.motion} G54 G17 {'G20' if self.inches else 'G21'} "
-                  f"{'G90' if self.absolute else 'G91'} G94 M5 M9 T0 F{self.feed:.0f} S0]\r\n")
-            return gc.encode() + b"ok\r\n"
-        if text == "$X":
-            if self.state == "Alarm":
-                self.state = "Idle"
-                return b"[MSG:Caution: Unlocked]\r\nok\r\n"
-            return b"ok\r\n"
-        if text == "$H":
-            if not self.settings[22]:
-                return b"error:5\r\n"
-            if not idle:
-                return b"error:8\r\n"
-            end = self._home(t)
-            self.line_time = end
-            self.emit(b"ok\r\n", at=end)
-            return None
-        m = re.fullmatch(r"\$(\d+)=(.*)", text)
-        if m:
-            if not idle:
-                return b"error:8\r\n"
-            n = int(m.group(1))
-            if n not in self.settings:
-                return b"error:3\r\n"
-            try:
-                value = float(m.group(2))
-            except ValueError:
-                return b"error:2\r\n"
-            if value < 0:
-                return b"error:4\r\n"
-            if n == 20 and value and not self.settings[22]:
-                return b"error:10\r\n"
-            self.settings[n] = value
-            return b"ok\r\n"
-        return b"error:3\r\n"
 
     def _home(self, t: float) -> float:
         """Homing cycle: Z first (up to 0), then X/Y; seek at $25, locate/pull-off at $24."""
@@ -396,83 +412,6 @@ class GrblSim(DeviceCore):
             if seg.length > 0:
                 self._tell_world(seg)
         return end
-
-    def _gcode(self, text: str, t: float) -> bytes:
-        words = re.findall(r"([A-Z])([^A-Z]*)", text)
-        if "".join(f"{a}{b}" for a, b in words) != text:
-            return b"error:1\r\n"
-        values: dict[str, float] = {}
-        gcodes: list[float] = []
-        for letter, num in words:
-            try:
-                value = float(num)
-            except ValueError:
-                return b"error:2\r\n"
-            if letter == "G":
-                gcodes.append(value)
-            elif letter in values:
-                return b"error:25\r\n"
-            elif letter in "XYZFPN":
-                values[letter] = value
-            else:
-                return b"error:20\r\n"
-        for letter in "FPN":
-            if values.get(letter, 0.0) < 0:
-                return b"error:4\r\n"
-        motion, dwell = None, False
-        absolute, inches = self.absolute, self.inches
-        for g in gcodes:
-            if g in (0, 1):
-                if motion is not None:
-                    return b"error:21\r\n"
-                motion = int(g)
-            elif g == 4:
-                dwell = True
-            elif g in (20, 21):
-                inches = g == 20
-            elif g in (90, 91):
-                absolute = g == 90
-            elif g in (17, 54, 94):
-                pass
-            else:
-                return b"error:20\r\n"
-        scale = 25.4 if inches else 1.0
-        axis_words = {a: values[a] * scale for a in AXES if a in values}
-        if dwell:
-            if "P" not in values:
-                return b"error:28\r\n"
-            if axis_words and motion is None:
-                return b"error:31\r\n"
-        feed = values["F"] * scale if "F" in values else self.feed
-        mode = self.motion if motion is None else motion
-        if axis_words and mode == 1 and feed <= 0:
-            return b"error:22\r\n"
-        # the block is valid: commit its modal state
-        self.absolute, self.inches, self.motion, self.feed = absolute, inches, mode, feed
-        if dwell:
-            end = max(t, self._plan_end()) + values["P"]   # G4 syncs with the planner, then dwells
-            self.line_time = end
-            if end > t:
-                self.emit(b"ok\r\n", at=end)
-                return b""
-            return b"ok\r\n"
-        if not axis_words:
-            return b"ok\r\n"
-        base = self._end_of_plan()
-        target = tuple(
-            (axis_words[a] if absolute else base[i] + axis_words[a]) if a in axis_words else base[i]
-            for i, a in enumerate(AXES))
-        if self.settings[20] and not self._within_travel(target):  # type: ignore[arg-type]
-            return self._soft_limit(t)
-        rate = max(self.settings[110 + i] for i in range(3)) if mode == 0 else feed
-        self._plan(target, rate, t)  # type: ignore[arg-type]
-        active = [s for s in self.segments if s.t1 > t]
-        if len(active) > PLANNER_BLOCKS:
-            free_at = active[len(active) - PLANNER_BLOCKS - 1].t1
-            self.line_time = free_at
-            self.emit(b"ok\r\n", at=free_at)
-            return b""
-        return b"ok\r\n"
 
     def _plan_end(self) -> float:
         return self.segments[-1].t1 if self.segments else 0.0
@@ -495,9 +434,9 @@ class GrblSim(DeviceCore):
         self.segments = []
         return msg
 
-    def _plan(self, target: Vec3, feed_mm_min: float, t: float) -> None:
+    def _plan(self, target: Vec3, feed_mm_min: float, t: float, *, jog: bool = False) -> None:
         """Queue a linear move at `feed` (mm/min), limited per axis by $110.. and $120.."""
-        if self.hold_until is not None:
+        if self.hold_until is not None or (self.pause_at is not None and t >= self.pause_at):
             self.held.append((target, feed_mm_min))
             return
         start = self._end_of_plan()
@@ -513,7 +452,7 @@ class GrblSim(DeviceCore):
                 vmax = min(vmax, self.settings[110 + i] / 60 / abs(u))
                 accel = min(accel, self.settings[120 + i] / abs(u))
         t0 = max(t, self._plan_end())
-        seg = Segment(t0, start, target, vmax, accel, feed=feed_mm_min)
+        seg = Segment(t0, start, target, vmax, accel, feed=feed_mm_min, jog=jog)
         self.segments.append(seg)
         self._tell_world(seg)
 

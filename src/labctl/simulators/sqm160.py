@@ -8,14 +8,14 @@ thickness as a real one does, with the Z-match equation of the active film:
     T = N_q rho_q / (pi rho_f f Z) * atan(Z tan(pi (f_q - f) / f_q)) * tooling
 
 (N_q = 1668 Hz m, rho_q = 2648 kg/m^3, mu_q = 2.947e10 Pa), so a wrong density or Z-ratio gives a wrong
-thickness, as on the bench. Rate is the thickness change between successive internal readings (one every
-`PERIOD` s) divided by their time apart.
+thickness, as on the bench. Rate is the thickness change between successive internal readings (one per
+time base, `PERIOD` s by default) divided by their time apart.
 
 Where the sources are silent this core chooses, and says so:
 - `U1`/`U0`/`U?` drive and read the source-shutter relay (see the driver's docstring for the source); the
   shutter state goes to the world (`world.shutter`), which deposits only while it is open;
-- crystal life (`R`) is the percent of the usable frequency drop that is *left*: 100 at f_q, 0 at `F_MIN`
-  = 5 MHz (the SQM-160's default minimum frequency) [verify on hardware];
+- crystal life (`R`) is the percent of the usable frequency drop that is *left*: 100 at the system's max
+  frequency (default 6 MHz), 0 at its min frequency (default 5 MHz, the SQM-160's) [verify on hardware];
 - answers: rate (A/s) as `f"{x: .2f} "` and thickness (A) as `f"{x: .3f} "`, trailing space included, as
   in pymeasure's SQM-160 transcripts (`tests/instruments/inficon/test_sqm160.py`: `L1?` -> ` 0.00 `, `M` ->
   ` 0.01 `, `O` -> ` 0.000 `, CRCs consistent, so apparently captured from an instrument; the SQC-310
@@ -29,8 +29,15 @@ Where the sources are silent this core chooses, and says so:
   timer (the SQC-310's `K2` starts with the time) is this core's guess [verify on hardware];
 - a packet with a bad CRC, an unknown command: `C`; a bad number or film index: `D`; changing the active
   film's parameters while the shutter is open: `E` (wrong mode);
-- film parameters and the shutter relay survive nothing: power-up gives film defaults, shutter closed, and the
-  next answer has status `B` (ok, instrument reset) once; `Y` answers 1 once after power-up;
+- film (`A`) and system (`B`, `C`) parameters are kept in non-volatile memory, `Z` restores their defaults;
+  the shutter relay survives nothing: power-up gives shutter closed, and the next answer has status `B` (ok,
+  instrument reset) once; `Y` answers 1 once after power-up;
+- system 1 (`B`): the time base is the interval of internal readings, the rate filter the number of
+  reading-to-reading rates averaged, the crystal tooling multiplies sensor 1's thickness with the film's;
+  display mode and rate resolution change the front panel only (answers stay in A and A/s), and the
+  instrument's own crystal simulator (`simulate` 1) is not modelled: readings come from the world either way;
+- system 2 (`C`): min/max frequency (MHz) bound the crystal life (`R`); etch mode counts removed material as
+  positive thickness; the rate/thickness alarm limits are kept and reported, no alarm output is modelled;
 - a half-received packet is dropped after 50 ms of silence; bytes before a `!` are line noise and dropped;
 - `stuck busy` models a shutter relay that no longer switches: `U0`/`U1` are accepted, nothing moves.
 """
@@ -73,6 +80,33 @@ class Film:
                 f"{self.setpoint:.3f} {self.time} {self.sensors}").encode("ascii")
 
 
+@dataclass
+class System:
+    """System 1 (`B`) and System 2 (`C`) parameters, in the order the commands carry them."""
+
+    time_base: float = PERIOD   # s between internal readings (0.10 .. 2.00)
+    simulate: int = 0           # 1: the front panel's crystal simulator (not modelled: see module docstring)
+    display: int = 0            # 0 A, 1 nm, 2 Hz, 3 ng/cm^2 (front panel only)
+    high_resolution: int = 0    # rate shown with 2 decimals instead of 1 (front panel only)
+    rate_filter: int = 1        # internal readings averaged into the rate (1 .. 20)
+    crystal_tooling: tuple[int, ...] = (100,) * 6   # % per sensor
+    min_mhz: float = F_MIN / 1e6
+    max_mhz: float = F_Q / 1e6
+    min_rate: float = 0.0       # A/s, rate alarm limits
+    max_rate: float = 999.0
+    min_thick: float = 0.0      # kA
+    max_thick: float = 999.0
+    etch: int = 0               # 1: material removed counts as positive thickness
+
+    def system1(self) -> str:
+        head = [f"{self.time_base:.2f}", self.simulate, self.display, self.high_resolution, self.rate_filter]
+        return " ".join(str(f) for f in (*head, *self.crystal_tooling))
+
+    def system2(self) -> str:
+        return (f"{self.min_mhz:.3f} {self.max_mhz:.3f} {self.min_rate:.3f} {self.max_rate:.3f} "
+                f"{self.min_thick:.3f} {self.max_thick:.3f} {self.etch}")
+
+
 def zmatch_thickness_m(f: float, density_kg_m3: float, z_ratio: float) -> float:
     """Film thickness (m) that loads an f_q crystal down to `f` (Z-match; Sauerbrey-Lu)."""
     if f >= F_Q:
@@ -89,11 +123,12 @@ class Sqm160Sim(DeviceCore):
     def __init__(self, name: str = "sqm160", *, clock: Clock | None = None, world: object | None = None,
                  seed: int = 0) -> None:
         self._last_rx = 0.0
+        self.films = {n: Film(name=f"FILM {n}") for n in range(1, 100)}   # non-volatile
+        self.system = System()                                              # non-volatile
         super().__init__(name, clock=clock, world=world if world is not None else SimpleWorld(), seed=seed)
         self.crystal_mass0 = self._mass()   # a fresh crystal is installed when the simulator starts
 
     def reset(self) -> None:
-        self.films = {n: Film(name=f"FILM {n}") for n in range(1, 100)}
         self.active = 1
         self.shutter_open = False
         self.reset_flag = True
@@ -101,6 +136,7 @@ class Sqm160Sim(DeviceCore):
         self._zero_f: float | None = None   # crystal frequency at the last zero (None: never zeroed -> f_q)
         self._sample: tuple[float, float] | None = None   # last internal reading (t, A)
         self._rate = 0.0
+        self._rates: list[float] = []        # the last `rate_filter` reading-to-reading rates
         self._time0 = self.now()
         self.world.shutter(self.now(), False)  # type: ignore[union-attr]
 
@@ -123,19 +159,24 @@ class Sqm160Sim(DeviceCore):
         t_m = zmatch_thickness_m(self.frequency(), rho, z)
         if self._zero_f is not None:
             t_m -= zmatch_thickness_m(self._zero_f, rho, z)
-        return t_m * film.tooling / 100 * 1e10
+        sign = -1.0 if self.system.etch else 1.0
+        return sign * t_m * film.tooling / 100 * self.system.crystal_tooling[0] / 100 * 1e10
 
     def rate_angstrom_s(self) -> float:
+        """Thickness change between internal readings (one per time base), averaged over the rate filter."""
         now, thick = self.now(), self.thickness_angstrom()
         if self._sample is None:
             self._sample = (now, thick)
-        elif now - self._sample[0] >= PERIOD:
-            self._rate = (thick - self._sample[1]) / (now - self._sample[0])
+        elif now - self._sample[0] >= self.system.time_base:
+            self._rates = [*self._rates, (thick - self._sample[1]) / (now - self._sample[0])]
+            self._rates = self._rates[-self.system.rate_filter:]
+            self._rate = sum(self._rates) / len(self._rates)
             self._sample = (now, thick)
         return self._rate
 
     def crystal_life(self) -> float:
-        return max(0.0, min(100.0, 100.0 * (self.frequency() - F_MIN) / (F_Q - F_MIN)))
+        lo, hi = self.system.min_mhz * 1e6, self.system.max_mhz * 1e6
+        return max(0.0, min(100.0, 100.0 * (self.frequency() - lo) / (hi - lo)))
 
     # -- framing ----------------------------------------------------------------------------------------
 
@@ -196,7 +237,7 @@ class Sqm160Sim(DeviceCore):
             return self._reading(cmd, arg.removesuffix("?"))
         if cmd == "S" and not arg:
             self._zero_f = self.frequency()
-            self._sample, self._rate = None, 0.0
+            self._sample, self._rate, self._rates = None, 0.0, []
             return "A", ""
         if cmd == "T" and not arg:
             self._time0 = self.now()
@@ -205,7 +246,12 @@ class Sqm160Sim(DeviceCore):
             return "A", self._all_readings()
         if cmd == "Z" and not arg:
             self.films = {n: Film(name=f"FILM {n}") for n in range(1, 100)}
+            self.system = System()
             return "A", ""
+        if cmd == "B":
+            return ("A", self.system.system1()) if arg == "?" else self._system1(arg)
+        if cmd == "C":
+            return ("A", self.system.system2()) if arg == "?" else self._system2(arg)
         if cmd == "D":
             if not arg.isdigit() or not 1 <= int(arg) <= 99:
                 return "D", ""
@@ -260,6 +306,42 @@ class Sqm160Sim(DeviceCore):
         self.films[n] = film
         return "A", ""
 
+    def _system1(self, arg: str) -> tuple[str, str]:
+        """`B <time base> <simulate> <display> <resolution> <filter> <tooling 1..6>`."""
+        fields = arg.split()
+        try:
+            base, flags = float(fields[0]), [int(f) for f in fields[1:5]]
+            tooling = [int(f) for f in fields[5:]]
+        except (ValueError, IndexError):
+            return "D", ""
+        ok = (len(fields) == 11 and 0.10 <= base <= 2.00 and flags[0] in (0, 1) and 0 <= flags[1] <= 3
+              and flags[2] in (0, 1) and 1 <= flags[3] <= 20 and all(10 <= t <= 399 for t in tooling))
+        if not ok:
+            return "D", ""
+        self.system.time_base = round(base, 2)
+        sysp = self.system
+        sysp.simulate, sysp.display, sysp.high_resolution, sysp.rate_filter = flags
+        self.system.crystal_tooling = tuple(tooling)
+        self._rates = []
+        return "A", ""
+
+    def _system2(self, arg: str) -> tuple[str, str]:
+        """`C <min MHz> <max MHz> <min rate> <max rate> <min kA> <max kA> <etch>`."""
+        fields = arg.split()
+        try:
+            values, etch = [float(f) for f in fields[:6]], int(fields[6])
+        except (ValueError, IndexError):
+            return "D", ""
+        lo, hi, rlo, rhi, tlo, thi = values if len(values) == 6 else (0.0,) * 6
+        ok = (len(fields) == 7 and 0.5 <= lo < hi <= 6.5 and 0 <= rlo <= rhi <= 999.0
+              and 0 <= tlo <= thi <= 999.999 and etch in (0, 1))
+        if not ok:
+            return "D", ""
+        sysp = self.system
+        sysp.min_mhz, sysp.max_mhz, sysp.min_rate, sysp.max_rate, sysp.min_thick, sysp.max_thick = values
+        sysp.etch = etch
+        return "A", ""
+
     def _shutter(self, arg: str) -> tuple[str, str]:
         if arg == "?":
             return "A", "1" if self.shutter_open else "0"
@@ -269,3 +351,11 @@ class Sqm160Sim(DeviceCore):
             self.shutter_open = arg == "1"
             self.world.shutter(self.now(), self.shutter_open)  # type: ignore[union-attr]
         return "A", ""
+
+    def rejects(self, reply: bytes) -> bool:
+        """True when any response in `reply` has status `C` (invalid command or bad CRC), and for silence."""
+        statuses, i = [], 0
+        while i + 3 <= len(reply) and reply[i:i + 1] == b"!":
+            statuses.append(reply[i + 2:i + 3])
+            i += 2 + (reply[i + 1] - 35) + 2
+        return not statuses or i != len(reply) or b"C" in statuses

@@ -17,7 +17,18 @@ Where the manuals are silent this core chooses, and says so:
   value is the range end; a switched-off sensor reports status 4 with value 0;
 - `stuck busy` is modelled as a controller whose front panel sits in a parameter menu: it NAKs everything;
 - the `voltage` display (UNI,5) reports the PKR output law U = 1.667 log10(p/mbar) + 6.02
-  [verify on hardware].
+  [verify on hardware];
+- the rest of the TPG 36x mnemonic set (docs/instruments/tpg361.md) is a table of stored parameters with
+  their ranges (`PARAMETERS`): a set is checked (inadmissible -> NAK, error word 0010), stored, and read back
+  by ENQ. Display, filter and lock settings change nothing else; `CAL` scales the reading; `BAU` sets the rate
+  a host must open `labsim://` with from its next open (TCP and pty links carry no rate); `SAV,1` restores
+  the defaults;
+- `COM[,n]` starts continuous mode (n: 0 = 100 ms, 1 = 1 s, 2 = 1 min): the measurement line is sent every
+  interval without ENQ until the next message arrives; lines are made as the clock reaches them;
+- `RST` (RS-232 test) echoes every byte it receives until ETX; `RES[,1]` lists the hardware errors present
+  (`0`: none; the simulated unit has none) and `RES,1` clears the error word; `TMP` is the controller's inside
+  temperature, the room (the world's ambient) plus 8 K of self-heating; `MAC` is a locally administered
+  address; `PNR` the firmware number of `AYT`.
 """
 
 from __future__ import annotations
@@ -36,6 +47,61 @@ PA_PER_UNIT = {0: 100.0, 1: 101325.0 / 760.0, 2: 1.0, 3: 101325.0 / 760.0 / 1000
 RANGE_PA = (5e-7, 1e5)
 SYNTAX, PARAMETER, NO_HARDWARE, CONTROLLER = "0001", "0010", "0100", "1000"
 AYT = "TPG361,PTG28290,44990000,010100,010100"
+PNR = "010100"
+MAC = "02:00:00:36:10:01"
+SELF_HEATING_K = 8.0
+COM_PERIOD_S = {0: 0.1, 1: 1.0, 2: 60.0}
+BAUD = {0: 9600, 1: 19200, 2: 38400, 3: 57600, 4: 115200}
+
+
+def _int_in(low: int, high: int):
+    return lambda v: v if v.isdigit() and low <= int(v) <= high else None
+
+
+def _cal(v: str) -> str | None:
+    try:
+        x = float(v)
+    except ValueError:
+        return None
+    return f"{x:.3f}" if 0.1 <= x <= 10.0 else None
+
+
+def _ipv4(v: str) -> bool:
+    parts = v.split(".")
+    return len(parts) == 4 and all(p.isdigit() and int(p) <= 255 for p in parts)
+
+
+def _eth(v: str) -> str | None:
+    fields = v.split(",")
+    if len(fields) != 4 or fields[0] not in ("0", "1") or not all(_ipv4(a) for a in fields[1:]):
+        return None
+    return v
+
+
+def _cid(v: str) -> str | None:
+    return v if 1 <= len(v) <= 4 and v.isascii() and v.isprintable() and "," not in v else None
+
+
+#: stored parameters: mnemonic -> (power-up default, check of a new value returning its stored text or None)
+PARAMETERS = {
+    "BAU": ("0", _int_in(0, 4)),                 # 9600 / 19200 / 38400 / 57600 / 115200 baud
+    "CAL": ("1.000", _cal),                      # calibration factor 0.100..10.000
+    "CID": ("PKR", _cid),                        # measurement point name, 4 characters
+    "DCB": ("0", _int_in(0, 2)),                 # bargraph: off / full range / one decade
+    "DCC": ("10", _int_in(0, 20)),               # display contrast
+    "DCD": ("2", _int_in(2, 3)),                 # display digits
+    "DCS": ("0", _int_in(0, 3)),                 # screensave: off / 10 min / 30 min / 1 h
+    "ETH": ("1,0.0.0.0,0.0.0.0,0.0.0.0", _eth),  # DHCP or static IP, subnet, gateway
+    "FIL": ("1", _int_in(0, 2)),                 # filter: fast / standard / slow
+    "FSR": ("5", _int_in(0, 13)),                # full scale of a linear gauge (5 = 1000 mbar)
+    "LNG": ("0", _int_in(0, 2)),                 # English / German / French
+    "LOC": ("0", _int_in(0, 1)),                 # keypad lock
+    "NAD": ("0", _int_in(0, 15)),                # RS-485 node address
+    "PUC": ("1", _int_in(0, 1)),                 # underrange control
+    "WDT": ("1", _int_in(0, 1)),                 # error acknowledge: manual / automatic
+}
+#: read-only mnemonics answered from the instrument's state
+READ_ONLY = ("PR1", "TID", "AYT", "ERR", "TMP", "MAC", "PNR")
 
 
 class Tpg361Sim(DeviceCore):
@@ -49,17 +115,64 @@ class Tpg361Sim(DeviceCore):
         self.unit = 0                 # non-volatile parameters
         self.sensor_on = True
         self.sensor_fault = False     # a test can break the filament: status 3
+        self.params = {name: default for name, (default, _check) in PARAMETERS.items()}   # non-volatile
         super().__init__(name, clock=clock, world=world if world is not None else SimpleWorld(), seed=seed)
 
     def reset(self) -> None:
         self.error = "0000"
         self.pending: tuple[str, str | None] | None = None   # accepted mnemonic and its parameter
+        self.com_period: float | None = None   # continuous mode: seconds between lines
+        self.com_next = 0.0
+        self.echoing = False                   # RS-232 test (RST) until ETX
+
+    def check_line(self, settings: SerialSettings) -> None:
+        """The rate is the stored `BAU` (9600 from the factory), 8N1."""
+        self.SERIAL = SerialSettings(BAUD[int(self.params["BAU"])])  # type: ignore[misc]
+        super().check_line(settings)
+
+    def rejects(self, reply: bytes) -> bool:
+        """The TPG refuses a mnemonic (unknown, bad parameter, no hardware) with NAK."""
+        return NAK in reply
+
+    # -- continuous mode: lines are made as the clock reaches them ---------------------------------------
+
+    def _continuous(self) -> None:
+        if self.com_period is None:
+            return
+        now = self.now()
+        while self.com_next <= now:
+            self.emit(self._measurement_at(self.com_next).encode("ascii") + EOL, at=self.com_next)
+            self.com_next += self.com_period
+
+    def read(self, limit: int = 1 << 20) -> bytes:
+        with self.lock:
+            self._continuous()
+        return super().read(limit)
+
+    def available(self) -> int:
+        with self.lock:
+            self._continuous()
+        return super().available()
+
+    def next_release(self) -> float | None:
+        nxt = super().next_release()
+        if self.com_period is not None:
+            return self.com_next if nxt is None else min(nxt, self.com_next)
+        return nxt
 
     # -- framing ----------------------------------------------------------------------------------------
 
     def split(self) -> Iterator[bytes]:
         """ENQ is a message of its own; ETX clears the buffer; mnemonics end at CR, LF eaten."""
         while self._inbuf:
+            if self.echoing:
+                byte = bytes(self._inbuf[:1])
+                del self._inbuf[0]
+                if byte == ETX:
+                    self.echoing = False
+                else:
+                    self.emit(byte)
+                continue
             if self._inbuf[0:1] == b"\n":
                 del self._inbuf[0]
                 continue
@@ -84,6 +197,8 @@ class Tpg361Sim(DeviceCore):
     # -- behaviour --------------------------------------------------------------------------------------
 
     def handle(self, message: bytes) -> bytes | None:
+        self._continuous()
+        self.com_period = None                 # any message ends continuous mode
         if self.stuck_busy:
             return NAK + EOL
         if message == ENQ:
@@ -98,6 +213,11 @@ class Tpg361Sim(DeviceCore):
             self.pending = None
             return NAK + EOL
         self.pending = (mnemonic, param if _ else None)
+        if mnemonic == "COM":
+            self.com_period = COM_PERIOD_S[int(param or "1")]
+            self.com_next = self.now()
+        if mnemonic == "RST":
+            self.echoing = True
         return ACK + EOL
 
     def error_reply(self, message: bytes) -> bytes | None:
@@ -108,7 +228,30 @@ class Tpg361Sim(DeviceCore):
 
     def _accept(self, mnemonic: str, param: str | None) -> str | None:
         """Apply a mnemonic; return the error word if it is refused."""
-        if mnemonic in ("PR1", "TID", "AYT", "ERR"):
+        if mnemonic in READ_ONLY:
+            return None if param is None else PARAMETER
+        if mnemonic in PARAMETERS:
+            if param is None:
+                return None
+            if self.params["LOC"] == "1" and mnemonic != "LOC":
+                return PARAMETER               # keypad/parameter lock on
+            value = PARAMETERS[mnemonic][1](param)
+            if value is None:
+                return PARAMETER
+            self.params[mnemonic] = value
+            return None
+        if mnemonic == "COM":
+            return None if param is None or param in ("0", "1", "2") else PARAMETER
+        if mnemonic == "SAV":
+            if param not in ("0", "1"):
+                return PARAMETER
+            if param == "1":
+                self.params = {name: default for name, (default, _check) in PARAMETERS.items()}
+                self.unit = 0
+            return None
+        if mnemonic == "RES":
+            return None if param in (None, "1") else PARAMETER
+        if mnemonic == "RST":
             return None if param is None else PARAMETER
         if mnemonic in ("PR2", "PRX"):
             return NO_HARDWARE
@@ -140,10 +283,29 @@ class Tpg361Sim(DeviceCore):
             return "2" if self.sensor_on else "1"
         if mnemonic == "AYT":
             return AYT
+        if mnemonic in PARAMETERS:
+            return self.params[mnemonic]
+        if mnemonic in ("COM", "RST"):
+            return self._measurement()
+        if mnemonic == "TMP":
+            return f"{getattr(self.world, 'ambient_c', 22.0) + SELF_HEATING_K:.0f}"
+        if mnemonic == "MAC":
+            return MAC
+        if mnemonic == "PNR":
+            return PNR
+        if mnemonic == "SAV":
+            return param or "0"
+        if mnemonic == "RES":
+            if param == "1":
+                self.error = "0000"
+            return "0"                 # the list of hardware errors present: the simulated unit has none
         word, self.error = self.error, "0000"   # ERR: the error word is cancelled when read
         return word
 
     def _measurement(self) -> str:
+        return self._measurement_at(self.now())
+
+    def _measurement_at(self, t: float) -> str:
         if self.gauge == "noSEn":
             return "5,+0.0000E+00"
         if self.gauge == "noid":
@@ -152,7 +314,7 @@ class Tpg361Sim(DeviceCore):
             return "3,+0.0000E+00"
         if not self.sensor_on:
             return "4,+0.0000E+00"
-        pa = self.world.chamber_pressure(self.now())  # type: ignore[union-attr]
+        pa = self.world.chamber_pressure(t) * float(self.params["CAL"])  # type: ignore[union-attr]
         status = 0
         if pa < RANGE_PA[0]:
             status, pa = 1, RANGE_PA[0]

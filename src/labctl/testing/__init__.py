@@ -3,6 +3,9 @@
 `ScriptedTransport` replays a byte-exact transcript: each `write` must equal the next expected host bytes,
 and reads return the scripted instrument reply. It checks a driver's exact bytes (terminators included)
 without a simulator, the way pymeasure's `expected_protocol` does.
+
+Submodules: `labctl.testing.conformance` (one suite for every instrument: driver against simulator over every
+transport, the fault matrix) and `labctl.testing.replay` (a run's stored I/O transcript as a regression test).
 """
 
 from __future__ import annotations
