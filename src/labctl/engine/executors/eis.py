@@ -1,5 +1,5 @@
-"""`eis`: an impedance spectrum from the EIS instrument, stored as stream `eis` (t, freq, z_real, z_imag;
-t is when each point reached labctl, as the driver streams them).
+"""`eis`: an impedance spectrum from the EIS instrument, stored as stream `eis` (freq, z_real, z_imag,
+t_received: when each point reached labctl, s since the run started, as the driver streams them).
 
 The high-frequency real intercept is kept as R_el for the short-circuit detector of later cycling steps.
 """
@@ -31,8 +31,10 @@ class Eis(Executor):
         amp = fnum(p["amplitude"])
         dc = fnum(p["dc"])
 
-        def store(part: Any) -> None:  # t: when the point reached labctl (s since the run started)
-            ctx.store_points("eis", t=ctx.now(), freq=part.freq, z_real=part.z_real, z_imag=part.z_imag)
+        def store(part: Any) -> None:  # t_received: transport timing, not part of the measurement
+            ctx.store_points(
+                "eis", freq=part.freq, z_real=part.z_real, z_imag=part.z_imag, t_received=ctx.now()
+            )
 
         spec = streamed(
             ctx.role("eis").eis,
