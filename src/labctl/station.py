@@ -180,7 +180,15 @@ class InstrumentSpec:
 
     @property
     def lease_key(self) -> str:
-        """The physical instrument: its link (and network address), whatever role it plays."""
+        """The physical instrument: its link resolved to a canonical address (and its network address on
+        a shared link), whatever role it plays and however the link is spelt."""
+        from labctl.store.lease_keys import lease_key
+
+        return lease_key(self.link, self.address, self.role)
+
+    @property
+    def spelt_lease_key(self) -> str:
+        """The lease key as labctl before 0004 wrote it (the link as spelt): to recognise old leases."""
         return self.link + (f"#{self.address}" if self.address is not None else "") or self.role
 
 

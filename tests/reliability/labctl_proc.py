@@ -50,9 +50,11 @@ class RunProc:
     run_id: int | None = None
 
     @classmethod
-    def start(cls, tmp_path: Path, protocol: Path, *args: str, db: Path | None = None) -> RunProc:
+    def start(
+        cls, tmp_path: Path, protocol: Path, *args: str, db: Path | None = None, **extra_env: str
+    ) -> RunProc:
         db = db or tmp_path / "labctl.db"
-        env = env_for(tmp_path, db)
+        env = env_for(tmp_path, db, **extra_env)
         proc = subprocess.Popen(
             [*LABCTL, "run", str(protocol), "--simulate", "--json", *args],
             env=env,

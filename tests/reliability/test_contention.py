@@ -53,19 +53,26 @@ def test_second_run_on_a_leased_instrument_is_refused_naming_the_holder(tmp_path
     check_record(a, "aborted", actor="SIGTERM")
 
 
-@pytest.mark.timeout(90)
+@pytest.mark.timeout(120)
 def test_disjoint_runs_complete_in_parallel_on_one_database(tmp_path):
-    """OCV + rest on the wall clock (potentiostat, EIS) holds its leases while an immersion dry run (stage,
-    pumps, hotplate) starts and ends on the same database."""
+    """OCV on the wall clock (potentiostat, EIS), then an operator step: the run holds its leases until it is
+    acknowledged, and an immersion dry run (stage, pumps, hotplate) starts and ends on the same database
+    meanwhile (the overlap comes from that order, not from timing)."""
     db = tmp_path / "shared.db"
     hold = write_protocol(
         tmp_path / "short.yaml", "contention: short hold",
-        "  - ocv: {duration: 2 s, sample_every: 0.5 s}\n  - rest: {duration: 4 s}\n",
+        "  - ocv: {duration: 2 s, sample_every: 0.5 s}\n  - operator: {message: hold the instruments}\n",
     )
-    first = RunProc.start(tmp_path, hold, "--realtime", db=db)
-    first.wait_step(1)
-    second = RunProc.start(tmp_path, PROTOCOLS / "li-in-immersion.yaml", db=db)
-    results = [first.finish(timeout=80), second.finish(timeout=80)]
+    first = RunProc.start(tmp_path, hold, "--realtime", "--interactive", db=db)
+    try:
+        first.wait_for(lambda: first.state() == "awaiting_operator", "the first run at its operator step", 60)
+        second = RunProc.start(tmp_path, PROTOCOLS / "li-in-immersion.yaml", db=db)
+        second_result = second.finish(timeout=80)
+        acked = first.cli("ack", str(first.run_id))
+        assert acked.returncode == 0, acked.stdout + acked.stderr
+        results = [first.finish(timeout=60), second_result]
+    finally:
+        first.kill()
     for code, summary, err, _ in results:
         clean(err)
         assert code == 0 and summary["state"] == "completed", (code, summary, err[-2000:])
@@ -80,8 +87,8 @@ def test_disjoint_runs_complete_in_parallel_on_one_database(tmp_path):
         check_record(run, "completed")
 
 
-def _kill_9_holding(tmp_path, protocol) -> RunProc:
-    a = RunProc.start(tmp_path, protocol, "--realtime")
+def _kill_9_holding(tmp_path, protocol, **env: str) -> RunProc:
+    a = RunProc.start(tmp_path, protocol, "--realtime", **env)
     a.wait_step(1)
     a.proc.send_signal(signal.SIGKILL)
     a.proc.wait(timeout=10)
@@ -116,10 +123,7 @@ def test_stale_lease_of_another_host_is_reclaimed(tmp_path):
     """A holder on another host cannot be checked by pid: its lease is taken over once its heartbeat is older
     than the staleness limit, and the takeover is recorded."""
     protocol = ocv_rest(tmp_path)
-    a = _kill_9_holding(tmp_path, protocol)
-    with sqlite3.connect(a.db) as con:
-        con.execute("UPDATE leases SET host = 'other-bench-pc' WHERE run_id = ?", (a.run_id,))
-        con.execute("UPDATE runs SET host = 'other-bench-pc' WHERE id = ?", (a.run_id,))
+    a = _kill_9_holding(tmp_path, protocol, LABCTL_HOST="other-bench-pc")  # ran on another host
     fresh = RunProc.start(tmp_path, protocol)  # a fresh heartbeat protects a holder we cannot see
     code, summary, err, _ = fresh.finish(timeout=60)
     clean(err)

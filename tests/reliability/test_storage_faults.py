@@ -12,6 +12,7 @@ traceback, exit non-zero; afterwards `labctl recover` leaves no run `running`, a
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sqlite3
 import subprocess
@@ -70,9 +71,10 @@ def test_disk_full_mid_run(tmp_path):
     (site / "sitecustomize.py").write_text(SITECUSTOMIZE)
     db = tmp_path / "full.db"
     env = env_for(tmp_path, db)
-    # create the schema first, unlimited (`runs list` opens and migrates the store)
-    assert labctl("runs", "list", env=env, cwd=tmp_path).returncode == 0
-    capped = {**env, "PYTHONPATH": str(site), "LABCTL_TEST_GROW_PAGES": "120"}
+    # create the schema first, unlimited (`recover` opens and migrates the store; readers never create one)
+    assert labctl("recover", env=env, cwd=tmp_path).returncode == 0
+    path = os.pathsep.join(p for p in (str(site), env.get("PYTHONPATH", "")) if p)  # this tree's labctl too
+    capped = {**env, "PYTHONPATH": path, "LABCTL_TEST_GROW_PAGES": "120"}
     proc = subprocess.run([*LABCTL, "run", str(PROTOCOLS / "li-in-alloy-cycle.yaml"), "--simulate", "--json"],
                           env=capped, cwd=tmp_path, capture_output=True, text=True, timeout=100)
     _user_sees(proc.returncode, proc.stdout, proc.stderr, "full")

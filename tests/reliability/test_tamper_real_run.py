@@ -37,7 +37,8 @@ def real_run(tmp_path_factory) -> tuple[Path, Path]:
     db, key = where / "run.db", where / "audit.key"
     env = {**os.environ, "LABCTL_AUDIT_KEY": str(key), "LABCTL_DB": str(db)}
     done = subprocess.run(
-        [sys.executable, "-m", "labctl", "run", str(PROTOCOL), "--simulate", "-p", "cycles=20", "--json"],
+        [sys.executable, "-m", "labctl", "run", str(PROTOCOL), "--simulate", "-p", "cycles=20",
+         "--seed", "11", "--json"],
         env=env, cwd=where, capture_output=True, text=True, timeout=180,
     )
     assert done.returncode == 0, done.stderr
@@ -162,6 +163,37 @@ RECORD_TAMPER: dict[str, Callable[[Path], None]] = {
         "WHERE id = (SELECT MIN(id) FROM io WHERE direction = 'tx' AND instrument = 'potentiostat')"
     ),
     "a transcript row deleted": lambda db: sql(db, "DELETE FROM io WHERE id = (SELECT MIN(id) + 5 FROM io)"),
+    # everything else the run row holds (issue 14.5)
+    "dry run relabelled as a bench run": lambda db: sql(db, "UPDATE runs SET mode = 'bench'"),
+    "operator edited": lambda db: sql(db, "UPDATE runs SET operator = 'eve'"),
+    "a parameter edited": lambda db: sql(
+        db, "UPDATE runs SET parameters = json_set(parameters, '$.cycles', '5')"
+    ),
+    "sample id edited": lambda db: sql(db, "UPDATE runs SET sample_id = 'LIN-0002'"),
+    "seed edited": lambda db: sql(db, "UPDATE runs SET seed = 12"),
+    "host edited": lambda db: sql(db, "UPDATE runs SET host = 'bench-pc'"),
+    "versions edited": lambda db: sql(db, "UPDATE runs SET versions = json_set(versions, '$.labctl', '9.9')"),
+    "commanded immersion depth edited": lambda db: sql(
+        db, "UPDATE steps SET params = json_set(params, '$.depth', 0.015) WHERE kind = 'immerse'"
+    ),
+    "commanded values and their summary edited together": lambda db: sql(
+        db,
+        "UPDATE steps SET params = json_set(params, '$.cycles', 10), "
+        "summary = json_set(summary, '$.commanded.cycles', 10) WHERE kind = 'cycle_symmetric'",
+    ),
+    "step summary edited": lambda db: sql(
+        db, "UPDATE steps SET summary = json_set(summary, '$.points', 100) WHERE kind = 'ocv'"
+    ),
+    "creation time moved": lambda db: sql(db, "UPDATE runs SET created_at = created_at - 86400"),
+    "start time moved": lambda db: sql(db, "UPDATE runs SET started_at = started_at - 3600"),
+    "end time moved": lambda db: sql(db, "UPDATE runs SET ended_at = ended_at + 3600"),
+    "exit reason rewritten": lambda db: sql(db, "UPDATE runs SET exit_reason = 'operator abort'"),
+    "a step's start time moved": lambda db: sql(
+        db, "UPDATE steps SET started_at = started_at - 60 WHERE kind = 'immerse'"
+    ),
+    "a step's end time moved": lambda db: sql(
+        db, "UPDATE steps SET ended_at = ended_at + 60 WHERE kind = 'ocv'"
+    ),
     "a bulk reply's bytes replaced": lambda db: sql(
         db, "UPDATE blobs SET data = ? WHERE rowid = (SELECT MIN(rowid) FROM blobs)",
         zlib.compress(b"#0" + bytes(800) + b"\n"),
@@ -176,12 +208,56 @@ def test_event_tamper_is_caught_by_the_chain(copy, name):
     assert code == 1 and "audit chain BROKEN" in out, out
 
 
+NAMED = {  # what verify must name for the scenarios of the whole run record
+    "dry run relabelled as a bench run": "mode differs",
+    "operator edited": "operator differs",
+    "a parameter edited": "parameters differs",
+    "sample id edited": "sample_id differs",
+    "seed edited": "seed differs",
+    "host edited": "host differs",
+    "versions edited": "versions differs",
+    "commanded immersion depth edited": "commanded values differ",
+    "commanded values and their summary edited together": "commanded values differ",
+    "step summary edited": "summary differs",
+    "creation time moved": "created_at differs",
+    "start time moved": "start time differs",
+    "end time moved": "end time differs",
+    "exit reason rewritten": "exit reason differs",
+    "a step's start time moved": "start time differs from its step.started",
+    "a step's end time moved": "end time differs from its step.finished",
+}
+
+
 @pytest.mark.parametrize("name", sorted(RECORD_TAMPER))
 def test_record_tamper_is_caught_by_its_binding_to_the_chain(copy, name):
     RECORD_TAMPER[name](copy)
     code, out = verify(copy)
     assert code == 1, out
     assert "audit chain OK" in out and "records DO NOT match the chain" in out, out
+    assert NAMED.get(name, "") in " ".join(out.split()), out
+
+
+def test_a_run_with_another_key_is_refused_before_it_starts(copy, tmp_path):
+    """The key's fingerprint is the chain's first event: a run holding another existing key is refused
+    before it records anything, naming the key file, both fingerprints and LABCTL_AUDIT_KEY."""
+    other = tmp_path / "other.key"
+    other.write_bytes(os.urandom(32))
+    before = one(copy, "SELECT COUNT(*), MAX(seq) FROM events")
+    env = {**os.environ, "LABCTL_AUDIT_KEY": str(other), "LABCTL_DB": str(copy)}
+    proto = ROOT / "protocols" / "li-in-alloy-cycle.yaml"
+    done = subprocess.run(
+        [sys.executable, "-m", "labctl", "run", str(proto), "--simulate", "-p", "cycles=1"],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )
+    msg = " ".join((done.stdout + done.stderr).split())
+    assert done.returncode != 0 and "Traceback" not in msg, msg
+    want = json.loads(one(copy, "SELECT data FROM events WHERE seq = 1")[0])["fingerprint"]
+    for part in (str(other), f"expects fingerprint {want[:16]}", "LABCTL_AUDIT_KEY"):
+        assert part in msg, msg
+    assert one(copy, "SELECT COUNT(*), MAX(seq) FROM events") == before
+    assert one(copy, "SELECT COUNT(*) FROM runs") == (1,)
+    code, out = verify(copy)
+    assert code == 0, out
 
 
 def test_cut_tail_is_caught_by_a_checkpoint_kept_outside(copy, tmp_path):

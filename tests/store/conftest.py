@@ -42,16 +42,28 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+RUNUSER = ("/usr/sbin/runuser", "/sbin/runuser", "/usr/bin/runuser", "/bin/runuser")
+
+
+def _runuser() -> str | None:
+    """runuser by absolute path (root's PATH in a container or under sudo often lacks /usr/sbin)."""
+    found = shutil.which("runuser")
+    return found or next((p for p in RUNUSER if os.access(p, os.X_OK)), None)
+
+
 def _as_user() -> tuple[list[str], str | None]:
     """Command prefix (and OS user) to run the PostgreSQL binaries unprivileged."""
     if os.geteuid() != 0:
         return [], None
+    runuser = _runuser()
+    if runuser is None:
+        pytest.skip(f"running as root and runuser not found (looked on PATH and in {', '.join(RUNUSER)})")
     for name in ("postgres", "nobody"):
         try:
             pwd.getpwnam(name)
         except KeyError:
             continue
-        return ["runuser", "-u", name, "--"], name
+        return [runuser, "-u", name, "--"], name
     pytest.skip("running as root and no unprivileged user (postgres, nobody) to run initdb as")
 
 

@@ -26,10 +26,10 @@ EVENTS = 9
 
 @pytest.fixture
 def chain(store: Store, new_run) -> Store:
-    """Two runs and 9 events; seq 5 is the one the attacker goes for."""
-    a = new_run(store)  # seq 1
-    b = new_run(store, sample_id="LIN-002")  # seq 2
-    for i in range(3, EVENTS + 1):
+    """The key's fingerprint, two runs and 9 events in all; seq 5 is the one the attacker goes for."""
+    a = new_run(store)  # seq 2 (seq 1: audit.key)
+    b = new_run(store, sample_id="LIN-002")  # seq 3
+    for i in range(4, EVENTS + 1):
         store.append_event(a if i % 2 else b, "operator.ack", {"i": i, "message": "ok"}, actor="ada")
     assert store.verify().ok
     return store
@@ -282,10 +282,20 @@ def test_missing_or_other_key(
             s.verify()
         with pytest.raises(StoreError, match="missing but the store has events"):
             s.append_event(None, "x", {})
-    (tmp_path / "elsewhere.key").write_bytes(os.urandom(32))
+    other = tmp_path / "elsewhere.key"
+    other.write_bytes(os.urandom(32))
+    want = audit.fingerprint(audit_key.read_bytes())[:16]
+    have = audit.fingerprint(other.read_bytes())[:16]
     with Store.open(db_url) as s:
         result = s.verify()
-        assert not result.ok and result.first_bad_seq == 1 and "another key" in result.reason
+        assert not result.ok and result.first_bad_seq == 1
+        for part in (str(other), f"fingerprint {have}", f"expects fingerprint {want}", "LABCTL_AUDIT_KEY"):
+            assert part in result.reason
+        # a writer with the other key is refused before it writes anything
+        for write in (s.check_audit_key, lambda: s.append_event(None, "x", {})):
+            with pytest.raises(StoreError, match=f"expects fingerprint {want}"):
+                write()
+        assert len(s.events()) == EVENTS
 
 
 # -- two processes appending concurrently -----------------------------------------------------------
@@ -362,3 +372,44 @@ def test_cli_checkpoint_catches_a_deleted_tail(db_url: str, chain: Store, tmp_pa
     cp.write_text("{not json")
     code, out = invoke("audit", "verify", "--checkpoint", str(cp), "--db", db_url)
     assert code == 2 and "not a labctl checkpoint" in out
+
+
+def _relink(store: Store, key: bytes) -> None:
+    """Re-hash the whole chain with `key` in seq order (how a chain from before fingerprints looks)."""
+    prev = audit.GENESIS
+    for e in rows(store):
+        h = audit.entry_hash(key, e["seq"], e["run_id"], e["kind"], e["actor"], e["t"], e["data"], prev)
+        raw(store, "UPDATE events SET prev_hash = :p, hash = :h WHERE seq = :s", p=prev, h=h, s=e["seq"])
+        prev = h
+
+
+def test_a_chain_from_before_fingerprints_gets_one_on_first_write(
+    db_url: str, chain: Store, audit_key: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = chain._audit_key()
+    drop_triggers(chain)
+    raw(chain, "DELETE FROM events WHERE kind = 'audit.key'")
+    for e in rows(chain):
+        raw(chain, "UPDATE events SET seq = :n WHERE seq = :s", n=e["seq"] - 1, s=e["seq"])
+    _relink(chain, key)
+    chain.close()
+    # another key is refused on a chain without a fingerprint too: it does not verify the chain's head
+    other = tmp_path / "other.key"
+    other.write_bytes(os.urandom(32))
+    monkeypatch.setenv("LABCTL_AUDIT_KEY", str(other))
+    with Store.open(db_url) as s:
+        with pytest.raises(StoreError, match=r"does not verify the last entry .*\(seq 8\)"):
+            s.check_audit_key()
+        assert len(s.events()) == EVENTS - 1
+    monkeypatch.setenv("LABCTL_AUDIT_KEY", str(audit_key))
+    with Store.open(db_url) as s:
+        assert s.verify().ok and len(s.events()) == EVENTS - 1
+        s.append_event(None, "x", {})
+        tail = rows(s)[-2:]
+        assert [e["kind"] for e in tail] == ["audit.key", "x"]
+        assert json.loads(tail[0]["data"]) == {"fingerprint": audit.fingerprint(key)}
+        assert s.verify().ok
+    monkeypatch.setenv("LABCTL_AUDIT_KEY", str(other))
+    want = f"expects fingerprint {audit.fingerprint(key)[:16]}, recorded at seq 9"
+    with Store.open(db_url) as s, pytest.raises(StoreError, match=want):  # now named by fingerprint
+        s.check_audit_key()

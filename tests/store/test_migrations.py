@@ -24,6 +24,8 @@ def test_empty_database_upgrades_to_head(db_url: str) -> None:
             assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == HEAD
         assert "codec" in {c["name"] for c in insp.get_columns("chunks")}
         assert "codec" in {c["name"] for c in insp.get_columns("blobs")}
+        for table in ("runs", "leases"):  # 0004: which process (pid + start time + boot)
+            assert {"proc_started", "boot_id"} <= {c["name"] for c in insp.get_columns(table)}
     with Store.open(db_url) as s:  # opening again is a no-op
         assert s.runs() == []
 

@@ -34,6 +34,11 @@ def test_create_run_records_provenance_and_pending_steps(store: Store, new_run) 
     assert json.loads(created["data"])["protocol_sha256"] == run["protocol_sha256"]
 
 
+def run_row(store: Store, rid: int) -> dict:
+    with store.engine.connect() as conn:
+        return dict(conn.execute(text("SELECT * FROM runs WHERE id = :i"), {"i": rid}).mappings().one())
+
+
 def test_state_changes_are_audited_in_the_same_transaction(store: Store, new_run) -> None:
     rid = new_run(store)
     store.set_run_state(rid, "preflight")
@@ -43,6 +48,8 @@ def test_state_changes_are_audited_in_the_same_transaction(store: Store, new_run
     assert run["state"] == "aborted" and run["exit_reason"] == "operator abort"
     assert run["started_at"] is not None and run["ended_at"] is not None
     moves = [(json.loads(e["data"]), e["actor"]) for e in store.events(rid) if e["kind"] == "run.state"]
+    times = [m.pop("at") for m, _ in moves]  # each change records when it happened: bound to the row
+    assert times[1] == run_row(store, rid)["started_at"] and times[2] == run_row(store, rid)["ended_at"]
     assert moves == [
         ({"from": "created", "to": "preflight", "reason": ""}, "labctl"),
         ({"from": "preflight", "to": "running", "reason": ""}, "ada"),

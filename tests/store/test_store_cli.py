@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +14,7 @@ from typer.testing import CliRunner
 
 from labctl.cli import app
 from labctl.drivers.transport import IORecord
-from labctl.store import Store
+from labctl.store import Store, StoreError, audit
 
 BDF_COLUMNS = [
     "test_time_second",
@@ -92,7 +94,9 @@ def test_runs_show(db_url: str, recorded: int) -> None:
     assert info["streams"] == [{"stream": "cycling", "step_id": info["steps"][0]["id"], "points": 10}]
     kinds = [e["kind"] for e in info["events"]]
     assert kinds[0] == "run.created" and kinds[-1] == "run.state" and "step.finished" in kinds
-    assert info["events"][-1]["data"] == {"from": "running", "to": "completed", "reason": "all steps done"}
+    last = info["events"][-1]["data"]
+    assert last == {"from": "running", "to": "completed", "reason": "all steps done", "at": last["at"]}
+    assert isinstance(last["at"], float)
     code, out = invoke("runs", "show", str(recorded), "--db", db_url)
     assert code == 0
     for text in (
@@ -179,3 +183,81 @@ def test_recover_marks_dead_runs(db_url: str, store: Store, new_run) -> None:
     assert store.run(rid)["state"] == "interrupted"
     code, out = invoke("recover", "--db", db_url)
     assert code == 0 and "no dead runs" in out
+
+
+# -- read-only commands never create or adopt a database (issue 14.12) --------------------------------
+
+READERS = [
+    ("audit", "verify"),
+    ("audit", "verify", "1"),
+    ("audit", "checkpoint"),
+    ("runs", "list"),
+    ("runs", "show", "1"),
+    ("runs", "io", "1"),
+]
+
+
+@pytest.mark.parametrize("cmd", READERS, ids=" ".join)
+def test_readers_refuse_a_mistyped_path(tmp_path: Path, cmd: tuple[str, ...]) -> None:
+    missing = tmp_path / "typo" / "labctl.dbb"
+    code, out = invoke(*cmd, "--db", str(missing))
+    assert code != 0 and "no such database" in out and str(missing) in " ".join(out.split()), out
+    assert not missing.exists() and not missing.parent.exists()
+
+
+@pytest.mark.parametrize("cmd", READERS, ids=" ".join)
+def test_readers_leave_another_applications_sqlite_file_alone(tmp_path: Path, cmd: tuple[str, ...]) -> None:
+    other = tmp_path / "inventory.sqlite"
+    with sqlite3.connect(other) as con:
+        con.execute("CREATE TABLE bottles (id INTEGER PRIMARY KEY, name TEXT)")
+    before = other.read_bytes()
+    code, out = invoke(*cmd, "--db", str(other))
+    assert code != 0 and "not a labctl database" in out, out
+    assert other.read_bytes() == before  # no tables added, not even switched to WAL
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    code, out = invoke(*cmd, "--db", str(empty))
+    assert code != 0 and "not a labctl database (it is empty)" in out, out
+    assert empty.stat().st_size == 0
+
+
+def test_ids_and_seeds_beyond_64_bits_are_clear_errors(
+    db_url: str, recorded: int, store: Store, new_run
+) -> None:
+    big = str(2**63)
+    for cmd in [("runs", "show", big), ("audit", "verify", big), ("runs", "io", big)]:
+        code, out = invoke(*cmd, "--db", db_url)
+        assert code not in (0, 99) and "does not fit the store" in out and "Traceback" not in out, (cmd, out)
+    with pytest.raises(StoreError, match="seed 9223372036854775808 does not fit"):
+        new_run(store, seed=2**63)
+    new_run(store, seed=2**63 - 1)  # the largest that fits is kept
+
+
+def test_an_audit_key_path_that_is_a_directory_is_a_clear_error(
+    db_url: str, recorded: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LABCTL_AUDIT_KEY", str(tmp_path))
+    code, out = invoke("audit", "verify", "--db", db_url)
+    assert code not in (0, 99) and f"audit key {tmp_path} is a directory" in " ".join(out.split()), out
+    with Store.open(db_url) as s, pytest.raises(StoreError, match="is a directory"):
+        s.check_audit_key()
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("LABCTL_AUDIT_KEY", str(blocker / "audit.key"))  # its directory is a file
+    fresh = f"sqlite:///{tmp_path / 'new.db'}"
+    with Store.open(fresh) as s, pytest.raises(StoreError, match="cannot create"):
+        s.check_audit_key()
+
+
+def test_audit_key_names_the_fingerprint_in_use_and_the_expected_one(
+    db_url: str, recorded: int, audit_key: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    want = audit.fingerprint(audit_key.read_bytes())
+    code, out = invoke("audit", "key", "--db", db_url)
+    assert code == 0 and want in out and "expects this key" in out, out
+    other = tmp_path / "other.key"
+    other.write_bytes(os.urandom(32))
+    monkeypatch.setenv("LABCTL_AUDIT_KEY", str(other))
+    code, out = invoke("audit", "key", "--db", db_url)
+    assert code == 1 and audit.fingerprint(other.read_bytes()) in out, out
+    assert f"another key: fingerprint {want}" in out, out

@@ -102,6 +102,8 @@ def run(
     store = None
     try:
         store = _open_store(db)
+        if hasattr(store, "check_audit_key"):
+            store.check_audit_key()  # another key than the chain's: refused before anything is recorded
         _recover_holders(store, prepared.lease_keys, quiet=as_json)
         display = None if as_json else LiveDisplay(console, name=esc(spec.name), clock=prepared.clock,
                                                    estimates=prepared.estimates)

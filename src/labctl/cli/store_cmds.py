@@ -23,10 +23,12 @@ Json = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 Csv = Annotated[bool, typer.Option("--csv", help="The table as CSV.")]
 
 
-def _open(db: str | None) -> Any:
+def _open(db: str | None, *, read_only: bool = True) -> Any:
+    """The store; read-only commands refuse a missing file or another application's database instead of
+    creating labctl's tables in it."""
     from labctl.store import Store
 
-    return Store.open(db)
+    return Store.open(db, read_only=read_only)
 
 
 def _console() -> Any:
@@ -338,13 +340,55 @@ def checkpoint_cmd(
         _print_json(cp)
 
 
-def recover(db: Db = None, as_json: Json = False) -> None:
-    """Find runs whose process died, make the instruments they held safe, mark them interrupted."""
-    from labctl.engine.recovery import recover_dead_runs
+@audit_app.command("key")
+def key_cmd(db: Db = None) -> None:
+    """The audit key in use (LABCTL_AUDIT_KEY) and its fingerprint, and the one the database expects."""
+    from labctl.store import audit
+    from labctl.store.db import reading
 
+    path = audit.key_path()
+    have = audit.fingerprint(audit.load_key(create=False))
     store = _open(db)
     try:
-        done = [r.as_dict() for r in recover_dead_runs(store)]
+        with reading(store.engine) as conn:
+            rec = audit.recorded_fingerprint(conn)
+    finally:
+        store.close()
+    con = _console()
+    con.print(f"audit key {path}: fingerprint {have}", highlight=False, markup=False)
+    if rec is None:
+        con.print("the database has recorded no key fingerprint yet (it is recorded on the next write)")
+    elif rec[1] == have:
+        con.print(f"the database expects this key (fingerprint recorded at seq {rec[0]})")
+    else:
+        con.print(f"[bold red]the database expects another key[/]: fingerprint {rec[1]} (seq {rec[0]})")
+        raise typer.Exit(1)
+
+
+def recover(
+    db: Db = None,
+    as_json: Json = False,
+    run: Annotated[int | None, typer.Option("--run", help="Recover this run only.")] = None,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="With --run: also when its process cannot be shown dead (audited)."),
+    ] = False,
+    operator: Annotated[str | None, typer.Option("--operator", help="Who forces it (default: you).")] = None,
+) -> None:
+    """Find runs whose process died, make the instruments they held safe, mark them interrupted."""
+    import getpass
+
+    from labctl.engine.recovery import ACTOR, recover_dead_runs, recover_one
+
+    if force and run is None:
+        raise ConfigError("--force needs --run ID: it takes over one run you know is dead")
+    store = _open(db, read_only=False)
+    try:
+        if run is None:
+            done = [r.as_dict() for r in recover_dead_runs(store)]
+        else:
+            actor = (operator or getpass.getuser()) if force else ACTOR
+            done = [recover_one(store, run, actor=actor, force=force).as_dict()]
     finally:
         store.close()
     if as_json:

@@ -117,9 +117,13 @@ class EmStat4(Driver):
         return line
 
     def run_script(
-        self, lines: list[str], allowance: Callable[[int], float] | None = None
+        self,
+        lines: list[str],
+        allowance: Callable[[int], float] | None = None,
+        on_package: Callable[[list[Variable]], None] | None = None,
     ) -> list[list[Variable]]:
-        """Execute a script; return its data packages. `allowance(n)` = extra s to wait for package n."""
+        """Execute a script; return its data packages. `allowance(n)` = extra s to wait for package n;
+        `on_package` gets each package as it arrives (to store it before the script ends)."""
         t = self.transport
         self._prepare_link()
         with self._link_guard():
@@ -142,6 +146,8 @@ class EmStat4(Driver):
                         raise MalformedReply(
                             f"bad data package {line!r}: {exc}", instrument=self.name
                         ) from exc
+                    if on_package is not None:
+                        on_package(packages[-1])
                 elif not (LOOP_START.match(line) or line in LOOP_END):
                     raise MalformedReply(
                         f"unexpected line {line!r} in the script output", instrument=self.name
@@ -205,8 +211,10 @@ class EmStat4(Driver):
         amplitude: float,
         dc_potential: float = 0.0,
         galvanostatic: bool = False,
+        on_points: Callable[[Spectrum], None] | None = None,
     ) -> Spectrum:
-        """Impedance sweep `f_start` -> `f_end`; potentiostatic (amplitude, dc in V) or galvanostatic (A)."""
+        """Impedance sweep `f_start` -> `f_end`; potentiostatic (amplitude, dc in V) or galvanostatic (A).
+        `on_points` gets each point as it is measured."""
         self.check("frequency", f_start)
         self.check("frequency", f_end)
         if not isinstance(points_per_decade, int | np.integer):
@@ -231,7 +239,11 @@ class EmStat4(Driver):
         def allowance(n: int) -> float:
             return self.POINT_FACTOR * self.point_time(freqs[min(n, len(freqs) - 1)])
 
-        packages = self.run_script(script, allowance)
+        def point(package: list[Variable]) -> None:
+            if on_points is not None:
+                on_points(Spectrum(*self._columns([package], ("dc", "cc", "cd"))))
+
+        packages = self.run_script(script, allowance, point)
         f, zr, zi = self._columns(packages, ("dc", "cc", "cd"))
         status = [v.status for p in packages for v in p]
         return Spectrum(
@@ -248,8 +260,11 @@ class EmStat4(Driver):
             },
         )
 
-    def ocp(self, duration: float, interval: float) -> Trace:
-        """Open-circuit potential every `interval` s for `duration` s (cell off)."""
+    def ocp(
+        self, duration: float, interval: float, on_points: Callable[[Trace], None] | None = None
+    ) -> Trace:
+        """Open-circuit potential every `interval` s for `duration` s (cell off); `on_points` gets each
+        point as it is measured."""
         self._check_timing(duration, interval)
         script = [
             "var p",
@@ -262,7 +277,16 @@ class EmStat4(Driver):
             "pck_end",
             "endloop",
         ]
-        packages = self.run_script(script, lambda n: interval)
+        seen = 0
+
+        def point(package: list[Variable]) -> None:
+            nonlocal seen
+            seen += 1
+            if on_points is not None:
+                (v,) = self._columns([package], ("ab",))
+                on_points(Trace(t=np.array([float(interval) * seen]), voltage=v, current=np.zeros_like(v)))
+
+        packages = self.run_script(script, lambda n: interval, point)
         (v,) = self._columns(packages, ("ab",))
         t = float(interval) * np.arange(1, len(v) + 1, dtype=float)
         return Trace(t=t, voltage=v, current=np.zeros_like(v), meta={"technique": "ocp"})

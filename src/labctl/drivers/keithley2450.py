@@ -58,6 +58,7 @@ class Keithley2450(Driver):
     NAME = "keithley2450"
     ROLE = "potentiostat"
     SIMULATOR = "labctl.simulators.keithley2450:Keithley2450Sim"
+    IDENTITY_IS_UNIQUE = True  # the identification names the serial number: leased as the unit
     TIMEOUT = 2.0
     LIMITS: ClassVar[dict[str, Limit]] = {
         "current": Limit("current", "A", -1.05, 1.05, "2450 source range +-1.05 A"),
@@ -74,6 +75,7 @@ class Keithley2450(Driver):
     ERROR_DRAIN = 32  # :SYST:ERR? queries at most per drain
     POLL = 0.05  # s between :TRIG:STAT? polls
     IDLE_GRACE = 5.0  # s past the duration for the trigger model to report IDLE
+    STREAM_EVERY = 0.2  # s between buffer reads while acquiring for an `on_points` caller (real clock)
     BYTES_PER_POINT_S = 2e-5  # extra read deadline per fetched point (a slow link)
 
     def __init__(
@@ -270,8 +272,20 @@ class Keithley2450(Driver):
     def abort(self) -> None:
         self._write(":ABOR")
 
-    def acquire(self, *, current: float, duration: float, interval: float) -> Trace:
-        """Hold `current` for `duration` s sampled every `interval` s by the instrument's trigger model."""
+    def acquire(
+        self,
+        *,
+        current: float,
+        duration: float,
+        interval: float,
+        on_points: Callable[[Trace], None] | None = None,
+    ) -> Trace:
+        """Hold `current` for `duration` s sampled every `interval` s by the instrument's trigger model.
+
+        With `on_points` on a real clock the buffer is read every `STREAM_EVERY` s while the trigger model
+        runs and each batch of new points is handed over at once (so a crash loses at most the last
+        fraction of a second, not the whole acquisition); every point goes to `on_points` exactly once
+        and the returned Trace holds them all."""
         self.check("current", current)
         if not (math.isfinite(duration) and duration > 0):
             raise LimitViolation(f"{self.name}: duration must be > 0 s, got {duration!r}")
@@ -294,7 +308,14 @@ class Keithley2450(Driver):
         self._output_on = True
         self._buffer_size = max(self._buffer_size, size)
         clock = self.transport.clock
-        clock.sleep(duration)
+        delivered, parts = 0, []
+        if on_points is not None and not clock.is_virtual:
+            end = clock.monotonic() + duration
+            while (left := end - clock.monotonic()) > 0:
+                clock.sleep(min(self.STREAM_EVERY, left))
+                delivered = self._deliver(delivered, on_points, parts)
+        else:
+            clock.sleep(duration)
         deadline = clock.monotonic() + self.IDLE_GRACE
         while True:
             state = self._trigger_state()
@@ -307,10 +328,23 @@ class Keithley2450(Driver):
                     instrument=self.name,
                 )
             clock.sleep(self.POLL)
-        n = self._buffer_count()
-        data = self._fetch(n)
+        if on_points is not None:
+            self._deliver(delivered, on_points, parts)
+            data = np.concatenate(parts) if parts else np.zeros((0, 3))
+        else:
+            data = self._fetch(self._buffer_count())
         tripped = self.limit_tripped()
-        return Trace(data[:, 0], data[:, 1], data[:, 2], tripped, {"points": n, "instrument": self.name})
+        meta = {"points": len(data), "instrument": self.name}
+        return Trace(data[:, 0], data[:, 1], data[:, 2], tripped, meta)
+
+    def _deliver(self, delivered: int, on_points: Callable[[Trace], None], parts: list[np.ndarray]) -> int:
+        """Hand the buffer's points after the first `delivered` to `on_points`; the new count."""
+        n = self._buffer_count()
+        if n > delivered:
+            data = self._fetch(n, start=delivered + 1)
+            parts.append(data)
+            on_points(Trace(data[:, 0], data[:, 1], data[:, 2]))
+        return max(n, delivered)
 
     @idempotent
     def _trigger_state(self) -> str:
@@ -325,9 +359,9 @@ class Keithley2450(Driver):
         """Reading buffer points leaves them in the buffer: a lost or cut block is read again."""
         return self._values(command, count, timeout)
 
-    def _fetch(self, n: int) -> np.ndarray:
+    def _fetch(self, n: int, start: int = 1) -> np.ndarray:
         parts = []
-        for lo in range(1, n + 1, self.CHUNK):
+        for lo in range(start, n + 1, self.CHUNK):
             hi = min(n, lo + self.CHUNK - 1)
             timeout = self.transport.timeout + self.BYTES_PER_POINT_S * (hi - lo + 1)
             command = f':TRAC:DATA? {lo}, {hi}, "{BUFFER}", REL, READ, SOUR'

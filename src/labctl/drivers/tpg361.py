@@ -72,6 +72,7 @@ class Tpg361(Driver):
     NAME = "tpg361"
     ROLE = "gauge"
     SIMULATOR = "labctl.simulators.tpg361:Tpg361Sim"
+    IDENTITY_IS_UNIQUE = True  # the identification names the serial number: leased as the unit
     SERIAL = SerialSettings(9600)
     TIMEOUT = 1.0
     LIMITS: ClassVar[dict[str, Limit]] = {

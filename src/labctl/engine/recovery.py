@@ -20,6 +20,7 @@ from labctl.engine.safety import SafeResult, make_safe
 from labctl.engine.station_info import StationInfo, station_info
 
 ACTOR = "labctl recover"
+TERMINAL = ("completed", "failed", "aborted", "interrupted")
 IN_PROCESS = ("labsim://", "asrllabsim://")
 
 
@@ -58,26 +59,71 @@ def recover_dead_runs(
     return done
 
 
-def recover_run(store: Any, run: dict[str, Any], *, clock: Clock) -> Recovered:
+def recover_one(store: Any, run_id: int, *, actor: str, force: bool, clock: Clock | None = None) -> Recovered:
+    """`labctl recover --run ID [--force]`: one run, when its process is gone; with `force` also when that
+    cannot be decided (another host with a fresh heartbeat, a live pid recorded without its start time),
+    audited with the operator as actor. A run whose process is verifiably alive here is never taken over."""
+    from labctl.store.errors import StoreError
+
+    run = store.run(run_id)
+    if run["state"] in TERMINAL:
+        raise StoreError(f"run {run_id} has already ended ({run['state']}): nothing to recover")
+    process = store.process_state(run_id)
+    where = f"pid {run['pid']} on {run['host']}"
+    if process == "alive":
+        raise StoreError(
+            f"run {run_id} is still running ({where}, the same process that started it): stop it with "
+            f"`labctl abort {run_id}`; --force only takes over runs whose process is gone or unknown"
+        )
+    if process == "unknown" and not force:
+        raise StoreError(
+            f"cannot tell whether run {run_id}'s process ({where}) is gone: if you know it is (the machine "
+            f"was switched off, the process killed), `labctl recover --run {run_id} --force`"
+        )
+    if force:
+        data = {"process": process, "host": run["host"], "pid": run["pid"], "state": run["state"]}
+        store.append_event(run_id, "recover.forced", data, actor=actor)
+    why = "process died (found by recover)"
+    if force:
+        why = f"recovered by {actor} with --force (process {process})"
+    return recover_run(store, run, clock=clock or RealClock(), actor=actor, why=why)
+
+
+def recover_run(
+    store: Any,
+    run: dict[str, Any],
+    *,
+    clock: Clock,
+    actor: str = ACTOR,
+    why: str = "process died (found by recover)",
+) -> Recovered:
     """Recover one dead run (`store.run(id)`'s record of it)."""
     run_id = run["id"]
     held = sorted(lease["instrument"] for lease in run.get("leases") or [])
     safe: list[SafeResult] = []
     skipped: dict[str, str] = {}
     if held:
-        station = _station(run)
-        if station is None:
-            skipped = {key: "the run recorded no station to reach it" for key in held}
+        try:
+            station = _station(run)
+        except Exception as exc:  # recorded by another labctl, or damaged: still end the run, say why
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            station, unreadable = None, f"the run's recorded station cannot be read ({first})"
         else:
-            roles = [r for r, spec in station.roles.items() if spec.lease_key in held]
+            unreadable = "the run recorded no station to reach it"
+        if station is None:
+            skipped = {key: unreadable for key in held}
+        else:
+            roles = [
+                r for r, spec in station.roles.items() if {spec.lease_key, spec.spelt_lease_key} & set(held)
+            ]
             live = [r for r in roles if not station.roles[r].link.lower().startswith(IN_PROCESS)]
             gone = "simulated inside the run's process, which ended with it"
             skipped = {r: gone for r in roles if r not in live}
-            safe = _make_safe(store, run_id, station, live, clock)
-    for role, why in skipped.items():
-        store.append_event(run_id, "recover.safe_skipped", {"role": role, "reason": why}, actor=ACTOR)
-    store.seal_io(run_id, actor=ACTOR)  # what the run (and the recovery) said to its instruments
-    done = store.mark_interrupted(run_id, actor=ACTOR)
+            safe = _make_safe(store, run_id, station, live, clock, actor)
+    for role, reason in skipped.items():
+        store.append_event(run_id, "recover.safe_skipped", {"role": role, "reason": reason}, actor=actor)
+    store.seal_io(run_id, actor=actor)  # what the run (and the recovery) said to its instruments
+    done = store.mark_interrupted(run_id, actor=actor, why=why)
     return Recovered(run_id, done["steps_in_doubt"], done["instruments"], safe, skipped)
 
 
@@ -92,14 +138,14 @@ def _station(run: dict[str, Any]) -> StationInfo | None:
 
 
 def _make_safe(
-    store: Any, run_id: int, station: StationInfo, roles: list[str], clock: Clock
+    store: Any, run_id: int, station: StationInfo, roles: list[str], clock: Clock, actor: str = ACTOR
 ) -> list[SafeResult]:
     """Connect, identify and safe-state each role; a role that cannot be reached is a recorded failure."""
     if not roles:
         return []
 
     def record(kind: str, data: dict[str, Any]) -> None:
-        store.append_event(run_id, kind.replace("instrument.", "recover."), data, actor=ACTOR)
+        store.append_event(run_id, kind.replace("instrument.", "recover."), data, actor=actor)
 
     instruments = build_instruments(station, roles, clock=clock, recorder=store.io_recorder(run_id))
     results: list[SafeResult] = []
@@ -114,7 +160,7 @@ def _make_safe(
             results.append(res)
             record("instrument.safe_failed", {"role": role, "error": res.error})
             continue
-        store.append_event(run_id, "recover.identified", {"role": role, "identity": identity}, actor=ACTOR)
+        store.append_event(run_id, "recover.identified", {"role": role, "identity": identity}, actor=actor)
         reached.append((role, inst))
     results += make_safe(reached, record=record)
     for inst in instruments.values():

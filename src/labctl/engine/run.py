@@ -380,6 +380,7 @@ class Run:
             try:
                 inst.connect()
                 ident = inst.identify()
+                self._lease_identity(role, inst, ident)
                 confirmed = inst.safe_state()
             except RunAborted:
                 raise  # an abort cut a wait on the link short: an abort, not a failed preflight
@@ -388,6 +389,19 @@ class Run:
             self._event("instrument.ready", {"role": role, "identity": ident, "safe": confirmed})
             self.progress("preflight.instrument", {"role": role, "identity": ident})
         self._check_interlocks_clear()
+
+    def _lease_identity(self, role: str, inst: Any, ident: str) -> None:
+        """Lease the unit by its identification too (same instrument on another link: another run's)."""
+        from labctl.store.lease_keys import identity_key
+
+        key = identity_key(inst, ident, self.station.roles[role].link if role in self.station.roles else "")
+        if key is None or not hasattr(self.store, "acquire_leases"):
+            return
+        try:
+            self.store.acquire_leases(self.run_id, [key])
+        except Exception:
+            self.touched.remove(role)  # another run's instrument: its safe state is not ours to command
+            raise
 
     def _check_interlocks_clear(self) -> None:
         """Nothing is out of its window before the run starts (readable gauge, a bath below Li's limit)."""

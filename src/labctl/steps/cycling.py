@@ -26,6 +26,7 @@ from labctl.protocol import limits as lim
 from labctl.protocol.fields import STRICT, NonNegative, Positive, Qty
 from labctl.steps.base import PlanContext, StepContext, StepKind, StepModel, fail
 from labctl.steps.errors import InterlockTripped
+from labctl.steps.streaming import streamed
 from labctl.units import fmt
 
 if TYPE_CHECKING:
@@ -188,7 +189,19 @@ def half_cycle(
         d = min(remaining, chunk)
         ctx.checkpoint(False)  # abort only; pause waits for the half-cycle boundary
         t_call = ctx.now()
-        trace = pot.acquire(current=current, duration=d, interval=interval)
+
+        def store(part: Any, t_call: float = t_call) -> None:  # as the points arrive (crash loss <= 1 s)
+            k = len(part.t)
+            ctx.store_points(
+                "cycling",
+                t=np.asarray(part.t, dtype=float) + t_call,
+                voltage=np.asarray(part.voltage, dtype=float),
+                current=np.asarray(part.current, dtype=float),
+                cycle=np.full(k, cycle, dtype=np.int64),
+                half_cycle=np.full(k, half, dtype=np.int64),
+            )
+
+        trace = streamed(pot.acquire, store, current=current, duration=d, interval=interval)
         lag = t_call + d - ctx.now()
         if lag > 0:
             ctx.clock.sleep(lag)
@@ -196,14 +209,6 @@ def half_cycle(
         v = np.asarray(trace.voltage, dtype=float)
         i = np.asarray(trace.current, dtype=float)
         n = len(t)
-        ctx.store_points(
-            "cycling",
-            t=t,
-            voltage=v,
-            current=i,
-            cycle=np.full(n, cycle, dtype=np.int64),
-            half_cycle=np.full(n, half, dtype=np.int64),
-        )
         parts.append((t, v, i))
         remaining -= d
         if n:
@@ -243,13 +248,15 @@ def rest_at_ocv(ctx: StepContext, pot: Any, seconds: float, interval: float) -> 
         d = min(remaining, chunk)
         ctx.checkpoint(False)
         t_call = ctx.now()
-        trace = pot.acquire(current=0.0, duration=d, interval=min(interval, d))
+
+        def store(part: Any, t_call: float = t_call) -> None:
+            t = np.asarray(part.t, dtype=float) + t_call
+            ctx.store_points("ocv", t=t, voltage=np.asarray(part.voltage, dtype=float))
+
+        streamed(pot.acquire, store, current=0.0, duration=d, interval=min(interval, d))
         lag = t_call + d - ctx.now()
         if lag > 0:
             ctx.clock.sleep(lag)
-        ctx.store_points(
-            "ocv", t=np.asarray(trace.t, dtype=float) + t_call, voltage=np.asarray(trace.voltage, dtype=float)
-        )
         remaining -= d
     ctx.achieved["rest_s"] = ctx.achieved.get("rest_s", 0.0) + seconds
 

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import math
 import re
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import Field, field_validator
 
 from labctl.protocol.fields import Count, Flag, NonNegative, Positive, Qty
 from labctl.steps.base import PlanContext, StepContext, StepKind, StepModel
+from labctl.steps.ocv import sample_ocv
+from labctl.steps.streaming import streamed
 from labctl.units import fmt
 
 if TYPE_CHECKING:
@@ -130,20 +132,22 @@ class EisKind(StepKind[Eis]):
         dc = step.dc
         wait = open_circuit_time(step)
         if wait > 0:
-            t_call = ctx.now()
-            trace = eis.ocp(wait, wait / OCV_POINTS)
-            lag = t_call + wait - ctx.now()
-            if lag > 0:
-                ctx.clock.sleep(lag)
-            v = np.asarray(trace.voltage, dtype=float)
-            ctx.store_points("ocv", t=np.asarray(trace.t, dtype=float) + t_call, voltage=v)
+            v = sample_ocv(ctx, wait, wait / OCV_POINTS, role="eis")
             ctx.achieved.update(commanded_settle_s=step.settle, settle_s=wait)
             if step.ocv:
                 if not len(v):
                     raise RuntimeError("the EIS instrument returned no open-circuit voltage")
                 ctx.achieved["ocv_v"] = float(v[-1])
                 dc = float(v[-1]) + step.dc
-        spec = eis.eis(
+
+        def store(part: Any) -> None:  # t_received: transport timing, not part of the measurement
+            ctx.store_points(
+                "eis", freq=part.freq, z_real=part.z_real, z_imag=part.z_imag, t_received=ctx.now()
+            )
+
+        spec = streamed(
+            eis.eis,
+            store,
             f_start=f_start,
             f_end=f_end,
             points_per_decade=step.points_per_decade,
@@ -152,8 +156,7 @@ class EisKind(StepKind[Eis]):
             galvanostatic=False,
         )
         freq = np.asarray(spec.freq, dtype=float)
-        zr, zi = np.asarray(spec.z_real, dtype=float), np.asarray(spec.z_imag, dtype=float)
-        ctx.store_points("eis", freq=freq, z_real=zr, z_imag=zi)
+        zr = np.asarray(spec.z_real, dtype=float)
         if len(freq):
             r_hf = float(zr[int(np.argmax(freq))])
             ctx.notes["r_el_ohm"] = r_hf

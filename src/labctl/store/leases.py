@@ -7,6 +7,7 @@ import socket
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -16,7 +17,33 @@ from labctl.store.errors import LeaseConflict
 from labctl.store.models import TERMINAL_STATES, Lease, Run
 
 STALE_AFTER = 30.0
-HOST = socket.gethostname()
+HOST = os.environ.get("LABCTL_HOST") or socket.gethostname()  # LABCTL_HOST: a stable name (containers)
+
+
+BOOT_ID_PATH = Path("/proc/sys/kernel/random/boot_id")
+SAME_START_S = 0.5  # two start times of one process agree to the clock tick; a reused pid starts later
+
+
+def boot_id() -> str | None:
+    """This boot's id (Linux), None where the system has none."""
+    try:
+        return BOOT_ID_PATH.read_text().strip() or None
+    except OSError:
+        return None
+
+
+def process_started(pid: int) -> float | None:
+    """The start time (unix s) of process `pid`, None if there is none (or it cannot be read)."""
+    try:
+        return float(psutil.Process(pid).create_time())
+    except psutil.Error:
+        return None
+
+
+def me() -> dict[str, Any]:
+    """This process as the store records it: pid, start time, boot id (with the host)."""
+    pid = os.getpid()
+    return {"pid": pid, "proc_started": process_started(pid), "boot_id": boot_id()}
 
 
 def pid_alive(pid: int) -> bool:
@@ -26,11 +53,33 @@ def pid_alive(pid: int) -> bool:
         return False
 
 
-def holder_dead(host: str, pid: int, heartbeat_at: float | None, now: float) -> bool:
-    """A holder is gone when its heartbeat is older than STALE_AFTER and, on this host, its pid is dead
-    (another host's pid cannot be checked: the stale heartbeat alone decides)."""
+def process_alive(pid: int, proc_started: float | None = None, boot: str | None = None) -> bool:
+    """Whether the process recorded as (pid, start time, boot id) on this host still runs. A pid that now
+    belongs to a process started at another time, or a record from another boot, is a dead process;
+    without a recorded start time (older records) a live pid has to be taken as alive."""
+    current_boot = boot_id()
+    if boot and current_boot and boot != current_boot:
+        return False  # rebooted since: every process of that boot is gone
+    if not pid_alive(pid):
+        return False
+    if proc_started is None:
+        return True
+    started = process_started(pid)
+    return started is not None and abs(started - proc_started) <= SAME_START_S
+
+
+def holder_dead(
+    host: str,
+    pid: int,
+    heartbeat_at: float | None,
+    now: float,
+    proc_started: float | None = None,
+    boot: str | None = None,
+) -> bool:
+    """A holder is gone when its heartbeat is older than STALE_AFTER and, on this host, its process (pid,
+    start time, boot) is gone; another host's process cannot be checked: the stale heartbeat alone decides."""
     stale = heartbeat_at is None or now - heartbeat_at > STALE_AFTER
-    return stale and (host != HOST or not pid_alive(pid))
+    return stale and (host != HOST or not process_alive(pid, proc_started, boot))
 
 
 def _iso(t: float) -> str:
@@ -42,7 +91,7 @@ def acquire(
 ) -> list[str]:
     """All of `instruments` for `run_id` in the caller's write transaction, or LeaseConflict for none.
     Returns the instruments newly leased (those the run did not hold already)."""
-    now, pid = time.time(), os.getpid()
+    now, proc = time.time(), me()
     names = sorted(set(instruments))
     rows = conn.execute(
         select(*Lease.__table__.c, Run.state)
@@ -54,7 +103,10 @@ def acquire(
         state = lease.state
         if lease.run_id == run_id:
             continue
-        if state in TERMINAL_STATES or holder_dead(lease.host, lease.pid, lease.heartbeat_at, now):
+        dead = holder_dead(
+            lease.host, lease.pid, lease.heartbeat_at, now, lease.proc_started, lease.boot_id
+        )
+        if state in TERMINAL_STATES or dead:
             conn.execute(delete(Lease).where(Lease.instrument == lease.instrument))
             audit(
                 "lease.reclaimed",
@@ -62,6 +114,8 @@ def acquire(
                     "instrument": lease.instrument,
                     "from_run": lease.run_id,
                     "pid": lease.pid,
+                    "proc_started": lease.proc_started,
+                    "boot_id": lease.boot_id,
                     "host": lease.host,
                     "since": lease.since,
                     "heartbeat_at": lease.heartbeat_at,
@@ -82,7 +136,7 @@ def acquire(
                 {
                     "instrument": n,
                     "run_id": run_id,
-                    "pid": pid,
+                    **proc,
                     "host": HOST,
                     "since": now,
                     "heartbeat_at": now,
@@ -91,7 +145,7 @@ def acquire(
             ],
         )
     if held:
-        conn.execute(update(Lease).where(Lease.run_id == run_id).values(pid=pid, host=HOST, heartbeat_at=now))
+        conn.execute(update(Lease).where(Lease.run_id == run_id).values(**proc, host=HOST, heartbeat_at=now))
     return new
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, Double, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import JSON, BigInteger, Double, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 RUN_STATES = (
@@ -45,8 +45,10 @@ class Run(Base):
     operator: Mapped[str] = mapped_column(String(200), default="")
     host: Mapped[str] = mapped_column(String(255))
     pid: Mapped[int] = mapped_column(Integer)
+    proc_started: Mapped[float | None]  # the process' start time (with pid and boot_id: which process)
+    boot_id: Mapped[str | None] = mapped_column(String(64))
     versions: Mapped[dict[str, Any]] = mapped_column(JSON)
-    seed: Mapped[int | None] = mapped_column(Integer)
+    seed: Mapped[int | None] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"))
     mode: Mapped[str] = mapped_column(String(20))
     state: Mapped[str] = mapped_column(String(20), index=True)
     created_at: Mapped[float] = mapped_column(index=True)
@@ -157,6 +159,8 @@ class Lease(Base):
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"))
     pid: Mapped[int] = mapped_column(Integer)
     host: Mapped[str] = mapped_column(String(255))
+    proc_started: Mapped[float | None]
+    boot_id: Mapped[str | None] = mapped_column(String(64))
     since: Mapped[float]
     heartbeat_at: Mapped[float]
 

@@ -8,7 +8,14 @@ The chain (`labctl.store.audit`) protects the events. The records beside it are 
   each bulk reply must still hash to the name it is stored under;
 - steps: a step row must agree with its `step.finished` event (status, reason, achieved values);
 - runs: the protocol text must hash to the `protocol_sha256` of `run.created` (and the station text to
-  `station_sha256` where recorded), and the run's state must be the last `run.state` event's.
+  `station_sha256` where recorded), and the run's state must be the last `run.state` event's;
+  everything else the run row holds (mode, operator, parameters, sample id, seed, host, pid, versions,
+  protocol/station names, creation time) must equal `run.created`'s `record`, its steps' commanded
+  values (index, kind, params) must hash to its `steps_sha256`, its start/end times and exit reason must be
+  the `at`/`reason` of the `run.state` events that set them;
+- steps: also their start/end times (`at` of `step.started`/`step.finished`, or of `run.recovered` for a
+  step failed in doubt) and their summary (`summary_sha256`).
+Runs recorded before a field was bound are checked on what their events did record.
 `check_records` recomputes all of it. Chunks of a stream whose writer never closed (a killed run) are
 reported as unsealed: they are kept, but nothing vouches for them.
 """
@@ -23,7 +30,50 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from labctl.store.models import IO, Blob, Chunk, Event, Run, Step
+from labctl.store.errors import StoreError
+from labctl.store.models import IO, TERMINAL_STATES, Blob, Chunk, Event, Run, Step
+
+RUN_RECORD = (
+    "protocol_name",
+    "protocol_path",
+    "parameters",
+    "station_name",
+    "operator",
+    "host",
+    "pid",
+    "proc_started",
+    "boot_id",
+    "versions",
+    "seed",
+    "mode",
+    "sample_id",
+    "created_at",
+)
+LEGACY_RECORD = ("protocol_name", "station_name", "operator", "mode", "seed", "sample_id")
+
+
+def check_int(name: str, value: int | None, bits: int = 64) -> None:
+    """Integers the store keeps must fit its columns (a clear error instead of the driver's)."""
+    limit = 2 ** (bits - 1)
+    if value is not None and not -limit <= int(value) < limit:
+        raise StoreError(
+            f"{name} {value} does not fit the store (a signed {bits}-bit integer: below 2**{bits - 1})"
+        )
+
+
+def run_record(values: dict[str, Any]) -> dict[str, Any]:
+    """The fields of a run row bound by `run.created` (all but texts, state and times that change)."""
+    return {k: values.get(k) for k in RUN_RECORD}
+
+
+def json_digest(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def steps_digest(steps: list[dict[str, Any]]) -> str:
+    """sha256 over the steps' (index, kind, params) in index order: what the run was told to do."""
+    rows = sorted(([int(s["index"]), s["kind"], s.get("params") or {}] for s in steps), key=lambda r: r[0])
+    return json_digest(rows)
 
 
 class ChunkDigest:
@@ -106,13 +156,14 @@ def check_records(conn: Connection, run_id: int | None = None) -> tuple[list[Pro
     problems: list[Problem] = []
     sealed = 0
     events = _events(conn, run_id)
-    runs = select(Run.id, Run.protocol_text, Run.protocol_sha256, Run.station_text, Run.state)
+    runs = select(*Run.__table__.c)
     if run_id is not None:
         runs = runs.where(Run.id == run_id)
     covered: dict[int, set[tuple[str, int]]] = {}
-    for rid, protocol_text, protocol_sha, station_text, state in conn.execute(runs):
-        evs = events.get(rid, [])
-        problems += _check_run(rid, evs, protocol_text, protocol_sha, station_text, state)
+    for row in conn.execute(runs):
+        rid, evs = row.id, events.get(row.id, [])
+        problems += _check_run(rid, evs, row._mapping)
+        problems += _check_run_record(conn, rid, evs, row._mapping)
         problems += _check_steps(conn, rid, evs)
         ok, bad, seqs = _check_seals(conn, rid, evs)
         sealed += ok
@@ -127,9 +178,9 @@ def check_records(conn: Connection, run_id: int | None = None) -> tuple[list[Pro
     return problems, sealed, unsealed
 
 
-def _check_run(
-    rid: int, evs: list, protocol_text: str, protocol_sha: str, station_text: str, state: str
-) -> list[Problem]:
+def _check_run(rid: int, evs: list, row: Any) -> list[Problem]:
+    protocol_text, protocol_sha = row["protocol_text"], row["protocol_sha256"]
+    station_text, state = row["station_text"], row["state"]
     out: list[Problem] = []
     created = next((d for k, d in evs if k == "run.created"), None)
     if created is None:
@@ -146,19 +197,71 @@ def _check_run(
     return out
 
 
+def _check_run_record(conn: Connection, rid: int, evs: list, row: Any) -> list[Problem]:
+    """Run fields against `run.created`'s record, steps' commands against its digest, times and exit reason
+    against the state changes that set them."""
+    created = next((d for k, d in evs if k == "run.created"), None)
+    if created is None:
+        return []  # reported by _check_run
+    out: list[Problem] = []
+    record = created.get("record") or {k: created[k] for k in LEGACY_RECORD if k in created}
+    for field, value in record.items():
+        if not _same(value, row[field]):
+            out.append(Problem(rid, f"{field} differs from the one recorded when the run was created"))
+    if "steps_sha256" in created:
+        steps = conn.execute(
+            select(Step.index, Step.kind, Step.params).where(Step.run_id == rid).order_by(Step.index)
+        )
+        got = steps_digest([{"index": i, "kind": k, "params": p} for i, k, p in steps])
+        if got != created["steps_sha256"]:
+            what = "steps' commanded values differ from those recorded when the run was created"
+            out.append(Problem(rid, what))
+    changes = [d for k, d in evs if k == "run.state" and "at" in d]
+    started = next((d["at"] for d in changes if d.get("to") == "running"), None)
+    if changes and not _same(started, row["started_at"]):
+        out.append(Problem(rid, "start time differs from the recorded start of the run"))
+    ended = [d for d in changes if d.get("to") in TERMINAL_STATES]
+    if changes:
+        end = ended[-1] if ended else {}
+        if not _same(end.get("at"), row["ended_at"]):
+            out.append(Problem(rid, "end time differs from the recorded end of the run"))
+        if ended and not _same(end.get("reason"), row["exit_reason"]):
+            out.append(Problem(rid, "exit reason differs from the recorded end of the run"))
+    return out
+
+
 def _check_steps(conn: Connection, rid: int, evs: list) -> list[Problem]:
     finished = {d.get("step_id"): d for k, d in evs if k == "step.finished"}
+    started = {d.get("step_id"): d for k, d in evs if k == "step.started"}  # the last start of each step
+    recovered = [d for k, d in evs if k == "run.recovered" and "at" in d]
+    in_doubt = {i: d["at"] for d in recovered for i in d.get("steps_in_doubt") or []}
     out: list[Problem] = []
     rows = conn.execute(
-        select(Step.id, Step.index, Step.status, Step.reason, Step.achieved).where(Step.run_id == rid)
+        select(
+            Step.id, Step.index, Step.status, Step.reason, Step.achieved, Step.summary, Step.started_at,
+            Step.ended_at,
+        ).where(Step.run_id == rid)
     )
-    for sid, index, status, reason, achieved in rows:
+    for sid, index, status, reason, achieved, summary, started_at, ended_at in rows:
+        st = started.get(sid)
+        if st is not None and "at" in st and not _same(st["at"], started_at):
+            out.append(Problem(rid, f"step {index} start time differs from its step.started record"))
+        if st is None and started_at is not None and any("at" in d for d in started.values()):
+            out.append(Problem(rid, f"step {index} has a start time but never started"))
         ev = finished.get(sid)
         if ev is None:
+            if index in in_doubt and not _same(in_doubt[index], ended_at):
+                out.append(Problem(rid, f"step {index} end time differs from its run.recovered record"))
             continue  # not finished by the run (pending, or failed in doubt by recover)
-        for field, value in (("status", status), ("reason", reason), ("achieved", achieved)):
+        fields = [("status", status), ("reason", reason), ("achieved", achieved)]
+        if "at" in ev:
+            fields.append(("at", ended_at))
+        for field, value in fields:
             if not _same(ev.get(field), value):
-                out.append(Problem(rid, f"step {index} {field} differs from its step.finished record"))
+                name = "end time" if field == "at" else field
+                out.append(Problem(rid, f"step {index} {name} differs from its step.finished record"))
+        if "summary_sha256" in ev and json_digest(summary) != ev["summary_sha256"]:
+            out.append(Problem(rid, f"step {index} summary differs from its step.finished record"))
     return out
 
 
