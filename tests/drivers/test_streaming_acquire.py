@@ -4,10 +4,10 @@ executors' `streamed` helper that stores every point exactly once whether a driv
 from __future__ import annotations
 
 import numpy as np
-from labctl.steps.streaming import streamed
 
 from labctl.drivers.keithley2450 import Keithley2450
 from labctl.roles import Spectrum, Trace
+from labctl.steps.streaming import streamed
 from labctl.testing import ScriptedTransport
 
 OK = (b":SYST:ERR?\n", b'0,"No error;0;0,0"\n')

@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from labctl.engine.protocol_adapter import step_from_fields
 
 from labctl.clock import VirtualClock
+from labctl.compose import step_from_fields
 from labctl.engine.run import Run, RunSpec
-from labctl.engine.station_info import station_info
+from labctl.station import parse_station
 from labctl.store import LeaseConflict, Store
 from labctl.store.lease_keys import identity_key, lease_key, link_key
 
@@ -55,8 +55,7 @@ def test_a_device_and_a_symlink_to_it_are_one_key(tmp_path: Path) -> None:
 
 
 def test_station_roles_lease_the_canonical_key_and_remember_the_spelt_one() -> None:
-    info = station_info({"roles": {"potentiostat": {"driver": "keithley2450", "port": "socket://localhost:5025"}}})
-    spec = info.roles["potentiostat"]
+    spec = _station("socket://localhost:5025").roles["potentiostat"]
     assert spec.lease_key == "socket://127.0.0.1:5025" and spec.spelt_lease_key == "socket://localhost:5025"
 
 
@@ -95,9 +94,13 @@ class Unit:
         self.calls.append("close")
 
 
+def _station(link: str) -> Any:
+    entry = f"  potentiostat: {{driver: keithley2450, port: '{link}'}}\n"
+    return parse_station(f"labctl_station: 1\nname: bench\ninstruments:\n{entry}")
+
+
 def _run(store: Store, link: str, unit: Unit) -> Run:
-    role = {"driver": "keithley2450", "port": link}
-    station = station_info({"name": "bench", "roles": {"potentiostat": role}})
+    station = _station(link)
     spec = RunSpec("identity", [step_from_fields(0, "rest", {"duration": "1 s"})])
     run = Run(
         spec,
