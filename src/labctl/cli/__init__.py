@@ -24,7 +24,7 @@ app = typer.Typer(name="labctl",
 console = Console()
 err_console = Console(stderr=True)
 
-COMMAND_MODULES = ["protocol_cmds", "sim_cmds", "run_cmds", "store_cmds", "analysis_cmds"]
+COMMAND_MODULES = ["protocol_cmds", "sim_cmds", "run_cmds", "store_cmds", "analysis_cmds", "queue_cmds"]
 
 for _module in COMMAND_MODULES:
     importlib.import_module(f"labctl.cli.{_module}").register(app)
