@@ -37,3 +37,9 @@ def store(db_url: str) -> Iterator:
         yield s
     finally:
         s.close()
+
+
+@pytest.fixture
+def fresh_pg():
+    """`fresh_pg(server)` -> the URL of a new empty database on the store suite's server."""
+    return fresh_pg_database

@@ -32,7 +32,7 @@ def _by_request(store: Store) -> dict[int, list[int]]:
 
 def test_two_runners_drain_each_request_exactly_once(sqlite_db: str, tmp_path: Path) -> None:
     with Store.open(sqlite_db) as store:
-        ids = [submit(DATA / "wait.yaml", simulate=True, store=store) for _ in range(3)]
+        ids = [submit(DATA / "wait.yaml", simulate=True, store=store) for _ in range(2)]
         ids.append(submit(DATA / "cycle.yaml", simulate=True, store=store))
         orphan = submit(DATA / "eis.yaml", simulate=True, store=store)  # station-pot has no eis
     args = ["runner", "--station", str(DATA / "station-pot.yaml"), "--simulate", "--once", "--db", sqlite_db]

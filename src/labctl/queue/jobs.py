@@ -52,7 +52,8 @@ def ensure_schema(store: Any) -> None:
     with store.engine.begin() as conn:
         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": SCHEMA_LOCK})
         if conn.execute(text("SELECT to_regclass('procrastinate_jobs')")).scalar() is None:
-            conn.exec_driver_sql(SchemaManager.get_schema())
+            with conn.connection.dbapi_connection.cursor() as cur:  # no parameters: '%' is literal SQL
+                cur.execute(SchemaManager.get_schema())
 
 
 def defer(app: Any, request_id: int, queue: str) -> bool:

@@ -384,7 +384,9 @@ def worker_alive(row: Any, now: float | None = None) -> bool:
 def live_workers(store: Any) -> list[Any]:
     now = time.time()
     with store.engine.connect() as conn:
-        rows = conn.execute(select(*Worker.__table__.c).where(Worker.state != "stopped")).all()
+        rows = conn.execute(
+            select(*Worker.__table__.c).where(Worker.state != "stopped").order_by(Worker.name)
+        ).all()
         conn.rollback()
     return [r for r in rows if worker_alive(r, now)]
 
