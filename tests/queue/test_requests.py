@@ -151,3 +151,47 @@ def test_bad_input_is_named(store, tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="no run request 99"):
         requests.get(store, 99)
     assert requests.listing(store) == []  # nothing was queued by the refused submissions
+
+
+def test_cli_submit_list_show_cancel(db_url: str) -> None:
+    from typer.testing import CliRunner
+
+    from labctl.cli import app
+
+    def invoke(*args: str) -> tuple[int, str]:
+        res = CliRunner().invoke(app, [*args, "--db", db_url])
+        return res.exit_code, res.output + str(res.exception or "")
+
+    code, out = invoke(
+        "submit",
+        str(DATA / "wait.yaml"),
+        "-p",
+        "d=2 s",
+        "--sample",
+        "S-9",
+        "--priority",
+        "3",
+        "--not-before",
+        "+10m",
+        "--simulate",
+        "--operator",
+        "ada",
+        "--json",
+    )
+    assert code == 0, out
+    rid = json.loads(out)["request_id"]
+    code, out = invoke("queue", "list", "--json")
+    (row,) = json.loads(out)
+    assert (row["id"], row["state"], row["priority"], row["sample_id"], row["requested_by"]) == (
+        rid,
+        "queued",
+        3,
+        "S-9",
+        "ada",
+    )
+    code, out = invoke("queue", "show", str(rid), "--json")
+    shown = json.loads(out)
+    assert shown["parameters"] == {"d": "2 s"} and shown["waiting"].startswith("not before")
+    assert invoke("queue", "cancel", str(rid), "--operator", "ada")[0] == 0
+    code, out = invoke("queue", "cancel", str(rid))
+    assert code != 0 and "is cancelled, not queued" in out
