@@ -43,3 +43,9 @@ def store(db_url: str) -> Iterator:
 def fresh_pg():
     """`fresh_pg(server)` -> the URL of a new empty database on the store suite's server."""
     return fresh_pg_database
+
+
+@pytest.fixture
+def pg_tools():
+    """The store suite's fixture module (its PostgreSQL helpers: binaries, the user to run them as)."""
+    return store_fixtures

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -180,3 +181,98 @@ def test_sigterm_leaves_the_run_running_and_a_restarted_worker_ends_it(workers: 
     wait_until(finished, 60, "the restarted worker to end the request")
     with Store.open(db) as store:
         assert [r["state"] for r in store.runs()] == ["completed"]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_sixty_requests_over_three_workers_each_once_where_it_can_run(workers: Workers) -> None:
+    db = workers.db
+    for name, station in (
+        ("pot", "station-pot.yaml"),
+        ("eis", "station-eis.yaml"),
+        ("mix", "station-mix.yaml"),
+    ):
+        workers.start(name, station, "--max-parallel", "2")
+    workers.wait_alive("pot", "eis", "mix")
+    with Store.open(db) as store:
+        eis_key = store_fixtures_key(DATA / "station-eis.yaml", "eis")
+        kinds: dict[int, str] = {}
+        for i in range(60):
+            kind = ("cycle", "eis", "eis-named", "wait")[i % 4]
+            if kind == "eis-named":  # only the eis bench has this very instrument
+                rid = submit(DATA / "eis.yaml", simulate=True, instruments=[eis_key], store=store)
+            else:
+                rid = submit(DATA / f"{kind}.yaml", simulate=True, store=store)
+            kinds[rid] = kind
+    wait_until(lambda: _ended(db, list(kinds)), 900, "60 requests to end", step=1.0)
+    allowed = {
+        "cycle": {"pot", "mix"},
+        "eis": {"eis", "mix"},
+        "eis-named": {"eis"},
+        "wait": {"pot", "eis", "mix"},
+    }
+    with Store.open(db) as store:
+        rows = {i: requests.raw(store, i) for i in kinds}
+        assert {r.state for r in rows.values()} == {"finished"}, {i: r.reason for i, r in rows.items()}
+        for i, r in rows.items():
+            assert r.worker in allowed[kinds[i]], (i, kinds[i], r.worker)
+        runs = store.runs()
+        assert len(runs) == 60 and {r["state"] for r in runs} == {"completed"}
+        assert sorted(r.run_id for r in rows.values()) == sorted(r["id"] for r in runs)
+        started = [
+            json.loads(e["data"])["request_id"] for e in store.events() if e["kind"] == "request.started"
+        ]
+        assert sorted(started) == sorted(kinds)
+        assert {w.name for w in requests.live_workers(store)} == {"pot", "eis", "mix"}
+
+
+def store_fixtures_key(station: Path, role: str) -> str:
+    from labctl.engine.protocol_adapter import station_from
+
+    return station_from(station)[1].roles[role].lease_key
+
+
+def _pg_ctl(tools, db: str, *args: str) -> None:
+    """pg_ctl on the server of `db` (the store suite's cluster), as the user that owns it."""
+    import subprocess
+
+    import psycopg
+
+    with psycopg.connect(db.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
+        data = conn.execute("SHOW data_directory").fetchone()[0]
+    prefix, _ = tools._as_user()
+    bindir = tools._pg_bindir()
+    opts = Path(data, "postmaster.opts").read_text().split(None, 1)[1].strip()  # the server's own options
+    cmd = [*prefix, str(bindir / "pg_ctl"), "-D", data, "-w", *args]
+    if args[0] == "start":
+        cmd += ["-o", opts.replace('"', ""), "-l", str(Path(data).parent / "log")]
+    subprocess.run(cmd, check=True, capture_output=True, timeout=60, cwd="/")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_postgresql_stopped_for_10_s_mid_run(workers: Workers, pg_tools) -> None:
+    db = workers.db
+    workers.start("pot", "station-pot.yaml")
+    workers.wait_alive("pot")
+    with Store.open(db) as store:
+        rid = submit(DATA / "wait.yaml", parameters={"d": "25 s"}, simulate=True, realtime=True, store=store)
+    row = wait_until(lambda: _running(db, rid), 60, "the run to be running")
+    _pg_ctl(pg_tools, db, "stop", "-m", "fast")
+    try:
+        time.sleep(10)
+        assert workers.procs["pot"].poll() is None, workers.log("pot")
+    finally:
+        _pg_ctl(pg_tools, db, "start")
+    with Store.open(db) as store:  # a request submitted after the outage is served: the worker reconnected
+        after = submit(DATA / "wait.yaml", simulate=True, store=store)
+
+    def ended() -> bool:
+        return _ended(db, [rid, after])
+
+    wait_until(ended, 120, "both requests to end")
+    with Store.open(db) as store:
+        first, second = requests.raw(store, rid), requests.raw(store, after)
+        assert first.run_id == row.run_id
+        assert (first.state, store.run(first.run_id)["state"]) == ("finished", "completed"), first.reason
+        assert second.state == "finished", second.reason

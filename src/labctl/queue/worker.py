@@ -21,7 +21,8 @@ from labctl.queue.dispatch import Dispatcher
 from labctl.store import requests
 
 FOLLOW_S = 0.5
-FETCH_POLL_S = 2.0  # procrastinate's fallback poll; LISTEN/NOTIFY wakes the worker at once
+FETCH_POLL_S = 2.0
+RESTART_S = 1.0  # procrastinate's fallback poll; LISTEN/NOTIFY wakes the worker at once
 
 
 def run_worker(d: Dispatcher, *, say: Callable[[str], None] = lambda s: None) -> None:
@@ -59,8 +60,8 @@ async def _main(d: Dispatcher, queue: str) -> None:
             d.beat()
         return wanted
 
-    async with app.open_async():
-        work = asyncio.create_task(
+    def start() -> asyncio.Task:
+        return asyncio.create_task(
             app.run_worker_async(
                 queues=[queue],
                 name=d.name,
@@ -71,15 +72,26 @@ async def _main(d: Dispatcher, queue: str) -> None:
                 delete_jobs="successful",
             )
         )
-        while not stop.is_set() and not work.done():
+
+    async with app.open_async():
+        work = start()
+        while not stop.is_set():
+            if work.done():  # procrastinate gave up (the database went away): start it again
+                why = "cancelled" if work.cancelled() else repr(work.exception())
+                _say(f"worker {d.name}: procrastinate's worker stopped ({why}); restarting it")
+                await asyncio.sleep(RESTART_S)
+                work = start()
             try:
                 for rid in await asyncio.to_thread(sweep):
                     await jobs.defer_async(app, rid, queue)
-            except Exception as exc:  # the database away for a while: keep the runs, try again
-                with contextlib.suppress(Exception):
-                    print(f"worker {d.name}: {type(exc).__name__}: {exc}", flush=True)  # noqa: T201
+            except Exception as exc:  # the database away for a while: the runs go on, try again
+                _say(f"worker {d.name}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), FOLLOW_S)
         work.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await work
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)  # noqa: T201 - the worker's log (its stdout)
