@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from queue_helpers import DATA, labctl, spawn, wait_until
+from queue_helpers import DATA, spawn, wait_until
 
 from labctl.queue import submit
 from labctl.store import Store, leases, requests
@@ -94,12 +94,12 @@ def test_workers_take_only_what_their_station_serves_each_once(workers: Workers)
         assert {by_run[rows[i].run_id] for i in eis} == {"bench-eis"}
         taken = [json.loads(e["data"])["request_id"] for e in store.events() if e["kind"] == "request.taken"]
         assert sorted(taken) == sorted(ids)
-    shown = json.loads(labctl("queue", "show", str(stage), "--db", db, "--json").stdout)
+    shown = json.loads(invoke("queue", "show", str(stage), "--db", db, "--json"))
     assert shown["state"] == "queued"
     assert shown["waiting"] == (
         "no station can serve it: eis (bench-eis): no stage | pot (bench-pot): no stage"
     )
-    listed = json.loads(labctl("workers", "--db", db, "--json").stdout)
+    listed = json.loads(invoke("workers", "--db", db, "--json"))
     assert {(w["name"], w["station_name"], w["alive"]) for w in listed} == {
         ("pot", "bench-pot", True),
         ("eis", "bench-eis", True),
@@ -109,6 +109,17 @@ def test_workers_take_only_what_their_station_serves_each_once(workers: Workers)
         assert workers.procs[name].wait(timeout=30) == 0, workers.log(name)
     with Store.open(db) as store:
         assert {w.name: w.state for w in _rows(store)} == {"pot": "stopped", "eis": "stopped"}
+
+
+def invoke(*args: str) -> str:
+    """The CLI in this process (its output; a failure raises)."""
+    from typer.testing import CliRunner
+
+    from labctl.cli import app
+
+    res = CliRunner().invoke(app, list(args))
+    assert res.exit_code == 0, res.output + str(res.exception)
+    return res.output
 
 
 def _rows(store: Store) -> list:
@@ -287,3 +298,29 @@ def test_postgresql_stopped_for_10_s_mid_run(workers: Workers, pg_tools) -> None
         assert first.run_id == row.run_id and first.state == "failed", first.reason
         assert "recovered" in first.reason and "not re-run" in first.reason
         assert len(store.runs()) == 2
+
+
+def test_procrastinate_schema_applied_once_by_racing_workers(pg_db: str) -> None:
+    import threading
+
+    from labctl.queue import jobs
+
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(4)
+
+    def apply() -> None:
+        with Store.open(pg_db) as store:
+            barrier.wait()
+            try:
+                jobs.ensure_schema(store)
+            except BaseException as exc:
+                errors.append(exc)
+
+    threads = [threading.Thread(target=apply) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    with Store.open(pg_db) as store:
+        assert jobs.has_schema(store)

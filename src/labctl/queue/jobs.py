@@ -41,11 +41,16 @@ def make_app(store: Any) -> Any:
     return procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=conninfo(store)))
 
 
+# pg_tables, not to_regclass(): an advisory lock does not refresh the catalog cache to_regclass reads, so
+# a worker that waited for another's schema would not see it (found: two workers starting at once)
+_HAS_JOBS = text("SELECT count(*) FROM pg_catalog.pg_tables WHERE tablename = 'procrastinate_jobs'")
+
+
 def has_schema(store: Any) -> bool:
     with store.engine.connect() as conn:
-        found = conn.execute(text("SELECT to_regclass('procrastinate_jobs')")).scalar()
+        found = conn.execute(_HAS_JOBS).scalar()
         conn.rollback()
-    return found is not None
+    return bool(found)
 
 
 def ensure_schema(store: Any) -> None:
@@ -56,7 +61,7 @@ def ensure_schema(store: Any) -> None:
         return
     with store.engine.begin() as conn:
         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": SCHEMA_LOCK})
-        if conn.execute(text("SELECT to_regclass('procrastinate_jobs')")).scalar() is None:
+        if not conn.execute(_HAS_JOBS).scalar():
             with conn.connection.dbapi_connection.cursor() as cur:  # no parameters: '%' is literal SQL
                 cur.execute(SchemaManager.get_schema())
 

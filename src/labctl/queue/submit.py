@@ -46,6 +46,8 @@ def submit(
         loaded = load_protocol(path, overrides)
     else:
         loaded = parse_protocol(text, str(protocol), overrides)
+    if realtime and not simulate:
+        raise ConfigError("realtime is for dry runs (simulate): a bench run is always on the wall clock")
     if not isinstance(priority, int) or isinstance(priority, bool):
         raise ConfigError(f"priority must be an integer, got {priority!r}")
     reqs = requirements_of([s.kind for s in loaded.steps], instruments or [])
