@@ -195,3 +195,19 @@ def test_cli_submit_list_show_cancel(db_url: str) -> None:
     assert invoke("queue", "cancel", str(rid), "--operator", "ada")[0] == 0
     code, out = invoke("queue", "cancel", str(rid))
     assert code != 0 and "is cancelled, not queued" in out
+
+
+def test_worker_refuses_sqlite_and_runner_a_bad_station(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from labctl.cli import app
+
+    db = f"sqlite:///{tmp_path / 'l.db'}"
+    res = CliRunner().invoke(
+        app, ["worker", "--simulate", "--station", str(DATA / "station-pot.yaml"), "--db", db]
+    )
+    assert res.exit_code != 0 and "needs the store on PostgreSQL" in str(res.exception)
+    res = CliRunner().invoke(app, ["runner", "--station", str(tmp_path / "none.yaml"), "--once", "--db", db])
+    assert res.exit_code != 0 and "none.yaml" in str(res.exception)
+    res = CliRunner().invoke(app, ["runner", "--simulate", "--max-parallel", "0", "--once", "--db", db])
+    assert res.exit_code != 0 and "--max-parallel must be at least 1" in str(res.exception)
