@@ -8,7 +8,18 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, BigInteger, Double, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 RUN_STATES = (
@@ -178,3 +189,55 @@ class Control(Base):
     args: Mapped[dict[str, Any]] = mapped_column(JSON)
     posted_at: Mapped[float]
     consumed_at: Mapped[float | None]
+
+
+REQUEST_STATES = ("queued", "taken", "started", "finished", "failed", "cancelled")
+REQUEST_ENDED = frozenset({"finished", "failed", "cancelled"})
+
+
+class RunRequest(Base):
+    """A request to run a protocol somewhere that can serve it (see `labctl.store.requests`)."""
+
+    __tablename__ = "run_requests"
+    __table_args__ = (Index("ix_run_requests_pick", "state", "priority", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    protocol_name: Mapped[str] = mapped_column(String(200))
+    protocol_path: Mapped[str] = mapped_column(Text, default="")
+    protocol_text: Mapped[str] = mapped_column(Text)
+    protocol_sha256: Mapped[str] = mapped_column(String(64))
+    parameters: Mapped[dict[str, Any]] = mapped_column(JSON)
+    requirements: Mapped[dict[str, Any]] = mapped_column(JSON)  # {"kinds", "roles", "instruments"}
+    simulate: Mapped[bool] = mapped_column(Boolean, default=False)
+    realtime: Mapped[bool] = mapped_column(Boolean, default=False)  # a dry run on the wall clock
+    sample_id: Mapped[str | None] = mapped_column(String(200))
+    requested_by: Mapped[str] = mapped_column(String(200))
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    not_before: Mapped[float | None]
+    state: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[float]
+    taken_at: Mapped[float | None]
+    started_at: Mapped[float | None]
+    ended_at: Mapped[float | None]
+    worker: Mapped[str | None] = mapped_column(String(200))
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"))
+    process: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # the launched run process: host, pid, start
+    reason: Mapped[str] = mapped_column(Text, default="")
+
+
+class Worker(Base):
+    """A runner or bench worker: what station it serves and a heartbeat (one row per worker name)."""
+
+    __tablename__ = "workers"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))  # "runner" (SQLite, this PC) or "worker" (procrastinate)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    proc_started: Mapped[float | None]
+    boot_id: Mapped[str | None] = mapped_column(String(64))
+    station_name: Mapped[str] = mapped_column(String(200))
+    station: Mapped[dict[str, Any]] = mapped_column(JSON)  # {"roles": {role: lease key}, "simulate": bool}
+    state: Mapped[str] = mapped_column(String(20))  # running, stopping, stopped
+    started_at: Mapped[float]
+    heartbeat_at: Mapped[float]
