@@ -106,11 +106,10 @@ def test_candidates_order_priority_then_age_and_not_before(store) -> None:
 
 
 def test_queue_show_says_no_station_can_serve_it(store) -> None:
-    from labctl.engine.protocol_adapter import station_from
-
     from labctl.queue.matching import capability
+    from labctl.station import load_station
 
-    _, info = station_from(DATA / "station-pot.yaml")
+    info = load_station(DATA / "station-pot.yaml")
     requests.register_worker(
         store, "bench-pot", kind="runner", station_name=info.name, station=capability(info, True)
     )

@@ -238,9 +238,9 @@ def test_sixty_requests_over_three_workers_each_once_where_it_can_run(workers: W
 
 
 def store_fixtures_key(station: Path, role: str) -> str:
-    from labctl.engine.protocol_adapter import station_from
+    from labctl.station import load_station
 
-    return station_from(station)[1].roles[role].lease_key
+    return load_station(station).roles[role].lease_key
 
 
 def _pg_ctl(tools, db: str) -> Callable[..., None]:

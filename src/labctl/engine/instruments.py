@@ -15,6 +15,7 @@ from labctl.drivers.transport import Recorder, Transport, open_link
 from labctl.engine.errors import PreflightError
 from labctl.station import Station
 from labctl.steps import StepModel, kind_of
+from labctl.steps.registry import step_kind
 
 #: extra attempts a driver makes of an idempotent read after a lost, late, garbled or cut reply or a dropped
 #: link (commands are never retried: a lost RUN, RF on or move is read back, not re-sent)
@@ -23,10 +24,15 @@ READ_RETRIES = 1
 
 def roles_for(steps: Iterable[StepModel], station: Station) -> tuple[list[str], list[str]]:
     """(roles the steps use that the station has, required roles it lacks)."""
+    return roles_for_kinds([kind_of(step).KIND for step in steps], station)
+
+
+def roles_for_kinds(kinds: Iterable[str], station: Station) -> tuple[list[str], list[str]]:
+    """`roles_for` by step-kind name (what a run request records of its protocol)."""
     need: set[str] = set()
     missing: set[str] = set()
-    for step in steps:
-        ex = kind_of(step)
+    for kind in kinds:
+        ex = step_kind(kind)
         for role in ex.ROLES:
             if role.endswith(".*"):
                 family = role[:-2]

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from labctl.engine.station_info import StationInfo
 from labctl.queue.matching import capability, keys_needed, unmet, why_waiting
+from labctl.station import Station
 from labctl.store import leases, requests
 from labctl.store.models import TERMINAL_STATES
 
@@ -47,7 +47,7 @@ class Dispatcher:
     name: str
     kind: str  # "runner" or "worker"
     station_path: Path
-    info: StationInfo
+    info: Station
     simulate: bool
     db_url: str  # with its password: handed to the run processes
     max_parallel: int = 1

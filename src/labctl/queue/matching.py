@@ -14,19 +14,19 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from labctl.engine.executors.base import executor_for
-from labctl.engine.instruments import lease_keys, roles_for
-from labctl.engine.station_info import StationInfo
+from labctl.engine.instruments import lease_keys, roles_for_kinds
+from labctl.station import Station
+from labctl.steps.registry import step_kind
 
 
 def requirements_of(kinds: Iterable[str], instruments: Iterable[str] = ()) -> dict[str, Any]:
-    """The roles the step kinds need (in the executors' own words) and the named instruments."""
+    """The roles the step kinds need (in the step kinds' own words) and the named instruments."""
     kinds = list(kinds)
-    roles = sorted({role for kind in kinds for role in executor_for(kind).ROLES})
+    roles = sorted({role for kind in kinds for role in step_kind(kind).ROLES})
     return {"kinds": kinds, "roles": roles, "instruments": sorted(set(instruments))}
 
 
-def capability(info: StationInfo, simulate: bool) -> dict[str, Any]:
+def capability(info: Station, simulate: bool) -> dict[str, Any]:
     """What a worker's row says its station offers."""
     return {"roles": {role: spec.lease_key for role, spec in info.roles.items()}, "simulate": simulate}
 
@@ -53,9 +53,9 @@ def unmet(requirements: dict[str, Any], simulate: bool, cap: dict[str, Any]) -> 
     return "; ".join(parts) or None
 
 
-def keys_needed(requirements: dict[str, Any], info: StationInfo) -> list[str]:
+def keys_needed(requirements: dict[str, Any], info: Station) -> list[str]:
     """The lease keys a run of this request would take on this station."""
-    roles, _ = roles_for(requirements.get("kinds") or [], info)
+    roles, _ = roles_for_kinds(requirements.get("kinds") or [], info)
     return lease_keys(info, roles)
 
 

@@ -31,12 +31,12 @@ def make_dispatcher(
     store: Any, *, station: Path, simulate: bool, max_parallel: int, name: str | None, kind: str
 ) -> Dispatcher:
     """Load the station and build the dispatcher (errors name the station file)."""
-    from labctl.engine.protocol_adapter import station_from
     from labctl.errors import ConfigError
+    from labctl.station import load_station
 
     if max_parallel < 1:
         raise ConfigError(f"--max-parallel must be at least 1, got {max_parallel}")
-    _, info = station_from(station)
+    info = load_station(station)
     db_url = store.engine.url.render_as_string(hide_password=False)
     return Dispatcher(
         store, name or default_name(kind), kind, station.resolve(), info, simulate, db_url, max_parallel
