@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 STREAM_UNITS: dict[str, dict[str, str]] = {
     "cycling": {"t": "s", "voltage": "V", "current": "A", "cycle": "1", "half_cycle": "1"},
     "ocv": {"t": "s", "voltage": "V"},
-    "eis": {"freq": "Hz", "z_real": "ohm", "z_imag": "ohm"},
+    "eis": {"freq": "Hz", "z_real": "ohm", "z_imag": "ohm", "t_received": "s"},
     "ce": {"cycle": "1", "q_plate": "C", "q_strip": "C", "ce": "1"},
     "qcm": {"t": "s", "pressure": "Pa", "forward": "W", "thickness": "m", "rate": "m/s"},
 }
