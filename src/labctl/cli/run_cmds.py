@@ -128,7 +128,10 @@ def run(
         console.print_json(json.dumps(summary_json(result, db=label, name=spec.name), default=str))
     else:
         console.print()
-        console.print(summary_table(result), markup=False)  # step reasons carry instrument replies
+        from labctl.display import protocol_units
+
+        units = protocol_units(spec.text, spec.parameters)
+        console.print(summary_table(result, units), markup=False)  # step reasons carry instrument replies
         console.print(
             f"state [bold]{result.state.value}[/] ({esc(result.reason)}); {result.points} data points; "
             f"run {result.run_id} in {esc(label)}",

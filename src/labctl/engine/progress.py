@@ -188,16 +188,23 @@ KEY_COMMANDED = {
 }
 
 
-def summary_table(result: RunResult) -> Table:
+def summary_table(result: RunResult, units: list[dict[str, str]] | None = None) -> Table:
+    """The run's steps with their key commanded and achieved values, each with its unit: the unit the protocol
+    wrote (`units`, per step: field -> unit, see `labctl.display.protocol_units`) or a display unit."""
+    from labctl.display import StepValues, split_key
+
     t = Table(title=f"run {result.run_id}: {result.state.value}", title_justify="left")
     for col in ("#", "step", "status", "duration", "commanded → achieved", "points"):
         t.add_column(col)
     for s in result.steps:
+        values = StepValues(s.kind, units[s.index] if units and s.index < len(units) else {})
+        shown = values.texts({k: v for k, v in s.achieved.items() if isinstance(v, (int, float, str))})
         pairs = []
         for key in KEY_ACHIEVED:
-            if key in s.achieved and s.achieved[key] is not None:
-                cmd = s.achieved.get(KEY_COMMANDED.get(key, ""), None)
-                pairs.append(f"{key}: {_fmt(cmd) + ' → ' if cmd is not None else ''}{_fmt(s.achieved[key])}")
+            if key in shown:
+                cmd = shown.get(KEY_COMMANDED.get(key, ""))
+                label = split_key(key)[0]
+                pairs.append(f"{label}: {cmd + ' → ' if cmd is not None else ''}{shown[key]}")
         style = {"done": "green", "deviated": "yellow", "failed": "red"}.get(s.status, "")
         t.add_row(
             str(s.index + 1),
