@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from engine_fakes import FakeStore
@@ -93,7 +94,8 @@ def test_run_simulate_human_summary(files) -> None:
         app, ["run", str(tmp / "proto.yaml"), "--station", str(tmp / "station.yaml"), "--simulate"]
     )
     assert res.exit_code == 0, res.output
-    assert "completed" in res.output and "immersion_time_s" in res.output
+    assert "completed" in res.output and "immersion_time:" in res.output
+    assert re.search(r"│\s+[0-9.]+ s → [0-9.]+ s\s+│", res.output), res.output  # value and unit whole
 
 
 def test_bad_override_is_a_clear_error(files) -> None:

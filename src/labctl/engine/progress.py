@@ -195,7 +195,7 @@ def summary_table(result: RunResult, units: list[dict[str, str]] | None = None) 
 
     t = Table(title=f"run {result.run_id}: {result.state.value}", title_justify="left")
     for col in ("#", "step", "status", "duration", "commanded → achieved", "points"):
-        t.add_column(col)
+        t.add_column(col, min_width=22 if col.startswith("commanded") else None)
     for s in result.steps:
         values = StepValues(s.kind, units[s.index] if units and s.index < len(units) else {})
         shown = values.texts({k: v for k, v in s.achieved.items() if isinstance(v, (int, float, str))})
@@ -204,7 +204,8 @@ def summary_table(result: RunResult, units: list[dict[str, str]] | None = None) 
             if key in shown:
                 cmd = shown.get(KEY_COMMANDED.get(key, ""))
                 label = split_key(key)[0]
-                pairs.append(f"{label}: {cmd + ' → ' if cmd is not None else ''}{shown[key]}")
+                # the label on its own line, so a value and its unit are never split at 80 columns
+                pairs.append(f"{label}:\n  {cmd + ' → ' if cmd is not None else ''}{shown[key]}")
         style = {"done": "green", "deviated": "yellow", "failed": "red"}.get(s.status, "")
         t.add_row(
             str(s.index + 1),
