@@ -87,6 +87,9 @@ class PrepareBath(Executor):
             commanded_stock_m3=v1,
             commanded_solvent_m3=vs,
         )
+        if ctx.dry_run and hasattr(ctx.world, "select_bath"):  # the simulated valves open to this bath
+            for role in plan:
+                ctx.world.select_bath(role, str(p.get("bath") or ""))
         self._dispense(ctx, plan)
         got = {role: float(ctx.role(role).dispensed()) for role in plan}
         d1 = got[stock_role] if stock_role else 0.0

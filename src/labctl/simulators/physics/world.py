@@ -79,6 +79,7 @@ class PhysicalWorld:
         return float(median * math.exp(self._rng[stream].normal(0, math.sqrt(math.log(1 + cv * cv)))))
 
     def _map_pumps(self) -> dict[str, str]:
+        """Each pump's valve starts at the first bath that lists it (a pump on one bath never switches)."""
         out: dict[str, str] = {}
         for name, spec in self.config.baths.items():
             for pump in spec.pumps:
@@ -90,6 +91,37 @@ class PhysicalWorld:
         if name is None and len(self.baths) == 1:
             name = next(iter(self.baths))
         return self.baths.get(name) if name else None
+
+    def select_bath(self, pump: str, bath: str, t: float | None = None) -> None:
+        """Turn `pump`'s selector valve to `bath`: what it pumps from now on flows there.
+
+        A pump that feeds several baths (the station's `baths:` entries list it under each) has a valve per
+        outlet; the world cannot guess which one is open, so whoever fills a bath says so (in a dry run the
+        `prepare_bath` step does, before it dispenses). What flowed before `t` stays where it went; a flow
+        still running is split at `t`. Raises `WorldConfigError` if the bath is not plumbed to the pump."""
+        if bath not in self.baths:
+            raise WorldConfigError(f"no bath {bath!r} on this station (baths: {', '.join(self.baths)})")
+        plumbed = [name for name, b in self.baths.items() if pump in b.spec.pumps]
+        if plumbed and bath not in plumbed:
+            raise WorldConfigError(f"{pump} is not plumbed to bath {bath!r} (it feeds {', '.join(plumbed)})")
+        t = self.now() if t is None else t
+        self._advance(t)
+        old = self._bath_of_pump(pump)
+        new = self.baths[bath]
+        self._pump_bath[pump] = bath
+        if old is None or old is new or pump not in old.flows:
+            return
+        old.advance(t, self.stocks)
+        t0, rate, t_end = old.flows.pop(pump)
+        if t_end is None or t_end > t:
+            new.advance(t, self.stocks)
+            new.flows[pump] = (max(t0, t), rate, t_end)
+        self.events.append((t, "valve", {"pump": pump, "bath": bath}))
+
+    def bath_of_pump(self, pump: str) -> str | None:
+        """The bath `pump`'s valve is open to (None: a pump plumbed nowhere)."""
+        name = self._pump_bath.get(pump)
+        return name if name is not None else (next(iter(self.baths)) if len(self.baths) == 1 else None)
 
     def _seen(self, t: float) -> None:
         self._t_seen = max(self._t_seen, t)
@@ -235,6 +267,7 @@ class PhysicalWorld:
 
     def bath_state(self, name: str) -> dict[str, Any]:
         b = self.baths[name]
+        self._advance(max(self.now(), self.t))
         b.advance(self.t, self.stocks)
         return {"volume_m3": b.volume, "salt": b.salt, "concentration_mol_m3": b.concentration,
                 "salt_mol": b.salt_mol, "overflowed_m3": b.overflowed_m3}
