@@ -252,7 +252,7 @@ class Cell:
         else:
             if dt is None:
                 dt = np.maximum(np.diff(tt, prepend=t_before), 0.0)
-            life_arr = p.life_s(jj, 1.0) * np.maximum(q, qref) ** (-p.n_q)
+            life_arr = p.life_s(jj, np.maximum(q, qref))
             u_clock = u0 + np.cumsum(dt / life_arr)
             self.u_clock = float(u_clock[-1])
 
@@ -302,15 +302,16 @@ class Cell:
         return (self.k + 1) // 2 if self.k >= 0 else 0
 
     def impedance(self, t: float, freq_hz: np.ndarray, *, noise: bool | None = None) -> np.ndarray:
-        """Z(f) in Ω of R_el − (R_film ∥ CPE) − (R_ct ∥ CPE_dl) − W_s (+ series L), §3.1; the film arc holds
-        R_film + R_dead + the native-film (activation) excess, so Z(f→0) = the DC small-current slope."""
+        """Z(f) in Ω of L − R_el − (R_film ∥ CPE) − (R_ct ∥ CPE_dl) − W_s, §3.1: the film arc holds the
+        overlayer's R_film (+ SEI + dead Li), the charge-transfer arc m_act·2V_T/j0 (the native-film
+        activation is kinetics), so Z(f→0) = the DC small-current slope and R_film = n_c·L/σ of this cell."""
         p = self.p
         self.mark_rest(t)
         f = np.asarray(freq_hz, dtype=float)
         jw = 1j * 2 * np.pi * f
         n = self._cycle_for_eis()
-        rct0 = p.r_ct_base()
-        film = p.r_film + p.r_sei + p.r_dead(self.lost) + (p.m_act(n) - 1) * rct0
+        rct0 = p.r_ct_base() * p.m_act(n)
+        film = p.r_film + p.r_sei + p.r_dead(self.lost)
         grow = 1 - math.exp(-n / 3.0)
         q_film, a_film = p.q_film, p.alpha_film
         q_dl, a_dl = p.q_dl, p.alpha_dl
@@ -358,6 +359,7 @@ class Cell:
             "q_total_mah_cm2": self.q_total, "q_last_mah_cm2": self.q_last, "lost_mah_cm2": self.lost,
             "l_dead_um": p.l_dead_um(self.lost), "r_el_ohm_cm2": p.r_el(self.lost),
             "r_film_ohm_cm2": p.r_film, "r_dead_ohm_cm2": p.r_dead(self.lost),
+            "sigma_film_s_cm": p.sigma_cell,
             "r_dc_small_ohm_cm2": p.r_dc_small(self.lost, self._cycle_for_eis()),
             "j0_ma_cm2": (p.j0a, p.j0b), "j_lim_ma_cm2": p.j_lim, "f_layer": p.f_layer, "ce": p.ce,
             "short_clock": self.u_clock, "short_threshold": p.u_crit, "shorted": self.shorted,

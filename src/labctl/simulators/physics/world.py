@@ -19,6 +19,7 @@ from labctl.simulators.physics.cell import Cell
 from labctl.simulators.physics.cellparams import COATED_SIDES, KINDS, build_params
 from labctl.simulators.physics.chamber import Chamber, ChamberSpec
 from labctl.simulators.physics.fabrication import deal_grove_um, dip_wet_thickness_m, immersion_b_um2_s
+from labctl.simulators.physics.recipes import RecipeError, polymer_solution
 from labctl.simulators.physics.sample import Layer, Sample
 from labctl.simulators.physics.stage import Piece, Stage, Vec3, inside_interval
 
@@ -257,6 +258,21 @@ class PhysicalWorld:
         if volume is not None:
             b.volume = volume
 
+    def set_dip_recipe(self, bath: str, polymer: str, solvent: str | None = None, *,
+                       drying_temperature_c: float | None = None) -> PolymerSolution:
+        """Fill dip bath `bath` with the solution a `dip_coat` step names (`polymer`, `solvent`; PVDF's phase
+        follows its drying temperature): see `recipes.polymer_solution`. Raises `WorldConfigError` for a bath,
+        polymer or solvent the world does not know."""
+        if bath not in self.baths:
+            raise WorldConfigError(f"no bath {bath!r} on this station (baths: {', '.join(self.baths)})")
+        try:
+            sol = polymer_solution(polymer, solvent, drying_temperature_c=drying_temperature_c)
+        except RecipeError as exc:
+            raise WorldConfigError(str(exc)) from exc
+        b = self.baths[bath]
+        self.set_polymer(bath, sol, volume=None if b.volume > 0 else 0.4 * b.spec.capacity)
+        return sol
+
     def sample_record(self) -> dict[str, Any]:
         """The fabricated overlayer (thickness mean/sd in µm, coverage, σ_eff, kind, crack flag, ...)."""
         self._settle_sample()
@@ -352,7 +368,7 @@ class PhysicalWorld:
         h_dry = sol.solids_fraction * h_wet * self._lognormal("dip", 1.0, 0.07)
         la = next((x for x in self.sample.layers if x.source == f"dip {bath}"), None)
         if la is None:
-            la = self.sample.add_layer(Layer("polymer", 0.0, cv=0.07, sigma_eff=sol.sigma_eff,
+            la = self.sample.add_layer(Layer(sol.layer, 0.0, cv=0.07, sigma_eff=sol.sigma_eff,
                                              source=f"dip {bath}"))
         la.thickness_um += h_dry * 1e6
         la.wet_until = t + sol.density * h_wet / sol.evaporation
