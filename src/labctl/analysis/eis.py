@@ -110,7 +110,7 @@ def fit(freq: np.ndarray, z: np.ndarray, guesses: list[dict[str, float]] | None 
     best = None
     for g in guesses or initial_guesses(freq, z):
         x0 = np.clip(_pack(g), lower + 1e-9, upper - 1e-9)
-        res = least_squares(residual, x0, bounds=(lower, upper), x_scale="jac", max_nfev=4000)
+        res = least_squares(residual, x0, bounds=(lower, upper), x_scale="jac", max_nfev=150)
         if best is None or res.cost < best.cost:
             best = res
     assert best is not None

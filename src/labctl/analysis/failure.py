@@ -130,14 +130,21 @@ def half_cycle_bounds(current: np.ndarray, half_cycle: np.ndarray | None = None)
     return [(int(a), int(b)) for a, b in zip(starts, stops, strict=True) if np.any(np.abs(i[a:b]) > 1e-12)]
 
 
+def feed(criterion: ShortCriterion, t: np.ndarray, v: np.ndarray, i: np.ndarray,
+         bounds: list[tuple[int, int]]) -> tuple[float, str, int] | None:
+    """Feed the half-cycles `bounds` of a trace to `criterion` in order; (time, criterion, half-cycle index)
+    of the first short."""
+    for k, (a, b) in enumerate(bounds):
+        found = criterion.check(t[a:b], v[a:b], i[a:b])
+        if found is not None:
+            return found[0], found[1], k
+    return None
+
+
 def find_short(t: np.ndarray, voltage: np.ndarray, current: np.ndarray, half_cycle: np.ndarray | None = None,
                *, r_el_ohm: float | None = None, threshold: float | None = None,
                window: float | None = None) -> tuple[float, str, int] | None:
     """The offline form: (time, criterion, index of the half-cycle) of the first short in a stored trace."""
     det = ShortCriterion(r_el_ohm=r_el_ohm, threshold=threshold, window=window)
     t, v, i = (np.asarray(x, dtype=float) for x in (t, voltage, current))
-    for k, (a, b) in enumerate(half_cycle_bounds(i, half_cycle)):
-        found = det.check(t[a:b], v[a:b], i[a:b])
-        if found is not None:
-            return found[0], found[1], k
-    return None
+    return feed(det, t, v, i, half_cycle_bounds(i, half_cycle))

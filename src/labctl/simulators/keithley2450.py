@@ -12,7 +12,9 @@ What the core computes, and the choices where the sources are silent:
   instant of the previous one is taken 1 ns later); a reading takes no time, so the period is the delay;
 - with the output off the cell is open: V = `world.cell_ocv(t)`, I = 0;
 - compliance: a |V| beyond the voltage limit is clamped to it and latches `:SOUR:CURR:VLIM:TRIP?` = 1 until
-  the next `:INIT`, a new level, or the output changes; the SOURce element is the programmed level;
+  the next `:INIT`, a new level, or the output changes; the SOURce element is the source readback (on by
+  default): the programmed level, or in compliance the current that flowed at the limit (the world's
+  `cell_current_at_limit` if it has one, else the ohmic share level·V_limit/|V|);
 - `RELative` is the time since the buffer's first reading; buffers keep their last `capacity` readings;
 - `*LANG SCPI|TSP|SCPI2400` takes effect at the next power cycle, as on the instrument;
 - stuck busy: the trigger model never finishes (`:TRIG:STAT?` stays RUNNING, the buffer stops filling);
@@ -184,6 +186,11 @@ class Keithley2450Sim(DeviceCore):
         over = np.abs(v) > self.vlim
         if over.any():
             self.tripped = True
+            # in compliance the 2450 holds V at the limit and its source readback (on by default) reports
+            # the current that actually flowed, not the programmed level: `i` is updated in place
+            limited = getattr(self.world, "cell_current_at_limit", None)
+            i[over] = (limited(t[over], i[over], v[over], self.vlim) if limited is not None
+                       else i[over] * self.vlim / np.abs(v[over]))
             v[over] = np.sign(v[over]) * self.vlim
         return v
 

@@ -19,6 +19,7 @@ from labctl.simulators.physics.cellparams import CellParams
 
 SPIKE_RATE = 1e-5  # rare measurement spikes per point
 CU_OCV = 2.9  # V, Li|Cu with no Li on the Cu
+R_LEAK = 1e6  # Ω cm², an electrode with no Li to strip: side reactions only (1 µA/cm² at 1 V)
 
 
 def _rq(r: float, q: float, alpha: float, jw: np.ndarray) -> np.ndarray:
@@ -276,6 +277,20 @@ class Cell:
             self.eta_c = 0.0
         return v
 
+    def current_at_limit(self, current_a: np.ndarray, v: np.ndarray, v_limit: float) -> np.ndarray:
+        """The current (A) that flows when a voltage-limited source holds the cell at `v_limit` where the
+        model asked for more (`v`, at the programmed `current_a`): an electrode with no Li left to strip
+        (Li|Cu after the plated Li is gone, or an exhausted Li inventory) passes only a leak (R_LEAK);
+        otherwise the ohmic share current·v_limit/|v|."""
+        i = np.asarray(current_a, dtype=float)
+        if self.p.kind == "li_cu":
+            exhausted = self.last_sign > 0 and self._cu_li_now() <= 1e-9
+        else:
+            exhausted = self.q_half > self.p.n_li - self.lost / 2
+        if exhausted:
+            return np.sign(i) * v_limit / (R_LEAK / self.p.area_cm2)
+        return i * v_limit / np.maximum(np.abs(np.asarray(v, dtype=float)), v_limit)
+
     def _divide(self, v: np.ndarray, jj: np.ndarray) -> np.ndarray:
         """Soft short: a parallel electronic path R_sh,soft: V = V_ec·R_sh/(R_sh + R_app), R_app = V_ec/j."""
         r_app = np.abs(v) / (jj * 1e-3)
@@ -303,13 +318,15 @@ class Cell:
 
     def impedance(self, t: float, freq_hz: np.ndarray, *, noise: bool | None = None) -> np.ndarray:
         """Z(f) in Ω of L − R_el − (R_film ∥ CPE) − (R_ct ∥ CPE_dl) − W_s, §3.1: the film arc holds the
-        overlayer's R_film (+ SEI + dead Li), the charge-transfer arc m_act·2V_T/j0 (the native-film
-        activation is kinetics), so Z(f→0) = the DC small-current slope and R_film = n_c·L/σ of this cell."""
+        overlayer's R_film (+ SEI + dead Li), the charge-transfer arc m_act·2V_T/j0, so Z(f→0) = the DC
+        small-current slope and R_film = n_c·L/σ of this cell."""
         p = self.p
         self.mark_rest(t)
         f = np.asarray(freq_hz, dtype=float)
         jw = 1j * 2 * np.pi * f
         n = self._cycle_for_eis()
+        # the activation excess (m_act − 1)·R_ct is kinetics (it multiplies η_ct in the DC model): it belongs
+        # to the charge-transfer arc, not to the film's, whose R must stay n_c·L/σ
         rct0 = p.r_ct_base() * p.m_act(n)
         film = p.r_film + p.r_sei + p.r_dead(self.lost)
         grow = 1 - math.exp(-n / 3.0)

@@ -213,6 +213,12 @@ class PhysicalWorld:
     def cell_ocv(self, t: float) -> float:
         return self._cell().ocv(t)
 
+    def cell_current_at_limit(self, t: np.ndarray, current_a: np.ndarray, v: np.ndarray,
+                              v_limit: float) -> np.ndarray:
+        """What flows at points (`t`, just asked of `cell_voltage`) where a source in voltage compliance holds
+        the cell at `v_limit` instead of the model's `v` (see `Cell.current_at_limit`)."""
+        return self._cell().current_at_limit(current_a, v, v_limit)
+
     def _cell(self) -> Cell:
         if self.cell is None:
             self.assemble_cell()
