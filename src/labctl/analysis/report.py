@@ -154,6 +154,7 @@ def cycling_metrics(
         "overpotential_100h_mV": None if rate_test else mv(_at_hours(table, 100, t0)),
         "overpotential_500h_mV": None if rate_test else mv(_at_hours(table, 500, t0)),
         "overpotential_last_mV": mv(float(table.plating[-1])) if len(table.cycle) else None,
+        "hysteresis_cycle2_mV": mv(float(table.hysteresis[1])) if len(table.cycle) >= 2 else None,
         "hysteresis_cycle10_mV": mv(float(table.hysteresis[9])) if len(table.cycle) >= 10 else None,
         "growth_mV_per_100h": mv(growth),
         "failure_mode": fail.mode,
