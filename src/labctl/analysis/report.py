@@ -320,6 +320,13 @@ def write_report(data: RunData, out_dir: Path) -> dict[str, Any]:
                         table, out_dir / f"{tag}-overpotential.png", failure_cycle=fc
                     ).name
                 )
+            ce_entry = entry.get("ce") or {}
+            if ce_entry.get("method") == "aurbach" and ce_entry.get("ce_avg") is not None:
+                figures.append(plots.aurbach(
+                    c["t"], c["voltage"], out_dir / f"{tag}-aurbach.png",
+                    q_reservoir=ce_entry["q_reservoir_C"], q_cycle=ce_entry["q_cycle_C"],
+                    n=int(ce_entry["cycles"]), q_final=ce_entry["q_final_strip_C"], ce_avg=ce_entry["ce_avg"],
+                    area_cm2=data.area_m2 * 1e4 if data.area_m2 else None).name)
             if entry.get("ce", {}).get("method") == "cycling":
                 ce = coulombic.ce_per_cycle(hc)
                 figures.append(plots.ce_vs_cycle(ce["cycle"], ce["ce"], out_dir / f"{tag}-ce.png").name)
@@ -334,15 +341,22 @@ def write_report(data: RunData, out_dir: Path) -> dict[str, Any]:
         if sd.eis is not None and "eis" in entry:
             f = np.logspace(np.log10(sd.eis["freq"].max()), np.log10(sd.eis["freq"].min()), 300)
             zf = eis.circuit(f, **entry["eis"]["params"])
+            a_cm2 = data.area_m2 * 1e4 if data.area_m2 else None
             figures.append(
                 plots.nyquist(
                     sd.eis["z_real"],
                     sd.eis["z_imag"],
                     out_dir / f"{tag}-nyquist.png",
+                    freq=sd.eis["freq"],
+                    area_cm2=a_cm2,
                     fit_real=zf.real,
                     fit_imag=zf.imag,
-                    circuit="R0-p(R1,CPE1)-p(R2,CPE2)-Ws1",
+                    circuit="L0-R0-p(R1,CPE1)-p(R2,CPE2)-Ws1",
                 ).name
+            )
+            figures.append(
+                plots.bode(sd.eis["freq"], sd.eis["z_real"], sd.eis["z_imag"], out_dir / f"{tag}-bode.png",
+                           area_cm2=a_cm2, fit_freq=f, fit_real=zf.real, fit_imag=zf.imag).name
             )
     m["figures"] = figures
     (out_dir / "metrics.json").write_text(json.dumps(m, indent=2, default=_json_default))
@@ -368,21 +382,44 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def _metric_rows(m: dict[str, Any]) -> list[tuple[str, str]]:
-    rows: list[tuple[str, str]] = []
+EIS_UNITS = {"r_el": "Ω", "r_film": "Ω", "r_ct": "Ω", "r_d": "Ω", "q_film": "S·sᵅ", "q_dl": "S·sᵅ",
+             "a_film": "—", "a_dl": "—", "tau_w": "s", "l0": "H"}
+SUFFIX_UNITS = {"_mV": "mV", "_mV_per_100h": "mV/100 h", "_mA_cm2": "mA/cm²", "_mAh_cm2": "mAh/cm²",
+                "_h": "h", "_s": "s", "_A": "A", "_C": "C", "_S_cm": "S/cm", "_ohm": "Ω"}
+PLAIN_UNITS = {"points": "—", "cycles": "—", "soft_shorts": "—", "failure_mode": "—", "failure_detail": "—",
+               "hours_to_failure": "h", "duration_h": "h", "ce_avg": "—", "ce_avg_run": "—",
+               "first_cycle": "—",
+               "mean": "—", "method": "—", "outcome": "—", "half_cycles": "—", "overpotential_mV": "mV",
+               "current_density_mA_cm2": "mA/cm²"}
+
+
+def _unit(name: str) -> str:
+    if name in PLAIN_UNITS:
+        return PLAIN_UNITS[name]
+    for suffix, unit in sorted(SUFFIX_UNITS.items(), key=lambda kv: -len(kv[0])):
+        if name.endswith(suffix):
+            return unit
+    return "—"
+
+
+def _metric_rows(m: dict[str, Any], area_m2: float | None = None) -> list[tuple[str, str, str]]:
+    """(metric, value, unit) rows; EIS resistances also in Ω·cm² when the electrode area is known."""
+    rows: list[tuple[str, str, str]] = []
     for entry in m["steps"]:
         for key in ("cycling", "ce", "rate"):
             for name, value in (entry.get(key) or {}).items():
-                rows.append((f"step {entry['index']} {entry['kind']}: {name}", _fmt(value)))
+                rows.append((f"step {entry['index']} {entry['kind']}: {name}", _fmt(value), _unit(name)))
         if "eis" in entry:
             for name, value in entry["eis"]["params"].items():
                 ci = entry["eis"]["ci95"].get(name)
-                rows.append(
-                    (f"step {entry['index']} eis: {name}", f"{value:.4g} ± {ci:.2g}" if ci else _fmt(value))
-                )
+                rows.append((f"step {entry['index']} eis: {name}",
+                             f"{value:.4g} ± {ci:.2g}" if ci else _fmt(value), EIS_UNITS.get(name, "—")))
+                if EIS_UNITS.get(name) == "Ω" and area_m2:
+                    rows.append((f"step {entry['index']} eis: {name} (area-specific)",
+                                 f"{value * area_m2 * 1e4:.4g}", "Ω·cm²"))
     if m.get("conductivity"):
         c = m["conductivity"]
-        rows.append(("ionic conductivity σ (S/cm)", f"{c['sigma_S_cm']:.3g} ± {c['sigma_sd_S_cm']:.2g}"))
+        rows.append(("ionic conductivity σ", f"{c['sigma_S_cm']:.3g} ± {c['sigma_sd_S_cm']:.2g}", "S/cm"))
     return rows
 
 
@@ -408,10 +445,10 @@ def summary_markdown(data: RunData, m: dict[str, Any]) -> str:
         "",
         "Overpotential = median |V| over the middle 50 % of the plating half-cycle.",
         "",
-        "| metric | value |",
-        "|---|---|",
+        "| metric | value | unit |",
+        "|---|---|---|",
     ]
-    lines += [f"| {k} | {v} |" for k, v in _metric_rows(m)]
+    lines += [f"| {k} | {v} | {u} |" for k, v, u in _metric_rows(m, data.area_m2)]
     lines += ["", "## Figures", ""] + [f"![{f}]({f})" for f in m.get("figures", [])]
     return "\n".join(lines) + "\n"
 
@@ -423,7 +460,8 @@ def _short(d: dict[str, Any], limit: int = 160) -> str:
 
 def summary_html(data: RunData, m: dict[str, Any]) -> str:
     esc = html.escape
-    rows = "".join(f"<tr><td>{esc(k)}</td><td>{esc(v)}</td></tr>" for k, v in _metric_rows(m))
+    rows = "".join(f"<tr><td>{esc(k)}</td><td>{esc(v)}</td><td>{esc(u)}</td></tr>"
+                   for k, v, u in _metric_rows(m, data.area_m2))
     prov = "".join(
         f"<tr><th>{esc(k)}</th><td>{esc(_fmt(v))}</td></tr>"
         for k, v in m["run"].items()
@@ -446,7 +484,8 @@ def summary_html(data: RunData, m: dict[str, Any]) -> str:
         f"<h2>Provenance</h2><table>{prov}</table><h2>Steps</h2><table><tr><th>#</th><th>kind</th>"
         f"<th>status</th><th>commanded</th><th>achieved</th></tr>{steps}</table><h2>Metrics</h2>"
         "<p>Overpotential = median |V| over the middle 50 % of the plating half-cycle.</p>"
-        f"<table>{rows}</table><h2>Figures</h2>{figs}</body></html>"
+        f"<table><tr><th>metric</th><th>value</th><th>unit</th></tr>{rows}</table><h2>Figures</h2>{figs}"
+        "</body></html>"
     )
 
 
