@@ -283,7 +283,9 @@ def measure(job: Job) -> dict[str, Any]:
     layer = m.get("overlayer") or {}
     out["thickness_um"] = (layer.get("thickness_m") or 0.0) * 1e6
     out["cracked"] = bool(layer.get("cracked"))
-    out["coverage"] = layer.get("coverage")
+    out["coverage"] = next(
+        (la.get("coverage") for la in layer.get("layers", []) if la.get("kind") == layer.get("layer")), None
+    )
     if m.get("conductivity"):
         out["sigma"] = m["conductivity"]["sigma_S_cm"]
     for entry in m["steps"]:

@@ -313,7 +313,7 @@ def write_report(data: RunData, out_dir: Path) -> dict[str, Any]:
                 ).name
             )
             table = cycling.cycles(hc)
-            if len(table.cycle):
+            if len(table.cycle) and sd.kind != "coulombic_efficiency":  # CE: the Aurbach figure instead
                 fc = int(table.cycle[-1]) + 1 if fm is not None else None
                 figures.append(
                     plots.overpotential_vs_cycle(
