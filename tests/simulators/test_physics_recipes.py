@@ -49,6 +49,9 @@ def test_set_dip_recipe_fills_the_bath_and_names_unknown_baths() -> None:
     assert w.baths["polymer"].spec.polymer == sol and w.baths["polymer"].volume > 0
     with pytest.raises(WorldConfigError, match="no bath 'dip'"):
         w.set_dip_recipe("dip", "PDMS")
+    assert w.polymer_solution("PEO-UPy", "THF").layer == "peo_upy"  # what a dry run's observer asks for
+    with pytest.raises(WorldConfigError, match="'Nylon'"):
+        w.polymer_solution("Nylon")
 
 
 def _params(kind: str | None, thickness_um: float = 0.0, sigma: float | None = None):

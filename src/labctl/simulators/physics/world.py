@@ -264,6 +264,15 @@ class PhysicalWorld:
         if volume is not None:
             b.volume = volume
 
+    def polymer_solution(self, polymer: str, solvent: str | None = None, *,
+                         drying_temperature_c: float | None = None) -> PolymerSolution:
+        """The dip-coating solution a recipe names (see `recipes.polymer_solution`); `WorldConfigError` for a
+        polymer or solvent the world does not know."""
+        try:
+            return polymer_solution(polymer, solvent, drying_temperature_c=drying_temperature_c)
+        except RecipeError as exc:
+            raise WorldConfigError(str(exc)) from exc
+
     def set_dip_recipe(self, bath: str, polymer: str, solvent: str | None = None, *,
                        drying_temperature_c: float | None = None) -> PolymerSolution:
         """Fill dip bath `bath` with the solution a `dip_coat` step names (`polymer`, `solvent`; PVDF's phase
@@ -271,10 +280,7 @@ class PhysicalWorld:
         polymer or solvent the world does not know."""
         if bath not in self.baths:
             raise WorldConfigError(f"no bath {bath!r} on this station (baths: {', '.join(self.baths)})")
-        try:
-            sol = polymer_solution(polymer, solvent, drying_temperature_c=drying_temperature_c)
-        except RecipeError as exc:
-            raise WorldConfigError(str(exc)) from exc
+        sol = self.polymer_solution(polymer, solvent, drying_temperature_c=drying_temperature_c)
         b = self.baths[bath]
         self.set_polymer(bath, sol, volume=None if b.volume > 0 else 0.4 * b.spec.capacity)
         return sol
