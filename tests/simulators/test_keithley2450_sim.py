@@ -152,7 +152,13 @@ def test_trigger_model_in_simulated_time_calls_the_world_once_per_point():
 def test_compliance_clamps_and_trips_and_output_off_reads_the_ocv():
     r = Raw()
     r(':SOUR:FUNC CURR;:SOUR:CURR 0.5;:SOUR:CURR:VLIM 2;:SENS:FUNC "VOLT";:OUTP 1')
+    # 0.5 A into 10 ohm asks 5 V; held at the 2 V limit, the source readback reports what flowed: 0.2 A
+    assert r(':READ? "defbuffer1", READ, SOUR') == b"2.000000000e+00,2.000000000e-01\n"
+    r(":SOUR:CURR:READ:BACK OFF")  # read-back off: SOURce is the programmed level, compliance or not
     assert r(':READ? "defbuffer1", READ, SOUR') == b"2.000000000e+00,5.000000000e-01\n"
+    r(':SENS:FUNC "CURR"')  # the measured current is what flowed
+    assert r(':READ? "defbuffer1", READ') == b"2.000000000e-01\n"
+    r(':SENS:FUNC "VOLT";:SOUR:CURR:READ:BACK ON')
     assert r(":SOUR:CURR:VLIM:TRIP?") == b"1\n"
     r(":SOUR:CURR -0.5")
     assert r(":SOUR:CURR:VLIM:TRIP?") == b"0\n"

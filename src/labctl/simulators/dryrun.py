@@ -1,7 +1,8 @@
 """The dry-run bench: the physical world of a station, its simulator cores on one clock, and the observer that
-keeps the world in step with what the run says it did (a stock loaded, a dip solution, a cell assembled, a
-sample changed). The engine never knows it is dry-running: it publishes run events to its observers and talks
-to drivers over `labsim://`; this module is the only place that ties those events to the world.
+keeps the world in step with what the run says it did (a stock loaded, the bath a pump fills, a dip solution,
+a cell assembled, a sample changed). The engine never knows it is dry-running: it publishes run events to its
+observers and talks to drivers over `labsim://`; this module is the only place that ties those events to the
+world.
 
 A world that cannot be built is an error naming the station and the reason; there is no silent fallback.
 """
@@ -54,20 +55,32 @@ class WorldObserver:
         )
         return None
 
+    def on_bath_filling(self, data: dict[str, Any]) -> dict[str, Any] | None:
+        """Each pump's selector valve opens to the bath it fills, so what it pumps lands there (a rinse
+        made after an alloy bath on the same pump no longer dilutes the alloy bath)."""
+        for pump in data["pumps"]:
+            self.world.select_bath(pump, data["bath"])
+        return None
+
     def on_dip_solution(self, data: dict[str, Any]) -> dict[str, Any] | None:
-        """The protocol's polymer/solvent into the world's bath. The world needs a solution by name: its
-        `polymer_solution(polymer, solvent)` (guarded: a world without it keeps the bath's own solution, and
-        the record says so)."""
-        make = getattr(self.world, "polymer_solution", None)
-        if make is None:
-            return {
-                "source": "simulated world (dry run)",
-                "solution": "bath default",
-                "why": "the simulated world has no polymer_solution(polymer, solvent)",
-            }
-        solution = make(data.get("polymer"), data.get("solvent"))
-        self.world.set_polymer(data["bath"], solution)
-        return {"source": "simulated world (dry run)", "solution": getattr(solution, "name", str(solution))}
+        """The protocol's polymer/solvent (and its drying temperature: plain PVDF dried hot is alpha-PVDF)
+        into the world's dip bath, by the world's `set_dip_recipe` (guarded: a world without it keeps the
+        bath's own solution, and the record says so)."""
+        fill = getattr(self.world, "set_dip_recipe", None)
+        if fill is None or not data.get("polymer"):
+            why = ("the simulated world has no set_dip_recipe(bath, polymer, solvent)" if fill is None
+                   else "the step names no polymer")
+            return {"source": "simulated world (dry run)", "solution": "bath default", "why": why}
+        dry = data.get("drying_temperature")
+        solution = fill(
+            data["bath"], data["polymer"], data.get("solvent"),
+            drying_temperature_c=None if dry is None else float(dry),
+        )
+        return {
+            "source": "simulated world (dry run)",
+            "solution": getattr(solution, "name", str(solution)),
+            "layer": getattr(solution, "layer", None),
+        }
 
     def on_cell_assembled(self, data: dict[str, Any]) -> dict[str, Any] | None:
         kwargs = {k: data[k] for k in ("kind", "electrolyte", "separator", "coated") if k in data}
