@@ -63,24 +63,22 @@ class WorldObserver:
         return None
 
     def on_dip_solution(self, data: dict[str, Any]) -> dict[str, Any] | None:
-        """The protocol's polymer/solvent (and its drying temperature: plain PVDF dried hot is alpha-PVDF)
-        into the world's dip bath, by the world's `set_dip_recipe` (guarded: a world without it keeps the
-        bath's own solution, and the record says so)."""
-        fill = getattr(self.world, "set_dip_recipe", None)
-        if fill is None or not data.get("polymer"):
-            why = ("the simulated world has no set_dip_recipe(bath, polymer, solvent)" if fill is None
-                   else "the step names no polymer")
-            return {"source": "simulated world (dry run)", "solution": "bath default", "why": why}
+        """The protocol's polymer/solvent into the world's bath. The world needs a solution by name: its
+        `polymer_solution(polymer, solvent)`, given the step's drying temperature too when it has one (plain
+        PVDF dried hot is alpha-PVDF); guarded: a world without it keeps the bath's own solution, and the
+        record says so."""
+        make = getattr(self.world, "polymer_solution", None)
+        if make is None:
+            return {
+                "source": "simulated world (dry run)",
+                "solution": "bath default",
+                "why": "the simulated world has no polymer_solution(polymer, solvent)",
+            }
         dry = data.get("drying_temperature")
-        solution = fill(
-            data["bath"], data["polymer"], data.get("solvent"),
-            drying_temperature_c=None if dry is None else float(dry),
-        )
-        return {
-            "source": "simulated world (dry run)",
-            "solution": getattr(solution, "name", str(solution)),
-            "layer": getattr(solution, "layer", None),
-        }
+        extra = {} if dry is None else {"drying_temperature_c": float(dry)}
+        solution = make(data.get("polymer"), data.get("solvent"), **extra)
+        self.world.set_polymer(data["bath"], solution)
+        return {"source": "simulated world (dry run)", "solution": getattr(solution, "name", str(solution))}
 
     def on_cell_assembled(self, data: dict[str, Any]) -> dict[str, Any] | None:
         kwargs = {k: data[k] for k in ("kind", "electrolyte", "separator", "coated") if k in data}
