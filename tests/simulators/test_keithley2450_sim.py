@@ -311,6 +311,19 @@ def test_driver_in_process(smu):
     assert core.output is False
 
 
+def test_a_fresh_driver_holds_zero_current_not_zero_volts(smu):
+    """The 2450 powers on sourcing voltage and sensing current: an OCV (`acquire(current=0)`) before any
+    `configure_galvanostatic` must still source 0 A and read volts, not hold the cell at 0 V."""
+    k, core, _world, _clock = smu
+    assert core.function == "VOLT"
+    tr = k.acquire(current=0.0, duration=5.0, interval=1.0)
+    assert core.function == "CURR" and core.sense.startswith("VOLT")
+    assert len(tr.t) == 5 and np.all(tr.current == 0.0) and np.all(tr.voltage == 0.0)
+    tr = k.acquire(current=2e-3, duration=2.0, interval=1.0)  # 10 ohm: volts, not the current
+    np.testing.assert_allclose(tr.voltage, 0.02)
+    np.testing.assert_allclose(tr.current, 2e-3)
+
+
 def test_driver_refuses_2400_emulation():
     clock = VirtualClock()
     registry.register("k-2400", Keithley2450Sim("k-2400", clock=clock, language="SCPI2400"))
