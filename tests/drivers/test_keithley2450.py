@@ -25,8 +25,8 @@ ASC = [(b":FORM:DATA ASC\n", b"")]
 
 
 def first_acquisition(duration_interval: bytes, fmt: list = REAL) -> list[tuple[bytes, bytes]]:
-    """What a fresh driver sends to start a 1 mA DurationLoop (format; source current and sense voltage, as the
-    2450 powers on sourcing voltage; the level, output, 10-point buffer)."""
+    """What a fresh driver sends to start a 1 mA DurationLoop (format; source current and sense voltage, as
+    the 2450 powers on sourcing voltage; the level, output, 10-point buffer)."""
     return [
         *fmt,
         (b":SOUR:FUNC CURR\n", b""),
