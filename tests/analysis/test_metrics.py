@@ -35,11 +35,10 @@ def test_short_at_known_time(square_wave):
     t_short = 77.0 * HOUR
     shorted = t >= t_short
     v[shorted] = i[shorted] * 1.5  # 1.5 ohm: a square wave of ~1.7 mV
-    hc = cycling.half_cycles(t, v, i)
-    failure = cycling.detect_failure(hc, r_el_ohm=2.0)
+    failure = cycling.detect_failure(t, v, i, r_el_ohm=2.0)
     assert failure.mode == "hard_short"
     assert failure.hours == pytest.approx(77.0, abs=1.0)
-    no_rel = cycling.detect_failure(hc)  # by the collapse criterion alone
+    no_rel = cycling.detect_failure(t, v, i)  # by the collapse criterion alone
     assert no_rel.mode == "hard_short" and no_rel.hours == pytest.approx(77.0, abs=1.0)
 
 
@@ -47,17 +46,17 @@ def test_soft_short_recovers_and_is_flagged(square_wave):
     t, v, i = square_wave(40)
     soft = (t > 30 * HOUR) & (t <= 31 * HOUR)
     v[soft] = i[soft] * 3.0
-    failure = cycling.detect_failure(cycling.half_cycles(t, v, i))
-    assert failure.mode is None
+    failure = cycling.detect_failure(t, v, i)  # a short is a failure (physics §4.1); it recovered: soft
+    assert failure.mode == "soft_short" and failure.hours == pytest.approx(30, abs=1)
     assert len(failure.soft_shorts) == 1 and failure.soft_shorts[0] / HOUR == pytest.approx(30, abs=1)
 
 
 def test_voltage_limit_and_runaway(square_wave):
     t, v, i = square_wave(30)
     v = v * (1 + (t / (30 * HOUR)) ** 4 * 5)
-    hc = cycling.half_cycles(t, v, i)
-    assert cycling.detect_failure(hc).mode == "overpotential_runaway"
-    assert cycling.detect_failure(hc, voltage_limit=0.05).mode == "voltage_limit"
+    assert cycling.detect_failure(t, v, i).mode == "overpotential_runaway"
+    assert cycling.detect_failure(t, v, i, voltage_limit=0.05).mode == "voltage_limit"
+    assert cycling.detect_failure(t, v, i, rate_test=True).mode is None  # a rate test has no runaway
 
 
 def test_rate_capability_levels(square_wave):

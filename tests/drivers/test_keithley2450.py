@@ -25,9 +25,12 @@ ASC = [(b":FORM:DATA ASC\n", b"")]
 
 
 def first_acquisition(duration_interval: bytes, fmt: list = REAL) -> list[tuple[bytes, bytes]]:
-    """What a fresh driver sends to start a 1 mA DurationLoop (format, source, output, 10-point buffer)."""
+    """What a fresh driver sends to start a 1 mA DurationLoop (format; source current and sense voltage, as
+    the 2450 powers on sourcing voltage; the level, output, 10-point buffer)."""
     return [
         *fmt,
+        (b":SOUR:FUNC CURR\n", b""),
+        (b':SENS:FUNC "VOLT:DC"\n', b""),
         (b":SOUR:CURR 0.001\n", b""),
         (b":OUTP 1\n", b""),
         (b':TRAC:MAKE "labctl", 10\n', b""),

@@ -22,6 +22,8 @@ def test_acquire_reads_the_buffer_while_the_trigger_model_runs(monkeypatch):
     t = ScriptedTransport(
         [
             (b":FORM:DATA ASC\n", b""),
+            (b":SOUR:FUNC CURR\n", b""),
+            (b':SENS:FUNC "VOLT:DC"\n', b""),
             (b":SOUR:CURR 0.001\n", b""),
             (b":OUTP 1\n", b""),
             (b':TRAC:MAKE "labctl", 10\n', b""),

@@ -152,7 +152,13 @@ def test_trigger_model_in_simulated_time_calls_the_world_once_per_point():
 def test_compliance_clamps_and_trips_and_output_off_reads_the_ocv():
     r = Raw()
     r(':SOUR:FUNC CURR;:SOUR:CURR 0.5;:SOUR:CURR:VLIM 2;:SENS:FUNC "VOLT";:OUTP 1')
+    # 0.5 A into 10 ohm asks 5 V; held at the 2 V limit, the source readback reports what flowed: 0.2 A
+    assert r(':READ? "defbuffer1", READ, SOUR') == b"2.000000000e+00,2.000000000e-01\n"
+    r(":SOUR:CURR:READ:BACK OFF")  # read-back off: SOURce is the programmed level, compliance or not
     assert r(':READ? "defbuffer1", READ, SOUR') == b"2.000000000e+00,5.000000000e-01\n"
+    r(':SENS:FUNC "CURR"')  # the measured current is what flowed
+    assert r(':READ? "defbuffer1", READ') == b"2.000000000e-01\n"
+    r(':SENS:FUNC "VOLT";:SOUR:CURR:READ:BACK ON')
     assert r(":SOUR:CURR:VLIM:TRIP?") == b"1\n"
     r(":SOUR:CURR -0.5")
     assert r(":SOUR:CURR:VLIM:TRIP?") == b"0\n"
@@ -303,6 +309,19 @@ def test_driver_in_process(smu):
     assert tr.tripped and np.all(tr.voltage == 1.0) and k.limit_tripped()
     assert k.safe_state() == {"output": False, "current_a": 0.0}
     assert core.output is False
+
+
+def test_a_fresh_driver_holds_zero_current_not_zero_volts(smu):
+    """The 2450 powers on sourcing voltage and sensing current: an OCV (`acquire(current=0)`) before any
+    `configure_galvanostatic` must still source 0 A and read volts, not hold the cell at 0 V."""
+    k, core, _world, _clock = smu
+    assert core.function == "VOLT"
+    tr = k.acquire(current=0.0, duration=5.0, interval=1.0)
+    assert core.function == "CURR" and core.sense.startswith("VOLT")
+    assert len(tr.t) == 5 and np.all(tr.current == 0.0) and np.all(tr.voltage == 0.0)
+    tr = k.acquire(current=2e-3, duration=2.0, interval=1.0)  # 10 ohm: volts, not the current
+    np.testing.assert_allclose(tr.voltage, 0.02)
+    np.testing.assert_allclose(tr.current, 2e-3)
 
 
 def test_driver_refuses_2400_emulation():

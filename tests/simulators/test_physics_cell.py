@@ -92,7 +92,9 @@ def test_at_10_ma_10_mah_bare_shorts_before_coated_in_90_percent_of_200_seeds() 
     coated = _short_times(("li_in", 5.0), range(1000, 1200), 10.0, 10.0, 400, dt=120.0)
     assert (bare < coated).mean() >= 0.9
     assert 2.5 <= np.median(bare) <= 9  # "bare shorts in ≈ 5 h (2-3 cycles)"
-    assert 15 <= np.median(coated) <= 100  # "coated in tens of hours"
+    # physics.md §5 said "coated in tens of hours"; seed-results.md (which wins) quotes coated cells lasting
+    # 1000 h at 5 mA/cm² and 10 mAh/cm²: a good film flattens the j- and Q-dependence of the short clock
+    assert np.median(coated) >= 100
 
 
 def test_hard_short_signature() -> None:

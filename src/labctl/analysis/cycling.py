@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from labctl.analysis.failure import ShortCriterion, feed, half_cycle_bounds
+
 HOUR = 3600.0
 
 
@@ -43,7 +45,7 @@ class HalfCycles:
         return 0.5 * (self.t_start + self.t_end)
 
 
-def segment(current: np.ndarray, *, rest_fraction: float = 0.02,
+def segment(current: np.ndarray, *, rest_fraction: float = 1e-3,
             min_points: int = 3) -> list[tuple[int, int]]:
     """(start, stop) index pairs of constant-sign current runs, rests excluded, vectorised."""
     i = np.asarray(current, dtype=float)
@@ -58,14 +60,22 @@ def segment(current: np.ndarray, *, rest_fraction: float = 0.02,
     return list(zip(starts[keep].tolist(), stops[keep].tolist(), strict=True))
 
 
-def half_cycles(t: np.ndarray, voltage: np.ndarray, current: np.ndarray, **kw: float) -> HalfCycles:
-    """Split a trace into half-cycles and compute their metrics."""
+def half_cycles(t: np.ndarray, voltage: np.ndarray, current: np.ndarray,
+                half_cycle: np.ndarray | None = None, **kw: float) -> HalfCycles:
+    """Split a trace into half-cycles and compute their metrics. With the stored `half_cycle` column the split
+    is the engine's own (every stage of a rate test kept, however small its current against the largest);
+    without it, runs of one current sign (`segment`)."""
     t = np.asarray(t, dtype=float)
     v = np.asarray(voltage, dtype=float)
     i = np.asarray(current, dtype=float)
     rows = []
     cycle = 0
-    for a, b in segment(i, **kw):
+    if half_cycle is not None:
+        least = int(kw.get("min_points", 3))
+        bounds = [(a, b) for a, b in half_cycle_bounds(i, half_cycle) if b - a >= least]
+    else:
+        bounds = segment(i, **kw)
+    for a, b in bounds:
         sign = 1 if np.median(i[a:b]) > 0 else -1
         if sign < 0 or cycle == 0:  # a cycle starts with its plating half (or the trace's first half)
             cycle += 1
@@ -126,10 +136,10 @@ def growth_per_100h(t_mid: np.ndarray, overpotential: np.ndarray, *, start_h: fl
 class Failure:
     """How and when a cell failed (mode None: it did not)."""
 
-    mode: str | None            # "hard_short" | "voltage_limit" | "overpotential_runaway" | None
+    mode: str | None  # "hard_short" | "soft_short" | "voltage_limit" | "overpotential_runaway" | None
     time_s: float | None = None
     half_cycle: int | None = None
-    soft_shorts: list[float] = field(default_factory=list)   # times (s) of recovered collapses
+    soft_shorts: list[float] = field(default_factory=list)   # times (s) of collapses that recovered
     detail: str = ""
 
     @property
@@ -137,49 +147,76 @@ class Failure:
         return None if self.time_s is None else self.time_s / HOUR
 
 
-def detect_failure(hc: HalfCycles, *, voltage_limit: float | None = None, r_el_ohm: float | None = None,
-                   drop: float = 0.5, window: int = 10, flat: float = 1.15,
-                   runaway_factor: float = 2.0) -> Failure:
-    """First failure by the reference definitions (physics §4.1).
+def detect_failure(t: np.ndarray, voltage: np.ndarray, current: np.ndarray,
+                   half_cycle: np.ndarray | None = None, *, criterion: ShortCriterion | None = None,
+                   voltage_limit: float | None = None,
+                   r_el_ohm: float | None = None, threshold: float | None = None, window: float | None = None,
+                   runaway_factor: float = 2.0, rate_test: bool = False, drop: float = 0.5) -> Failure:
+    """The first failure of a cycling trace (physics §4.1 "cycle life": first of a short, |V| at the cut-off,
+    overpotential > `runaway_factor` × its cycle-10 value).
 
-    Hard short: apparent resistance |V|/|I| below the electrolyte resistance `r_el_ohm` (when known), or the
-    half-cycle overpotential drops by ≥ `drop` against the median of the previous `window` half-cycles with a
-    flattened profile (peak/median < `flat`) and does not recover; a collapse that recovers is a soft short.
-    Voltage limit: peak |V| reaches `voltage_limit`. Runaway: overpotential > `runaway_factor` × cycle 10's.
-    """
-    n = len(hc)
-    soft: list[float] = []
-    ref10 = None
-    tenth = np.flatnonzero(hc.cycle == 10)
-    if tenth.size:
-        ref10 = float(hc.overpotential[tenth[0]])
-    for k in range(n):
-        over, t0 = float(hc.overpotential[k]), float(hc.t_start[k])
-        if voltage_limit is not None and hc.peak[k] >= 0.999 * voltage_limit:
-            return Failure("voltage_limit", t0, k, soft, f"|V| reached {hc.peak[k]:.3f} V")
-        r_app = over / abs(hc.current[k]) if hc.current[k] else np.inf
-        collapsed = r_el_ohm is not None and r_app < r_el_ohm
-        if k >= window and not collapsed:
-            base = float(np.median(hc.overpotential[k - window:k]))
-            collapsed = over <= (1 - drop) * base and hc.flatness[k] < flat
-        if collapsed:
-            later = hc.overpotential[k + 1:k + 1 + window]
-            base = float(np.median(hc.overpotential[max(0, k - window):k])) if k else over
-            if later.size and np.median(later) > (1 - drop) * base:
-                soft.append(t0)
-                continue
-            return Failure("hard_short", t0, k, soft, f"overpotential {over * 1e3:.1f} mV, "
-                           f"apparent resistance {r_app:.3g} ohm")
-        if ref10 is not None and hc.cycle[k] > 10 and over > runaway_factor * ref10:
-            return Failure("overpotential_runaway", t0, k, soft,
-                           f"{over * 1e3:.1f} mV > {runaway_factor:g} x cycle-10 {ref10 * 1e3:.1f} mV")
-    return Failure(None, None, None, soft, "no failure detected")
+    The short is the engine's own criterion (`labctl.analysis.failure`), fed the same half-cycles with the
+    same parameters (`criterion` to continue a run-level one, else a fresh one from `r_el_ohm`, `threshold`,
+    `window`), so run and report agree. A short after which the half-cycle medians recover (data continued,
+    `short_detection.stop_after`) is reported as a soft short. Rate tests change current on purpose: no
+    runaway criterion there."""
+    t, v, i = (np.asarray(x, dtype=float) for x in (t, voltage, current))
+    crit = criterion or ShortCriterion(r_el_ohm=r_el_ohm, threshold=threshold, window=window, drop=drop)
+    bounds = half_cycle_bounds(i, half_cycle)
+    candidates: list[Failure] = []
+    ref = crit.history[-20:]
+    found = feed(crit, t, v, i, bounds)
+    if found is not None:
+        at, detail, k = found
+        mode, soft = "hard_short", []
+        later = [float(np.median(np.abs(v[a:b][(b - a) // 4:max((b - a) // 4 + 1, 3 * (b - a) // 4)])))
+                 for a, b in bounds[k + 1:k + 11]]
+        prior = crit.history[-21:-1] or ref
+        if len(later) >= 3 and prior and np.median(later) > drop * float(np.median(prior)):
+            mode, soft = "soft_short", [at]
+            detail += "; recovered afterwards (soft short)"
+        candidates.append(Failure(mode, at, k, soft, detail))
+    if voltage_limit is not None:
+        hit = np.flatnonzero(np.abs(v) >= 0.999 * abs(voltage_limit))
+        if hit.size:
+            k = next(n for n, (a, b) in enumerate(bounds) if a <= hit[0] < b) if bounds else None
+            candidates.append(Failure("voltage_limit", float(t[hit[0]]), k, [],
+                                      f"|V| reached {abs(v[hit[0]]):.3f} V (limit {abs(voltage_limit):g} V)"))
+    if not rate_test:
+        hc = half_cycles(t, v, i, half_cycle)
+        tenth = np.flatnonzero(hc.cycle == 10)
+        if tenth.size:
+            ref10 = float(hc.overpotential[tenth[0]])
+            over = np.flatnonzero((hc.cycle > 10) & (hc.overpotential > runaway_factor * ref10))
+            if over.size:
+                k = int(over[0])
+                detail = (f"{hc.overpotential[k] * 1e3:.1f} mV > {runaway_factor:g} x cycle-10 "
+                          f"{ref10 * 1e3:.1f} mV")
+                candidates.append(Failure("overpotential_runaway", float(hc.t_start[k]), k, [], detail))
+    if not candidates:
+        return Failure(None, None, None, [], "no failure detected")
+    return min(candidates, key=lambda f: f.time_s if f.time_s is not None else np.inf)
+
+
+def before(hc: HalfCycles, time_s: float | None) -> HalfCycles:
+    """The half-cycles that ended before `time_s` (all of them if None): metrics never use data after a
+    failure."""
+    if time_s is None:
+        return hc
+    keep = hc.t_end < time_s
+    return HalfCycles(*(getattr(hc, f)[keep] for f in HalfCycles.__dataclass_fields__))
 
 
 def rate_capability(hc: HalfCycles, area_m2: float) -> dict[str, np.ndarray]:
-    """Median overpotential per distinct current density (A/m^2), for rate tests."""
+    """Median overpotential of each stage of a rate test, in the order run (a stage: consecutive half-cycles
+    at one current density, A/m^2, within 1 %; a return to an earlier current is a stage of its own)."""
     j = np.abs(hc.current) / area_m2
-    levels = np.unique(np.round(j, 6))
-    over = np.array([np.median(hc.overpotential[np.isclose(j, lv, rtol=1e-3)]) for lv in levels])
-    count = np.array([int(np.isclose(j, lv, rtol=1e-3).sum()) for lv in levels])
-    return {"current_density": levels, "overpotential": over, "half_cycles": count}
+    stages: list[list[int]] = []
+    for k, jk in enumerate(j):
+        if stages and np.isclose(jk, j[stages[-1][0]], rtol=1e-2):
+            stages[-1].append(k)
+        else:
+            stages.append([k])
+    return {"current_density": np.array([float(np.median(j[s])) for s in stages]),
+            "overpotential": np.array([float(np.median(hc.overpotential[s])) for s in stages]),
+            "half_cycles": np.array([len(s) for s in stages], dtype=int)}

@@ -1,8 +1,10 @@
 """Equivalent-circuit fit of impedance spectra and the overlayer's ionic conductivity (physics §3).
 
-Circuit: R_el − (R_film ∥ CPE_film) − (R_ct ∥ CPE_dl) − W_s (impedance.py notation
-`R0-p(R1,CPE1)-p(R2,CPE2)-Ws1`). Complex non-linear least squares with modulus weighting (scipy), positive
-parameters fitted in log space, 0.5 ≤ α ≤ 1, 95 % confidence intervals from the Jacobian, several starts.
+Circuit: L − R_el − (R_film ∥ CPE_film) − (R_ct ∥ CPE_dl) − W_s (impedance.py notation
+`L0-R0-p(R1,CPE1)-p(R2,CPE2)-Ws1`): the leads' series inductance is fitted, not left to bias R_el up and
+R_film down (seed-results.md, "Known errors"). Complex non-linear least squares with modulus weighting
+(scipy), positive parameters fitted in log space, 0.5 ≤ α ≤ 1, 95 % confidence intervals from the Jacobian,
+several starts.
 """
 
 from __future__ import annotations
@@ -14,19 +16,19 @@ from scipy.optimize import least_squares
 
 _SWAP = {"r_film": "r_ct", "r_ct": "r_film", "q_film": "q_dl", "q_dl": "q_film", "a_film": "a_dl",
          "a_dl": "a_film"}
-NAMES = ("r_el", "r_film", "q_film", "a_film", "r_ct", "q_dl", "a_dl", "r_d", "tau_w")
+NAMES = ("r_el", "r_film", "q_film", "a_film", "r_ct", "q_dl", "a_dl", "r_d", "tau_w", "l0")
 ALPHA = {"a_film", "a_dl"}
 
 
 def circuit(freq: np.ndarray, r_el: float, r_film: float, q_film: float, a_film: float, r_ct: float,
-            q_dl: float, a_dl: float, r_d: float, tau_w: float) -> np.ndarray:
-    """Impedance (ohm) of the reference circuit at `freq` (Hz)."""
+            q_dl: float, a_dl: float, r_d: float, tau_w: float, l0: float = 0.0) -> np.ndarray:
+    """Impedance (ohm) of the reference circuit at `freq` (Hz); `l0` the series inductance (H)."""
     jw = 1j * 2 * np.pi * np.asarray(freq, dtype=float)
     z_film = r_film / (1 + r_film * q_film * jw ** a_film)
     z_ct = r_ct / (1 + r_ct * q_dl * jw ** a_dl)
     s = np.sqrt(jw * tau_w)
     z_w = r_d * np.tanh(s) / s
-    return r_el + z_film + z_ct + z_w
+    return jw * l0 + r_el + z_film + z_ct + z_w
 
 
 @dataclass
@@ -61,6 +63,8 @@ def initial_guesses(freq: np.ndarray, z: np.ndarray) -> list[dict[str, float]]:
     r_el = max(float(np.min(z.real)) * 0.95, 1e-4)
     total = max(float(np.max(z.real)) - r_el, 1e-3)
     apexes = _apex_frequencies(freq, z)
+    top = int(np.argmax(freq))
+    l0 = max(float(z[top].imag) / (2 * np.pi * float(freq[top])), 1e-9)  # inductive tail at the top, if any
     film_f = sorted({*(a for a in apexes if a > 3e3), 1e5, 1e4}, reverse=True)[:3]
     ct_f = sorted({*(a for a in apexes if 1 < a <= 3e3), 1e3, 1e2}, reverse=True)[:3]
     guesses = []
@@ -70,7 +74,7 @@ def initial_guesses(freq: np.ndarray, z: np.ndarray) -> list[dict[str, float]]:
                 r1, r2 = split * total * 0.9, (1 - split) * total * 0.9
                 guesses.append({"r_el": r_el, "r_film": r1, "q_film": 1 / (r1 * (2 * np.pi * f1) ** 0.85),
                                 "a_film": 0.85, "r_ct": r2, "q_dl": 1 / (r2 * (2 * np.pi * f2) ** 0.85),
-                                "a_dl": 0.85, "r_d": 0.05 * total, "tau_w": 1.0})
+                                "a_dl": 0.85, "r_d": 0.05 * total, "tau_w": 1.0, "l0": l0})
     return guesses
 
 
@@ -106,7 +110,7 @@ def fit(freq: np.ndarray, z: np.ndarray, guesses: list[dict[str, float]] | None 
     best = None
     for g in guesses or initial_guesses(freq, z):
         x0 = np.clip(_pack(g), lower + 1e-9, upper - 1e-9)
-        res = least_squares(residual, x0, bounds=(lower, upper), x_scale="jac", max_nfev=4000)
+        res = least_squares(residual, x0, bounds=(lower, upper), x_scale="jac", max_nfev=150)
         if best is None or res.cost < best.cost:
             best = res
     assert best is not None

@@ -18,6 +18,7 @@ import numpy as np
 
 from labctl.analysis import coulombic, cycling, eis
 from labctl.analysis.cycling import HOUR
+from labctl.analysis.failure import ShortCriterion
 
 CYCLING_KINDS = {"cycle_symmetric", "rate_test", "coulombic_efficiency"}
 
@@ -107,10 +108,11 @@ def _thickness(overlayer: dict[str, Any]) -> float | None:
     return None
 
 
-def _at_hours(table: cycling.CycleTable, hours: float) -> float | None:
+def _at_hours(table: cycling.CycleTable, hours: float, t0: float = 0.0) -> float | None:
+    """The plating overpotential of the cycle nearest `hours` after the step began (None past the data)."""
     if not len(table.cycle):
         return None
-    th = table.t_mid / HOUR
+    th = (table.t_mid - t0) / HOUR
     if hours > th[-1] + 1e-9:
         return None
     return float(table.plating[int(np.argmin(np.abs(th - hours)))])
@@ -122,32 +124,45 @@ def cycling_metrics(
     area_m2: float | None,
     voltage_limit: float | None,
     r_el_ohm: float | None = None,
+    criterion: ShortCriterion | None = None,
+    rate_test: bool = False,
+    assess_failure: bool = True,
 ) -> dict[str, Any]:
-    hc = cycling.half_cycles(c["t"], c["voltage"], c["current"])
+    """A cycling step's metrics. Its failure comes first (the run's short criterion, see `failure`), and every
+    metric after it uses only the half-cycles that ended before the failure."""
+    hcol = c.get("half_cycle")
+    hc_all = cycling.half_cycles(c["t"], c["voltage"], c["current"], hcol)
+    fail = (cycling.detect_failure(c["t"], c["voltage"], c["current"], hcol, criterion=criterion,
+                                   voltage_limit=voltage_limit, r_el_ohm=r_el_ohm, rate_test=rate_test)
+            if assess_failure else cycling.Failure(None, None, None, [], "not assessed for Li|Cu CE steps"))
+    hc = cycling.before(hc_all, fail.time_s)
     table = cycling.cycles(hc)
-    fail = cycling.detect_failure(hc, voltage_limit=voltage_limit, r_el_ohm=r_el_ohm)
     mv = lambda x: None if x is None else round(1e3 * x, 2)  # noqa: E731
     first = float(table.plating[0]) if len(table.cycle) else None
     tenth = float(table.plating[9]) if len(table.cycle) >= 10 else None
-    growth = cycling.growth_per_100h(table.t_mid, table.plating)
-    q_plated = float(np.sum(hc.charge[hc.sign < 0])) if len(hc) else 0.0
+    growth = None if rate_test else cycling.growth_per_100h(table.t_mid, table.plating)
+    q_plated = float(np.sum(hc_all.charge[hc_all.sign < 0])) if len(hc_all) else 0.0
+    t = np.asarray(c["t"])
+    t0 = float(t[0]) if t.size else 0.0
     out: dict[str, Any] = {
-        "points": int(np.asarray(c["t"]).size),
-        "duration_h": round(float(np.ptp(c["t"])) / HOUR, 3) if np.asarray(c["t"]).size else 0.0,
+        "points": int(t.size),
+        "duration_h": round(float(np.ptp(t)) / HOUR, 3) if t.size else 0.0,
         "cycles": len(table.cycle),
-        "peak_first_half_cycle_mV": mv(float(hc.peak[0])) if len(hc) else None,
+        "peak_first_half_cycle_mV": mv(float(hc_all.peak[0])) if len(hc_all) else None,
         "overpotential_cycle1_mV": mv(first),
         "overpotential_cycle10_mV": mv(tenth),
-        "overpotential_100h_mV": mv(_at_hours(table, 100)),
-        "overpotential_500h_mV": mv(_at_hours(table, 500)),
+        "overpotential_100h_mV": None if rate_test else mv(_at_hours(table, 100, t0)),
+        "overpotential_500h_mV": None if rate_test else mv(_at_hours(table, 500, t0)),
         "overpotential_last_mV": mv(float(table.plating[-1])) if len(table.cycle) else None,
+        "hysteresis_cycle2_mV": mv(float(table.hysteresis[1])) if len(table.cycle) >= 2 else None,
         "hysteresis_cycle10_mV": mv(float(table.hysteresis[9])) if len(table.cycle) >= 10 else None,
         "growth_mV_per_100h": mv(growth),
         "failure_mode": fail.mode,
-        "hours_to_failure": None if fail.hours is None else round(fail.hours, 2),
+        "failure_at_s": fail.time_s,
+        "hours_to_failure": None if fail.time_s is None else round((fail.time_s - t0) / HOUR, 2),
         "soft_shorts": len(fail.soft_shorts),
         "failure_detail": fail.detail,
-        "current_A": float(np.median(np.abs(hc.current))) if len(hc) else None,
+        "current_A": float(np.median(np.abs(hc_all.current))) if len(hc_all) else None,
     }
     if area_m2:
         out["current_density_mA_cm2"] = (
@@ -181,7 +196,8 @@ def metrics(data: RunData) -> dict[str, Any]:
         },
         "steps": [],
     }
-    r_el = None
+    r_hf = None  # the engine's R_el: the high-frequency real impedance of the last EIS before the cycling
+    criterion: ShortCriterion | None = None  # one per run, as the engine keeps one detector per run
     sigma = None
     for sd in data.steps:
         entry: dict[str, Any] = {
@@ -193,19 +209,30 @@ def metrics(data: RunData) -> dict[str, Any]:
         }
         if sd.cycling is not None and {"t", "voltage", "current"} <= set(sd.cycling):
             vlim = sd.params.get("voltage_limit")
+            if sd.kind != "coulombic_efficiency" and criterion is None:
+                rule = sd.params.get("short_detection") or {}
+                criterion = ShortCriterion(
+                    r_el_ohm=r_hf,
+                    threshold=None if rule.get("threshold") is None else float(rule["threshold"]),
+                    window=None if rule.get("window") is None else float(rule["window"]),
+                )
             entry["cycling"] = cycling_metrics(
-                sd.cycling, area_m2=data.area_m2, voltage_limit=float(vlim) if vlim else None, r_el_ohm=r_el
+                sd.cycling, area_m2=data.area_m2, voltage_limit=float(vlim) if vlim else None,
+                criterion=criterion if sd.kind != "coulombic_efficiency" else None,
+                rate_test=sd.kind == "rate_test", assess_failure=sd.kind != "coulombic_efficiency",
             )
-            if sd.kind == "coulombic_efficiency":  # reaching the strip cut-off is the protocol, not a failure
-                entry["cycling"].update(failure_mode=None, hours_to_failure=None, soft_shorts=0,
-                                        failure_detail="not assessed for Li|Cu CE steps")
-            hc = cycling.half_cycles(sd.cycling["t"], sd.cycling["voltage"], sd.cycling["current"])
+            hc = cycling.half_cycles(sd.cycling["t"], sd.cycling["voltage"], sd.cycling["current"],
+                                     sd.cycling.get("half_cycle"))
+            hc = cycling.before(hc, entry["cycling"].get("failure_at_s"))
             if sd.kind == "coulombic_efficiency" and sd.params.get("method") == "aurbach":
-                # the protocol's own average from its measured charges; per-cycle pairs are Q_C/Q_C by design
-                entry["ce"] = {"method": "aurbach", "ce_avg": sd.achieved.get("ce_avg"),
-                               "q_reservoir_C": sd.achieved.get("q_reservoir_c"),
-                               "q_cycle_C": sd.achieved.get("q_cycle_c"), "cycles": sd.achieved.get("cycles"),
-                               "q_final_strip_C": sd.achieved.get("q_final_strip_c")}
+                # from the stored trace (the current that flowed, as the 2450 measured it), next to the
+                # run's own average; per-cycle pairs are Q_C/Q_C by design
+                n = int(sd.achieved.get("cycles") or sd.params.get("cycles") or 0)
+                a = coulombic.aurbach_from_half_cycles(hc, n) if n and len(hc) >= 2 * n + 2 else {}
+                entry["ce"] = {"method": "aurbach", "ce_avg": a.get("ce_avg"),
+                               "ce_avg_run": sd.achieved.get("ce_avg"),
+                               "q_reservoir_C": a.get("q_reservoir"), "q_cycle_C": a.get("q_cycle"),
+                               "cycles": n, "q_final_strip_C": a.get("q_final_strip")}
             elif sd.kind == "coulombic_efficiency":
                 ce = coulombic.ce_per_cycle(hc)
                 entry["ce"] = {
@@ -216,14 +243,18 @@ def metrics(data: RunData) -> dict[str, Any]:
                 }
             if sd.kind == "rate_test" and data.area_m2:
                 rc = cycling.rate_capability(hc, data.area_m2)
+                fm = entry["cycling"]["failure_mode"]
                 entry["rate"] = {
                     "current_density_mA_cm2": (rc["current_density"] / 10).round(4).tolist(),
                     "overpotential_mV": (rc["overpotential"] * 1e3).round(2).tolist(),
+                    "half_cycles": rc["half_cycles"].tolist(),
+                    "outcome": "all stages completed" if fm is None else
+                    f"ended by {fm.replace('_', ' ')} at {entry['cycling']['hours_to_failure']} h",
                 }
         if sd.eis is not None and {"freq", "z_real", "z_imag"} <= set(sd.eis):
             z = sd.eis["z_real"] + 1j * sd.eis["z_imag"]
             fit = eis.fit(sd.eis["freq"], z)
-            r_el = fit["r_el"]
+            r_hf = sd.achieved.get("r_high_freq_ohm", float(sd.eis["z_real"][int(np.argmax(sd.eis["freq"]))]))
             entry["eis"] = {"params": fit.params, "ci95": fit.ci95, "rel_residual": fit.rel_residual}
             thickness = _thickness(data.overlayer)
             if thickness and data.area_m2 and fit["r_film"] > 0 and sigma is None:  # the pristine cell's EIS
@@ -268,9 +299,10 @@ def write_report(data: RunData, out_dir: Path) -> dict[str, Any]:
         tag = f"step{sd.index:02d}-{sd.kind}"
         if sd.cycling is not None and "cycling" in entry:
             c = sd.cycling
-            hc = cycling.half_cycles(c["t"], c["voltage"], c["current"])
-            fail = (cycling.Failure(None) if sd.kind == "coulombic_efficiency"
-                    else cycling.detect_failure(hc, voltage_limit=sd.params.get("voltage_limit")))
+            hc = cycling.before(cycling.half_cycles(c["t"], c["voltage"], c["current"], c.get("half_cycle")),
+                                entry["cycling"].get("failure_at_s"))
+            fm, at = entry["cycling"].get("failure_mode"), entry["cycling"].get("failure_at_s")
+            fail = cycling.Failure(fm, at, None, [], entry["cycling"].get("failure_detail", ""))
             figures.append(
                 plots.voltage_vs_time(
                     c["t"],
@@ -281,13 +313,20 @@ def write_report(data: RunData, out_dir: Path) -> dict[str, Any]:
                 ).name
             )
             table = cycling.cycles(hc)
-            if len(table.cycle):
-                fc = int(hc.cycle[fail.half_cycle]) if fail.half_cycle is not None else None
+            if len(table.cycle) and sd.kind != "coulombic_efficiency":  # CE: the Aurbach figure instead
+                fc = int(table.cycle[-1]) + 1 if fm is not None else None
                 figures.append(
                     plots.overpotential_vs_cycle(
                         table, out_dir / f"{tag}-overpotential.png", failure_cycle=fc
                     ).name
                 )
+            ce_entry = entry.get("ce") or {}
+            if ce_entry.get("method") == "aurbach" and ce_entry.get("ce_avg") is not None:
+                figures.append(plots.aurbach(
+                    c["t"], c["voltage"], out_dir / f"{tag}-aurbach.png",
+                    q_reservoir=ce_entry["q_reservoir_C"], q_cycle=ce_entry["q_cycle_C"],
+                    n=int(ce_entry["cycles"]), q_final=ce_entry["q_final_strip_C"], ce_avg=ce_entry["ce_avg"],
+                    area_cm2=data.area_m2 * 1e4 if data.area_m2 else None).name)
             if entry.get("ce", {}).get("method") == "cycling":
                 ce = coulombic.ce_per_cycle(hc)
                 figures.append(plots.ce_vs_cycle(ce["cycle"], ce["ce"], out_dir / f"{tag}-ce.png").name)
@@ -302,15 +341,22 @@ def write_report(data: RunData, out_dir: Path) -> dict[str, Any]:
         if sd.eis is not None and "eis" in entry:
             f = np.logspace(np.log10(sd.eis["freq"].max()), np.log10(sd.eis["freq"].min()), 300)
             zf = eis.circuit(f, **entry["eis"]["params"])
+            a_cm2 = data.area_m2 * 1e4 if data.area_m2 else None
             figures.append(
                 plots.nyquist(
                     sd.eis["z_real"],
                     sd.eis["z_imag"],
                     out_dir / f"{tag}-nyquist.png",
+                    freq=sd.eis["freq"],
+                    area_cm2=a_cm2,
                     fit_real=zf.real,
                     fit_imag=zf.imag,
-                    circuit="R0-p(R1,CPE1)-p(R2,CPE2)-Ws1",
+                    circuit="L0-R0-p(R1,CPE1)-p(R2,CPE2)-Ws1",
                 ).name
+            )
+            figures.append(
+                plots.bode(sd.eis["freq"], sd.eis["z_real"], sd.eis["z_imag"], out_dir / f"{tag}-bode.png",
+                           area_cm2=a_cm2, fit_freq=f, fit_real=zf.real, fit_imag=zf.imag).name
             )
     m["figures"] = figures
     (out_dir / "metrics.json").write_text(json.dumps(m, indent=2, default=_json_default))
@@ -336,21 +382,44 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def _metric_rows(m: dict[str, Any]) -> list[tuple[str, str]]:
-    rows: list[tuple[str, str]] = []
+EIS_UNITS = {"r_el": "Ω", "r_film": "Ω", "r_ct": "Ω", "r_d": "Ω", "q_film": "S·sᵅ", "q_dl": "S·sᵅ",
+             "a_film": "—", "a_dl": "—", "tau_w": "s", "l0": "H"}
+SUFFIX_UNITS = {"_mV": "mV", "_mV_per_100h": "mV/100 h", "_mA_cm2": "mA/cm²", "_mAh_cm2": "mAh/cm²",
+                "_h": "h", "_s": "s", "_A": "A", "_C": "C", "_S_cm": "S/cm", "_ohm": "Ω"}
+PLAIN_UNITS = {"points": "—", "cycles": "—", "soft_shorts": "—", "failure_mode": "—", "failure_detail": "—",
+               "hours_to_failure": "h", "duration_h": "h", "ce_avg": "—", "ce_avg_run": "—",
+               "first_cycle": "—",
+               "mean": "—", "method": "—", "outcome": "—", "half_cycles": "—", "overpotential_mV": "mV",
+               "current_density_mA_cm2": "mA/cm²"}
+
+
+def _unit(name: str) -> str:
+    if name in PLAIN_UNITS:
+        return PLAIN_UNITS[name]
+    for suffix, unit in sorted(SUFFIX_UNITS.items(), key=lambda kv: -len(kv[0])):
+        if name.endswith(suffix):
+            return unit
+    return "—"
+
+
+def _metric_rows(m: dict[str, Any], area_m2: float | None = None) -> list[tuple[str, str, str]]:
+    """(metric, value, unit) rows; EIS resistances also in Ω·cm² when the electrode area is known."""
+    rows: list[tuple[str, str, str]] = []
     for entry in m["steps"]:
         for key in ("cycling", "ce", "rate"):
             for name, value in (entry.get(key) or {}).items():
-                rows.append((f"step {entry['index']} {entry['kind']}: {name}", _fmt(value)))
+                rows.append((f"step {entry['index']} {entry['kind']}: {name}", _fmt(value), _unit(name)))
         if "eis" in entry:
             for name, value in entry["eis"]["params"].items():
                 ci = entry["eis"]["ci95"].get(name)
-                rows.append(
-                    (f"step {entry['index']} eis: {name}", f"{value:.4g} ± {ci:.2g}" if ci else _fmt(value))
-                )
+                rows.append((f"step {entry['index']} eis: {name}",
+                             f"{value:.4g} ± {ci:.2g}" if ci else _fmt(value), EIS_UNITS.get(name, "—")))
+                if EIS_UNITS.get(name) == "Ω" and area_m2:
+                    rows.append((f"step {entry['index']} eis: {name} (area-specific)",
+                                 f"{value * area_m2 * 1e4:.4g}", "Ω·cm²"))
     if m.get("conductivity"):
         c = m["conductivity"]
-        rows.append(("ionic conductivity σ (S/cm)", f"{c['sigma_S_cm']:.3g} ± {c['sigma_sd_S_cm']:.2g}"))
+        rows.append(("ionic conductivity σ", f"{c['sigma_S_cm']:.3g} ± {c['sigma_sd_S_cm']:.2g}", "S/cm"))
     return rows
 
 
@@ -378,10 +447,10 @@ def summary_markdown(data: RunData, m: dict[str, Any]) -> str:
         "",
         "Overpotential = median |V| over the middle 50 % of the plating half-cycle.",
         "",
-        "| metric | value |",
-        "|---|---|",
+        "| metric | value | unit |",
+        "|---|---|---|",
     ]
-    lines += [f"| {k} | {v} |" for k, v in _metric_rows(m)]
+    lines += [f"| {k} | {v} | {u} |" for k, v, u in _metric_rows(m, data.area_m2)]
     lines += ["", "## Figures", ""] + [f"![{f}]({f})" for f in m.get("figures", [])]
     return "\n".join(lines) + "\n"
 
@@ -403,7 +472,8 @@ def _step_values(data: RunData) -> dict[int, Any]:
 
 def summary_html(data: RunData, m: dict[str, Any]) -> str:
     esc = html.escape
-    rows = "".join(f"<tr><td>{esc(k)}</td><td>{esc(v)}</td></tr>" for k, v in _metric_rows(m))
+    rows = "".join(f"<tr><td>{esc(k)}</td><td>{esc(v)}</td><td>{esc(u)}</td></tr>"
+                   for k, v, u in _metric_rows(m, data.area_m2))
     prov = "".join(
         f"<tr><th>{esc(k)}</th><td>{esc(_fmt(v))}</td></tr>"
         for k, v in m["run"].items()
@@ -428,7 +498,8 @@ def summary_html(data: RunData, m: dict[str, Any]) -> str:
         f"<h2>Provenance</h2><table>{prov}</table><h2>Steps</h2><table><tr><th>#</th><th>kind</th>"
         f"<th>status</th><th>commanded</th><th>achieved</th></tr>{steps}</table><h2>Metrics</h2>"
         "<p>Overpotential = median |V| over the middle 50 % of the plating half-cycle.</p>"
-        f"<table>{rows}</table><h2>Figures</h2>{figs}</body></html>"
+        f"<table><tr><th>metric</th><th>value</th><th>unit</th></tr>{rows}</table><h2>Figures</h2>{figs}"
+        "</body></html>"
     )
 
 

@@ -96,6 +96,7 @@ class Keithley2450(Driver):
         self._format_set = False  # the instrument was told `data_format` (unset again by a bad reply)
         self._buffer_size = 0  # capacity of the instrument's `labctl` buffer (0: not made yet)
         self._output_on: bool | None = None
+        self._galvanostatic = False  # told to source current and sense voltage since the link opened
 
     # -- the exchange layer ---------------------------------------------------------------------------
 
@@ -187,8 +188,17 @@ class Keithley2450(Driver):
             return []
         return list(self.DATA_FORMATS[self.data_format])
 
+    def _source_commands(self) -> list[str]:
+        """Source current, sense voltage, unless configured so since the link (re)opened: the 2450 powers on
+        (and `*RST`s) sourcing voltage and sensing current, so a bare `acquire(current=0)` (an OCV) would hold
+        0 V across the cell and read currents."""
+        if self._galvanostatic and not (self._resync or self._reopen):
+            return []
+        return [":SOUR:FUNC CURR", ':SENS:FUNC "VOLT:DC"']
+
     def _on_resync(self) -> None:
         self._format_set = False
+        self._galvanostatic = False
 
     def errors(self) -> list[tuple[int, str]]:
         """Drain the event log (`:SYST:ERR?` until code 0, at most `ERROR_DRAIN` queries)."""
@@ -247,6 +257,7 @@ class Keithley2450(Driver):
             *self.DATA_FORMATS[self.data_format],
         )
         self._format_set = True
+        self._galvanostatic = True
 
     def set_current(self, amperes: float) -> None:
         self.check("current", amperes)
@@ -292,7 +303,7 @@ class Keithley2450(Driver):
         self.check("interval", interval)
         points = max(1, math.ceil(duration / interval - 1e-9))
         self.check("points", points)
-        setup = [*self._format_commands(), f":SOUR:CURR {_num(current)}"]
+        setup = [*self._format_commands(), *self._source_commands(), f":SOUR:CURR {_num(current)}"]
         if not self._output_on:
             setup.append(":OUTP 1")
         size = max(points, 10)
@@ -305,6 +316,7 @@ class Keithley2450(Driver):
         setup += [f':TRIG:LOAD "DurationLoop", {_num(duration)}, {_num(interval)}, "{BUFFER}"', ":INIT"]
         self._command(*setup)
         self._format_set = True
+        self._galvanostatic = True
         self._output_on = True
         self._buffer_size = max(self._buffer_size, size)
         clock = self.transport.clock

@@ -1,7 +1,8 @@
 """The dry-run bench: the physical world of a station, its simulator cores on one clock, and the observer that
-keeps the world in step with what the run says it did (a stock loaded, a dip solution, a cell assembled, a
-sample changed). The engine never knows it is dry-running: it publishes run events to its observers and talks
-to drivers over `labsim://`; this module is the only place that ties those events to the world.
+keeps the world in step with what the run says it did (a stock loaded, the bath a pump fills, a dip solution,
+a cell assembled, a sample changed). The engine never knows it is dry-running: it publishes run events to its
+observers and talks to drivers over `labsim://`; this module is the only place that ties those events to the
+world.
 
 A world that cannot be built is an error naming the station and the reason; there is no silent fallback.
 """
@@ -54,10 +55,18 @@ class WorldObserver:
         )
         return None
 
+    def on_bath_filling(self, data: dict[str, Any]) -> dict[str, Any] | None:
+        """Each pump's selector valve opens to the bath it fills, so what it pumps lands there (a rinse
+        made after an alloy bath on the same pump no longer dilutes the alloy bath)."""
+        for pump in data["pumps"]:
+            self.world.select_bath(pump, data["bath"])
+        return None
+
     def on_dip_solution(self, data: dict[str, Any]) -> dict[str, Any] | None:
         """The protocol's polymer/solvent into the world's bath. The world needs a solution by name: its
-        `polymer_solution(polymer, solvent)` (guarded: a world without it keeps the bath's own solution, and
-        the record says so)."""
+        `polymer_solution(polymer, solvent)`, given the step's drying temperature too when it has one (plain
+        PVDF dried hot is alpha-PVDF); guarded: a world without it keeps the bath's own solution, and the
+        record says so."""
         make = getattr(self.world, "polymer_solution", None)
         if make is None:
             return {
@@ -65,7 +74,9 @@ class WorldObserver:
                 "solution": "bath default",
                 "why": "the simulated world has no polymer_solution(polymer, solvent)",
             }
-        solution = make(data.get("polymer"), data.get("solvent"))
+        dry = data.get("drying_temperature")
+        extra = {} if dry is None else {"drying_temperature_c": float(dry)}
+        solution = make(data.get("polymer"), data.get("solvent"), **extra)
         self.world.set_polymer(data["bath"], solution)
         return {"source": "simulated world (dry run)", "solution": getattr(solution, "name", str(solution))}
 

@@ -27,7 +27,10 @@ What the core computes, and the choices where the sources are silent:
   instrument busy meanwhile (as with `*WAI`);
 - compliance: a |V| beyond the voltage limit (or |I| beyond the current limit when sourcing voltage) is
   clamped to it and latches `...:VLIM:TRIP?`/`...:ILIM:TRIP?` = 1 until the next `:INIT`, a new level, or the
-  output changes; the SOURce element is the programmed level;
+  output changes. Sourcing current in voltage compliance, the current that flows is what the cell passes at
+  the limit (the world's `cell_current_at_limit` if it has one, else the ohmic share level·V_limit/|V|): the
+  measured current, and the SOURce element while the source read-back is on (the default); read-back off,
+  SOURce is the programmed level;
 - `RELative` is the time since the buffer's first reading; buffers keep their last `capacity` readings (fill
   mode CONTinuous) or their first (ONCE); `SEConds` is the fractional second of the reading's time
   (kept from the first version of this core) [verify: the manual's UTC seconds];
@@ -323,6 +326,7 @@ class Keithley2450Sim(DeviceCore):
         if not self.output:
             v[:] = [self.world.cell_ocv(float(x)) for x in t]  # type: ignore[union-attr]
             return v
+        t_world = t
         if len(t):
             # the world wants strictly increasing times: a reading at the instant of the previous one (a new
             # level, a :READ? right after :INIT) is taken a nanosecond later
@@ -332,6 +336,14 @@ class Keithley2450Sim(DeviceCore):
         over = np.abs(v) > self.vlim
         if over.any():
             self.tripped = True
+            # in compliance the 2450 holds V at the limit: what flows is less than the programmed level;
+            # `i` (the caller's copy) is updated in place to the current that flowed
+            limited = getattr(self.world, "cell_current_at_limit", None)
+            i[over] = (
+                limited(t_world[over], i[over], v[over], self.vlim)
+                if limited is not None
+                else i[over] * self.vlim / np.abs(v[over])
+            )
             v[over] = np.sign(v[over]) * self.vlim
         return v
 
@@ -361,8 +373,9 @@ class Keithley2450Sim(DeviceCore):
         tripped_before = self.tripped
         self.tripped = False
         if function == "CURR" or not self.output:
-            i = (np.full(n, self._source()) if levels is None or not self.output
-                 else np.asarray(levels, dtype=float))
+            programmed = (np.full(n, self._source()) if levels is None or not self.output
+                          else np.array(levels, dtype=float))
+            i = programmed.copy()  # _cell lowers it in place where the voltage limit holds the cell
             v = self._cell(t, i)
         else:
             e = np.full(n, self.vlevel) if levels is None else np.asarray(levels, dtype=float)
@@ -372,8 +385,8 @@ class Keithley2450Sim(DeviceCore):
         else:
             flag = np.abs(i) >= self.ilim * (1 - 1e-12)
         self.tripped = self.tripped or tripped_before
-        if function == "CURR":
-            src = i
+        if function == "CURR":  # read-back on: the current that flowed (below the level in compliance)
+            src = i if self.settings["src.CURR.readback"] else programmed
         elif not self.output:
             src = np.zeros(n)
         elif self.settings["src.VOLT.readback"]:  # read-back on: the measured source value

@@ -14,14 +14,14 @@ the plan warns and the run records it (a station that gains such a role will che
 
 from __future__ import annotations
 
-import itertools
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 from pydantic import BaseModel, Field
 
+from labctl.analysis.failure import ShortCriterion as ShortDetector  # the one criterion (physics §4.1)
 from labctl.protocol import limits as lim
 from labctl.protocol.fields import STRICT, NonNegative, Positive, Qty
 from labctl.steps.base import PlanContext, StepContext, StepKind, StepModel, fail
@@ -51,85 +51,6 @@ class CyclingModel(StepModel):
 
     temperature: Qty("temperature") | None = None
     time_cap: float = Field(1.2, ge=1.0, le=10.0, description="step-time cap as a multiple of Q/j")
-
-
-@dataclass
-class ShortDetector:
-    """physics.md §4.1: |V|/|I| below R_el, or a sudden >= 50 % drop of the half-cycle median |V| against the
-    previous 10-cycle median with a flattened profile (the whole half-cycle below the previous level); and
-    the protocol's own `short_detection`: |V| below `threshold` (V) for `window` (s) without a break, across
-    half-cycle boundaries."""
-
-    r_el_ohm: float | None = None
-    threshold: float | None = None
-    window: float | None = None
-    drop: float = 0.5
-    _low_since: float | None = field(default=None, repr=False)
-    history: list[float] = field(default_factory=list)  # half-cycle medians (middle 50 %)
-    min_history: int = 4
-    _last: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
-
-    def check(self, t: np.ndarray, v: np.ndarray, i: np.ndarray) -> tuple[float, str] | None:
-        """(time of the short, criterion) or None; updates the history."""
-        found = self._check_drop(t, v, i)
-        held = self._held_low(t, np.abs(v))
-        if found is None or (held is not None and held[0] < found[0]):
-            return held
-        return found
-
-    def _held_low(self, t: np.ndarray, av: np.ndarray) -> tuple[float, str] | None:
-        """The start of the first stretch with |V| < threshold lasting `window` (carried between calls)."""
-        if not self.threshold or self.window is None or not len(av):
-            return None
-        below = av < self.threshold
-        edges = np.flatnonzero(np.diff(below.astype(np.int8))) + 1
-        bounds = np.concatenate(([0], edges, [len(below)]))
-        found = None
-        for a, b in itertools.pairwise(bounds):
-            if not below[a]:
-                continue
-            since = self._low_since if a == 0 and self._low_since is not None else float(t[a])
-            if found is None and float(t[b - 1]) - since >= self.window:
-                found = (since, f"|V| below {self.threshold * 1e3:.3g} mV for {self.window:g} s")
-        if below[-1]:  # a stretch still open at the end: carried into the next call
-            last = int(bounds[-2])
-            self._low_since = self._low_since if last == 0 and self._low_since is not None else float(t[last])
-        else:
-            self._low_since = None
-        return found
-
-    def _check_drop(self, t: np.ndarray, v: np.ndarray, i: np.ndarray) -> tuple[float, str] | None:
-        if len(v) < 4:
-            return None
-        av, ai = np.abs(v), np.abs(i)
-        n = len(av)
-        mid = av[n // 4 : max(n // 4 + 1, 3 * n // 4)]
-        median = float(np.median(mid))
-        if self.r_el_ohm:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                low = (ai > 0) & (av / ai < self.r_el_ohm)
-            if np.count_nonzero(low[n // 4 : 3 * n // 4]) > len(mid) // 2:
-                return float(t[int(np.argmax(low))]), f"|V|/|I| below R_el = {self.r_el_ohm:.3g} ohm"
-        prev = self.history[-20:]
-        self.history.append(median)
-        last, self._last = self._last, (t, av)
-        if len(prev) < self.min_history:
-            return None
-        ref = float(np.median(prev))
-        if ref <= 0 or median >= self.drop * ref:
-            return None
-        # where |V| fell below the threshold and stayed there (it may have started in the previous half-cycle)
-        tt = np.concatenate([last[0], t]) if last is not None else t
-        aa = np.concatenate([last[1], av]) if last is not None else av
-        below = aa < self.drop * ref
-        k = len(below) - int(np.argmin(np.flip(below))) if not below.all() else 0
-        if len(aa) - k < len(mid):  # the collapse does not cover this half-cycle's middle
-            return None
-        if float(np.percentile(aa[k:], 99)) >= ref:  # not flattened: still reaches the old level
-            return None
-        return float(
-            tt[k]
-        ), f"half-cycle median {median * 1e3:.3g} mV < {self.drop:.0%} of {ref * 1e3:.3g} mV"
 
 
 @dataclass

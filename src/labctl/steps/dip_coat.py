@@ -95,7 +95,8 @@ class DipCoatKind(StepKind[DipCoat]):
         if step.polymer is not None or step.solvent is not None:
             solution = {"bath": step.bath, "polymer": step.polymer, "solvent": step.solvent}
             ctx.achieved["solution"] = solution
-            for note in ctx.announce("dip.solution", solution):
+            announced = {**solution, "drying_temperature": step.drying_temperature}  # PVDF's phase follows it
+            for note in ctx.announce("dip.solution", announced):
                 ctx.achieved.setdefault("observed", []).append(note)
         if step.drying_temperature is not None:
             ctx.achieved["required_conditions"] = {

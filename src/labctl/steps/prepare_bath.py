@@ -226,6 +226,10 @@ class PrepareBathKind(StepKind[PrepareBath]):
             commanded_stock_m3=v1,
             commanded_solvent_m3=vs,
         )
+        # which bath each pump fills: a pump plumbed to several baths has a selector valve per outlet (on a
+        # dry run the simulated world opens it to this bath; on the bench the plumbing is the operator's)
+        for note in ctx.announce("bath.filling", {"bath": step.bath, "pumps": list(plan)}):
+            ctx.achieved.setdefault("observed", []).append(note)
         self._dispense(ctx, plan, loaded, step.rate)
         got = {role: float(ctx.role(role).dispensed()) for role in plan}
         d1 = got[stock_role] if stock_role else 0.0

@@ -18,6 +18,7 @@ class PolymerSolution:
     evaporation: float = 3e-4
     sigma_eff: float = 2e-5
     name: str = "polymer"
+    layer: str = "polymer"  # the `constants.LAYERS` kind of the dry film
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from labctl.simulators.physics.cellparams import CellParams
 
 SPIKE_RATE = 1e-5  # rare measurement spikes per point
 CU_OCV = 2.9  # V, Li|Cu with no Li on the Cu
+R_LEAK = 1e6  # Ω cm², an electrode with no Li to strip: side reactions only (1 µA/cm² at 1 V)
 
 
 def _rq(r: float, q: float, alpha: float, jw: np.ndarray) -> np.ndarray:
@@ -252,7 +253,7 @@ class Cell:
         else:
             if dt is None:
                 dt = np.maximum(np.diff(tt, prepend=t_before), 0.0)
-            life_arr = p.life_s(jj, 1.0) * np.maximum(q, qref) ** (-p.n_q)
+            life_arr = p.life_s(jj, np.maximum(q, qref))
             u_clock = u0 + np.cumsum(dt / life_arr)
             self.u_clock = float(u_clock[-1])
 
@@ -275,6 +276,20 @@ class Cell:
                 1 + 0.2 * self._noise.standard_normal(m))
             self.eta_c = 0.0
         return v
+
+    def current_at_limit(self, current_a: np.ndarray, v: np.ndarray, v_limit: float) -> np.ndarray:
+        """The current (A) that flows when a voltage-limited source holds the cell at `v_limit` where the
+        model asked for more (`v`, at the programmed `current_a`): an electrode with no Li left to strip
+        (Li|Cu after the plated Li is gone, or an exhausted Li inventory) passes only a leak (R_LEAK);
+        otherwise the ohmic share current·v_limit/|v|."""
+        i = np.asarray(current_a, dtype=float)
+        if self.p.kind == "li_cu":
+            exhausted = self.last_sign > 0 and self._cu_li_now() <= 1e-9
+        else:
+            exhausted = self.q_half > self.p.n_li - self.lost / 2
+        if exhausted:
+            return np.sign(i) * v_limit / (R_LEAK / self.p.area_cm2)
+        return i * v_limit / np.maximum(np.abs(np.asarray(v, dtype=float)), v_limit)
 
     def _divide(self, v: np.ndarray, jj: np.ndarray) -> np.ndarray:
         """Soft short: a parallel electronic path R_sh,soft: V = V_ec·R_sh/(R_sh + R_app), R_app = V_ec/j."""
@@ -302,15 +317,18 @@ class Cell:
         return (self.k + 1) // 2 if self.k >= 0 else 0
 
     def impedance(self, t: float, freq_hz: np.ndarray, *, noise: bool | None = None) -> np.ndarray:
-        """Z(f) in Ω of R_el − (R_film ∥ CPE) − (R_ct ∥ CPE_dl) − W_s (+ series L), §3.1; the film arc holds
-        R_film + R_dead + the native-film (activation) excess, so Z(f→0) = the DC small-current slope."""
+        """Z(f) in Ω of L − R_el − (R_film ∥ CPE) − (R_ct ∥ CPE_dl) − W_s, §3.1: the film arc holds the
+        overlayer's R_film (+ SEI + dead Li), the charge-transfer arc m_act·2V_T/j0, so Z(f→0) = the DC
+        small-current slope and R_film = n_c·L/σ of this cell."""
         p = self.p
         self.mark_rest(t)
         f = np.asarray(freq_hz, dtype=float)
         jw = 1j * 2 * np.pi * f
         n = self._cycle_for_eis()
-        rct0 = p.r_ct_base()
-        film = p.r_film + p.r_sei + p.r_dead(self.lost) + (p.m_act(n) - 1) * rct0
+        # the activation excess (m_act − 1)·R_ct is kinetics (it multiplies η_ct in the DC model): it belongs
+        # to the charge-transfer arc, not to the film's, whose R must stay n_c·L/σ
+        rct0 = p.r_ct_base() * p.m_act(n)
+        film = p.r_film + p.r_sei + p.r_dead(self.lost)
         grow = 1 - math.exp(-n / 3.0)
         q_film, a_film = p.q_film, p.alpha_film
         q_dl, a_dl = p.q_dl, p.alpha_dl
@@ -358,6 +376,7 @@ class Cell:
             "q_total_mah_cm2": self.q_total, "q_last_mah_cm2": self.q_last, "lost_mah_cm2": self.lost,
             "l_dead_um": p.l_dead_um(self.lost), "r_el_ohm_cm2": p.r_el(self.lost),
             "r_film_ohm_cm2": p.r_film, "r_dead_ohm_cm2": p.r_dead(self.lost),
+            "sigma_film_s_cm": p.sigma_cell,
             "r_dc_small_ohm_cm2": p.r_dc_small(self.lost, self._cycle_for_eis()),
             "j0_ma_cm2": (p.j0a, p.j0b), "j_lim_ma_cm2": p.j_lim, "f_layer": p.f_layer, "ce": p.ce,
             "short_clock": self.u_clock, "short_threshold": p.u_crit, "shorted": self.shorted,

@@ -13,6 +13,9 @@ from labctl.simulators.physics.sample import Sample
 
 C0 = 1e-3  # mol/cm^3 (1 M salt)
 COATED_SIDES = {"both": 2, "one": 1, "none": 0}
+# cell-to-cell scatter of a film's σ_eff [E]: physics §2.6 says 25 %; seed-results.md's σ bands are ±30 %
+# around the quoted value for the median of 5 cells, and a quoted σ is the centre of a lab's own scatter: 15 %
+SIGMA_CV = 0.15
 KINDS = ("symmetric", "li_cu")
 
 
@@ -57,7 +60,10 @@ class CellParams:
     t_ref_s: float
     n_j: float
     n_q: float
-    f_layer: float
+    prot0: float  # protection quality of the cell at zero current (coated fraction × Layer.quality)
+    r_f1: float  # Ω cm², film ASR of one coated electrode (drives the Li⁺-depletion factor)
+    f_max: float
+    sigma_cell: float | None  # S/cm, this cell's film σ (the layer's with the cell's scatter)
     a_t: float
     sigma_meas: float
     q_film: float
@@ -103,11 +109,25 @@ class CellParams:
         """Small-current slope of V(j): R_Ω + 2V_T·m_act/j0 (both electrodes) + R_D, Ω cm²."""
         return self.r_ohm(lost) + self.m_act(n) * self.r_ct_base() + self.r_d
 
-    def life_s(self, j: np.ndarray, q: float) -> np.ndarray:
-        """η_life of the Weibull short clock (§2.4), s, for |j| in mA/cm² and half-cycle capacity q."""
+    def quality(self, j: np.ndarray | float) -> np.ndarray | float:
+        """Protection quality P at |j| (mA/cm²): prot0 × exp(−j·R_f1 / V_DEP) (constants.DN_J et seq.)."""
+        return self.prot0 * np.exp(-np.asarray(j) * 1e-3 * self.r_f1 / c.V_DEP)
+
+    @property
+    def f_layer(self) -> float:
+        """F_layer at 1 mA/cm² (for display; the clock uses `life_s`)."""
+        return float(1 + (self.f_max - 1) * self.quality(1.0))
+
+    def life_s(self, j: np.ndarray, q: np.ndarray | float) -> np.ndarray:
+        """η_life of the Weibull short clock (§2.4), s, for |j| in mA/cm² and half-cycle capacity q: a film
+        of quality P multiplies it by 1 + (F_max − 1)·P and flattens its j- and Q-dependence."""
+        j = np.asarray(j, dtype=float)
         x = np.minimum(j / self.j_lim, 0.999)
-        return (self.t_ref_s * np.power(j, -self.n_j) * max(q, 1e-3) ** (-self.n_q) * self.f_layer
-                * (1 - x * x) * self.a_t)
+        pq = self.quality(j)
+        n_j = self.n_j - c.DN_J * pq
+        n_q = self.n_q - c.DN_Q * pq
+        return (self.t_ref_s * np.power(j, -n_j) * np.power(np.maximum(q, 1e-3), -n_q)
+                * (1 + (self.f_max - 1) * pq) * (1 - x * x) * self.a_t)
 
 
 def _lognormal(rng: np.random.Generator, median: float, cv_or_sigma: float, *,
@@ -123,20 +143,26 @@ def build_params(sample: Sample, rng: np.random.Generator, *, area_cm2: float, k
     el, sep = c.ELECTROLYTES[electrolyte], c.SEPARATORS[separator]
     best = sample.best() if coated != "none" else None
     n_c = COATED_SIDES[coated] if best is not None else 0
-    w = n_c / 2  # how much of the cell is "coated"
+    # how much of the cell is "coated": the coated fraction of the electrodes times the film's coverage, so
+    # every coating effect fades continuously into bare Li as the film thins (no jump as L -> 0)
+    theta = best.coverage if best is not None else 0.0
+    w = n_c / 2 * theta
     sc = (lambda m, cv: _lognormal(rng, m, cv)) if scatter else (lambda m, cv: m)
     vt = c.thermal_voltage(temp_c)
     d = el.diffusivity
     j_lim = 2 * c.F * d * C0 / ((1 - el.t_plus) * sep.macmullin * sep.thickness_cm) * 1e3
     nm_l = sep.macmullin * sep.thickness_cm
-    sigma_factor = sc(1.0, 0.25)
-    r_film = n_c * sum(la.asr() for la in sample.layers if la.thickness_um > 0) / sigma_factor if n_c else 0.0
+    sigma_factor = sc(1.0, SIGMA_CV)
+    films = [la for la in sample.layers if la.thickness_um > 0]
+    r_film = n_c * sum(la.asr() for la in films) / sigma_factor if n_c else 0.0
     j0_bare = sc(el.j0_bare, 0.15)
-    m_j0 = best.params.m_j0 if best is not None else 1.0
+    m_j0 = 1 + (best.params.m_j0 - 1) * theta if best is not None else 1.0
     j0a = j0_bare * (m_j0 if n_c >= 1 else 1.0)
     j0b = j0_bare * (m_j0 if n_c == 2 else 1.0)
-    f_best = best.protection() if best is not None else 1.0
-    f_layer = 1 + (f_best - 1) * w
+    prot0 = n_c / 2 * best.quality() if best is not None else 0.0
+    r_f1 = sum(la.asr() for la in films) / sigma_factor if n_c else 0.0
+    f_max = best.params.f_max if best is not None else 1.0
+    sigma_cell = best.sigma * sigma_factor if best is not None and n_c else None
     bare_bt, coat_bt = el.beta_tau_bare, el.beta_tau_coated
     d_ce = best.params.d_ce if best is not None else 0.0
     lerp = lambda bare, coat: bare + (coat - bare) * w  # noqa: E731
@@ -160,7 +186,8 @@ def build_params(sample: Sample, rng: np.random.Generator, *, area_cm2: float, k
         a_arc0=lerp(0.10, 0.02), p_arc=6.0, ce=min(0.999, el.ce_sym + w * d_ce),
         beta_exp=lerp(bare_bt[0], coat_bt[0]), tau_dead=lerp(bare_bt[1], coat_bt[1]),
         electrolyte_ul=electrolyte_ul, gamma_e=0.2, n_li=li_um * c.Q_LI_PER_UM,
-        t_ref_s=el.t_ref_h * 3600, n_j=1.2, n_q=0.4, f_layer=f_layer, a_t=a_t, sigma_meas=2e-4,
+        t_ref_s=el.t_ref_h * 3600, n_j=1.2, n_q=0.4, prot0=prot0, r_f1=r_f1, f_max=f_max,
+        sigma_cell=sigma_cell, a_t=a_t, sigma_meas=2e-4,
         q_film=q_film, alpha_film=alpha_film, q_dl=lerp(1e-5, 2e-5), alpha_dl=0.85, inductance_h=0.3e-6,
         u_crit=float((-math.log(1 - rng.random())) ** (1 / 2.0)),
         r_sh=_lognormal(rng, 1.5, 0.5, sigma_ln=True),

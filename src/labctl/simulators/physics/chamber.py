@@ -13,6 +13,8 @@ import numpy as np
 from labctl.simulators.physics import constants as c
 from labctl.simulators.physics.fabrication import li3n_kp_um2_s, sputter_rate_m_s
 
+N2_SPUTTER_FACTOR = 0.05  # LiF sputtered by an N2 plasma, relative to Ar at the same power and pressure [E]
+
 
 @dataclass(frozen=True)
 class ChamberSpec:
@@ -111,6 +113,8 @@ class Chamber:
             rate = np.array([sputter_rate_m_s(self.watts, p, self.spec.target_area, self.spec.distance)
                              for p in pp]) * lit * self._erosion()
             dep = float(np.trapezoid(rate, tt)) * self.rate_factor
+            if self.gas.upper() == "N2":  # lighter ions on a nitrided (poisoned) target: little LiF [E]
+                dep *= N2_SPUTTER_FACTOR
             self.qcm_kg_m2 += dep / self.spec.tooling * c.LIF_DENSITY
             if self.shutter_open:
                 self.lif_m += dep

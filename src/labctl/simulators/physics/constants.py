@@ -74,16 +74,75 @@ class LayerType:
     l_cov_um: float = 0.3
 
 
+# Calibration against shared/reference/seed-results.md (which wins over physics.md §1.7's table) [E]:
+# - F_max per layer sets the quoted lives (Li–In 1400 h at 2 mA/cm², Li₃N 500 h at 0.5, PEO-UPy 1000 h at
+#   5 mA/cm² / 10 mAh/cm², PDMS 800 h at 1) together with the flux-homogenising exponents below;
+# - Li–Al: a thin alloy film (L_opt 1 µm) with fast Li exchange (M_j0 4): the article's "excellent rate";
+# - q_film of wetted, porous layers (alloy/LiCl, plasma Li₃N, swollen polymers): a pore-wall/grain-boundary
+#   capacitance of 3–10 µS sᵅ cm⁻² that puts their arc at 10–60 kHz, inside the EmStat4's 200 kHz window; the
+#   geometric ε_r ε₀/L of a dense film (LiF) stays at 0.2 µF cm⁻² (its arc merges into R_el, §3.2's pitfall).
 LAYERS: dict[str, LayerType] = {
-    "li_in": LayerType(2e-4, 5.0, 0.8, 8.0, 3.0, 0.015, 1e-6, 0.85),
-    "li_zn": LayerType(1e-4, 3.0, 0.8, 6.0, 2.5, 0.012, 1e-6, 0.85),
-    "li_bi": LayerType(1e-4, 3.0, 0.8, 6.0, 2.5, 0.012, 1e-6, 0.85),
-    "li_al": LayerType(2.7e-5, 2.0, 0.8, 6.0, 2.5, 0.012, 1e-6, 0.85),
-    "li_as": LayerType(1e-4, 3.0, 0.8, 6.0, 2.5, 0.012, 1e-6, 0.85),
+    "li_in": LayerType(2e-4, 5.0, 0.8, 10.5, 3.0, 0.015, 3e-6, 0.9),
+    "li_zn": LayerType(1e-4, 3.0, 0.8, 6.0, 2.5, 0.012, 3e-6, 0.9),
+    "li_bi": LayerType(1e-4, 3.0, 0.8, 6.0, 2.5, 0.012, 3e-6, 0.9),
+    "li_al": LayerType(2.7e-5, 1.0, 0.8, 6.0, 4.0, 0.012, 3e-6, 0.9),
+    "li_as": LayerType(1e-4, 3.0, 0.8, 6.0, 2.5, 0.012, 3e-6, 0.9),
     "lif": LayerType(2.5e-6, 0.150, 0.6, 6.0, 2.5, 0.012, 2e-7, 0.9, l_cov_um=0.03),
-    "li3n": LayerType(2e-4, 1.0, 0.8, 5.0, 3.0, 0.012, 2e-7, 0.9),
-    "polymer": LayerType(2e-5, 2.0, 0.8, 4.0, 2.0, 0.010, 1e-7, 0.9),
+    "li3n": LayerType(2e-4, 1.0, 0.8, 3.0, 3.0, 0.012, 1e-5, 0.9),
+    "polymer": LayerType(2e-5, 2.0, 0.8, 4.0, 2.0, 0.010, 1e-6, 0.9),
+    "peo_upy": LayerType(2.37e-5, 2.0, 0.8, 26.0, 2.0, 0.012, 1e-6, 0.9),
+    "pvdf_beta": LayerType(5e-5, 1.5, 0.8, 8.0, 2.5, 0.015, 1e-6, 0.9),
+    "pvdf_alpha": LayerType(5e-6, 1.5, 0.8, 3.0, 1.5, 0.005, 1e-6, 0.9),
+    "pdms": LayerType(3e-4, 2.0, 0.8, 4.0, 2.0, 0.010, 1e-6, 0.9),
 }
+# Life of a protected cell (§2.4 clock, [E]): a film of protection quality P ∈ [0, 1] (coverage³ × thickness
+# window × crack × Li⁺-depletion factor exp(−j·R_f1/V_DEP)) multiplies η_life by 1 + (F_max − 1)·P and makes
+# it less sensitive to current and capacity (n_j − DN_J·P, n_Q − DN_Q·P): a uniform flux removes the hot
+# spots whose growth the j- and Q-exponents describe. R_f1 = L/σ of one electrode: at equal L and coverage,
+# higher σ lives longer (seed-results.md's central mechanism).
+DN_J = 1.0
+DN_Q = 0.3
+V_DEP = 0.1  # V: film drop per electrode that costs an e-fold of the protection
+
+
+@dataclass(frozen=True)
+class Solvent:
+    """Dip-coating solvent (§1.2): surface tension N/m, density kg/m^3, evaporation flux kg m^-2 s^-1."""
+
+    surface_tension: float
+    density: float
+    evaporation: float
+
+
+SOLVENTS: dict[str, Solvent] = {
+    "thf": Solvent(0.0264, 889.0, 3e-4),
+    "dmf": Solvent(0.037, 944.0, 1e-5),
+    "dmac": Solvent(0.036, 937.0, 1e-5),
+    "hexane": Solvent(0.018, 655.0, 8e-4),
+    "toluene": Solvent(0.028, 867.0, 2e-4),
+}
+
+
+@dataclass(frozen=True)
+class Polymer:
+    """A dip-coating polymer as a recipe names it: the layer it makes (a `LAYERS` key), the solution's
+    viscosity (Pa s) and solids volume fraction, and the solvent it is usually cast from."""
+
+    layer: str
+    viscosity: float
+    solids_fraction: float
+    solvent: str
+
+
+# §1.2 polymer table [E]; PVDF's phase is the recipe's: β from slow, low-temperature (< 70 °C) drying [K].
+POLYMERS: dict[str, Polymer] = {
+    "peo-upy": Polymer("peo_upy", 0.05, 0.045, "thf"),
+    "pvdf-beta": Polymer("pvdf_beta", 0.1, 0.027, "dmf"),
+    "pvdf-alpha": Polymer("pvdf_alpha", 0.1, 0.027, "dmf"),
+    "pdms": Polymer("pdms", 0.005, 0.07, "hexane"),
+    "polymer": Polymer("polymer", 0.02, 0.03, "thf"),
+}
+PVDF_BETA_MAX_DRYING_C = 70.0
 
 
 @dataclass(frozen=True)

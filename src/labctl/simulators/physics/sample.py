@@ -39,13 +39,19 @@ class Layer:
         """Film ASR of one electrode, Ω cm² (L/σ)."""
         return self.thickness_um * 1e-4 / self.sigma
 
-    def protection(self) -> float:
-        """F_layer of §1.7."""
+    def quality(self) -> float:
+        """Protection quality at zero current, ∈ [0, 1]: coverage³ × the thickness window around L_opt ×
+        (0.3 if cracked) (§1.7); the cell multiplies in the Li⁺-depletion factor of its current."""
         p = self.params
         if self.thickness_um <= 0:
-            return 1.0
+            return 0.0
         shape = math.exp(-math.log(self.thickness_um / p.l_opt_um) ** 2 / (2 * p.s**2))
-        return 1 + (p.f_max - 1) * self.coverage**3 * shape * (0.3 if self.cracked else 1.0)
+        return self.coverage**3 * shape * (0.3 if self.cracked else 1.0)
+
+    def protection(self, j_ma_cm2: float = 1.0) -> float:
+        """F_layer of §1.7 at `j_ma_cm2`, with the Li⁺-depletion factor exp(−j·L/σ / V_DEP)."""
+        dep = math.exp(-j_ma_cm2 * 1e-3 * self.asr() / c.V_DEP) if self.thickness_um > 0 else 1.0
+        return 1 + (self.params.f_max - 1) * self.quality() * dep
 
     def record(self) -> dict[str, Any]:
         d = asdict(self)

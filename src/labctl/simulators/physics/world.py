@@ -19,6 +19,7 @@ from labctl.simulators.physics.cell import Cell
 from labctl.simulators.physics.cellparams import COATED_SIDES, KINDS, build_params
 from labctl.simulators.physics.chamber import Chamber, ChamberSpec
 from labctl.simulators.physics.fabrication import deal_grove_um, dip_wet_thickness_m, immersion_b_um2_s
+from labctl.simulators.physics.recipes import RecipeError, polymer_solution
 from labctl.simulators.physics.sample import Layer, Sample
 from labctl.simulators.physics.stage import Piece, Stage, Vec3, inside_interval
 
@@ -79,6 +80,7 @@ class PhysicalWorld:
         return float(median * math.exp(self._rng[stream].normal(0, math.sqrt(math.log(1 + cv * cv)))))
 
     def _map_pumps(self) -> dict[str, str]:
+        """Each pump's valve starts at the first bath that lists it (a pump on one bath never switches)."""
         out: dict[str, str] = {}
         for name, spec in self.config.baths.items():
             for pump in spec.pumps:
@@ -90,6 +92,37 @@ class PhysicalWorld:
         if name is None and len(self.baths) == 1:
             name = next(iter(self.baths))
         return self.baths.get(name) if name else None
+
+    def select_bath(self, pump: str, bath: str, t: float | None = None) -> None:
+        """Turn `pump`'s selector valve to `bath`: what it pumps from now on flows there.
+
+        A pump that feeds several baths (the station's `baths:` entries list it under each) has a valve per
+        outlet; the world cannot guess which one is open, so whoever fills a bath says so (in a dry run the
+        `prepare_bath` step does, before it dispenses). What flowed before `t` stays where it went; a flow
+        still running is split at `t`. Raises `WorldConfigError` if the bath is not plumbed to the pump."""
+        if bath not in self.baths:
+            raise WorldConfigError(f"no bath {bath!r} on this station (baths: {', '.join(self.baths)})")
+        plumbed = [name for name, b in self.baths.items() if pump in b.spec.pumps]
+        if plumbed and bath not in plumbed:
+            raise WorldConfigError(f"{pump} is not plumbed to bath {bath!r} (it feeds {', '.join(plumbed)})")
+        t = self.now() if t is None else t
+        self._advance(t)
+        old = self._bath_of_pump(pump)
+        new = self.baths[bath]
+        self._pump_bath[pump] = bath
+        if old is None or old is new or pump not in old.flows:
+            return
+        old.advance(t, self.stocks)
+        t0, rate, t_end = old.flows.pop(pump)
+        if t_end is None or t_end > t:
+            new.advance(t, self.stocks)
+            new.flows[pump] = (max(t0, t), rate, t_end)
+        self.events.append((t, "valve", {"pump": pump, "bath": bath}))
+
+    def bath_of_pump(self, pump: str) -> str | None:
+        """The bath `pump`'s valve is open to (None: a pump plumbed nowhere)."""
+        name = self._pump_bath.get(pump)
+        return name if name is not None else (next(iter(self.baths)) if len(self.baths) == 1 else None)
 
     def _seen(self, t: float) -> None:
         self._t_seen = max(self._t_seen, t)
@@ -180,6 +213,12 @@ class PhysicalWorld:
     def cell_ocv(self, t: float) -> float:
         return self._cell().ocv(t)
 
+    def cell_current_at_limit(self, t: np.ndarray, current_a: np.ndarray, v: np.ndarray,
+                              v_limit: float) -> np.ndarray:
+        """What flows at points (`t`, just asked of `cell_voltage`) where a source in voltage compliance holds
+        the cell at `v_limit` instead of the model's `v` (see `Cell.current_at_limit`)."""
+        return self._cell().current_at_limit(current_a, v, v_limit)
+
     def _cell(self) -> Cell:
         if self.cell is None:
             self.assemble_cell()
@@ -225,6 +264,27 @@ class PhysicalWorld:
         if volume is not None:
             b.volume = volume
 
+    def polymer_solution(self, polymer: str, solvent: str | None = None, *,
+                         drying_temperature_c: float | None = None) -> PolymerSolution:
+        """The dip-coating solution a recipe names (see `recipes.polymer_solution`); `WorldConfigError` for a
+        polymer or solvent the world does not know."""
+        try:
+            return polymer_solution(polymer, solvent, drying_temperature_c=drying_temperature_c)
+        except RecipeError as exc:
+            raise WorldConfigError(str(exc)) from exc
+
+    def set_dip_recipe(self, bath: str, polymer: str, solvent: str | None = None, *,
+                       drying_temperature_c: float | None = None) -> PolymerSolution:
+        """Fill dip bath `bath` with the solution a `dip_coat` step names (`polymer`, `solvent`; PVDF's phase
+        follows its drying temperature): see `recipes.polymer_solution`. Raises `WorldConfigError` for a bath,
+        polymer or solvent the world does not know."""
+        if bath not in self.baths:
+            raise WorldConfigError(f"no bath {bath!r} on this station (baths: {', '.join(self.baths)})")
+        sol = self.polymer_solution(polymer, solvent, drying_temperature_c=drying_temperature_c)
+        b = self.baths[bath]
+        self.set_polymer(bath, sol, volume=None if b.volume > 0 else 0.4 * b.spec.capacity)
+        return sol
+
     def sample_record(self) -> dict[str, Any]:
         """The fabricated overlayer (thickness mean/sd in µm, coverage, σ_eff, kind, crack flag, ...)."""
         self._settle_sample()
@@ -235,6 +295,7 @@ class PhysicalWorld:
 
     def bath_state(self, name: str) -> dict[str, Any]:
         b = self.baths[name]
+        self._advance(max(self.now(), self.t))
         b.advance(self.t, self.stocks)
         return {"volume_m3": b.volume, "salt": b.salt, "concentration_mol_m3": b.concentration,
                 "salt_mol": b.salt_mol, "overflowed_m3": b.overflowed_m3}
@@ -319,7 +380,7 @@ class PhysicalWorld:
         h_dry = sol.solids_fraction * h_wet * self._lognormal("dip", 1.0, 0.07)
         la = next((x for x in self.sample.layers if x.source == f"dip {bath}"), None)
         if la is None:
-            la = self.sample.add_layer(Layer("polymer", 0.0, cv=0.07, sigma_eff=sol.sigma_eff,
+            la = self.sample.add_layer(Layer(sol.layer, 0.0, cv=0.07, sigma_eff=sol.sigma_eff,
                                              source=f"dip {bath}"))
         la.thickness_um += h_dry * 1e6
         la.wet_until = t + sol.density * h_wet / sol.evaporation
