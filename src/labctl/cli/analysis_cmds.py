@@ -53,8 +53,10 @@ def report_cmd(
                   f"{len(metrics['figures'])} figures", highlight=False, soft_wrap=True)
     c = report.first_cycling(metrics)
     if c:
-        console.print(f"overpotential cycle 10: {c.get('overpotential_cycle10_mV')} mV; failure: "
-                      f"{c.get('failure_mode') or 'none'} at {c.get('hours_to_failure') or '-'} h",
+        hours = c.get("hours_to_failure")
+        failure = (f"{c.get('failure_mode')} at {hours:.1f} h" if hours is not None
+                   else f"none within {c.get('duration_h', 0):.0f} h of cycling (alive at the end)")
+        console.print(f"overpotential cycle 10: {c.get('overpotential_cycle10_mV')} mV; failure: {failure}",
                       highlight=False, markup=False)
 
 
