@@ -25,7 +25,6 @@ from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invar
 from labctl.clock import VirtualClock
 from labctl.compose import step_from_fields
 from labctl.engine.run import Run, RunSpec
-from labctl.engine.station_info import station_info
 from labctl.store import Store
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "engine"))
@@ -131,7 +130,7 @@ class RunsMachine(RuleBasedStateMachine):
         clock = VirtualClock()
         spec = RunSpec("sm", [step_from_fields(i, k, p) for i, (k, p) in enumerate(STEPS)])
         run = Run(
-            spec, store=self.store, instruments=bench(clock), station=station_info(STATION), clock=clock,
+            spec, store=self.store, instruments=bench(clock), station=STATION, clock=clock,
             handle_signals=False, lease_keys=sorted(keys),
         )
         m = Model(tuple(sorted(keys)))

@@ -17,7 +17,7 @@ from typing import Any
 from labctl.clock import Clock, RealClock
 from labctl.engine.instruments import build_instruments
 from labctl.engine.safety import SafeResult, make_safe
-from labctl.engine.station_info import StationInfo, station_info
+from labctl.station import Station
 
 ACTOR = "labctl recover"
 TERMINAL = ("completed", "failed", "aborted", "interrupted")
@@ -127,18 +127,17 @@ def recover_run(
     return Recovered(run_id, done["steps_in_doubt"], done["instruments"], safe, skipped)
 
 
-def _station(run: dict[str, Any]) -> StationInfo | None:
+def _station(run: dict[str, Any]) -> Station | None:
     text = run.get("station_text") or ""
     if not text.strip():
         return None
     from labctl.station import parse_station
 
-    model = parse_station(text, name=f"<station of run {run['id']}>")
-    return station_info(model, text=text)
+    return parse_station(text, name=f"<station of run {run['id']}>")
 
 
 def _make_safe(
-    store: Any, run_id: int, station: StationInfo, roles: list[str], clock: Clock, actor: str = ACTOR
+    store: Any, run_id: int, station: Station, roles: list[str], clock: Clock, actor: str = ACTOR
 ) -> list[SafeResult]:
     """Connect, identify and safe-state each role; a role that cannot be reached is a recorded failure."""
     if not roles:
