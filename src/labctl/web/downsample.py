@@ -2,9 +2,10 @@
 
 A 1000 h trace at 1 point/s is 3.6 M points; a plot 1000 px wide shows at most two values per pixel column
 (the lowest and the highest), so min/max per bucket loses nothing the eye could see: spikes, a short's
-collapse to 0 V and the envelope survive. `tsdownsample`'s MinMaxLTTB (min/max preselection, then LTTB) is
-used when installed; otherwise numpy takes each bucket's min and max. Either way the points returned are
-points of the series (indices), in time order, never averages.
+collapse to 0 V and the envelope survive. `tsdownsample`'s MinMax (Rust, SIMD) is used when installed,
+otherwise numpy takes each bucket's min and max; the points returned are points of the series (indices), in
+time order, never averages. Not MinMaxLTTB: its LTTB pass picks by triangle area and was measured dropping
+the global maximum of a cycling trace (0.107 V shown of 0.111 V), which an auditor would read as wrong.
 """
 
 from __future__ import annotations
@@ -53,16 +54,18 @@ def minmax_indices(y: np.ndarray, n_out: int) -> np.ndarray:
 
 
 def reduce_indices(x: np.ndarray, y: np.ndarray, n_out: int) -> np.ndarray:
-    """Indices of the points to draw: tsdownsample's MinMaxLTTB if installed, else numpy min/max."""
+    """Indices of the points to draw: tsdownsample's MinMax if installed, else numpy min/max."""
     if y.size <= n_out:
         return np.arange(y.size)
     try:
-        from tsdownsample import MinMaxLTTBDownsampler
+        from tsdownsample import MinMaxDownsampler
     except ImportError:
         return minmax_indices(y, n_out)
     if np.isnan(y).any() or np.isnan(x).any():  # the Rust kernels want finite values
         return minmax_indices(y, n_out)
-    return np.asarray(MinMaxLTTBDownsampler().downsample(x, y, n_out=n_out), dtype=np.int64)
+    # a flat bucket gives its min and max at one index: sent once
+    idx = MinMaxDownsampler().downsample(x, y, n_out=n_out - n_out % 2)
+    return np.unique(np.asarray(idx, dtype=np.int64))
 
 
 def window(x: np.ndarray, y: np.ndarray, width: int, t0: float | None = None,
