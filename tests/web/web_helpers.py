@@ -29,7 +29,8 @@ labctl: 1
 name: Web live OCV
 sample: {id: WEB-LIVE, substrate: Li foil 450 um, area: 1.13 cm^2, li_thickness: 450 um}
 steps:
-  - ocv: {duration: 10 min, sample_every: 0.2 s}
+  - ocv: {duration: 20 s, sample_every: 0.2 s}
+  - wait: {duration: 10 min}
 """
 
 
