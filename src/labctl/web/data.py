@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from labctl.api import Lab, RunHandle
 
 VOLTAGE_STREAMS = ("ocv", "cycling")  # streams with t [s] and voltage [V] (api.STREAM_UNITS)
-PAGE = 200  # transcript rows per page
+PAGE = 50  # transcript rows per page
 
 _cache: OrderedDict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = OrderedDict()
 _cache_lock = threading.Lock()
