@@ -32,7 +32,7 @@ from labctl.web import users  # noqa: E402
 from labctl.web.app import create_app  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "web"))
-from web_helpers import HOSTILE, HOSTILE_NAME  # noqa: E402
+from web_helpers import HOSTILE, HOSTILE_NAME, LONG  # noqa: E402
 
 
 def _free_port() -> int:
@@ -42,8 +42,8 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
-    """`labctl serve` on a store with one completed hostile-named dry run; (base URL, run id)."""
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int, str]]:
+    """`labctl serve` on a store with one completed hostile-named dry run; (base URL, run id, db)."""
     folder = tmp_path_factory.mktemp("browser")
     (folder / "hostile.yaml").write_text(HOSTILE)
     db = str(folder / "lab.db")
@@ -59,7 +59,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]
     while not srv.started:
         assert time.monotonic() < deadline, "the server did not start"
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", run_id
+    yield f"http://127.0.0.1:{port}", run_id, db
     srv.should_exit = True
     thread.join(10)
     app.state.lab.close()
@@ -72,8 +72,8 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def test_login_runs_run_zoom_verify(server: tuple[str, int], shots: Path) -> None:
-    base, run_id = server
+def test_login_runs_run_zoom_verify(server: tuple[str, int, str], shots: Path) -> None:
+    base, run_id, _ = server
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1300, "height": 900})
@@ -123,3 +123,57 @@ def test_login_runs_run_zoom_verify(server: tuple[str, int], shots: Path) -> Non
         page.screenshot(path=str(shots / "run-transcript.png"))
         browser.close()
     assert problems == [], problems
+
+
+def test_live_run_updates_and_is_paused_resumed_aborted_from_the_page(server, shots: Path,
+                                                                      tmp_path: Path) -> None:
+    base, _, db = server
+    (tmp_path / "live.yaml").write_text(LONG)
+    with labctl.connect(db) as lab:
+        sub = lab.submit(tmp_path / "live.yaml", seed=3, realtime=True)
+        run_id = sub.wait_started(60)
+        try:
+            with sync_playwright() as p:
+                browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+                page = browser.new_page(viewport={"width": 1300, "height": 900})
+                problems: list[str] = []
+                page.on("pageerror", lambda e: problems.append(str(e)))
+
+                def on_dialog(d) -> None:  # only the abort confirmation may ask
+                    if d.type == "confirm" and d.message.startswith(f"Abort run {run_id}?"):
+                        d.accept()
+                    else:
+                        problems.append("dialog: " + d.message)
+                        d.dismiss()
+
+                page.on("dialog", on_dialog)
+                page.goto(base + "/login")
+                page.fill("input[name=username]", "ada")
+                page.fill("input[name=password]", "admin-pass-1234")
+                page.click("button[type=submit]")
+                page.wait_for_url(base + "/runs")
+                page.goto(f"{base}/runs/{run_id}")
+                info = page.locator("#plot-info")
+                expect(info).to_contain_text("(live)", timeout=10_000)
+                first = int(info.inner_text().split()[0])
+                expect(info).not_to_contain_text(f"{first} points", timeout=3_000)  # grew within ~2 s
+                page.screenshot(path=str(shots / "run-live.png"))
+                while lab.run(run_id).steps.loc[0, "status"] == "running":  # pause acts in the wait step
+                    time.sleep(0.2)
+                page.click("button:has-text('pause')")
+                expect(page.locator("#control-result")).to_contain_text("pause sent")
+                expect(page.locator("#run-state")).to_have_text("paused", timeout=10_000)
+                page.screenshot(path=str(shots / "run-paused.png"))
+                page.click("button:has-text('resume')")
+                expect(page.locator("#run-state")).to_have_text("running", timeout=10_000)
+                page.click("button:has-text('abort')")
+                expect(page.locator("#run-state")).to_have_text("aborted", timeout=15_000)
+                browser.close()
+            assert problems == [], problems
+            assert sub.wait(60).state == "aborted"
+            actors = [e["actor"] for e in lab.store.events(run_id) if e["kind"] == "control.posted"]
+            assert actors == ["ada", "ada", "ada"]
+        finally:
+            if lab.run(run_id).state not in ("aborted", "completed", "failed"):
+                sub.abort()
+                sub.wait(60)
