@@ -9,6 +9,21 @@
   const info = document.getElementById("plot-info");
   let plot = null, full = null, zoomed = false;
 
+  // volts with an SI prefix chosen from the visible range: an OCV of a few µV must not read "0"
+  const PREFIXES = [[1, "V"], [1e-3, "mV"], [1e-6, "µV"], [1e-9, "nV"]];
+  function voltTicks(u, splits) {
+    const big = Math.max(...splits.map(Math.abs));
+    const [f, unit] = PREFIXES.find(([f]) => big >= f) || PREFIXES[PREFIXES.length - 1];
+    const step = splits.length > 1 ? Math.abs(splits[1] - splits[0]) / f : 1;
+    const digits = Math.max(0, Math.min(6, -Math.floor(Math.log10(step || 1))));
+    return splits.map(v => `${(v / f).toFixed(digits)} ${unit}`);
+  }
+  function voltValue(u, v) {
+    if (v == null) return "--";
+    const [f, unit] = PREFIXES.find(([f]) => Math.abs(v) >= f) || PREFIXES[PREFIXES.length - 1];
+    return `${(v / f).toPrecision(4)} ${unit}`;
+  }
+
   function width() { return Math.max(300, Math.floor(el.clientWidth || 800)); }
 
   async function fetchWindow(t0, t1) {
@@ -26,8 +41,9 @@
       plot = new uPlot({
         width: width(), height: 360,
         scales: {x: {time: false}},
-        axes: [{label: "t [s]"}, {label: "voltage [V]"}],
-        series: [{label: "t [s]"}, {label: "voltage [V]", stroke: "#1f77b4", width: 1, spanGaps: false}],
+        axes: [{label: "t [s]"}, {label: "voltage", values: voltTicks, size: 80}],
+        series: [{label: "t [s]"},
+                 {label: "voltage", value: voltValue, stroke: "#1f77b4", width: 1, spanGaps: false}],
         cursor: {drag: {x: true, y: false}},
         hooks: {setSelect: [u => {
           if (u.select.width < 2) return;
