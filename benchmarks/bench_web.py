@@ -3,7 +3,8 @@ the web app (TestClient, in process), cold (the trace read from the store's chun
 run's trace cached), and a zoom on 10 % of the run. Issue 21's target: first plot <= 1 s.
 
 The points are written through the store's measurement writer (as a run writes them), not by a dry run, so
-the benchmark takes seconds. Usage: python benchmarks/bench_web.py [--points 3600000] [--width 1000]
+the benchmark takes seconds. Also the live view's poll (the points after the last one sent).
+Usage: python benchmarks/bench_web.py [--points 3600000] [--width 1000]
 """
 
 from __future__ import annotations
@@ -68,6 +69,9 @@ def main() -> None:
             a = time.perf_counter()
             page = c.get(f"/runs/{rid}", headers={"accept": "text/html"})
             html = time.perf_counter() - a
+            a = time.perf_counter()
+            new_t, _ = data.voltage_since(app.state.lab, rid, float(n - 100))
+            poll = time.perf_counter() - a
         app.state.lab.close()
     print(f"points: {n:,}; plot width {args.width} px")
     print(f"first plot, cold (read + downsample + JSON): median {statistics.median(cold):.3f} s "
@@ -76,6 +80,7 @@ def main() -> None:
     print(f"same, warm (finished run cached): {warm:.3f} s")
     print(f"zoom on 10 % of the run: {zoom:.3f} s, {z['shown']} of {z['total']:,} points")
     print(f"run page HTML: {html:.3f} s ({page.status_code})")
+    print(f"live poll for the last {new_t.size} points (chunks past the last sent): {poll * 1e3:.1f} ms")
 
 
 if __name__ == "__main__":

@@ -127,3 +127,14 @@ def test_verify_reports_ok_then_the_first_broken_entry(web_db, tmp_path) -> None
             assert "Audit FAILED" in bad and f"First broken entry: seq {seq}" in bad
     finally:
         app.state.lab.close()
+
+
+def test_live_reads_only_points_after_the_last_one_sent(app, web_db) -> None:
+    from labctl.web.data import voltage_series, voltage_since
+
+    lab = app.state.lab
+    t, v = voltage_series(lab, lab.run(web_db[1]))
+    for after in (-np.inf, t[0], t[5000], t[-2], t[-1]):
+        nt, nv = voltage_since(lab, web_db[1], float(after))
+        keep = t > after
+        assert np.array_equal(nt, t[keep]) and np.array_equal(nv, v[keep])

@@ -115,10 +115,9 @@ def register(app: FastAPI) -> None:
             while not await request.is_disconnected():
                 run = await asyncio.to_thread(data.open_run, lab, run_id)
                 now_state = run.state
-                t, v = await asyncio.to_thread(data.voltage_series, lab, run)
-                start = int(np.searchsorted(t, last, side="right"))
-                if start < t.size:
-                    w = window(t[start:], v[start:], LIVE_MAX_POINTS // 2)
+                t, v = await asyncio.to_thread(data.voltage_since, lab, run_id, last)
+                if t.size:
+                    w = window(t, v, LIVE_MAX_POINTS // 2)
                     last = float(t[-1])
                     yield f"event: points\ndata: {json.dumps(w.as_json())}\n\n"
                 if now_state != state:
