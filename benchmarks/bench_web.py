@@ -51,7 +51,8 @@ def main() -> None:
             users.add_user(lab.store, "bench", "viewer", "bench-pass-123", actor="bench")
         app = create_app(db, secret=b"bench")
         with TestClient(app) as c:
-            c.post("/login", data={"username": "bench", "password": "bench-pass-123"})
+            token = c.get("/login").text.split('name="csrf" value="')[1].split('"')[0]
+            c.post("/login", data={"username": "bench", "password": "bench-pass-123", "csrf": token})
             url = f"/runs/{rid}/series?width={args.width}"
             cold = []
             for _ in range(3):

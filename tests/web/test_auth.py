@@ -7,7 +7,7 @@ import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
-from web_helpers import PASSWORDS, login
+from web_helpers import PASSWORDS, login, post_login
 
 from labctl.cli import app as cli_app
 from labctl.store.models import CONTROL_COMMANDS
@@ -80,11 +80,11 @@ def test_verify_and_logout_need_csrf(as_role, web_db) -> None:
 
 def test_login_sets_a_hardened_cookie_and_wrong_passwords_fail(app) -> None:
     with TestClient(app) as c:
-        r = c.post("/login", data={"username": "vera", "password": "wrong-password"})
+        r = post_login(c, {"username": "vera", "password": "wrong-password"})
         assert r.status_code == 401 and "Wrong user name or password" in r.text
-        r = c.post("/login", data={"username": "nobody", "password": "wrong-password"})
+        r = post_login(c, {"username": "nobody", "password": "wrong-password"})
         assert r.status_code == 401
-        r = c.post("/login", data={"username": "vera", "password": PASSWORDS["vera"]}, follow_redirects=False)
+        r = post_login(c, {"username": "vera", "password": PASSWORDS["vera"]}, follow_redirects=False)
         cookie = r.headers["set-cookie"]
         assert cookie.startswith(COOKIE + "=") and "HttpOnly" in cookie and "SameSite=lax" in cookie
         token = cookie.split("=", 1)[1].split(";")[0]
@@ -101,15 +101,15 @@ def test_login_is_throttled_per_user_and_per_address(web_db) -> None:
         with TestClient(app, client=("10.1.1.1", 1)) as c:
             bad = {"username": "otto", "password": "bad-password"}
             for _ in range(3):
-                assert c.post("/login", data=bad).status_code == 401
+                assert post_login(c, bad).status_code == 401
             # the right password is refused now too: the user is locked for the window
-            r = c.post("/login", data={"username": "otto", "password": PASSWORDS["otto"]})
+            r = post_login(c, {"username": "otto", "password": PASSWORDS["otto"]})
             assert r.status_code == 429 and "Too many failed logins" in r.text
         with TestClient(app, client=("10.2.2.2", 1)) as c:  # per address: many names from one client
             for name in ("a1", "a2", "a3", "a4", "a5"):
-                r = c.post("/login", data={"username": name, "password": "bad-password"})
+                r = post_login(c, {"username": name, "password": "bad-password"})
                 assert r.status_code == 401
-            assert c.post("/login", data={"username": "ada", "password": PASSWORDS["ada"]}).status_code == 429
+            assert post_login(c, {"username": "ada", "password": PASSWORDS["ada"]}).status_code == 429
         with TestClient(app, client=("10.3.3.3", 1)) as c:  # another address, another (unlocked) user
             assert login(c, "ada")
     finally:
@@ -151,7 +151,7 @@ def test_users_cli_add_passwd_disable(tmp_path, app) -> None:
             login(c, "carol", "carol-new-pass-1")
             assert runner.invoke(cli_app, ["users", "disable", "carol", "--db", db]).exit_code == 0
             assert c.get("/runs").status_code == 401
-            r = c.post("/login", data={"username": "carol", "password": "carol-new-pass-1"})
+            r = post_login(c, {"username": "carol", "password": "carol-new-pass-1"})
             assert r.status_code == 401
         stored = users.list_users(web.state.lab.store)
         assert stored == [{"name": "carol", "role": "operator", "disabled": True}]
@@ -161,3 +161,16 @@ def test_users_cli_add_passwd_disable(tmp_path, app) -> None:
         assert web.state.lab.store.verify(None).ok
     finally:
         web.state.lab.close()
+
+
+def test_login_form_needs_its_own_token(app) -> None:
+    """Login CSRF: a POST without the form's token (or with another form's) logs nobody in."""
+    with TestClient(app) as c:
+        form = {"username": "vera", "password": PASSWORDS["vera"]}
+        r = c.post("/login", data=form, follow_redirects=False)
+        assert r.status_code == 403 and COOKIE + "=" not in r.headers.get("set-cookie", "")
+        with TestClient(app) as other:
+            foreign = other.get("/login").text.split('name="csrf" value="')[1].split('"')[0]
+        c.get("/login")
+        assert c.post("/login", data={**form, "csrf": foreign}, follow_redirects=False).status_code == 403
+        assert post_login(c, form, follow_redirects=False).status_code == 303

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from fastapi.testclient import TestClient
 
@@ -44,7 +45,13 @@ def csrf_of(html: str) -> str:
 
 def login(client: TestClient, name: str, password: str | None = None) -> str:
     """Log `name` in on `client`; returns the session's CSRF token (read off a page, as a browser would)."""
-    r = client.post("/login", data={"username": name, "password": password or PASSWORDS[name]},
-                    follow_redirects=False)
+    form = {"username": name, "password": password or PASSWORDS[name]}
+    r = post_login(client, form, follow_redirects=False)
     assert r.status_code == 303, r.text
     return csrf_of(client.get("/runs", headers={"accept": "text/html"}).text)
+
+
+def post_login(client: TestClient, form: dict[str, str], **kw: Any) -> Any:
+    """POST the login form as a browser does: with the token of a login page fetched just before."""
+    token = csrf_of(client.get("/login").text)
+    return client.post("/login", data={**form, "csrf": token}, **kw)

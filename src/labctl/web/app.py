@@ -30,6 +30,8 @@ from labctl.web.throttle import LoginThrottle
 
 HERE = Path(__file__).parent
 COOKIE = "labctl_session"
+LOGIN_COOKIE = "labctl_login"  # the login form's own CSRF token (no session yet): double-submit, signed
+LOGIN_FORM_SECONDS = 3600
 PUBLIC = frozenset({"/login", "/static/style.css"})
 CSP = ("default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
        "frame-ancestors 'none'; form-action 'self'")
@@ -125,28 +127,44 @@ def create_app(db: str | None = None, *, secret: bytes | None = None, https: boo
                 status_code=exc.status_code)
         return Response(str(exc.detail), status_code=exc.status_code, media_type="text/plain")
 
+    def login_page(request: Request, error: str, status: int = 200) -> Response:
+        """The form with a fresh token in a hidden field and in a signed cookie; the POST must bring both, so
+        a page elsewhere cannot log a browser in to an account of its choosing (login CSRF)."""
+        token = secrets.token_urlsafe(32)
+        response = app.state.templates.TemplateResponse(
+            request, "login.html", {"error": error, "form": token}, status_code=status)
+        response.set_cookie(LOGIN_COOKIE, app.state.signer.sign(token).decode(), max_age=LOGIN_FORM_SECONDS,
+                            httponly=True, samesite="strict", secure=app.state.https, path="/login")
+        return response
+
     @app.get("/login", response_class=HTMLResponse)
     def login_form(request: Request) -> Response:
-        return app.state.templates.TemplateResponse(request, "login.html", {"error": ""})
+        return login_page(request, "")
 
     @app.post("/login")
-    def login(request: Request, username: str = Form(...), password: str = Form(...)) -> Response:
+    def login(request: Request, username: str = Form(...), password: str = Form(...),
+              csrf: str = Form("")) -> Response:
+        try:
+            expected = app.state.signer.unsign(request.cookies.get(LOGIN_COOKIE, ""),
+                                               max_age=LOGIN_FORM_SECONDS).decode()
+        except (BadSignature, SignatureExpired):
+            expected = ""
+        if not expected or not hmac.compare_digest(csrf, expected):
+            return login_page(request, "The login form expired: please log in again.", 403)
         address, throttle = client_address(request), app.state.throttle
         wait = throttle.blocked(username, address)
         if wait > 0:
-            return app.state.templates.TemplateResponse(
-                request, "login.html", {"error": f"Too many failed logins: try again in {int(wait) + 1} s."},
-                status_code=429)
+            return login_page(request, f"Too many failed logins: try again in {int(wait) + 1} s.", 429)
         user = users.authenticate(app.state.lab.store, username, password)
         if user is None:
             throttle.failed(username, address)
-            return app.state.templates.TemplateResponse(
-                request, "login.html", {"error": "Wrong user name or password."}, status_code=401)
+            return login_page(request, "Wrong user name or password.", 401)
         throttle.succeeded(username)
         token, _ = users.open_session(app.state.lab.store, user, address)
         response = RedirectResponse("/runs", status_code=303)
         response.set_cookie(COOKIE, app.state.signer.sign(token).decode(), max_age=users.SESSION_SECONDS,
                             httponly=True, samesite="lax", secure=app.state.https, path="/")
+        response.delete_cookie(LOGIN_COOKIE, path="/login")
         return response
 
     @app.post("/logout", dependencies=[Depends(require_csrf)])
