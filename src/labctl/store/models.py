@@ -241,3 +241,32 @@ class Worker(Base):
     state: Mapped[str] = mapped_column(String(20))  # running, stopping, stopped
     started_at: Mapped[float]
     heartbeat_at: Mapped[float]
+
+
+USER_ROLES = ("viewer", "operator", "admin")  # each can do what the ones before it can
+
+
+class User(Base):
+    """A web user (`labctl users`): role, argon2 password hash; disabled users cannot log in."""
+
+    __tablename__ = "users"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    role: Mapped[str] = mapped_column(String(20))
+    password_hash: Mapped[str] = mapped_column(Text)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[float]
+    updated_at: Mapped[float]
+
+
+class WebSession(Base):
+    """A logged-in browser: the SHA-256 of its cookie token (never the token), its CSRF token, its expiry."""
+
+    __tablename__ = "web_sessions"
+
+    token_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_name: Mapped[str] = mapped_column(ForeignKey("users.name"), index=True)
+    csrf: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[float]
+    expires_at: Mapped[float]
+    address: Mapped[str] = mapped_column(String(100))
