@@ -1,9 +1,9 @@
-"""labctl CLI commands for campaigns: `campaign validate|plan|schema`."""
+"""labctl CLI commands for campaigns: `campaign validate|plan|schema|run|resume|status|report`."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -105,6 +105,136 @@ def schema() -> None:
 
     console, _ = _consoles()
     print_json(console, campaign_schema())
+
+
+Db = Annotated[str | None, typer.Option("--db", envvar="LABCTL_DB", help="Database URL or SQLite file.")]
+StationOpt = Annotated[Path | None, typer.Option(
+    "--station", "-s", help="station file the local runner serves (default: the campaign's, or the simulated "
+    "one)")]
+MaxPar = Annotated[int, typer.Option("--max-parallel", help="runs at a time in the local runner")]
+NoRunner = Annotated[bool, typer.Option("--no-runner", help="leave the runs to bench workers; wait for them")]
+Wait = Annotated[float | None, typer.Option("--wait", help="with --no-runner: give up waiting after S s")]
+
+
+def _open(db: str | None) -> Any:
+    from labctl.store import Store
+
+    return Store.open(db)
+
+
+def _say(text: str) -> None:
+    _consoles()[0].print(visible(text), highlight=False, markup=False, soft_wrap=True)
+
+
+def _drive(store: Any, cid: int, station: Path | None, max_parallel: int, no_runner: bool,
+           wait: float | None) -> None:
+    from labctl.campaign.drive import drive
+
+    prog = drive(store, cid, runner=not no_runner, station=station, max_parallel=max_parallel, wait=wait,
+                 say=_say)
+    _say(f"campaign {cid}: " + ", ".join(f"{k} {v}" for k, v in prog.items()))
+
+
+@campaign_app.command("run")
+def run(
+    file: Annotated[Path, typer.Argument(help="campaign file")],
+    simulate: Annotated[bool, typer.Option("--simulate", help="dry runs on the simulated bench")] = False,
+    station: StationOpt = None,
+    max_parallel: MaxPar = 1,
+    no_runner: NoRunner = False,
+    wait: Wait = None,
+    db: Db = None,
+) -> None:
+    """Plan every point, record the campaign, submit each planned cell as a run request and run them (a local
+    runner unless --no-runner); cells whose plan fails are reported and never queued."""
+    from labctl.campaign.drive import start
+    from labctl.protocol.problems import FileProblemsError
+
+    store = _open(db)
+    try:
+        try:
+            cid = start(store, file, simulate=simulate, say=_say)
+        except FileProblemsError as exc:
+            _problems(exc, False)
+            return
+        _say(f"campaign {cid} recorded; resume it with `labctl campaign resume {cid}`")
+        _drive(store, cid, station, max_parallel, no_runner, wait)
+    finally:
+        store.close()
+
+
+@campaign_app.command("resume")
+def resume(
+    campaign_id: Annotated[int, typer.Argument(help="campaign id")],
+    station: StationOpt = None,
+    max_parallel: MaxPar = 1,
+    no_runner: NoRunner = False,
+    wait: Wait = None,
+    db: Db = None,
+) -> None:
+    """Go on with a campaign whose process stopped: cells already submitted are not submitted again."""
+    store = _open(db)
+    try:
+        _drive(store, campaign_id, station, max_parallel, no_runner, wait)
+    finally:
+        store.close()
+
+
+@campaign_app.command("status")
+def status(
+    campaign_id: Annotated[int, typer.Argument(help="campaign id")],
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+    db: Db = None,
+) -> None:
+    """Each cell of the campaign: factor values, request and run, and what its life says so far."""
+    from labctl.api.campaign import parse_campaign_factors
+    from labctl.campaign import state
+
+    console, _ = _consoles()
+    store = _open(db)
+    try:
+        state.observe(store, campaign_id)  # cells whose run ended since the last look
+        camp, rows, prog = state.get(store, campaign_id), state.points(store, campaign_id), \
+            state.progress(store, campaign_id)
+    finally:
+        store.close()
+    if as_json:
+        print_json(console, {"campaign": {k: v for k, v in camp.items() if k not in ("text", "protocols")},
+                             "progress": prog, "points": rows})
+        return
+    names = parse_campaign_factors(camp["text"])
+    cols = [Col("#", key=True, justify="right"), *(Col(n) for n in names), Col("request", key=True),
+            Col("run", key=True, justify="right"), Col("status", key=True), Col("hours", justify="right"),
+            Col("reason", wrap=True)]
+    table = []
+    for r in rows:
+        hours = "" if r["hours"] is None else f"{r['hours']:.4g}"
+        table.append([r["seq"] + 1, *(r["values"].get(n, "") for n in names), r["request_state"] or "",
+                      r["run_id"] or "", r["status"] or "", hours,
+                      r["reason"] or "; ".join(r["plan_errors"]) or r["request_reason"]])
+    print_table(console, cols, table, title=f"campaign {camp['id']} {camp['name']} ({camp['state']}): "
+                + ", ".join(f"{k} {v}" for k, v in prog.items()))
+
+
+@campaign_app.command("report")
+def report(
+    campaign_id: Annotated[int, typer.Argument(help="campaign id")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="directory for km.png and report.md")] = Path("."),
+    db: Db = None,
+) -> None:
+    """Kaplan–Meier curves per condition (PNG) and a Markdown report with Weibull median lives."""
+    from labctl.api.campaign import CampaignHandle
+    from labctl.campaign import state
+
+    store = _open(db)
+    try:
+        state.get(store, campaign_id)
+        state.observe(store, campaign_id)
+        paths = CampaignHandle(store, campaign_id).report(out)
+    finally:
+        store.close()
+    for p in paths.values():
+        _say(f"wrote {p}")
 
 
 def register(app: typer.Typer) -> None:
