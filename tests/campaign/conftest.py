@@ -29,3 +29,16 @@ def write(tmp_path: Path) -> Callable[[str], Path]:
         return p
 
     return _write
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test has its own audit key and spool, never the user's, and no $LABCTL_DB."""
+    monkeypatch.setenv("LABCTL_AUDIT_KEY", str(tmp_path / "keys" / "audit.key"))
+    monkeypatch.setenv("LABCTL_SPOOL", str(tmp_path / "spool"))
+    monkeypatch.delenv("LABCTL_DB", raising=False)
+
+
+@pytest.fixture
+def sqlite_db(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'labctl.db'}"
