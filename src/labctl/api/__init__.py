@@ -11,7 +11,7 @@
     sub = lab.submit("protocols/eis.yaml", simulate=True, seed=1)   # returns at once
     sub.progress; sub.pause(); sub.resume(); sub.abort(); sub.wait(60)
 
-    lab.campaign(1).observations()              # a campaign's cells: failed / censored / excluded, hours, metrics
+    lab.campaign(1).observations()              # a campaign's cells: failed/censored/excluded, hours
 """
 
 from labctl.api.lab import Lab, connect
