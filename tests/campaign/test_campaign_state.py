@@ -9,6 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pytest
 from sqlalchemy import func, inspect, select
 
 from labctl.campaign import load_campaign, state
@@ -98,3 +100,32 @@ def test_runs_that_failed_or_were_interrupted_are_excluded_not_short_lives() -> 
     assert classify(_Runs("completed", ""), "cancelled", None, "by ada", None)[:2] == ("excluded", None)
     status, _, reason, _ = classify(_Runs("completed", ""), "failed", None, "station cannot serve it", None)
     assert status == "excluded" and reason == "never ran: station cannot serve it"
+
+
+class _CyclingRun:
+    """A completed run whose cycling step (after 1000 s of fabrication) shorts at half-cycle 30 (7.5 h)."""
+
+    def __init__(self) -> None:
+        half, dt = 900.0, 10.0
+        t = np.arange(0.0, 60 * half, dt)
+        k = (t // half).astype(int)
+        sign = np.where(k % 2 == 0, -1.0, 1.0)  # plating first
+        over = np.where(k < 30, 0.05, 0.002)  # a hard short: the overpotential collapses and stays down
+        self.data = {"t": 1000.0 + t, "voltage": sign * over, "current": sign * 1.13e-3}
+
+    def run(self, run_id: int) -> dict[str, Any]:
+        return {"id": run_id, "state": "completed", "parameters": {}, "cell_area_m2": 1.13e-4,
+                "steps": [{"id": 1, "index": 0, "kind": "cycle_symmetric", "status": "done",
+                           "params": {"voltage_limit": 0.5}, "achieved": {}}]}
+
+    def measurements(self, run_id: int, stream: str, step_id: int | None = None) -> dict[str, Any]:
+        return self.data if stream == "cycling" else {}
+
+
+def test_a_short_is_a_failure_at_the_hours_of_cycling_and_censored_past_the_horizon() -> None:
+    status, hours, reason, metrics = classify(_CyclingRun(), "finished", 3, "", None)
+    assert status == "failed" and reason.startswith("hard_short")
+    assert hours == pytest.approx(7.5, abs=0.01)  # from the first cycling sample, not the run's start
+    assert metrics["failure_mode"] == "hard_short"
+    status, hours, reason, _ = classify(_CyclingRun(), "finished", 3, "", 5 * 3600.0)
+    assert (status, hours) == ("censored", 5.0) and "after it" in reason

@@ -56,7 +56,7 @@ class Design:
 
 
 def _text(value: float, unit: str) -> str:
-    return f"{value:.6g} {unit}".strip()
+    return f"{value:.4g} {unit}".strip()  # the text is what runs: 4 digits are finer than any bench
 
 
 def _range_values(factor: Factor, default: Any, u: np.ndarray) -> list[str]:

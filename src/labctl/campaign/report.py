@@ -17,7 +17,12 @@ def _fmt(x: Any, digits: int = 4) -> str:
 
 
 def km_figure(obs: Any, factors: list[str], path: Path) -> Path:
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError as exc:
+        from labctl.errors import ConfigError
+
+        raise ConfigError("the campaign report draws with matplotlib: install labctl[plot]") from exc
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
