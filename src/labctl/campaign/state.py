@@ -72,8 +72,9 @@ def get(store: Any, campaign_id: int) -> dict[str, Any]:
 
 
 def submit_pending(store: Any, campaign_id: int, *, actor: str | None = None) -> list[int]:
-    """Submit every planned point that has no request yet (in run order; lower seq, higher priority), linking
-    a request a dead process had already committed; returns the request ids newly linked."""
+    """Submit every planned point that has no request yet, in run order (runners take equal priorities oldest
+    first, so the ids keep the design's order without outranking anyone else's requests), linking a request a
+    dead process had already committed; returns the request ids newly linked."""
     from labctl.queue import submit
 
     who = actor or getpass.getuser()
@@ -85,8 +86,7 @@ def submit_pending(store: Any, campaign_id: int, *, actor: str | None = None) ->
             CampaignPoint.request_id.is_(None)).order_by(CampaignPoint.seq)).all()
         conn.rollback()
     linked = []
-    n = len(points)
-    for k, p in enumerate(points):
+    for p in points:
         with store.engine.connect() as conn:
             rid = conn.execute(select(RunRequest.id).where(RunRequest.sample_id == p.sample_id)
                                .order_by(RunRequest.id).limit(1)).scalar()
@@ -94,8 +94,7 @@ def submit_pending(store: Any, campaign_id: int, *, actor: str | None = None) ->
         adopted = rid is not None
         if rid is None:
             rid = submit(proto["path"], text=proto["text"], parameters=dict(p.factor_values),
-                         sample=p.sample_id, simulate=bool(camp["simulate"]), requested_by=who, store=store,
-                         priority=n - k)
+                         sample=p.sample_id, simulate=bool(camp["simulate"]), requested_by=who, store=store)
         with store.engine.begin() as conn:
             changed = conn.execute(update(CampaignPoint).where(
                 CampaignPoint.id == p.id, CampaignPoint.request_id.is_(None)).values(request_id=rid)).rowcount
