@@ -5,6 +5,7 @@ censored cells as failures (the naive way) is visibly biased where the censored 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -91,3 +92,29 @@ def test_by_condition_excludes_hardware_failures() -> None:
     assert low == pytest.approx(300 * math.log(2) ** 0.5, rel=0.25)
     assert high == pytest.approx(900 * math.log(2) ** 0.5, rel=0.25)
     assert table.loc["0.05 M", "median_high_h"] < table.loc["0.1 M", "median_low_h"]
+
+
+def test_report_writes_km_curves_and_weibull_table(tmp_path: Path) -> None:
+    from labctl.campaign import report
+
+    rng = np.random.default_rng(6)
+    rows = []
+    for seq, (conc, scale) in enumerate([("0.05 M", 200.0)] * 12 + [("0.1 M", 800.0)] * 12):
+        life = scale * rng.weibull(SHAPE)
+        rows.append({"seq": seq + 1, "concentration": conc, "run_id": seq + 1,
+                     "status": "failed" if life <= 1000 else "censored", "hours": min(life, 1000.0),
+                     "reason": "hard_short | at t" if life <= 1000 else "alive at the end of its test"})
+    rows.append({"seq": 25, "concentration": "0.1 M", "run_id": 25, "status": "excluded", "hours": None,
+                 "reason": "run failed: potentiostat: no reply"})
+    obs = pd.DataFrame(rows).set_index("seq")
+    camp = {"id": 3, "name": "t", "design_kind": "full_factorial", "seed": 9, "simulate": True,
+            "state": "finished", "path": "c.yaml", "sha256": "ab" * 32}
+    paths = report.write(camp, obs, ["concentration"], tmp_path)
+    assert paths["km"].read_bytes()[:4] == b"\x89PNG" and paths["km"].stat().st_size > 10_000
+    md = paths["markdown"].read_text()
+    table = by_condition(obs, ["concentration"]).set_index("concentration")
+    row = table.loc["0.1 M"]
+    assert f"| 0.1 M | 13 | {row['failed']} | {row['censored']} | 1 |" in md
+    assert f"{row['weibull_median_h']:.4g}" in md and f"{row['median_low_h']:.4g} – " in md
+    assert "hard_short / at t" in md  # a cell's reason cannot break the Markdown table
+    assert "run failed: potentiostat: no reply" in md
