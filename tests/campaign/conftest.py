@@ -1,11 +1,22 @@
-"""Campaign files written beside a copy-free reference to the repository's protocols and stations."""
+"""Campaign fixtures: campaign files naming the repository's protocols and stations, isolated audit keys and
+spools, and the store suite's databases (SQLite and its real PostgreSQL server, reused, not copied)."""
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
+_spec = importlib.util.spec_from_file_location(
+    "labctl_store_fixtures_campaign", Path(__file__).resolve().parent.parent / "store" / "conftest.py"
+)
+assert _spec is not None and _spec.loader is not None
+_store_fixtures = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_store_fixtures)
+pg_server = _store_fixtures.pg_server
+db_url = _store_fixtures.db_url  # each backend: SQLite and (marked postgres) PostgreSQL
 
 ROOT = Path(__file__).resolve().parents[2]
 PROTOCOL = ROOT / "protocols" / "li-in-alloy-cycle.yaml"

@@ -41,10 +41,10 @@ def test_schema_has_the_campaign_tables(sqlite_db: str) -> None:
     assert {"campaigns", "campaign_points", "campaign_observations"} <= tables
 
 
-def test_resume_links_a_committed_request_and_submits_nothing_twice(sqlite_db: str) -> None:
+def test_resume_links_a_committed_request_and_submits_nothing_twice(db_url: str) -> None:
     c = load_campaign(SHORT)
     design = plan_design(c, make_design(c))
-    with Store.open(sqlite_db) as store:
+    with Store.open(db_url) as store:
         cid = state.create(store, c, design, simulate=True, actor="ada")
         first = state.points(store, cid)[0]
         # the campaign process died after its first request was committed, before the point was linked to it
@@ -68,11 +68,11 @@ def test_resume_links_a_committed_request_and_submits_nothing_twice(sqlite_db: s
         assert store.verify().ok
 
 
-def test_points_refused_by_their_plan_are_recorded_never_queued(sqlite_db: str,
+def test_points_refused_by_their_plan_are_recorded_never_queued(db_url: str,
                                                                  write: Callable[[str], Path]) -> None:
     path = write("factors:\n  concentration: {levels: [0.1 M, 2 M]}\ndesign: {replicates: 2, seed: 5}\n")
     said: list[str] = []
-    with Store.open(sqlite_db) as store:
+    with Store.open(db_url) as store:
         cid = start(store, path, simulate=True, say=said.append)
         rows = state.points(store, cid)
         refused = [r for r in rows if not r["plan_ok"]]
