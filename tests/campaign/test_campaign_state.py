@@ -84,39 +84,25 @@ def test_points_refused_by_their_plan_are_recorded_never_queued(db_url: str,
         assert state.get(store, cid)["seed"] == 5
 
 
-class _Runs:
-    def __init__(self, state_: str, reason: str) -> None:
-        self.row = {"state": state_, "exit_reason": reason}
-
-    def run(self, run_id: int) -> dict[str, Any]:
-        return self.row
-
-
-def test_runs_that_failed_or_were_interrupted_are_excluded_not_short_lives() -> None:
-    for run_state, why in (("failed", "potentiostat: no reply"), ("interrupted", "process died"),
-                           ("aborted", "operator abort")):
-        status, hours, reason, _ = classify(_Runs(run_state, why), "failed", 7, "", 3600.0)
-        assert (status, hours) == ("excluded", None) and reason == f"run {run_state}: {why}"
-    assert classify(_Runs("completed", ""), "cancelled", None, "by ada", None)[:2] == ("excluded", None)
-    status, _, reason, _ = classify(_Runs("completed", ""), "failed", None, "station cannot serve it", None)
-    assert status == "excluded" and reason == "never ran: station cannot serve it"
-
-
 class _CyclingRun:
-    """A completed run whose cycling step (after 1000 s of fabrication) shorts at half-cycle 30 (7.5 h)."""
+    """A run whose cycling step starts after 1000 s of fabrication: `short_at` half-cycles of 15 min at 50 mV,
+    then (if it shorts) the overpotential collapses to 2 mV and stays down; `stop` cuts the trace early."""
 
-    def __init__(self) -> None:
+    def __init__(self, state_: str = "completed", exit_reason: str = "", *, short_at: int | None = 30,
+                 stop: int = 60, achieved: dict[str, Any] | None = None) -> None:
         half, dt = 900.0, 10.0
-        t = np.arange(0.0, 60 * half, dt)
+        t = np.arange(0.0, stop * half, dt)
         k = (t // half).astype(int)
         sign = np.where(k % 2 == 0, -1.0, 1.0)  # plating first
-        over = np.where(k < 30, 0.05, 0.002)  # a hard short: the overpotential collapses and stays down
+        over = np.where(k < (short_at if short_at is not None else 10**9), 0.05, 0.002)
         self.data = {"t": 1000.0 + t, "voltage": sign * over, "current": sign * 1.13e-3}
+        self.state, self.exit_reason, self.achieved = state_, exit_reason, achieved or {}
 
     def run(self, run_id: int) -> dict[str, Any]:
-        return {"id": run_id, "state": "completed", "parameters": {}, "cell_area_m2": 1.13e-4,
+        return {"id": run_id, "state": self.state, "exit_reason": self.exit_reason, "parameters": {},
+                "cell_area_m2": 1.13e-4,
                 "steps": [{"id": 1, "index": 0, "kind": "cycle_symmetric", "status": "done",
-                           "params": {"voltage_limit": 0.5}, "achieved": {}}]}
+                           "params": {"voltage_limit": 0.5}, "achieved": self.achieved}]}
 
     def measurements(self, run_id: int, stream: str, step_id: int | None = None) -> dict[str, Any]:
         return self.data if stream == "cycling" else {}
@@ -129,3 +115,24 @@ def test_a_short_is_a_failure_at_the_hours_of_cycling_and_censored_past_the_hori
     assert metrics["failure_mode"] == "hard_short"
     status, hours, reason, _ = classify(_CyclingRun(), "finished", 3, "", 5 * 3600.0)
     assert (status, hours) == ("censored", 5.0) and "after it" in reason
+
+
+def test_runs_that_failed_or_were_interrupted_are_excluded_not_short_lives() -> None:
+    # a fault ends the run right after a half-cycle with a low overpotential: it must not read as a short
+    for run_state, why in (("failed", "potentiostat: no reply"), ("interrupted", "process died"),
+                           ("aborted", "operator abort")):
+        store = _CyclingRun(run_state, why, short_at=19, stop=20)
+        status, hours, reason, _ = classify(store, "failed", 7, "", 3600.0)
+        assert (status, hours) == ("excluded", None) and reason == f"run {run_state}: {why}"
+    run = _CyclingRun()
+    assert classify(run, "cancelled", None, "by ada", None)[:2] == ("excluded", None)
+    status, _, reason, _ = classify(run, "failed", None, "station cannot serve it", None)
+    assert status == "excluded" and reason == "never ran: station cannot serve it"
+
+
+def test_a_failed_run_ended_by_the_cells_own_trip_is_a_failure() -> None:
+    trip = {"ended_by": "short", "ended_at_s": 1000.0 + 2 * 3600.0}
+    store = _CyclingRun("failed", "step 1 failed: short", short_at=None, stop=9, achieved=trip)
+    status, hours, reason, _ = classify(store, "failed", 7, "", None)
+    assert status == "failed" and hours == pytest.approx(2.0)
+    assert reason.startswith("short (the step's detector)")

@@ -1,11 +1,12 @@
 """What a finished cell says about its life, from its run's analysis (`labctl.analysis.report`).
 
-- the run completed and the analysis found a failure (hard short, voltage limit, runaway: physics.md §4.1):
-  `failed` at the hours of cycling before it;
+- the run completed and the analysis found a failure (hard short, voltage limit, runaway: physics.md §4.1), or
+  the step's own short/voltage detector ended it (`achieved.ended_by`; also when the protocol made that trip
+  fail or abort the run): `failed` at the hours of cycling before it;
 - it completed without a failure, or failed after the horizon: `censored` at the hours it was cycled (at most
   the horizon): it lived *at least* that long;
-- the run failed (a hardware or software fault), was aborted or interrupted, never started, or has no cycling
-  data: `excluded`, with the reason, never counted as a short life.
+- the run failed (a hardware or software fault) or was aborted without such a trip, was interrupted, never
+  started, or has no cycling data: `excluded`, with the reason, never counted as a short life.
 Hours count from the cell's first cycling sample, not from the start of the run (fabrication and OCV
 before cycling are not life under test).
 """
@@ -28,28 +29,40 @@ def classify(store: Any, request_state: str, run_id: int | None, request_reason:
     if run_id is None:
         return "excluded", None, f"never ran: {request_reason or 'no run'}", {}
     run = store.run(run_id)
-    if run["state"] != "completed":
-        return "excluded", None, f"run {run['state']}: {run.get('exit_reason') or ''}".rstrip(": "), {}
+    ended = f"run {run['state']}: {run.get('exit_reason') or ''}".rstrip(": ")
+    if run["state"] not in ("completed", "failed", "aborted"):
+        return "excluded", None, ended, {}
     from labctl.analysis import report
 
     data = report.load_run(store, run_id)
     step = next((s for s in data.steps if s.kind == "cycle_symmetric" and s.cycling is not None
                  and {"t", "voltage", "current"} <= set(s.cycling) and s.cycling["t"].size > 1), None)
     if step is None:
-        return "excluded", None, "no symmetric cycling data in the run", {}
+        return "excluded", None, ended if run["state"] != "completed" else "no symmetric cycling data", {}
     assert step.cycling is not None
+    t0 = float(step.cycling["t"][0])
+    trip, trip_at = step.achieved.get("ended_by"), step.achieved.get("ended_at_s")
+    if run["state"] != "completed":  # only the cell's own trip makes a failed run a life; else a fault
+        if trip and trip_at is not None:
+            hours = max((float(trip_at) - t0) / HOUR, 1e-6)
+            return "failed", hours, f"{trip} (the step's detector); {ended}", {}
+        return "excluded", None, ended, {}
     vlim = step.params.get("voltage_limit")
     m = report.cycling_metrics(step.cycling, area_m2=data.area_m2,
                                voltage_limit=float(vlim) if vlim else None)
     metrics = {k: m.get(k) for k in KEPT}
-    t0 = float(step.cycling["t"][0])
     cycled = (float(step.cycling["t"][-1]) - t0) / HOUR
     horizon = None if horizon_s is None else horizon_s / HOUR
+    failure = None
     if m["failure_mode"] is not None and m["hours_to_failure"] is not None:
-        hours = max(float(m["hours_to_failure"]) - t0 / HOUR, 1e-6)
+        failure = (float(m["hours_to_failure"]) - t0 / HOUR, f"{m['failure_mode']}: {m['failure_detail']}")
+    elif trip and trip_at is not None:
+        failure = ((float(trip_at) - t0) / HOUR, f"{trip} (the step's detector)")
+    if failure is not None:
+        hours = max(failure[0], 1e-6)
         if horizon is None or hours <= horizon:
-            return "failed", hours, f"{m['failure_mode']}: {m['failure_detail']}", metrics
-        return "censored", horizon, f"alive at the horizon ({m['failure_mode']} after it)", metrics
+            return "failed", hours, failure[1], metrics
+        return "censored", horizon, f"alive at the horizon ({failure[1]} after it)", metrics
     if cycled <= 0:
         return "excluded", None, "no cycling time recorded", metrics
     hours = cycled if horizon is None else min(cycled, horizon)
