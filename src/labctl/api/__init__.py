@@ -11,7 +11,7 @@
     sub = lab.submit("protocols/eis.yaml", simulate=True, seed=1)   # returns at once
     sub.progress; sub.pause(); sub.resume(); sub.abort(); sub.wait(60)
 
-Campaigns (DESIGN.md §13) are not part of the API yet: they come with the campaign package.
+    lab.campaign(1).observations()              # a campaign's cells: failed/censored/excluded, hours
 """
 
 from labctl.api.lab import Lab, connect

@@ -14,6 +14,7 @@ from labctl.api.submit import Submission, find_station, run_argv
 if TYPE_CHECKING:
     import pandas as pd
 
+    from labctl.api.campaign import CampaignHandle
     from labctl.store import Store, VerifyResult
 
 
@@ -64,6 +65,14 @@ class Lab:
     def run(self, run_id: int) -> RunHandle:
         """Run `run_id`: provenance, steps, events, io, data(stream), report(), verify()."""
         return RunHandle(self.store, run_id)
+
+    def campaign(self, campaign_id: int) -> CampaignHandle:
+        """Campaign `campaign_id`: progress(), observations() (a DataFrame), lives(), report(out)."""
+        from labctl.api.campaign import CampaignHandle
+        from labctl.campaign import state
+
+        state.get(self.store, campaign_id)  # StoreError now if there is none
+        return CampaignHandle(self.store, campaign_id)
 
     def compare(self, runs: list[int | RunHandle]) -> pd.DataFrame:
         """`labctl runs compare`: headline metrics side by side (overpotential at cycle 10 and 100 h, growth,

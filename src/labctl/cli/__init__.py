@@ -20,7 +20,7 @@ from typing import Any
 from labctl.errors import LabctlError
 
 COMMAND_MODULES = ["protocol_cmds", "sim_cmds", "run_cmds", "store_cmds", "analysis_cmds", "plugins_cmds",
-                   "queue_cmds", "web_cmds", "users_cmds"]
+                   "queue_cmds", "web_cmds", "users_cmds", "campaign_cmds"]
 HELP = "Lab-automation controller for protective overlayers on Li-metal anodes."
 
 

@@ -270,3 +270,62 @@ class WebSession(Base):
     created_at: Mapped[float]
     expires_at: Mapped[float]
     address: Mapped[str] = mapped_column(String(100))
+
+OBSERVATION_STATUSES = ("failed", "censored", "excluded")
+
+
+class Campaign(Base):
+    """A designed experiment (see `labctl.campaign`): the file's text, the design and its recorded seed."""
+
+    __tablename__ = "campaigns"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    path: Mapped[str] = mapped_column(Text)
+    text: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64))
+    protocols: Mapped[dict[str, Any]] = mapped_column(JSON)  # role -> {"path", "sha256"}
+    station_path: Mapped[str | None] = mapped_column(Text)
+    design_kind: Mapped[str] = mapped_column(String(40))
+    seed: Mapped[int] = mapped_column(BigInteger)
+    simulate: Mapped[bool] = mapped_column(Boolean)
+    horizon_s: Mapped[float | None]
+    state: Mapped[str] = mapped_column(String(20))  # running, finished
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[float]
+    ended_at: Mapped[float | None]
+
+
+class CampaignPoint(Base):
+    """One cell of a campaign in run order: its factor values, the plan's verdict and its run request."""
+
+    __tablename__ = "campaign_points"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"))
+    seq: Mapped[int] = mapped_column(Integer)
+    point: Mapped[int] = mapped_column(Integer)
+    replicate: Mapped[int] = mapped_column(Integer)
+    block: Mapped[str | None] = mapped_column(String(200))
+    factor_values: Mapped[dict[str, Any]] = mapped_column(JSON)
+    plan_ok: Mapped[bool] = mapped_column(Boolean)
+    plan_errors: Mapped[list[str]] = mapped_column(JSON)
+    duration_s: Mapped[float]
+    sample_id: Mapped[str] = mapped_column(String(200))  # the cell's sample id: finds its request on resume
+    request_id: Mapped[int | None] = mapped_column(ForeignKey("run_requests.id"))
+
+
+class CampaignObservation(Base):
+    """A finished cell: hours to failure (`failed`), alive at the end (`censored`) or `excluded`."""
+
+    __tablename__ = "campaign_observations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"))
+    point_id: Mapped[int] = mapped_column(ForeignKey("campaign_points.id"), unique=True)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"))
+    status: Mapped[str] = mapped_column(String(20))
+    hours: Mapped[float | None]
+    reason: Mapped[str] = mapped_column(Text, default="")
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[float]

@@ -1,7 +1,7 @@
 """Web users and their sessions (`labctl users`, `labctl serve`): a user has a role (viewer, operator, admin)
 and an argon2 password hash; a session row holds only the SHA-256 of its cookie token and its CSRF token.
 
-Revision ID: 0006_users
+Revision ID: 0006
 Revises: 0005
 Create Date: 2026-12-06
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006_users"
+revision = "0006"
 down_revision = "0005"
 branch_labels = None
 depends_on = None

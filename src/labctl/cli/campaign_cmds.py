@@ -1,0 +1,241 @@
+"""labctl CLI commands for campaigns: `campaign validate|plan|schema|run|resume|status|report`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from labctl.cli.output import Col, print_json, print_table, visible
+
+campaign_app = typer.Typer(help="Designed experiments over many cells (campaign files).",
+                           no_args_is_help=True)
+
+
+def _consoles():  # the CLI's shared consoles, imported late (cli/__init__ imports this module)
+    from labctl.cli import console, err_console
+
+    return console, err_console
+
+
+def _problems(exc: Exception, as_json: bool) -> None:
+    console, err = _consoles()
+    problems = getattr(exc, "problems", [])
+    if as_json:
+        print_json(console, {"ok": False, "problems": [p.as_dict() for p in problems]})
+    else:
+        for p in problems:
+            err.print(visible(p), highlight=False, markup=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+@campaign_app.command("validate")
+def validate(
+    files: Annotated[list[Path], typer.Argument(help="campaign files")],
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """Check campaign files (and the protocols they name); every problem as file:line:col (exit 2 if any)."""
+    from labctl.campaign import load_campaign
+    from labctl.protocol.problems import FileProblemsError
+
+    console, err = _consoles()
+    results, failed = [], False
+    for f in files:
+        try:
+            c = load_campaign(f)
+            results.append({"file": str(f), "ok": True, "problems": [], "sha256": c.sha256})
+            if not as_json:
+                console.print(f"{f}: ok ({len(c.model.factors)} factors, {c.model.design.kind})",
+                              highlight=False, markup=False, soft_wrap=True)
+        except FileProblemsError as exc:
+            failed = True
+            results.append({"file": str(f), "ok": False, "problems": [p.as_dict() for p in exc.problems]})
+            if not as_json:
+                for p in exc.problems:
+                    err.print(visible(p), highlight=False, markup=False, soft_wrap=True)
+    if as_json:
+        print_json(console, results)
+    if failed:
+        raise typer.Exit(2)
+
+
+@campaign_app.command("plan")
+def plan(
+    file: Annotated[Path, typer.Argument(help="campaign file")],
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """The design in run order, each point planned; exit 2 if any point fails its plan (it would not run)."""
+    from labctl.campaign import load_campaign
+    from labctl.campaign.design import make_design, plan_design
+    from labctl.protocol.problems import FileProblemsError
+    from labctl.units import human_duration
+
+    console, err = _consoles()
+    try:
+        c = load_campaign(file)
+        design = plan_design(c, make_design(c))
+    except FileProblemsError as exc:
+        _problems(exc, as_json)
+        return
+    if as_json:
+        print_json(console, {"ok": not design.failed, "kind": design.kind, "seed": design.seed,
+                             "points": [p.as_dict() for p in design.points]})
+    else:
+        names = list(c.model.factors)
+        cols = [Col("#", key=True, justify="right"), Col("point", key=True, justify="right"),
+                Col("rep", key=True, justify="right"),
+                *(Col(n) for n in names), Col("duration"), Col("plan", wrap=True)]
+        rows = [[p.seq + 1, p.point + 1, p.replicate + 1, *(p.values[n] for n in names),
+                 human_duration(p.duration_s), "ok" if p.ok else p.errors[0]] for p in design.points]
+        print_table(console, cols, rows, title=f"{c.model.name}: {design.kind}, seed {design.seed}, "
+                    f"{len(design.points)} runs")
+        for p in design.failed:
+            for e in p.errors:
+                err.print(visible(f"run {p.seq + 1} (point {p.point + 1}): {e}"), highlight=False,
+                          markup=False, soft_wrap=True)
+    if design.failed:
+        raise typer.Exit(2)
+
+
+@campaign_app.command("schema")
+def schema() -> None:
+    """Print the JSON Schema of campaign files (for editor autocompletion)."""
+    from labctl.campaign import campaign_schema
+
+    console, _ = _consoles()
+    print_json(console, campaign_schema())
+
+
+Db = Annotated[str | None, typer.Option("--db", envvar="LABCTL_DB", help="Database URL or SQLite file.")]
+StationOpt = Annotated[Path | None, typer.Option(
+    "--station", "-s", help="station file the local runner serves (default: the campaign's, or the simulated "
+    "one)")]
+MaxPar = Annotated[int, typer.Option("--max-parallel", help="runs at a time in the local runner")]
+NoRunner = Annotated[bool, typer.Option("--no-runner", help="leave the runs to bench workers; wait for them")]
+Wait = Annotated[float | None, typer.Option("--wait", help="with --no-runner: give up waiting after S s")]
+
+
+def _open(db: str | None) -> Any:
+    from labctl.store import Store
+
+    return Store.open(db)
+
+
+def _say(text: str) -> None:
+    _consoles()[0].print(visible(text), highlight=False, markup=False, soft_wrap=True)
+
+
+def _drive(store: Any, cid: int, station: Path | None, max_parallel: int, no_runner: bool,
+           wait: float | None) -> None:
+    from labctl.campaign.drive import drive
+
+    prog = drive(store, cid, runner=not no_runner, station=station, max_parallel=max_parallel, wait=wait,
+                 say=_say)
+    _say(f"campaign {cid}: " + ", ".join(f"{k} {v}" for k, v in prog.items()))
+
+
+@campaign_app.command("run")
+def run(
+    file: Annotated[Path, typer.Argument(help="campaign file")],
+    simulate: Annotated[bool, typer.Option("--simulate", help="dry runs on the simulated bench")] = False,
+    station: StationOpt = None,
+    max_parallel: MaxPar = 1,
+    no_runner: NoRunner = False,
+    wait: Wait = None,
+    db: Db = None,
+) -> None:
+    """Plan every point, record the campaign, submit each planned cell as a run request and run them (a local
+    runner unless --no-runner); cells whose plan fails are reported and never queued."""
+    from labctl.campaign.drive import start
+    from labctl.protocol.problems import FileProblemsError
+
+    store = _open(db)
+    try:
+        try:
+            cid = start(store, file, simulate=simulate, say=_say)
+        except FileProblemsError as exc:
+            _problems(exc, False)
+            return
+        _say(f"campaign {cid} recorded; resume it with `labctl campaign resume {cid}`")
+        _drive(store, cid, station, max_parallel, no_runner, wait)
+    finally:
+        store.close()
+
+
+@campaign_app.command("resume")
+def resume(
+    campaign_id: Annotated[int, typer.Argument(help="campaign id")],
+    station: StationOpt = None,
+    max_parallel: MaxPar = 1,
+    no_runner: NoRunner = False,
+    wait: Wait = None,
+    db: Db = None,
+) -> None:
+    """Go on with a campaign whose process stopped: cells already submitted are not submitted again."""
+    store = _open(db)
+    try:
+        _drive(store, campaign_id, station, max_parallel, no_runner, wait)
+    finally:
+        store.close()
+
+
+@campaign_app.command("status")
+def status(
+    campaign_id: Annotated[int, typer.Argument(help="campaign id")],
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+    db: Db = None,
+) -> None:
+    """Each cell of the campaign: factor values, request and run, and what its life says so far."""
+    from labctl.api.campaign import parse_campaign_factors
+    from labctl.campaign import state
+
+    console, _ = _consoles()
+    store = _open(db)
+    try:
+        state.observe(store, campaign_id)  # cells whose run ended since the last look
+        camp, rows, prog = state.get(store, campaign_id), state.points(store, campaign_id), \
+            state.progress(store, campaign_id)
+    finally:
+        store.close()
+    if as_json:
+        print_json(console, {"campaign": {k: v for k, v in camp.items() if k not in ("text", "protocols")},
+                             "progress": prog, "points": rows})
+        return
+    names = parse_campaign_factors(camp["text"])
+    cols = [Col("#", key=True, justify="right"), *(Col(n) for n in names), Col("request", key=True),
+            Col("run", key=True, justify="right"), Col("status", key=True), Col("hours", justify="right"),
+            Col("reason", wrap=True)]
+    table = []
+    for r in rows:
+        hours = "" if r["hours"] is None else f"{r['hours']:.4g}"
+        table.append([r["seq"] + 1, *(r["values"].get(n, "") for n in names), r["request_state"] or "",
+                      r["run_id"] or "", r["status"] or "", hours,
+                      r["reason"] or "; ".join(r["plan_errors"]) or r["request_reason"]])
+    print_table(console, cols, table, title=f"campaign {camp['id']} {camp['name']} ({camp['state']}): "
+                + ", ".join(f"{k} {v}" for k, v in prog.items()))
+
+
+@campaign_app.command("report")
+def report(
+    campaign_id: Annotated[int, typer.Argument(help="campaign id")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="directory for km.png and report.md")] = Path("."),
+    db: Db = None,
+) -> None:
+    """Kaplan–Meier curves per condition (PNG) and a Markdown report with Weibull median lives."""
+    from labctl.api.campaign import CampaignHandle
+    from labctl.campaign import state
+
+    store = _open(db)
+    try:
+        state.get(store, campaign_id)
+        state.observe(store, campaign_id)
+        paths = CampaignHandle(store, campaign_id).report(out)
+    finally:
+        store.close()
+    for p in paths.values():
+        _say(f"wrote {p}")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(campaign_app, name="campaign")
