@@ -54,8 +54,8 @@ def classify(store: Any, request_state: str, run_id: int | None, request_reason:
     cycled = (float(step.cycling["t"][-1]) - t0) / HOUR
     horizon = None if horizon_s is None else horizon_s / HOUR
     failure = None
-    if m["failure_mode"] is not None and m["hours_to_failure"] is not None:
-        failure = (float(m["hours_to_failure"]) - t0 / HOUR, f"{m['failure_mode']}: {m['failure_detail']}")
+    if m["failure_mode"] is not None and m["failure_at_s"] is not None:  # run time: from this step's start
+        failure = ((float(m["failure_at_s"]) - t0) / HOUR, f"{m['failure_mode']}: {m['failure_detail']}")
     elif trip and trip_at is not None:
         failure = ((float(trip_at) - t0) / HOUR, f"{trip} (the step's detector)")
     if failure is not None:
