@@ -266,6 +266,25 @@ def test_key_created_0600_outside_the_database(store: Store, new_run, audit_key:
     assert stat.S_IMODE(audit_key.stat().st_mode) == 0o600
 
 
+def test_a_key_another_process_creates_between_the_two_looks_is_used(
+    db_url: str, chain: Store, audit_key: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two processes start on a new store at once: the first creates the key (atomically) and then its first
+    event; the second saw no key, then counts that event. It must use the key now there, not refuse."""
+    chain.close()
+    real = audit.key_path
+    looks = iter([False])  # the second process's first look: the key is not there yet
+
+    class FirstLookMissing(type(real())):  # type: ignore[misc]
+        def exists(self, *args: object, **kwargs: object) -> bool:
+            return next(looks, True) and super().exists()
+
+    monkeypatch.setattr(audit, "key_path", lambda: FirstLookMissing(real()))
+    with Store.open(db_url) as s:
+        s.append_event(None, "x", {})  # no "missing but the store has events"
+        assert len(s.events()) == EVENTS + 1 and s.verify().ok
+
+
 def test_default_key_path_is_the_user_config_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("LABCTL_AUDIT_KEY")
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))

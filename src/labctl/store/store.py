@@ -128,11 +128,15 @@ class Store:
         if self._key is None:
             if create and not audit.key_path().exists():
                 with reading(self.engine) as conn:
-                    if conn.execute(select(func.count()).select_from(Event)).scalar():
-                        raise StoreError(
-                            f"audit key {audit.key_path()} is missing but the store has events; "
-                            "restore the key (LABCTL_AUDIT_KEY) before recording more"
-                        )
+                    events = conn.execute(select(func.count()).select_from(Event)).scalar()
+                # Another process may have created the key (atomically, before its first event) between the
+                # two looks: only a key still missing beside recorded events is lost. A wrong key is refused
+                # by the fingerprint check below either way.
+                if events and not audit.key_path().exists():
+                    raise StoreError(
+                        f"audit key {audit.key_path()} is missing but the store has events; "
+                        "restore the key (LABCTL_AUDIT_KEY) before recording more"
+                    )
             self._key = audit.load_key(create=create)
             self._key_path = audit.key_path()
         if create and not self._key_checked:
