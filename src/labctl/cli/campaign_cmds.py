@@ -126,12 +126,55 @@ def _say(text: str) -> None:
     _consoles()[0].print(visible(text), highlight=False, markup=False, soft_wrap=True)
 
 
-def _drive(store: Any, cid: int, station: Path | None, max_parallel: int, no_runner: bool,
-           wait: float | None) -> None:
-    from labctl.campaign.drive import drive
+Approve = Annotated[bool, typer.Option(
+    "--approve", help="planner campaigns: accept, edit or reject each suggestion before it is queued")]
 
-    prog = drive(store, cid, runner=not no_runner, station=station, max_parallel=max_parallel, wait=wait,
-                 say=_say)
+
+def _decide(store: Any, cid: int, proposals: list[dict[str, Any]]) -> bool:
+    """`--approve`: each proposal shown with what it was based on; accept, edit (values re-checked and
+    planned), reject (with a reason) or quit (the proposals stay; `resume --approve` asks again)."""
+    import getpass
+
+    from labctl.campaign import suggestions
+
+    who = getpass.getuser()
+    for s in proposals:
+        _say(f"suggestion {s['id']} (batch {s['batch']}, {s['planner'].get('name')}, from "
+             f"{s['observations']} observation(s), sha256 {s['observations_sha256'][:12]}): "
+             + ", ".join(f"{k}={v}" for k, v in s["values"].items()))
+        while True:
+            choice = typer.prompt("[a]ccept, [e]dit, [r]eject or [q]uit", default="a").strip().lower()[:1]
+            try:
+                if choice == "q":
+                    return False
+                if choice == "r":
+                    reason = typer.prompt("reason", default="rejected at the prompt")
+                    suggestions.reject(store, cid, s["id"], actor=who, reason=reason)
+                    break
+                values = None
+                if choice == "e":
+                    values = {k: typer.prompt(k, default=v) for k, v in s["values"].items()}
+                elif choice != "a":
+                    continue
+                rid = suggestions.approve(store, cid, s["id"], values=values, actor=who)
+                _say(f"queued as request {rid}" if rid is not None else "refused by its plan (not queued)")
+                break
+            except suggestions.SuggestionError as exc:
+                _consoles()[1].print(visible(str(exc)), highlight=False, markup=False, soft_wrap=True)
+    return True
+
+
+def _drive(store: Any, cid: int, station: Path | None, max_parallel: int, no_runner: bool,
+           wait: float | None, approve: bool = False) -> None:
+    from labctl.campaign.drive import drive
+    from labctl.campaign.planners import PlannerError
+
+    try:
+        prog = drive(store, cid, runner=not no_runner, station=station, max_parallel=max_parallel, wait=wait,
+                     say=_say, decide=_decide if approve else None)
+    except PlannerError as exc:  # nothing was queued from the failed proposal
+        _consoles()[1].print(visible(f"campaign {cid}: {exc}"), highlight=False, markup=False, soft_wrap=True)
+        raise typer.Exit(2) from exc
     _say(f"campaign {cid}: " + ", ".join(f"{k} {v}" for k, v in prog.items()))
 
 
@@ -143,6 +186,7 @@ def run(
     max_parallel: MaxPar = 1,
     no_runner: NoRunner = False,
     wait: Wait = None,
+    approve: Approve = False,
     db: Db = None,
 ) -> None:
     """Plan every point, record the campaign, submit each planned cell as a run request and run them (a local
@@ -158,7 +202,7 @@ def run(
             _problems(exc, False)
             return
         _say(f"campaign {cid} recorded; resume it with `labctl campaign resume {cid}`")
-        _drive(store, cid, station, max_parallel, no_runner, wait)
+        _drive(store, cid, station, max_parallel, no_runner, wait, approve)
     finally:
         store.close()
 
@@ -170,12 +214,13 @@ def resume(
     max_parallel: MaxPar = 1,
     no_runner: NoRunner = False,
     wait: Wait = None,
+    approve: Approve = False,
     db: Db = None,
 ) -> None:
     """Go on with a campaign whose process stopped: cells already submitted are not submitted again."""
     store = _open(db)
     try:
-        _drive(store, campaign_id, station, max_parallel, no_runner, wait)
+        _drive(store, campaign_id, station, max_parallel, no_runner, wait, approve)
     finally:
         store.close()
 

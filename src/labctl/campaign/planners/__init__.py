@@ -17,7 +17,7 @@ from labctl.campaign.planners.base import Objective, Observation, Planner, Plann
 from labctl.campaign.planners.space import Axis, Space, space_of
 
 __all__ = ["Axis", "Objective", "Observation", "Planner", "PlannerError", "Space", "available", "make",
-           "problems", "space_of", "suggest"]
+           "make_for", "problems", "space_of", "suggest"]
 
 DEFAULT = "optuna"
 GROUP = "labctl.planners"
@@ -79,6 +79,17 @@ def make(name: str, space: Space, objectives: list[Objective], *, seed: int, opt
         raise
     except Exception as exc:  # a plug-in's constructor is not ours: its error is reported, not raised raw
         raise PlannerError(f"planner `{name}` could not be built: {type(exc).__name__}: {exc}") from exc
+
+
+def make_for(model: Any, defaults: dict[str, Any], *, seed: int) -> Planner:
+    """The planner a campaign model names (`planner:`), over its factors and objectives."""
+    from labctl.units import parse
+
+    spec = model.planner
+    objectives = [Objective(o.metric, o.sense) for o in model.objectives]
+    horizon = None if model.horizon is None else parse(model.horizon, "duration") / 3600.0
+    return make(spec.name, space_of(model, defaults), objectives, seed=seed, options=spec.options,
+                horizon_h=horizon, budget=spec.budget)
 
 
 def suggest(planner: Planner, n: int, observations: list[Observation], pending: list[dict[str, str]]
