@@ -1,0 +1,49 @@
+"""`labctl campaign run --approve` on a planner campaign of short dry-run cells: each suggestion shown with
+the hash of what it was based on, one edited at the prompt, one accepted; the loop closes (the second batch is
+proposed from the first cell's observation) and the campaign finishes at its budget."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from .conftest import ROOT, STATION
+
+CELL = ROOT / "tests" / "campaign" / "data" / "short-cell.yaml"
+
+
+def _labctl(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "labctl", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "COLUMNS": "200"}, input=stdin)
+
+
+def test_planner_campaign_with_approval(tmp_path: Path, sqlite_db: str) -> None:
+    f = tmp_path / "planned.yaml"
+    f.write_text(f"""labctl: 1
+name: planned short cells
+protocols: {{test: {CELL}}}
+station: {STATION}
+factors:
+  immersion_time: {{range: [30 s, 90 s]}}
+  concentration: {{levels: [0.05 M, 0.1 M]}}
+planner: {{name: optuna, budget: 2, batch: 1, seed: 3}}
+objectives: [{{maximise: hours_to_failure}}]
+horizon: 2 h
+""")
+    r = _labctl("campaign", "run", str(f), "--simulate", "--approve", "--db", sqlite_db,
+                stdin="x\ne\n45 s\n0.1 M\na\n")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.count("sha256 ") == 2 and "from 0 observation(s)" in r.stdout
+    assert "from 1 observation(s)" in r.stdout  # the second proposal saw the first cell's life
+    assert "censored 2" in r.stdout
+    status = json.loads(_labctl("campaign", "status", "1", "--json", "--db", sqlite_db).stdout)
+    assert status["campaign"]["state"] == "finished" and status["campaign"]["design_kind"] == "planner:optuna"
+    assert status["points"][0]["values"] == {"immersion_time": "45 s", "concentration": "0.1 M"}
+    assert [p["status"] for p in status["points"]] == ["censored", "censored"]
+
+    # a resume of a finished planner campaign proposes nothing more
+    r = _labctl("campaign", "resume", "1", "--approve", "--db", sqlite_db)
+    assert r.returncode == 0 and "sha256" not in r.stdout, r.stdout + r.stderr
