@@ -47,3 +47,13 @@ horizon: 2 h
     # a resume of a finished planner campaign proposes nothing more
     r = _labctl("campaign", "resume", "1", "--approve", "--db", sqlite_db)
     assert r.returncode == 0 and "sha256" not in r.stdout, r.stdout + r.stderr
+
+
+def test_status_follow_ends_when_the_campaign_is_finished(tmp_path: Path, sqlite_db: str) -> None:
+    """`status --follow` redraws until the campaign is finished (here: at once, it already is)."""
+    r = _labctl("campaign", "run", str(ROOT / "campaigns" / "short-dry-run.yaml"), "--simulate",
+                "--max-parallel", "2", "--db", sqlite_db)
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = _labctl("campaign", "status", "1", "--follow", "--every", "0.2", "--db", sqlite_db)
+    assert r.returncode == 0, r.stderr
+    assert "(finished)" in r.stdout and "censored 4" in r.stdout and "0.05 M" in r.stdout

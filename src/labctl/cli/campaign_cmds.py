@@ -229,15 +229,20 @@ def resume(
 def status(
     campaign_id: Annotated[int, typer.Argument(help="campaign id")],
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="refresh live until the campaign finishes "
+                                         "(Ctrl-C to stop watching; the campaign goes on)")] = False,
+    every: Annotated[float, typer.Option("--every", help="with --follow: seconds between looks")] = 2.0,
     db: Db = None,
 ) -> None:
     """Each cell of the campaign: factor values, request and run, and what its life says so far."""
-    from labctl.api.campaign import parse_campaign_factors
     from labctl.campaign import state
 
     console, _ = _consoles()
     store = _open(db)
     try:
+        if follow and not as_json:
+            _follow(store, campaign_id, console, max(every, 0.2))
+            return
         state.observe(store, campaign_id)  # cells whose run ended since the last look
         camp, rows, prog = state.get(store, campaign_id), state.points(store, campaign_id), \
             state.progress(store, campaign_id)
@@ -247,6 +252,40 @@ def status(
         print_json(console, {"campaign": {k: v for k, v in camp.items() if k not in ("text", "protocols")},
                              "progress": prog, "points": rows})
         return
+    print_table(console, *_status_table(camp, rows, prog))
+
+
+def _follow(store: Any, campaign_id: int, console: Any, every: float) -> None:
+    """`status --follow`: the table redrawn in place (rich Live) until the campaign is finished."""
+    import time
+
+    from rich.live import Live
+
+    from labctl.campaign import state
+    from labctl.cli.output import table
+
+    def look() -> tuple[Any, bool]:
+        state.observe(store, campaign_id)
+        camp, rows, prog = state.get(store, campaign_id), state.points(store, campaign_id), \
+            state.progress(store, campaign_id)
+        cols, body, title = _status_table(camp, rows, prog)
+        return table(cols, body, width=console.width, title=title), camp["state"] == "finished"
+
+    try:
+        view, done = look()
+        with Live(view, console=console, auto_refresh=False) as live:
+            while not done:
+                time.sleep(every)
+                view, done = look()
+                live.update(view, refresh=True)
+    except KeyboardInterrupt:
+        pass
+
+
+def _status_table(camp: dict[str, Any], rows: list[dict[str, Any]], prog: dict[str, int]
+                  ) -> tuple[list[Any], list[list[Any]], str]:
+    from labctl.api.campaign import parse_campaign_factors
+
     names = parse_campaign_factors(camp["text"])
     cols = [Col("#", key=True, justify="right"), *(Col(n) for n in names), Col("request", key=True),
             Col("run", key=True, justify="right"), Col("status", key=True), Col("hours", justify="right"),
@@ -257,8 +296,8 @@ def status(
         table.append([r["seq"] + 1, *(r["values"].get(n, "") for n in names), r["request_state"] or "",
                       r["run_id"] or "", r["status"] or "", hours,
                       r["reason"] or "; ".join(r["plan_errors"]) or r["request_reason"]])
-    print_table(console, cols, table, title=f"campaign {camp['id']} {camp['name']} ({camp['state']}): "
-                + ", ".join(f"{k} {v}" for k, v in prog.items()))
+    return cols, table, f"campaign {camp['id']} {camp['name']} ({camp['state']}): " + ", ".join(
+        f"{k} {v}" for k, v in prog.items())
 
 
 @campaign_app.command("report")
