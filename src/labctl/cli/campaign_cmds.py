@@ -46,7 +46,9 @@ def validate(
             c = load_campaign(f)
             results.append({"file": str(f), "ok": True, "problems": [], "sha256": c.sha256})
             if not as_json:
-                console.print(f"{f}: ok ({len(c.model.factors)} factors, {c.model.design.kind})",
+                how = (f"planner {c.model.planner.name}, budget {c.model.planner.budget}" if c.model.planner
+                       else c.model.design.kind)
+                console.print(f"{f}: ok ({len(c.model.factors)} factors, {how})",
                               highlight=False, markup=False, soft_wrap=True)
         except FileProblemsError as exc:
             failed = True
@@ -74,7 +76,7 @@ def plan(
     console, err = _consoles()
     try:
         c = load_campaign(file)
-        design = plan_design(c, make_design(c))
+        design = plan_design(c, _first_batch(c) if c.model.planner else make_design(c))
     except FileProblemsError as exc:
         _problems(exc, as_json)
         return
@@ -96,6 +98,20 @@ def plan(
                           markup=False, soft_wrap=True)
     if design.failed:
         raise typer.Exit(2)
+
+
+def _first_batch(c: Any) -> Any:
+    """A planner campaign has no fixed design: `plan` shows the planner's first batch (no observations yet),
+    each point planned, so a bad range shows before anything runs."""
+    from labctl.campaign.design import Design, DesignPoint
+    from labctl.campaign.planners import make_for, suggest
+
+    spec = c.model.planner
+    seed = spec.seed if spec.seed is not None else 0
+    defaults = {k: v for p in c.protocols.values() for k, v in p.parameters.items()}
+    pts = suggest(make_for(c.model, defaults, seed=seed), spec.batch, [], [])
+    return Design(f"planner:{spec.name} (first batch of {spec.budget})", seed,
+                  [DesignPoint(seq=i, point=i, replicate=0, block=None, values=v) for i, v in enumerate(pts)])
 
 
 @campaign_app.command("schema")
