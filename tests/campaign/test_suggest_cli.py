@@ -33,6 +33,10 @@ planner: {{name: optuna, budget: 2, batch: 1, seed: 3}}
 objectives: [{{maximise: hours_to_failure}}]
 horizon: 2 h
 """)
+    r = _labctl("campaign", "plan", str(f), "--json")
+    assert r.returncode == 0, r.stderr
+    first = json.loads(r.stdout)
+    assert first["kind"].startswith("planner:optuna") and len(first["points"]) == 1
     r = _labctl("campaign", "run", str(f), "--simulate", "--approve", "--db", sqlite_db,
                 stdin="x\ne\n45 s\n0.1 M\na\n")
     assert r.returncode == 0, r.stdout + r.stderr
@@ -43,6 +47,17 @@ horizon: 2 h
     assert status["campaign"]["state"] == "finished" and status["campaign"]["design_kind"] == "planner:optuna"
     assert status["points"][0]["values"] == {"immersion_time": "45 s", "concentration": "0.1 M"}
     assert [p["status"] for p in status["points"]] == ["censored", "censored"]
+    from labctl.campaign import suggestions
+    from labctl.store import Store
+
+    store = Store.open(sqlite_db)
+    try:
+        rows = suggestions.all_suggestions(store, 1)
+    finally:
+        store.close()
+    assert [s["state"] for s in rows] == ["queued", "queued"] and rows[0]["reason"] == "edited"
+    assert rows[0]["values"] == first["points"][0]["values"]  # `plan` showed the batch `run` proposed
+    assert rows[1]["observations"] == 1 and rows[1]["observations_sha256"] != rows[0]["observations_sha256"]
 
     # a resume of a finished planner campaign proposes nothing more
     r = _labctl("campaign", "resume", "1", "--approve", "--db", sqlite_db)
