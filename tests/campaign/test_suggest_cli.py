@@ -47,6 +47,7 @@ horizon: 2 h
     assert status["campaign"]["state"] == "finished" and status["campaign"]["design_kind"] == "planner:optuna"
     assert status["points"][0]["values"] == {"immersion_time": "45 s", "concentration": "0.1 M"}
     assert [p["status"] for p in status["points"]] == ["censored", "censored"]
+    assert [s["state"] for s in status["suggestions"]] == ["queued", "queued"]
     from labctl.campaign import suggestions
     from labctl.store import Store
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from labctl.campaign import state
 from labctl.campaign.models import Campaign as CampaignModel
@@ -189,6 +190,20 @@ def approve(store: Any, campaign_id: int, suggestion_id: int, *, values: dict[st
         raise SuggestionError(f"suggestion {suggestion_id}: " + "; ".join(errors))
     edited = final != s["values"]
     plan_errors, _warns, duration = _plan(camp, final)
+    try:
+        pid = _record(store, campaign_id, suggestion_id, s, final, plan_errors, duration, edited, actor)
+    except IntegrityError as exc:  # another approval took the same place in the run order at the same time
+        raise SuggestionError(f"suggestion {suggestion_id}: another approval was recorded at the same "
+                              "moment; try again") from exc
+    if plan_errors:
+        return None
+    state.submit_pending(store, campaign_id, actor=actor)
+    return next(r["request_id"] for r in state.points(store, campaign_id) if r["id"] == pid)
+
+
+def _record(store: Any, campaign_id: int, suggestion_id: int, s: dict[str, Any], final: dict[str, str],
+            plan_errors: list[str], duration: float, edited: bool, actor: str) -> int:
+    """The approved point as the campaign's next cell and the suggestion's decision, in one transaction."""
     with store.engine.begin() as conn:
         seq = int(conn.execute(select(func.coalesce(func.max(CampaignPoint.seq), -1)).where(
             CampaignPoint.campaign_id == campaign_id)).scalar())  # type: ignore[arg-type]
@@ -207,10 +222,7 @@ def approve(store: Any, campaign_id: int, suggestion_id: int, *, values: dict[st
         state._event(conn, store, "campaign.suggestion.approved", {
             "campaign_id": campaign_id, "suggestion_id": suggestion_id, "seq": seq, "values": final,
             "edited": edited, "suggested": s["values"], "refused_by_plan": plan_errors}, actor)
-    if plan_errors:
-        return None
-    state.submit_pending(store, campaign_id, actor=actor)
-    return next(r["request_id"] for r in state.points(store, campaign_id) if r["id"] == pid)
+    return pid
 
 
 def reject(store: Any, campaign_id: int, suggestion_id: int, *, actor: str, reason: str) -> None:

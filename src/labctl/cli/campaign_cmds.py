@@ -266,9 +266,22 @@ def status(
         store.close()
     if as_json:
         print_json(console, {"campaign": {k: v for k, v in camp.items() if k not in ("text", "protocols")},
-                             "progress": prog, "points": rows})
+                             "progress": prog, "points": rows, "suggestions": _suggestions(db, camp)})
         return
     print_table(console, *_status_table(camp, rows, prog))
+
+
+def _suggestions(db: str | None, camp: dict[str, Any]) -> list[dict[str, Any]]:
+    """A planner campaign's proposals (each with the hash of what it was based on and its decision)."""
+    from labctl.campaign import suggestions
+
+    if not suggestions.is_planned(camp):
+        return []
+    store = _open(db)
+    try:
+        return suggestions.all_suggestions(store, camp["id"])
+    finally:
+        store.close()
 
 
 def _follow(store: Any, campaign_id: int, console: Any, every: float) -> None:
