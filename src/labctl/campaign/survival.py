@@ -73,9 +73,12 @@ class WeibullFit:
 
 
 def _loglik(t_f: np.ndarray, t_c: np.ndarray, median: float, shape: float) -> float:
+    """The censored Weibull log-likelihood, written out (scipy's logpdf/logsf cost ~100 µs a call and the
+    profile interval calls this thousands of times); equal to weibull_min.logpdf/logsf sums (tested)."""
     scale = median / LN2 ** (1.0 / shape)
-    return float(np.sum(stats.weibull_min.logpdf(t_f, shape, scale=scale))
-                 + np.sum(stats.weibull_min.logsf(t_c, shape, scale=scale)))
+    z_f, z_c = t_f / scale, t_c / scale
+    return float(t_f.size * math.log(shape / scale) + (shape - 1.0) * np.sum(np.log(z_f))
+                 - np.sum(z_f**shape) - np.sum(z_c**shape))
 
 
 def _profile(t_f: np.ndarray, t_c: np.ndarray, median: float, k0: float) -> float:
