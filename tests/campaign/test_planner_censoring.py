@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 from scipy import stats
 
 from labctl.campaign.planners import Axis, Objective, Space, make
@@ -43,6 +44,7 @@ def regrets(censoring: str, seeds: range) -> np.ndarray:
     return np.array(out)
 
 
+@pytest.mark.timeout(900)  # ~13 s of CPU: minutes of wall on a loaded 2-core machine
 def test_censoring_aware_planner_beats_naive_over_seeds() -> None:
     seeds = range(10)
     aware, naive = regrets("weibull", seeds), regrets("naive", seeds)
