@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -57,6 +58,9 @@ class Dispatcher:
     children: dict[int, subprocess.Popen | ForkedRun] = field(default_factory=dict)
     own_keys: dict[int, list[str]] = field(default_factory=dict)  # request id -> lease keys its run will take
     launcher: Launcher | None = None  # None: every run as a plain subprocess
+    env: dict[str, str] | None = None  # the run processes' environment (None: this process')
+    extra_args: dict[int, list[str]] = field(default_factory=dict)  # request id -> more `labctl run` options
+    commands: dict[int, list[str]] = field(default_factory=dict)  # request id -> run command, no password
 
     def start_launcher(self) -> None:
         """Start the warm launcher (unless $LABCTL_NO_LAUNCHER is set); it warms up in the background while
@@ -171,7 +175,7 @@ class Dispatcher:
     def _launch(self, row: Any) -> None:
         spool = spool_dir()
         spool.mkdir(parents=True, exist_ok=True)
-        stem = f"request-{row.id}"
+        stem = f"request-{row.id}-{secrets.token_hex(4)}"  # one spool for every store: ids repeat
         proto = spool / f"{stem}-{Path(row.protocol_path).name or 'protocol.yaml'}"
         proto.write_text(row.protocol_text)
         cmd = [
@@ -196,6 +200,8 @@ class Dispatcher:
             cmd.append("--simulate")
         if row.realtime:
             cmd.append("--realtime")
+        cmd += self.extra_args.pop(row.id, [])
+        self.commands[row.id] = [str(self.store.url) if a == self.db_url else a for a in cmd]
         log = spool / f"{stem}.log"
         t0 = time.time()
         child: subprocess.Popen | ForkedRun | None = None
@@ -204,7 +210,7 @@ class Dispatcher:
         if child is None:
             with open(log, "ab") as out:
                 child = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
+                                         start_new_session=True, env=self.env)
         self.children[row.id] = child
         forked = isinstance(child, ForkedRun)
         process = {
