@@ -48,6 +48,7 @@ def test_forked_run_survives_kill9_of_runner_and_launcher(sqlite_db: str, tmp_pa
         assert via == "launcher", row.process
         pid = row.process["pid"]
         run = psutil.Process(pid)
+        assert run.name() == "labctl-run"  # named so in ps/top, though it keeps the launcher's command line
         # a session of its own (no signal to the runner's or launcher's group reaches it), and reparented
         assert os.getsid(pid) not in (os.getsid(runner.pid), os.getsid(int(launcher_pid)))
         assert run.ppid() not in (runner.pid, int(launcher_pid))

@@ -50,12 +50,19 @@ WARM_PACKAGES = ["labctl.drivers", "labctl.simulators", "labctl.steps", "labctl.
 
 
 def source_fingerprint() -> str:
-    """labctl's version and each of its source files' (path, size, mtime): changes when labctl is upgraded or
-    edited. A stat per file (a few ms), cheap enough before each launch."""
+    """labctl's version, each of its source files' (path, size, mtime) and the mtime of the interpreter's
+    site-packages (a pip install or upgrade adds and removes dist-info directories there): changes when labctl
+    or a package it runs on is upgraded or edited. A stat per file (a few ms), cheap before each launch."""
+    import sysconfig
+
     import labctl
 
     root = Path(labctl.__file__).resolve().parent
     h = hashlib.sha256(str(getattr(labctl, "__version__", "")).encode())
+    paths = sysconfig.get_paths()
+    for entry in sorted({paths["purelib"], paths["platlib"], str(root.parent)}):
+        with contextlib.suppress(OSError):
+            h.update(f"{entry}:{os.stat(entry).st_mtime_ns}\n".encode())
     for path in sorted(root.rglob("*.py")):
         with contextlib.suppress(OSError):
             st = path.stat()
@@ -79,12 +86,35 @@ def _warm() -> None:
             for info in pkgutil.walk_packages(pkg.__path__, pkg_name + "."):
                 with contextlib.suppress(Exception):
                     importlib.import_module(info.name)
-    import labctl.cli
+    import functools
 
-    labctl.cli.app  # noqa: B018 - builds the typer app (every command group) once, before forking
+    import typer.main
+
+    import labctl.cli
+    import labctl.store.store
+
+    # Work every run would repeat, done once here for all the runs this launcher forks (this process only):
+    # typer's click command for the app (typer rebuilds it from the signatures on every call), and the
+    # package versions a run records (metadata scans; the runs use the packages this process imported, and
+    # an upgrade changes the fingerprint, so these are the versions that run)
+    app = labctl.cli.app
+    built = typer.main.get_command(app)
+    plain = typer.main.get_command
+    typer.main.get_command = lambda typer_app: built if typer_app is app else plain(typer_app)
+    labctl.store.store._versions = functools.cache(labctl.store.store._versions)
+    labctl.store.store._versions()
 
 
 _replies: Any = None  # the pipe to the client: stdout's original fd (fd 1 itself goes to stderr, see serve)
+
+
+def _name_process(name: str) -> None:
+    """The process name `ps -o comm`, top and pgrep show (Linux, 15 bytes): a forked run keeps the launcher's
+    command line, so its name says what it is."""
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        ctypes.CDLL(None).prctl(15, name.encode()[:15], 0, 0, 0)  # PR_SET_NAME
 
 
 def _reply(obj: dict[str, Any]) -> None:
@@ -106,6 +136,7 @@ def _run_child(args: list[str], log: str) -> None:
         os.close(null)
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        _name_process("labctl-run")
         sys.argv = ["labctl", *args]
         from labctl.cli import main
 
@@ -175,6 +206,7 @@ def serve() -> None:
     _replies = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)  # whatever an import prints goes to the launcher's log, never into the replies
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C at the worker's terminal is the worker's
+    _name_process("labctl-launcher")
     _warm()
     _reply({"ready": True, "fingerprint": fingerprint, "pid": os.getpid()})
     for line in sys.stdin:
