@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from labctl.api.protocol import Protocol
 from labctl.api.runs import RunHandle, _frame, _times
-from labctl.api.submit import Submission, submit_request
+from labctl.api.submit import Submission, close_dispatchers, submit_request
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -44,6 +44,7 @@ class Lab:
         """Release the store (submitted runs go on in their own processes)."""
         for s in self._submissions:
             s.close()
+        close_dispatchers(self.store, self._dispatchers)
         self.store.close()
 
     def runs(

@@ -280,6 +280,18 @@ def _child_env(db_url: str) -> dict[str, str]:
     return env
 
 
+def close_dispatchers(store: Store, dispatchers: dict[tuple[str, bool], Dispatcher]) -> None:
+    """At `Lab.close`: end the requests whose runs have ended, and mark the lab's dispatchers stopped (runs
+    still going are followed to their end by a runner on this host once this process has gone)."""
+    from labctl.store import requests
+
+    for d in dispatchers.values():
+        with contextlib.suppress(Exception):
+            d.follow()
+            requests.worker_stopped(store, d.name, "lab closed" + ("; runs left running" if d.busy() else ""))
+    dispatchers.clear()
+
+
 def submit_request(store: Store, dispatchers: dict[tuple[str, bool], Dispatcher], protocol: Path,
                    params: dict[str, Any], *, station: str | Path | None, simulate: bool, seed: int | None,
                    realtime: bool, sample: str | None, operator: str) -> Submission:
