@@ -308,12 +308,17 @@ class Launcher:
         None when it cannot (not warm within READY_TIMEOUT_S, gone, failing): launch it the plain way."""
         from labctl.store.leases import boot_id
 
-        if self.proc is None or self.proc.poll() is not None:
-            self.start()  # none yet, or it died: a new one
-        elif self.ready() and self.fingerprint != source_fingerprint():
-            self.start()  # labctl upgraded or edited since it warmed up: never fork stale code
-        # waiting for a warming launcher beats a plain start: that would import everything from scratch too
-        if not self.ready(READY_TIMEOUT_S) or self.fingerprint != source_fingerprint():
+        for _ in range(2):  # a stale launcher is replaced once; a second stale one (edits going on): plainly
+            if self.proc is None or self.proc.poll() is not None:
+                self.start()  # none yet, or it died: a new one
+            # waiting for a warming launcher beats a plain start: that would import everything from scratch
+            if not self.ready(READY_TIMEOUT_S):
+                self.fallbacks += 1
+                return None
+            if self.fingerprint == source_fingerprint():
+                break
+            self.start()  # labctl or a dependency upgraded since it warmed up: never fork stale code
+        else:
             self.fallbacks += 1
             return None
         try:
