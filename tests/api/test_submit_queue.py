@@ -44,6 +44,7 @@ def test_a_submission_is_a_queue_request_run_once(tmp_path: Path) -> None:
         assert row["requested_by"] == "nb-user" and row["protocol_text"] == WAIT
         assert row["worker"].startswith("api@")
         assert run.provenance["seed"] == 11 and sub.summary["run_id"] == run.id and sub.returncode == 0
+        assert "--db" not in sub.argv and str(lab.store.url) not in sub.argv  # in its environment: not in ps
         kinds = [e["kind"] for e in lab.store.events() if e["kind"].startswith("request.")]
         assert kinds == ["request.submitted", "request.taken", "request.started", "request.finished"]
         # the `labctl queue` view of it is the CLI's own

@@ -60,7 +60,7 @@ class Dispatcher:
     launcher: Launcher | None = None  # None: every run as a plain subprocess
     env: dict[str, str] | None = None  # the run processes' environment (None: this process')
     extra_args: dict[int, list[str]] = field(default_factory=dict)  # request id -> more `labctl run` options
-    commands: dict[int, list[str]] = field(default_factory=dict)  # request id -> run command, no password
+    commands: dict[int, list[str]] = field(default_factory=dict)  # request id -> its run's command line
 
     def start_launcher(self) -> None:
         """Start the warm launcher (unless $LABCTL_NO_LAUNCHER is set); it warms up in the background while
@@ -186,8 +186,6 @@ class Dispatcher:
             str(proto),
             "--station",
             str(self.station_path),
-            "--db",
-            self.db_url,
             "--json",
             "--operator",
             row.requested_by,
@@ -201,16 +199,18 @@ class Dispatcher:
         if row.realtime:
             cmd.append("--realtime")
         cmd += self.extra_args.pop(row.id, [])
-        self.commands[row.id] = [str(self.store.url) if a == self.db_url else a for a in cmd]
+        self.commands[row.id] = cmd
+        # the store's URL goes in the environment, not on the command line: `ps` would show its password
+        db_env = {"LABCTL_DB": self.db_url}
         log = spool / f"{stem}.log"
         t0 = time.time()
         child: subprocess.Popen | ForkedRun | None = None
         if self.launcher is not None:
-            child = self.launcher.launch(cmd[3:], log)
+            child = self.launcher.launch(cmd[3:], log, env=db_env)
         if child is None:
             with open(log, "ab") as out:
                 child = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                         start_new_session=True, env=self.env)
+                                         start_new_session=True, env={**(self.env or os.environ), **db_env})
         self.children[row.id] = child
         forked = isinstance(child, ForkedRun)
         process = {

@@ -15,8 +15,9 @@ path, size and mtime) taken before it imported them; the client compares it with
 each launch and replaces a launcher whose code differs (after an upgrade) before launching.
 
 Wire (the client's pipes to the launcher's stdin/stdout, one JSON object per line): the launcher first says
-`{"ready": true, "fingerprint": F, "pid": P}` once warm; then to each `{"args": [...], "log": PATH}` it
-answers `{"pid": N, "proc_started": T}` or `{"error": "..."}`. EOF on stdin (the client gone) ends it.
+`{"ready": true, "fingerprint": F, "pid": P}` once warm; then to each `{"args": [...], "log": PATH, "env":
+{...}}` it answers `{"pid": N, "proc_started": T}` or `{"error": "..."}`. EOF on stdin (the client gone)
+ends it.
 """
 
 from __future__ import annotations
@@ -122,8 +123,8 @@ def _reply(obj: dict[str, Any]) -> None:
     _replies.flush()
 
 
-def _run_child(args: list[str], log: str) -> None:
-    """In the grandchild: become `labctl ARGS` writing to `log`; never returns."""
+def _run_child(args: list[str], log: str, env: dict[str, str]) -> None:
+    """In the grandchild: become `labctl ARGS` writing to `log`, with `env` set; never returns."""
     code = 70
     try:
         os.close(_replies.fileno())
@@ -137,6 +138,7 @@ def _run_child(args: list[str], log: str) -> None:
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         _name_process("labctl-run")
+        os.environ.update(env)
         sys.argv = ["labctl", *args]
         from labctl.cli import main
 
@@ -160,7 +162,7 @@ def _run_child(args: list[str], log: str) -> None:
         os._exit(code)
 
 
-def _launch(args: list[str], log: str) -> dict[str, Any]:
+def _launch(args: list[str], log: str, env: dict[str, str]) -> dict[str, Any]:
     """Double fork; the grandchild waits on a gate until its identity is read, so it is always found alive."""
     from labctl.store.leases import process_started
 
@@ -179,7 +181,7 @@ def _launch(args: list[str], log: str) -> dict[str, Any]:
                 os.close(pid_w)
                 os.read(gate_r, 1)  # until the launcher has the run's identity (or has died: EOF)
                 os.close(gate_r)
-                _run_child(args, log)
+                _run_child(args, log, env)
             os.write(pid_w, str(run).encode())
         finally:
             os._exit(0)
@@ -212,7 +214,8 @@ def serve() -> None:
     for line in sys.stdin:
         try:
             req = json.loads(line)
-            out = _launch([str(a) for a in req["args"]], str(req["log"]))
+            env = {str(k): str(v) for k, v in (req.get("env") or {}).items()}
+            out = _launch([str(a) for a in req["args"]], str(req["log"]), env)
         except Exception as exc:
             out = {"error": f"{type(exc).__name__}: {exc}"}
         _reply(out)
@@ -303,8 +306,9 @@ class Launcher:
                 return False
         return True
 
-    def launch(self, args: list[str], log: Path) -> ForkedRun | None:
-        """Start `labctl ARGS` writing to `log` through the launcher (waiting for one that is warming up);
+    def launch(self, args: list[str], log: Path, env: dict[str, str] | None = None) -> ForkedRun | None:
+        """Start `labctl ARGS` writing to `log`, with `env` added to the launcher's environment (values kept
+        off the command line, such as the store's URL), through the launcher (waiting for one warming up);
         None when it cannot (not warm within READY_TIMEOUT_S, gone, failing): launch it the plain way."""
         from labctl.store.leases import boot_id
 
@@ -322,7 +326,7 @@ class Launcher:
             self.fallbacks += 1
             return None
         try:
-            self.proc.stdin.write(json.dumps({"args": args, "log": str(log)}) + "\n")
+            self.proc.stdin.write(json.dumps({"args": args, "log": str(log), "env": env or {}}) + "\n")
             self.proc.stdin.flush()
             line = self._lines.get(timeout=REPLY_TIMEOUT_S)
         except (OSError, ValueError, Empty):
