@@ -10,9 +10,10 @@ back). The buffer is bounded by time: at most `OUTAGE_LIMIT_S` of data is held. 
 count as an outage (a lost or refused connection); any other store error is raised at once, as before.
 PostgreSQL stores only (`resilient`): SQLite has its own busy timeout and no server to lose.
 
-A write whose commit reached the database but whose acknowledgement was lost with the connection is
-written again: an event can then appear twice in the chain (both correctly chained); data chunks cannot, as
-their (run, stream, seq) is unique.
+A write whose commit reached the database but whose acknowledgement was lost with the connection (the
+link dropping between the commit and its reply) is written again: an event then appears twice in the chain
+(both correctly chained), a data chunk twice under one seq (its stream's seal, which counts the chunk once,
+then flags it at `labctl audit verify`).
 """
 
 from __future__ import annotations
