@@ -26,6 +26,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
 from labctl.web import users
+from labctl.web.figures import FigureCache
 from labctl.web.throttle import LoginThrottle
 
 HERE = Path(__file__).parent
@@ -116,6 +117,7 @@ def create_app(db: str | None = None, *, secret: bytes | None = None, https: boo
     app.state.throttle = LoginThrottle()
     app.state.templates = templates()
     app.state.https = https
+    app.state.figures = FigureCache()  # report figures drawn for the pages (removed at exit)
     app.add_middleware(AuthMiddleware)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 

@@ -146,3 +146,17 @@ def open_run(lab: Lab, run_id: int) -> RunHandle:
         return lab.run(run_id)
     except StoreError as exc:
         raise HTTPException(404, str(exc)) from exc
+
+
+def eis_sweeps(run: RunHandle) -> list[dict[str, Any]]:
+    """Each EIS sweep of the run (one per `eis` step), frequency ascending: step, freq [Hz], z_real and
+    z_imag [Ω], as stored (the Nyquist and Bode plots draw these; no fit, no unit guessed)."""
+    if "eis" not in set(run.streams["stream"]):
+        return []
+    df = run.data("eis")
+    out = []
+    for step, part in df.groupby("step", sort=True):
+        part = part.sort_values("freq", kind="stable")
+        out.append({"step": int(step), "freq": part["freq"].tolist(), "z_real": part["z_real"].tolist(),
+                    "z_imag": part["z_imag"].tolist()})
+    return out

@@ -1,12 +1,14 @@
-"""The pages and endpoints: runs list, run page, plot series (JSON), live points (SSE), transcript, audit
-verify, control commands, CSV export. Each reads or writes through `labctl.api` and the store's public calls,
-as the CLI does (control goes through `Store.post_control`, audited, with the web user's name as actor).
+"""The runs pages and endpoints: runs list, run page, plot series (JSON), live points (SSE), EIS sweeps
+(JSON), the run report's figures, transcript, audit verify, control commands, CSV/Parquet export. Each reads
+or writes through `labctl.api` and the store's public calls, as the CLI does (control goes through
+`Store.post_control`, audited, with the web user's name as actor).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -18,8 +20,8 @@ from starlette.background import BackgroundTask
 
 from labctl.store.errors import StoreError
 from labctl.store.models import CONTROL_COMMANDS, RUN_STATES
-from labctl.web import data
-from labctl.web.app import current_user, require_csrf, require_role
+from labctl.web import data, figures
+from labctl.web.app import require_csrf, require_role
 from labctl.web.downsample import window
 
 SORTABLE = ("id", "protocol_name", "state", "sample_id", "operator", "mode", "created_at", "ended_at")
@@ -91,6 +93,8 @@ def register(app: FastAPI) -> None:
             "steps": data.steps_with_units(run),
             "events": ev, "streams": streams, "has_plot": has_plot, "commands": CONTROL_COMMANDS,
             "io": data.transcript_page(lab, run_id, None, 1),
+            "has_eis": any(s["stream"] == "eis" for s in streams), "parquet": parquet_available(),
+            "parquet_missing": PARQUET_MISSING,
             "params": json.dumps(prov["parameters"], ensure_ascii=False, default=str),
             "versions": json.dumps(prov["versions"], ensure_ascii=False, default=str),
         })
@@ -163,28 +167,67 @@ def register(app: FastAPI) -> None:
             "message": f"{command} sent to run {run_id} (command {cid}) as {user.name}; "
                        "the run acts on it at its next safe point"})
 
-    @app.get("/runs/{run_id}/export.csv")
-    def export_csv(run_id: int, stream: str = "cycling", user: Any = Depends(current_user)) -> Response:
+    @app.get("/runs/{run_id}/eis")
+    def eis(run_id: int) -> JSONResponse:
+        """The run's EIS sweeps for the Nyquist and Bode plots (frequency ascending; Hz and Ω)."""
+        run = data.open_run(lab, run_id)
+        return JSONResponse({"run": run_id, "units": {"freq": "Hz", "z_real": "ohm", "z_imag": "ohm"},
+                             "sweeps": data.eis_sweeps(run)})
+
+    @app.get("/runs/{run_id}/report", response_class=HTMLResponse)
+    def run_report(request: Request, run_id: int) -> Response:
+        """The figures and metrics of `labctl runs report` (drawn once per finished run; the page loads
+        this after itself, so a long run's figures do not hold the page up)."""
+        run = data.open_run(lab, run_id)
+        if not run.done:
+            return _render(request, "_report.html", {"run_id": run_id, "pending": True})
+        rep = app.state.figures.get(f"run-{run_id}", "done", lambda out: figures.run_report(run, out))
+        return _render(request, "_report.html", {"run_id": run_id, "pending": False, "rep": rep})
+
+    @app.get("/runs/{run_id}/figures/{name}")
+    def run_figure(run_id: int, name: str) -> Response:
+        path = app.state.figures.path(f"run-{run_id}", name)
+        if path is None:
+            raise HTTPException(404, f"run {run_id} has no report figure {name!r} (open the run page first)")
+        return FileResponse(path, media_type="image/png")
+
+    @app.get("/runs/{run_id}/export.{fmt}")
+    def export_stream(run_id: int, fmt: str, stream: str = "cycling") -> Response:
+        """One stream as a CSV or Parquet download (`labctl runs export`); Parquet carries the provenance and
+        the steps' commanded and achieved values in its schema metadata."""
         from labctl.store import export
 
+        if fmt not in export.FORMATS:
+            raise HTTPException(404, f"no export format {fmt!r} (one of {', '.join(export.FORMATS)})")
+        if fmt == "parquet" and not parquet_available():
+            raise HTTPException(501, PARQUET_MISSING)
         run = data.open_run(lab, run_id)
         info = run.refresh()
         have = sorted(set(run.streams["stream"]))
         if stream not in have:
             raise HTTPException(404, f"run {run_id} has no stream {stream!r} "
                                      f"(it has: {', '.join(have) or 'none'})")
+        tmp = Path(tempfile.mkdtemp(prefix="labctl-export-"))
+        out = tmp / f"run{run_id}-{stream}.{fmt}"
         try:
             cols = export.export_columns(lab.store.measurements(run_id, stream), stream, info)
-            tmp = Path(tempfile.mkdtemp(prefix="labctl-export-"))
-            out = tmp / f"run{run_id}-{stream}.csv"
-            export.write(cols, "csv", out)
+            meta = export.export_metadata(info, stream) if fmt == "parquet" else None
+            export.write(cols, fmt, out, meta)
         except StoreError as exc:
+            _remove(tmp)
             raise HTTPException(404, str(exc)) from exc
-        return FileResponse(out, media_type="text/csv", filename=out.name,
-                            background=BackgroundTask(_remove, tmp))
+        media = "text/csv" if fmt == "csv" else "application/vnd.apache.parquet"
+        return FileResponse(out, media_type=media, filename=out.name, background=BackgroundTask(_remove, tmp))
+
+
+PARQUET_MISSING = "Parquet export needs pyarrow: pip install 'labctl[parquet]'"
+
+
+def parquet_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("pyarrow") is not None
 
 
 def _remove(folder: Path) -> None:
-    for p in folder.iterdir():
-        p.unlink()
-    folder.rmdir()
+    shutil.rmtree(folder, ignore_errors=True)
