@@ -108,7 +108,7 @@ def create_app(db: str | None = None, *, secret: bytes | None = None, https: boo
     a random secret is made, so a restart logs everyone out. `https`: mark cookies Secure. The caller closes
     `app.state.lab` when done serving (a test client's start and stop must not close the store)."""
     import labctl
-    from labctl.web import pages
+    from labctl.web import benches, pages
 
     app = FastAPI(title="labctl", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.lab = labctl.connect(db)
@@ -182,4 +182,5 @@ def create_app(db: str | None = None, *, secret: bytes | None = None, https: boo
         return RedirectResponse("/runs", status_code=303)
 
     pages.register(app)
+    benches.register(app)
     return app

@@ -29,7 +29,7 @@ LIVE_PERIOD_S = 1.0  # how often a live view asks the store for new points (the 
 LIVE_MAX_POINTS = 4000  # per message: a backlog is sent downsampled, the next refetch fills it in
 
 
-def _render(request: Request, name: str, ctx: dict[str, Any], status: int = 200) -> Response:
+def render(request: Request, name: str, ctx: dict[str, Any], status: int = 200) -> Response:
     base = {"user": request.state.user, "csrf": request.state.csrf}
     return request.app.state.templates.TemplateResponse(request, name, {**base, **ctx}, status_code=status)
 
@@ -75,7 +75,7 @@ def register(app: FastAPI) -> None:
         f = {"state": state, "sample": sample, "protocol": protocol, "operator": operator, "since": since,
              "until": until}
         rows = runs_rows(lab, f, sort, desc)
-        return _render(request, "runs.html", {"rows": rows, "f": f, "sort": sort, "desc": desc,
+        return render(request, "runs.html", {"rows": rows, "f": f, "sort": sort, "desc": desc,
                                               "states": RUN_STATES, "sortable": SORTABLE})
 
     @app.get("/runs/{run_id}", response_class=HTMLResponse)
@@ -88,7 +88,7 @@ def register(app: FastAPI) -> None:
                "actor": e["actor"], "data": json.dumps(e["data"], ensure_ascii=False, default=str)}
               for e in events.to_dict("records")]
         has_plot = any(s["stream"] in data.VOLTAGE_STREAMS for s in streams) or not run.done
-        return _render(request, "run.html", {
+        return render(request, "run.html", {
             "run": run, "prov": prov, "state": prov["state"], "done": run.done,
             "steps": data.steps_with_units(run),
             "events": ev, "streams": streams, "has_plot": has_plot, "commands": CONTROL_COMMANDS,
@@ -140,7 +140,7 @@ def register(app: FastAPI) -> None:
     def transcript(request: Request, run_id: int, instrument: str = "", page: int = 1,
                    q: str = "") -> Response:
         data.open_run(lab, run_id)
-        return _render(request, "_io.html", {"run_id": run_id,
+        return render(request, "_io.html", {"run_id": run_id,
                                              "io": data.transcript_page(lab, run_id, instrument, page, q)})
 
     @app.post("/runs/{run_id}/verify", response_class=HTMLResponse, dependencies=[Depends(require_csrf)])
@@ -150,7 +150,7 @@ def register(app: FastAPI) -> None:
         bad = None
         if result.first_bad_seq is not None:
             bad = next((e for e in lab.store.events(None) if e["seq"] == result.first_bad_seq), None)
-        return _render(request, "_verify.html", {"v": result, "bad": bad})
+        return render(request, "_verify.html", {"v": result, "bad": bad})
 
     @app.post("/runs/{run_id}/control/{command}", response_class=HTMLResponse,
               dependencies=[Depends(require_csrf)])
@@ -163,7 +163,7 @@ def register(app: FastAPI) -> None:
             cid = lab.store.post_control(run_id, command, actor=user.name)
         except StoreError as exc:
             raise HTTPException(409, str(exc)) from exc
-        return _render(request, "_message.html", {
+        return render(request, "_message.html", {
             "message": f"{command} sent to run {run_id} (command {cid}) as {user.name}; "
                        "the run acts on it at its next safe point"})
 
@@ -180,9 +180,9 @@ def register(app: FastAPI) -> None:
         this after itself, so a long run's figures do not hold the page up)."""
         run = data.open_run(lab, run_id)
         if not run.done:
-            return _render(request, "_report.html", {"run_id": run_id, "pending": True})
+            return render(request, "_report.html", {"run_id": run_id, "pending": True})
         rep = app.state.figures.get(f"run-{run_id}", "done", lambda out: figures.run_report(run, out))
-        return _render(request, "_report.html", {"run_id": run_id, "pending": False, "rep": rep})
+        return render(request, "_report.html", {"run_id": run_id, "pending": False, "rep": rep})
 
     @app.get("/runs/{run_id}/figures/{name}")
     def run_figure(run_id: int, name: str) -> Response:
