@@ -108,7 +108,7 @@ def create_app(db: str | None = None, *, secret: bytes | None = None, https: boo
     a random secret is made, so a restart logs everyone out. `https`: mark cookies Secure. The caller closes
     `app.state.lab` when done serving (a test client's start and stop must not close the store)."""
     import labctl
-    from labctl.web import benches, pages
+    from labctl.web import benches, campaigns, pages
 
     app = FastAPI(title="labctl", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.lab = labctl.connect(db)
@@ -183,4 +183,5 @@ def create_app(db: str | None = None, *, secret: bytes | None = None, https: boo
 
     pages.register(app)
     benches.register(app)
+    campaigns.register(app)
     return app
