@@ -177,3 +177,12 @@ def test_login_form_needs_its_own_token(app) -> None:
         c.get("/login")
         assert c.post("/login", data={**form, "csrf": foreign}, follow_redirects=False).status_code == 403
         assert post_login(c, form, follow_redirects=False).status_code == 303
+
+
+def test_htmx_errors_are_escaped_html(as_role, web_db) -> None:
+    """An error HTMX swaps into the page is escaped text, whatever the request put in it."""
+    c, csrf = as_role("operator")
+    r = c.post(f"/runs/{web_db[1]}/control/<img src=x onerror=alert(1)>",
+               headers={"x-csrf-token": csrf, "hx-request": "true"})
+    assert r.status_code == 404 and r.headers["content-type"].startswith("text/html")
+    assert "<img" not in r.text and "&lt;img src=x onerror=alert(1)&gt;" in r.text
