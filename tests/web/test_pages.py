@@ -200,3 +200,24 @@ def test_parquet_without_pyarrow_is_a_clear_message(as_role, web_db, monkeypatch
     r = c.get(f"/runs/{web_db[1]}/export.parquet?stream=cycling")
     assert r.status_code == 501 and "pip install &#39;labctl[parquet]&#39;" not in r.text
     assert "pip install 'labctl[parquet]'" in r.text
+
+
+def test_transcript_pages_read_only_their_rows_and_equal_the_full_transcript(app, web_db) -> None:
+    """The paged read (no search) gives exactly the rows of `Store.io` in its order, page by page."""
+    from labctl.web.data import PAGE, transcript_page
+
+    lab = app.state.lab
+    full = lab.store.io(web_db[1])
+    first = transcript_page(lab, web_db[1], None, 1)
+    assert first["total"] == len(full) and first["pages"] == -(-len(full) // PAGE)
+    got = []
+    for page in range(1, first["pages"] + 1):
+        got += transcript_page(lab, web_db[1], None, page)["rows"]
+    assert [(r["t"], r["instrument"], r["text"]) for r in got] == \
+        [(r["t"], r["instrument"], show_bytes(r["bytes"])) for r in full]
+    name = first["instruments"][0]
+    one = transcript_page(lab, web_db[1], name, 1)
+    assert one["total"] == sum(r["instrument"] == name for r in full)
+    assert all(r["instrument"] == name for r in one["rows"])
+    found = transcript_page(lab, web_db[1], None, 1, search=first["rows"][0]["text"][:6])
+    assert 0 < found["total"] <= len(full)
