@@ -23,6 +23,7 @@ from labctl.store.models import CONTROL_COMMANDS, RUN_STATES
 from labctl.web import data, figures
 from labctl.web.app import require_csrf, require_role
 from labctl.web.downsample import window
+from labctl.web.live import feeds as live_feeds
 
 SORTABLE = ("id", "protocol_name", "state", "sample_id", "operator", "mode", "created_at", "ended_at")
 LIVE_PERIOD_S = 1.0  # how often a live view asks the store for new points (the page shows them within 2 s)
@@ -111,27 +112,32 @@ def register(app: FastAPI) -> None:
 
     @app.get("/runs/{run_id}/live")
     async def live(request: Request, run_id: int, after: float = -np.inf) -> StreamingResponse:
-        """Server-sent events: `points` ({x, y}) as stored, `state` when it changes, `end` when done."""
-        data.open_run(lab, run_id)
+        """Server-sent events: `points` ({x, y}) as stored, `state` when it changes, `end` when done. The
+        store is polled once per period per run, whatever the number of viewers (`labctl.web.live`)."""
+        await asyncio.to_thread(data.open_run, lab, run_id)
+        hub = live_feeds(app, LIVE_PERIOD_S)
 
         async def stream() -> Any:
-            last, state = after, None
-            while not await request.is_disconnected():
-                run = await asyncio.to_thread(data.open_run, lab, run_id)
-                now_state = run.state
-                t, v = await asyncio.to_thread(data.voltage_since, lab, run_id, last)
-                if t.size:
-                    w = window(t, v, LIVE_MAX_POINTS // 2)
-                    last = float(t[-1])
-                    yield f"event: points\ndata: {json.dumps(w.as_json())}\n\n"
-                if now_state != state:
-                    state = now_state
-                    yield f"event: state\ndata: {json.dumps(state)}\n\n"
-                if run.done:
-                    yield "event: end\ndata: {}\n\n"
-                    return
-                yield ": keep-alive\n\n"
-                await asyncio.sleep(LIVE_PERIOD_S)
+            feed = hub.join(run_id, after)
+            try:
+                last, state = after, None
+                while not await request.is_disconnected():
+                    await hub.poll(run_id, feed)
+                    t, v = await hub.points_after(run_id, feed, last)
+                    if t.size:
+                        w = window(t, v, LIVE_MAX_POINTS // 2)
+                        last = float(t[-1])
+                        yield f"event: points\ndata: {json.dumps(w.as_json())}\n\n"
+                    if feed.state != state:
+                        state = feed.state
+                        yield f"event: state\ndata: {json.dumps(state)}\n\n"
+                    if feed.done and last >= feed.last:
+                        yield "event: end\ndata: {}\n\n"
+                        return
+                    yield ": keep-alive\n\n"
+                    await asyncio.sleep(LIVE_PERIOD_S)
+            finally:
+                hub.leave(run_id)
 
         return StreamingResponse(stream(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
