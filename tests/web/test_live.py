@@ -123,6 +123,11 @@ def test_viewers_of_a_run_share_one_poll_and_get_the_same_points(app, web_db, mo
             assert np.array_equal(t, t_all[keep]) and np.array_equal(v, v_all[keep])
         t, _ = await hub.points_after(run_id, feed, float(t_all[10]))  # before the feed: from the store
         assert np.array_equal(t, t_all[11:]) and len(calls) == 2
+        first, last = await hub.message(run_id, feed, float(t_all[100]), 2000)
+        again, _ = await hub.message(run_id, feed, float(t_all[100]), 2000)
+        assert again is first and last == t_all[-1] and first.startswith("event: points\ndata: ")
+        assert len(json.loads(first.split("data: ")[1])["x"]) <= 4000  # cut to the width (min/max pairs)
+        assert await hub.message(run_id, feed, float(t_all[-1]), 2000) == ("", float(t_all[-1]))
         for _ in range(20):
             hub.leave(run_id)
         assert hub.feeds == {}

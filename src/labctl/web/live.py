@@ -11,6 +11,7 @@ last viewer leaves.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from labctl.web import data
+from labctl.web.downsample import window
 
 if TYPE_CHECKING:
     from labctl.api import Lab
@@ -35,6 +37,7 @@ class Feed:
     polled_at: float = -np.inf
     viewers: int = 0
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    messages: dict[tuple[float, float], str] = field(default_factory=dict)  # (after, last) -> SSE text
 
     @property
     def last(self) -> float:
@@ -77,6 +80,7 @@ class LiveFeeds:
                     feed.t, feed.v = feed.t[cut:], feed.v[cut:]
             feed.state, feed.done = run.state, run.done
             feed.polled_at = time.monotonic()
+            feed.messages.clear()  # viewers in step share one message per poll
 
     async def points_after(self, run_id: int, feed: Feed, after: float) -> tuple[np.ndarray, np.ndarray]:
         """The points with t > `after` the feed knows of (from the store when `after` is before the feed)."""
@@ -86,6 +90,19 @@ class LiveFeeds:
             return t[keep], v[keep]
         i = int(np.searchsorted(feed.t, after, side="right"))
         return feed.t[i:], feed.v[i:]
+
+
+    async def message(self, run_id: int, feed: Feed, after: float, width: int) -> tuple[str, float]:
+        """The SSE `points` message for a viewer whose last point is `after` (cut to `width` points) and the
+        new last point; ("", after) when there is nothing new. Viewers at the same point share the text."""
+        key = (after, feed.last)
+        if key not in feed.messages:
+            t, v = await self.points_after(run_id, feed, after)
+            if not t.size:
+                return "", after
+            w = window(t, v, width)
+            feed.messages[key] = f"event: points\ndata: {json.dumps(w.as_json())}\n\n"
+        return feed.messages[key], feed.last
 
 
 def feeds(app: Any, period: float) -> LiveFeeds:

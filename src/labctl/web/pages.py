@@ -123,11 +123,9 @@ def register(app: FastAPI) -> None:
                 last, state = after, None
                 while not await request.is_disconnected():
                     await hub.poll(run_id, feed)
-                    t, v = await hub.points_after(run_id, feed, last)
-                    if t.size:
-                        w = window(t, v, LIVE_MAX_POINTS // 2)
-                        last = float(t[-1])
-                        yield f"event: points\ndata: {json.dumps(w.as_json())}\n\n"
+                    message, last = await hub.message(run_id, feed, last, LIVE_MAX_POINTS // 2)
+                    if message:
+                        yield message
                     if feed.state != state:
                         state = feed.state
                         yield f"event: state\ndata: {json.dumps(state)}\n\n"
