@@ -19,7 +19,6 @@ Usage: python benchmarks/bench_web.py [plot|live|all] [--points 3600000] [--widt
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import socket
 import sqlite3
