@@ -3,6 +3,8 @@ logins, session cookie flags, user management through the CLI."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
@@ -22,7 +24,8 @@ def _paths(app, run_id: int) -> list[tuple[str, str]]:
     for r in app.routes:
         if isinstance(r, APIRoute):
             for m in r.methods:
-                out.append((m, r.path.replace("{run_id}", str(run_id)).replace("{command}", "pause")))
+                path = r.path.replace("{run_id}", str(run_id)).replace("{command}", "pause")
+                out.append((m, re.sub(r"\{[a-z_]+\}", "1", path)))  # other ids, names: 1
     return out
 
 
@@ -174,3 +177,12 @@ def test_login_form_needs_its_own_token(app) -> None:
         c.get("/login")
         assert c.post("/login", data={**form, "csrf": foreign}, follow_redirects=False).status_code == 403
         assert post_login(c, form, follow_redirects=False).status_code == 303
+
+
+def test_htmx_errors_are_escaped_html(as_role, web_db) -> None:
+    """An error HTMX swaps into the page is escaped text, whatever the request put in it."""
+    c, csrf = as_role("operator")
+    r = c.post(f"/runs/{web_db[1]}/control/<img src=x onerror=alert(1)>",
+               headers={"x-csrf-token": csrf, "hx-request": "true"})
+    assert r.status_code == 404 and r.headers["content-type"].startswith("text/html")
+    assert "<img" not in r.text and "&lt;img src=x onerror=alert(1)&gt;" in r.text

@@ -92,3 +92,44 @@ def test_live_points_and_control_as_operator(tmp_path: Path) -> None:
             sub.wait(60)
         app.state.lab.close()
         lab.close()
+
+
+def test_viewers_of_a_run_share_one_poll_and_get_the_same_points(app, web_db, monkeypatch) -> None:
+    """Twenty viewers polling within the period cost one read of the store; each gets exactly the points
+    past its own last one, also when that is before the feed began (read from the store once)."""
+    import asyncio
+
+    import numpy as np
+
+    from labctl.web import data, live
+
+    lab, run_id = app.state.lab, web_db[1]
+    t_all, v_all = data.voltage_series(lab, lab.run(run_id))
+    calls = []
+    real = data.voltage_since
+    monkeypatch.setattr(data, "voltage_since", lambda *a: calls.append(a[2]) or real(*a))
+
+    async def go() -> None:
+        hub = live.LiveFeeds(lab, period=60.0)
+        feed = hub.join(run_id, float(t_all[100]))
+        for _ in range(19):
+            assert hub.join(run_id, float(t_all[100])) is feed
+        for _ in range(20):
+            await hub.poll(run_id, feed)
+        assert calls == [float(t_all[100])] and feed.done and feed.state == "completed"
+        for after in (t_all[100], t_all[5000], t_all[-1]):
+            t, v = await hub.points_after(run_id, feed, float(after))
+            keep = t_all > after
+            assert np.array_equal(t, t_all[keep]) and np.array_equal(v, v_all[keep])
+        t, _ = await hub.points_after(run_id, feed, float(t_all[10]))  # before the feed: from the store
+        assert np.array_equal(t, t_all[11:]) and len(calls) == 2
+        first, last = await hub.message(run_id, feed, float(t_all[100]), 2000)
+        again, _ = await hub.message(run_id, feed, float(t_all[100]), 2000)
+        assert again is first and last == t_all[-1] and first.startswith("event: points\ndata: ")
+        assert len(json.loads(first.split("data: ")[1])["x"]) <= 4000  # cut to the width (min/max pairs)
+        assert await hub.message(run_id, feed, float(t_all[-1]), 2000) == ("", float(t_all[-1]))
+        for _ in range(20):
+            hub.leave(run_id)
+        assert hub.feeds == {}
+
+    asyncio.run(go())

@@ -64,11 +64,11 @@ def test_run_page_shows_provenance_steps_with_units_events_and_escapes(as_role, 
 def test_series_is_downsampled_to_the_width_and_keeps_extremes(as_role, web_db) -> None:
     c, _ = as_role("viewer")
     full = c.get(f"/runs/{web_db[1]}/series?width=100000").json()
-    assert full["total"] == 7212 and full["shown"] == full["total"]  # 12 OCV + 7200 cycling points
+    assert full["total"] == 7222 and full["shown"] == full["total"]  # 22 OCV (EIS settle: 10) + 7200
     x, y = np.array(full["x"]), np.array(full["y"])
     assert np.all(np.diff(x) >= 0)
     small = c.get(f"/runs/{web_db[1]}/series?width=200").json()
-    assert small["total"] == 7212 and small["shown"] <= 400
+    assert small["total"] == 7222 and small["shown"] <= 400
     assert max(small["y"]) == y.max() and min(small["y"]) == y.min()
     assert set(small["x"]) <= set(full["x"])  # points of the series, never averages
     # zoom: the window [t0, t1] at full resolution when it fits
@@ -138,3 +138,86 @@ def test_live_reads_only_points_after_the_last_one_sent(app, web_db) -> None:
         nt, nv = voltage_since(lab, web_db[1], float(after))
         keep = t > after
         assert np.array_equal(nt, t[keep]) and np.array_equal(nv, v[keep])
+
+
+def test_eis_sweeps_for_nyquist_and_bode_are_the_stored_spectrum(as_role, app, web_db) -> None:
+    c, _ = as_role("viewer")
+    html = c.get(f"/runs/{web_db[1]}", headers=HTML).text
+    assert 'id="nyquist"' in html and 'src="/static/eis.js"' in html
+    d = c.get(f"/runs/{web_db[1]}/eis").json()
+    assert d["units"] == {"freq": "Hz", "z_real": "ohm", "z_imag": "ohm"}
+    (sweep,) = d["sweeps"]
+    stored = app.state.lab.run(web_db[1]).data("eis").sort_values("freq")
+    assert sweep["step"] == 2 and sweep["freq"] == stored["freq"].tolist()
+    assert sweep["z_real"] == stored["z_real"].tolist() and sweep["z_imag"] == stored["z_imag"].tolist()
+    assert sweep["freq"][0] == 1.0 and sweep["freq"][-1] == 1e5  # 100 kHz..1 Hz as commanded
+    assert c.get("/static/eis.js").status_code == 200
+
+
+def test_report_fragment_shows_every_figure_of_the_run_report_and_its_metrics(as_role, web_db) -> None:
+    c, _ = as_role("viewer")
+    html = c.get(f"/runs/{web_db[1]}/report").text
+    names = re.findall(r'<img src="/runs/\d+/figures/([^"]+)"', html)
+    assert names == ["step02-eis-nyquist.png", "step02-eis-bode.png", "step03-cycle_symmetric-voltage.png",
+                     "step03-cycle_symmetric-overpotential.png"]
+    for name in names:
+        r = c.get(f"/runs/{web_db[1]}/figures/{name}")
+        assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+        assert r.content.startswith(b"\x89PNG\r\n\x1a\n")
+    assert "step 3 cycle_symmetric: overpotential_cycle10_mV" in html and "step 2 eis: r_film" in html
+    # only names the report returned are served: nothing else from the folder or the disk
+    for bad in ("metrics.json", "summary.html", "..%2F..%2Fetc%2Fpasswd", "x.png"):
+        assert c.get(f"/runs/{web_db[1]}/figures/{bad}").status_code == 404
+
+
+def test_parquet_export_carries_the_data_and_the_provenance(as_role, web_db) -> None:
+    import json
+
+    import pyarrow.parquet as pq
+
+    c, _ = as_role("viewer")
+    assert f'/runs/{web_db[1]}/export.parquet?stream=cycling' in c.get(f"/runs/{web_db[1]}").text
+    r = c.get(f"/runs/{web_db[1]}/export.parquet?stream=cycling")
+    assert r.status_code == 200 and r.headers["content-type"] == "application/vnd.apache.parquet"
+    assert f'filename="run{web_db[1]}-cycling.parquet"' in r.headers["content-disposition"]
+    table = pq.read_table(io.BytesIO(r.content))
+    assert table.num_rows == 7200 and table.column_names[:3] == ["test_time_second", "voltage_volt",
+                                                                 "current_ampere"]
+    meta = json.loads(table.schema.metadata[b"labctl"])
+    assert meta["run"]["id"] == web_db[1] and meta["steps"][3]["kind"] == "cycle_symmetric"
+    eis = pq.read_table(io.BytesIO(c.get(f"/runs/{web_db[1]}/export.parquet?stream=eis").content))
+    assert eis.num_rows == 26 and {"freq", "z_real", "z_imag"} <= set(eis.column_names)
+    assert c.get(f"/runs/{web_db[1]}/export.xlsx?stream=cycling").status_code == 404
+
+
+def test_parquet_without_pyarrow_is_a_clear_message(as_role, web_db, monkeypatch) -> None:
+    from labctl.web import pages
+
+    monkeypatch.setattr(pages, "parquet_available", lambda: False)
+    c, _ = as_role("viewer")
+    html = c.get(f"/runs/{web_db[1]}").text
+    assert "export.parquet" not in html and "Parquet export needs pyarrow" in html
+    r = c.get(f"/runs/{web_db[1]}/export.parquet?stream=cycling")
+    assert r.status_code == 501 and "pip install &#39;labctl[parquet]&#39;" not in r.text
+    assert "pip install 'labctl[parquet]'" in r.text
+
+
+def test_transcript_pages_read_only_their_rows_and_equal_the_full_transcript(app, web_db) -> None:
+    """The paged read (no search) gives exactly the rows of `Store.io` in its order, page by page."""
+    from labctl.web.data import PAGE, transcript_page
+
+    lab = app.state.lab
+    full = lab.store.io(web_db[1])
+    first = transcript_page(lab, web_db[1], None, 1)
+    assert first["total"] == len(full) and first["pages"] == -(-len(full) // PAGE)
+    got = []
+    for page in range(1, first["pages"] + 1):
+        got += transcript_page(lab, web_db[1], None, page)["rows"]
+    assert [(r["t"], r["instrument"], r["text"]) for r in got] == \
+        [(r["t"], r["instrument"], show_bytes(r["bytes"])) for r in full]
+    name = first["instruments"][0]
+    one = transcript_page(lab, web_db[1], name, 1)
+    assert one["total"] == sum(r["instrument"] == name for r in full)
+    assert all(r["instrument"] == name for r in one["rows"])
+    found = transcript_page(lab, web_db[1], None, 1, search=first["rows"][0]["text"][:6])
+    assert 0 < found["total"] <= len(full)

@@ -21,6 +21,7 @@ steps:
   - operator: {{message: "{HOSTILE_MESSAGE}",
                cell: {{kind: symmetric, electrolyte: carbonate, separator: celgard, coated: none}}}}
   - ocv: {{duration: 2 min, sample_every: 10 s}}
+  - eis: {{frequencies: 100 kHz..1 Hz, points_per_decade: 5, amplitude: 10 mV}}
   - cycle_symmetric: {{current_density: 1 mA/cm^2, capacity: 0.05 mAh/cm^2, cycles: 20, sample_every: 1 s,
                       voltage_limit: 0.5 V}}
 """

@@ -17,8 +17,9 @@ def serve_cmd(
                                                                   "https proxy).")] = False,
     db: Db = None,
 ) -> None:
-    """Serve the web app: runs, run pages with live plots, transcript, audit, control (needs a login; add
-    users with `labctl users add`). Set LABCTL_WEB_SECRET to keep sessions across restarts."""
+    """Serve the web app: runs, run pages with live plots, EIS, report figures, transcript, audit, control and
+    exports; campaigns; benches and queue; users (needs a login; add the first admin with `labctl users
+    add`). Set LABCTL_WEB_SECRET to keep sessions across restarts."""
     from labctl.errors import ConfigError
 
     try:

@@ -12,6 +12,7 @@ where escaping were forgotten.
 from __future__ import annotations
 
 import hmac
+import html
 import os
 import secrets
 from pathlib import Path
@@ -26,6 +27,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
 from labctl.web import users
+from labctl.web.figures import FigureCache
 from labctl.web.throttle import LoginThrottle
 
 HERE = Path(__file__).parent
@@ -107,7 +109,7 @@ def create_app(db: str | None = None, *, secret: bytes | None = None, https: boo
     a random secret is made, so a restart logs everyone out. `https`: mark cookies Secure. The caller closes
     `app.state.lab` when done serving (a test client's start and stop must not close the store)."""
     import labctl
-    from labctl.web import pages
+    from labctl.web import admin, benches, campaigns, pages
 
     app = FastAPI(title="labctl", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.lab = labctl.connect(db)
@@ -116,12 +118,16 @@ def create_app(db: str | None = None, *, secret: bytes | None = None, https: boo
     app.state.throttle = LoginThrottle()
     app.state.templates = templates()
     app.state.https = https
+    app.state.figures = FigureCache()  # report figures drawn for the pages (removed at exit)
     app.add_middleware(AuthMiddleware)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
     @app.exception_handler(HTTPException)
     async def _http_error(request: Request, exc: HTTPException) -> Response:
-        if "text/html" in request.headers.get("accept", "") and not request.headers.get("hx-request"):
+        if request.headers.get("hx-request"):  # HTMX swaps it into the page: escaped, as any text
+            return HTMLResponse(f'<p class="error" role="alert">{html.escape(str(exc.detail))}</p>',
+                                status_code=exc.status_code)
+        if "text/html" in request.headers.get("accept", ""):
             return app.state.templates.TemplateResponse(
                 request, "error.html", {"status": exc.status_code, "detail": exc.detail},
                 status_code=exc.status_code)
@@ -180,4 +186,7 @@ def create_app(db: str | None = None, *, secret: bytes | None = None, https: boo
         return RedirectResponse("/runs", status_code=303)
 
     pages.register(app)
+    benches.register(app)
+    campaigns.register(app)
+    admin.register(app)
     return app

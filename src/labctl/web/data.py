@@ -108,21 +108,84 @@ def show_bytes(data: bytes | None) -> str:
 
 def transcript_page(lab: Lab, run_id: int, instrument: str | None, page: int,
                     search: str = "") -> dict[str, Any]:
-    """One page of the transcript (all instruments or one), `search` matching the shown text."""
-    rows = lab.store.io(run_id, instrument or None)
-    instruments = sorted({r["instrument"] for r in lab.store.io(run_id)}) if instrument else \
-        sorted({r["instrument"] for r in rows})
-    shown = []
-    for r in rows:
-        text = show_bytes(r["bytes"])
-        if search and search.lower() not in text.lower() and search.lower() not in (r["note"] or "").lower():
-            continue
-        shown.append({"t": r["t"], "instrument": r["instrument"], "direction": r["direction"],
-                      "length": r["length"], "text": text, "note": r["note"]})
-    pages = max(1, -(-len(shown) // PAGE))
-    page = min(max(1, page), pages)
-    return {"rows": shown[(page - 1) * PAGE: page * PAGE], "page": page, "pages": pages, "total": len(shown),
-            "instrument": instrument or "", "instruments": instruments, "search": search}
+    """One page of the transcript (all instruments or one), `search` matching the shown text or the note.
+    Without a search only the page's rows are read (a long run has millions of exchanges); a search reads
+    the run's (or the instrument's) whole transcript once, as `labctl runs io` does."""
+    if search:
+        rows = lab.store.io(run_id, instrument or None)
+        total, shown = None, []
+        needle = search.lower()
+        for r in rows:
+            text = show_bytes(r["bytes"])
+            if needle in text.lower() or needle in (r["note"] or "").lower():
+                shown.append(_io_row(r, text))
+        total = len(shown)
+        pages = max(1, -(-total // PAGE))
+        page = min(max(1, page), pages)
+        page_rows = shown[(page - 1) * PAGE: page * PAGE]
+    else:
+        total = io_count(lab, run_id, instrument)
+        pages = max(1, -(-total // PAGE))
+        page = min(max(1, page), pages)
+        page_rows = [_io_row(r, show_bytes(r["bytes"]))
+                     for r in io_slice(lab, run_id, instrument, (page - 1) * PAGE, PAGE)]
+    return {"rows": page_rows, "page": page, "pages": pages, "total": total, "instrument": instrument or "",
+            "instruments": io_instruments(lab, run_id), "search": search}
+
+
+def _io_row(r: dict[str, Any], text: str) -> dict[str, Any]:
+    return {"t": r["t"], "instrument": r["instrument"], "direction": r["direction"], "length": r["length"],
+            "text": text, "note": r["note"]}
+
+
+def _io_where(q: Any, run_id: int, instrument: str | None) -> Any:
+    from labctl.store.models import IO
+
+    q = q.where(IO.run_id == run_id)
+    return q.where(IO.instrument == instrument) if instrument else q
+
+
+def io_count(lab: Lab, run_id: int, instrument: str | None) -> int:
+    from sqlalchemy import func, select
+
+    from labctl.store.db import reading
+    from labctl.store.models import IO
+
+    lab.store.flush()
+    with reading(lab.store.engine) as conn:
+        return int(conn.execute(_io_where(select(func.count(IO.id)), run_id, instrument)).scalar() or 0)
+
+
+def io_instruments(lab: Lab, run_id: int) -> list[str]:
+    from sqlalchemy import select
+
+    from labctl.store.db import reading
+    from labctl.store.models import IO
+
+    with reading(lab.store.engine) as conn:
+        return sorted(conn.execute(select(IO.instrument).where(IO.run_id == run_id).distinct()).scalars())
+
+
+def io_slice(lab: Lab, run_id: int, instrument: str | None, offset: int, limit: int) -> list[dict[str, Any]]:
+    """Rows `offset`..`offset + limit` of the transcript in the order `Store.io` gives (time, then id), with
+    their bytes (inline or from the shared blobs)."""
+    from sqlalchemy import select
+
+    from labctl.store.db import reading
+    from labctl.store.ingest import _unblob
+    from labctl.store.models import IO, Blob
+
+    q = (select(IO.t, IO.instrument, IO.direction, IO.length, IO.note, IO.sha256, IO.data, Blob.codec,
+                Blob.data.label("blob"))
+         .outerjoin(Blob, Blob.sha256 == IO.sha256))
+    q = _io_where(q, run_id, instrument).order_by(IO.t, IO.id).offset(offset).limit(limit)
+    out = []
+    with reading(lab.store.engine) as conn:
+        for r in conn.execute(q):
+            row = {k: v for k, v in r._mapping.items() if k not in ("data", "codec", "blob")}
+            row["bytes"] = r.data if r.sha256 is None else _unblob(r.codec, r.blob)
+            out.append(row)
+    return out
 
 
 def steps_with_units(run: RunHandle) -> list[dict[str, Any]]:
@@ -146,3 +209,17 @@ def open_run(lab: Lab, run_id: int) -> RunHandle:
         return lab.run(run_id)
     except StoreError as exc:
         raise HTTPException(404, str(exc)) from exc
+
+
+def eis_sweeps(run: RunHandle) -> list[dict[str, Any]]:
+    """Each EIS sweep of the run (one per `eis` step), frequency ascending: step, freq [Hz], z_real and
+    z_imag [Ω], as stored (the Nyquist and Bode plots draw these; no fit, no unit guessed)."""
+    if "eis" not in set(run.streams["stream"]):
+        return []
+    df = run.data("eis")
+    out = []
+    for step, part in df.groupby("step", sort=True):
+        part = part.sort_values("freq", kind="stable")
+        out.append({"step": int(step), "freq": part["freq"].tolist(), "z_real": part["z_real"].tolist(),
+                    "z_imag": part["z_imag"].tolist()})
+    return out

@@ -24,6 +24,23 @@
     return `${(v / f).toPrecision(4)} ${unit}`;
   }
 
+  // time ticks with their unit: seconds below 2 h of visible span, else hours (a 1000 h run: 0 h, 100 h ...),
+  // at 1-2-5 steps of that unit, about one per 110 px
+  function inHours(u) { return u.scales.x.max - u.scales.x.min > 7200; }
+  function timeSplits(u, axisIdx, min, max) {
+    const unit = inHours(u) ? 3600 : 1;
+    const want = Math.max(2, Math.floor(u.bbox.width / devicePixelRatio / 110));
+    const raw = (max - min) / unit / want, p = Math.pow(10, Math.floor(Math.log10(raw || 1)));
+    const step = ([1, 2, 5, 10].find(m => m * p >= raw) || 10) * p * unit;
+    const out = [];
+    for (let v = Math.ceil(min / step) * step; v <= max; v += step) out.push(v);
+    return out;
+  }
+  function timeTicks(u, splits) {
+    const [f, unit] = inHours(u) ? [3600, "h"] : [1, "s"];
+    return splits.map(v => `${(+(v / f).toPrecision(12)).toLocaleString("en")} ${unit}`);
+  }
+
   function width() { return Math.max(300, Math.floor(el.clientWidth || 800)); }
 
   async function fetchWindow(t0, t1) {
@@ -41,8 +58,9 @@
       plot = new uPlot({
         width: width(), height: 360,
         scales: {x: {time: false}},
-        axes: [{label: "t [s]"}, {label: "voltage", values: voltTicks, size: 80}],
-        series: [{label: "t [s]"},
+        axes: [{label: "time since the run started", splits: timeSplits, values: timeTicks},
+               {label: "voltage", values: voltTicks, size: 80}],
+        series: [{label: "t", value: (u, v) => v == null ? "--" : `${(+v.toPrecision(10)).toLocaleString("en")} s`},
                  {label: "voltage", value: voltValue, stroke: "#1f77b4", width: 1, spanGaps: false}],
         cursor: {drag: {x: true, y: false}},
         hooks: {setSelect: [u => {
@@ -62,6 +80,7 @@
   async function load() {
     const d = await fetchWindow();
     full = [d.x, d.y];
+    if (d.x.length) el.dataset.lastT = String(d.x[d.x.length - 1]);
     show(d);
   }
 
@@ -72,7 +91,10 @@
       const d = JSON.parse(ev.data);
       full = [full[0].concat(d.x), full[1].concat(d.y)];
       if (full[0].length > 8 * width()) { load(); return; }  // let the server cut it down again
-      if (!zoomed) plot.setData(full);
+      if (!zoomed) {
+        plot.setData(full);
+        if (d.x.length) el.dataset.lastT = String(d.x[d.x.length - 1]);  // newest point drawn (tests read it)
+      }
       info.textContent = `${full[0].length} points shown (live)`;
     });
     es.addEventListener("state", ev => {
@@ -80,9 +102,14 @@
       const state = JSON.parse(ev.data);
       s.textContent = state; s.className = "state " + state;
     });
-    es.addEventListener("end", () => { es.close(); load(); });
+    es.addEventListener("end", () => {
+      es.close();
+      load().finally(() => document.body.dispatchEvent(new CustomEvent("labctl-ended")));  // draws the report
+    });
   }
 
-  load().then(() => { if (el.dataset.live === "true") live(); })
-        .catch(err => { info.textContent = String(err); });
+  // the report section (HTMX) is fetched once the plot is drawn, so its figures do not compete with it
+  const plotted = () => document.body.dispatchEvent(new CustomEvent("labctl-plotted"));
+  load().then(() => { plotted(); if (el.dataset.live === "true") live(); })
+        .catch(err => { info.textContent = String(err); plotted(); });
 })();

@@ -1,0 +1,124 @@
+"""The campaign pages against a real dry-run campaign (2 x 2 short cells, run by `labctl campaign run`) and a
+second, hostile-named one only started (its cells queued): the design matrix with each point's state and
+outcome, the life table, every figure of `campaign.report.write`, and observe as an audited operator
+action."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from web_helpers import PASSWORDS, ROLES, login
+
+import labctl
+from labctl.web import users
+from labctl.web.app import create_app
+
+ROOT = Path(__file__).resolve().parents[2]
+SHORT = ROOT / "campaigns" / "short-dry-run.yaml"
+HTML = {"accept": "text/html"}
+EVIL = "<script>alert('c')</script> {{7*7}}"
+
+
+@pytest.fixture(scope="module")
+def camp_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    folder = tmp_path_factory.mktemp("campaigns")
+    db = str(folder / "lab.db")
+    r = subprocess.run([sys.executable, "-m", "labctl", "campaign", "run", str(SHORT), "--simulate",
+                        "--max-parallel", "2", "--db", db], cwd=ROOT, capture_output=True, text=True,
+                       timeout=300, env=os.environ.copy())
+    assert r.returncode == 0, r.stdout + r.stderr
+    text = SHORT.read_text().replace("name: short cells, immersion time x concentration", f'name: "{EVIL}"')
+    text = text.replace("../tests/", f"{ROOT}/tests/").replace("../stations/", f"{ROOT}/stations/")
+    (folder / "evil.yaml").write_text(text)
+    from labctl.campaign.drive import start
+
+    with labctl.connect(db) as lab:
+        start(lab.store, folder / "evil.yaml", simulate=True, actor="test")  # queued, never run
+        for name, role in ROLES.items():
+            users.add_user(lab.store, name, role, PASSWORDS[name], actor="test")
+    app = create_app(db, secret=b"c")
+    yield app
+    app.state.lab.close()
+
+
+def _client(app: Any, name: str) -> tuple[TestClient, str]:
+    c = TestClient(app)
+    return c, login(c, name)
+
+
+def test_campaign_list_shows_both_with_progress_and_escapes(camp_app) -> None:
+    c, _ = _client(camp_app, "vera")
+    html = c.get("/campaigns", headers=HTML).text
+    assert '<a href="/campaigns/1">short cells, immersion time x concentration</a>' in html
+    assert "&lt;script&gt;alert(&#39;c&#39;)&lt;/script&gt; {{7*7}}" in html and "<script>alert" not in html
+    row1 = re.search(r'<tr><td><a href="/campaigns/1">.*?</tr>', html, re.S).group(0)
+    assert 'class="state finished">finished' in row1 and "<td>4</td>" in row1  # 4 points, 4 censored
+    row2 = re.search(r'<tr><td><a href="/campaigns/2">.*?</tr>', html, re.S).group(0)
+    assert 'class="state running">running' in row2
+
+
+def test_finished_campaign_page_matrix_lives_and_every_report_figure(camp_app) -> None:
+    c, _ = _client(camp_app, "vera")
+    html = c.get("/campaigns/1", headers=HTML).text
+    lab = camp_app.state.lab
+    obs = lab.campaign(1).observations()
+    cells = r"<tr><td>(\d+)</td><td>(\d+)</td><td>(\d+)</td>\s*<td>([^<]*)</td><td>([^<]*)</td>"
+    rows = re.findall(cells, html)
+    assert [(int(s), t, x) for s, _, _, t, x in rows] == [
+        (seq, r["immersion_time"], r["concentration"]) for seq, r in obs.iterrows()]
+    for _, r in obs.iterrows():
+        assert f'<a href="/runs/{r["run_id"]}">{r["run_id"]}</a>' in html
+        assert f"<td>{r['hours']:.4g}</td>" in html
+    assert html.count('class="state censored">censored') == 4
+    assert html.count('class="state finished">finished') == 1 + 4  # the campaign and each cell's request
+    assert "no failures" in html  # the life table's note (survival.by_condition)
+    names = re.findall(r'<img src="/campaigns/1/figures/([^"]+)"', html)
+    assert names == ["km.png"]
+    png = c.get("/campaigns/1/figures/km.png")
+    assert png.status_code == 200 and png.content.startswith(b"\x89PNG\r\n\x1a\n")
+    for bad in ("report.md", "x.png", "..%2Fkm.png"):
+        assert c.get(f"/campaigns/1/figures/{bad}").status_code == 404
+    assert "Observe ended cells" not in html  # a viewer, and the campaign is finished
+    assert c.get("/campaigns/99", headers=HTML).status_code == 404
+
+
+def test_every_png_the_report_returns_is_shown(camp_app, monkeypatch) -> None:
+    """A figure another engineer adds to campaign.report.write appears without a change in the web app."""
+    from labctl.campaign import report
+
+    real = report.write
+
+    def more(camp, obs, factors, out):
+        paths = real(camp, obs, factors, out)
+        (out / "life-heatmap.png").write_bytes((out / "km.png").read_bytes())
+        return {**paths, "heatmap": out / "life-heatmap.png"}
+
+    monkeypatch.setattr(report, "write", more)
+    camp_app.state.figures._drawn.pop("campaign-1", None)
+    c, _ = _client(camp_app, "vera")
+    html = c.get("/campaigns/1", headers=HTML).text
+    assert re.findall(r'<img src="/campaigns/1/figures/([^"]+)"', html) == ["km.png", "life-heatmap.png"]
+    assert c.get("/campaigns/1/figures/life-heatmap.png").status_code == 200
+    camp_app.state.figures._drawn.pop("campaign-1", None)
+
+
+def test_started_campaign_shows_queued_points_and_observe_is_an_operator_action(camp_app) -> None:
+    viewer, vcsrf = _client(camp_app, "vera")
+    html = viewer.get("/campaigns/2", headers=HTML).text
+    assert "&lt;script&gt;alert(&#39;c&#39;)&lt;/script&gt; {{7*7}}" in html and "<script>alert" not in html
+    assert html.count('class="state queued">queued') == 4 and html.count(">pending</td>") == 4
+    assert re.findall(r'<a href="/queue/(\d+)">', html)  # each point's request
+    assert viewer.post("/campaigns/2/observe", headers={"x-csrf-token": vcsrf}).status_code == 403
+    op, csrf = _client(camp_app, "otto")
+    assert "Observe ended cells" in op.get("/campaigns/2", headers=HTML).text
+    assert op.post("/campaigns/2/observe").status_code == 403  # no CSRF token
+    r = op.post("/campaigns/2/observe", headers={"x-csrf-token": csrf})
+    assert r.status_code == 200 and "0 cell(s) observed as otto" in r.text  # none has ended
