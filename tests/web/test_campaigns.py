@@ -81,7 +81,7 @@ def test_finished_campaign_page_matrix_lives_and_every_report_figure(camp_app) -
     assert html.count('class="state finished">finished') == 1 + 4  # the campaign and each cell's request
     assert "no failures" in html  # the life table's note (survival.by_condition)
     names = re.findall(r'<img src="/campaigns/1/figures/([^"]+)"', html)
-    assert names == ["km.png"]
+    assert names[0] == "km.png" and "life_heatmap.png" in names  # every PNG of campaign.report.write
     png = c.get("/campaigns/1/figures/km.png")
     assert png.status_code == 200 and png.content.startswith(b"\x89PNG\r\n\x1a\n")
     for bad in ("report.md", "x.png", "..%2Fkm.png"):
@@ -98,15 +98,16 @@ def test_every_png_the_report_returns_is_shown(camp_app, monkeypatch) -> None:
 
     def more(camp, obs, factors, out):
         paths = real(camp, obs, factors, out)
-        (out / "life-heatmap.png").write_bytes((out / "km.png").read_bytes())
-        return {**paths, "heatmap": out / "life-heatmap.png"}
+        (out / "added-figure.png").write_bytes((out / "km.png").read_bytes())
+        return {**paths, "added": out / "added-figure.png"}
 
     monkeypatch.setattr(report, "write", more)
     camp_app.state.figures._drawn.pop("campaign-1", None)
     c, _ = _client(camp_app, "vera")
     html = c.get("/campaigns/1", headers=HTML).text
-    assert re.findall(r'<img src="/campaigns/1/figures/([^"]+)"', html) == ["km.png", "life-heatmap.png"]
-    assert c.get("/campaigns/1/figures/life-heatmap.png").status_code == 200
+    shown = re.findall(r'<img src="/campaigns/1/figures/([^"]+)"', html)
+    assert shown[0] == "km.png" and shown[-1] == "added-figure.png"
+    assert c.get("/campaigns/1/figures/added-figure.png").status_code == 200
     camp_app.state.figures._drawn.pop("campaign-1", None)
 
 
@@ -122,3 +123,59 @@ def test_started_campaign_shows_queued_points_and_observe_is_an_operator_action(
     assert op.post("/campaigns/2/observe").status_code == 403  # no CSRF token
     r = op.post("/campaigns/2/observe", headers={"x-csrf-token": csrf})
     assert r.status_code == 200 and "0 cell(s) observed as otto" in r.text  # none has ended
+
+
+PLANNED = f"""labctl: 1
+name: "planned {EVIL}"
+protocols:
+  test: {ROOT}/protocols/li-in-alloy-cycle.yaml
+station: {ROOT}/stations/simulated.yaml
+factors:
+  immersion_time: {{range: [30 s, 120 s]}}
+  concentration: {{levels: [0.05 M, 0.1 M]}}
+planner: {{name: random, budget: 4, batch: 3, seed: 5}}
+objectives: [{{maximise: hours_to_failure}}]
+horizon: 1000 h
+"""
+
+
+def test_pending_suggestions_are_approved_edited_or_rejected_by_an_operator(camp_app, tmp_path) -> None:
+    from labctl.campaign import state, suggestions
+    from labctl.campaign.drive import start
+
+    lab = camp_app.state.lab
+    (tmp_path / "planned.yaml").write_text(PLANNED)
+    cid = start(lab.store, tmp_path / "planned.yaml", simulate=True, actor="test")
+    ids = suggestions.top_up(lab.store, cid, actor="test")
+    assert len(ids) == 3
+    viewer, vcsrf = _client(camp_app, "vera")
+    html = viewer.get(f"/campaigns/{cid}", headers=HTML).text
+    assert "Suggestions awaiting a decision" in html and "<script>alert" not in html
+    assert all(f'<tr id="suggestion-{i}">' in html for i in ids) and "Approve" not in html  # a viewer reads
+    first = f"/campaigns/{cid}/suggestions/{ids[0]}"
+    assert viewer.post(f"{first}/approve", headers={"x-csrf-token": vcsrf}).status_code == 403
+
+    op, csrf = _client(camp_app, "otto")
+    html = op.get(f"/campaigns/{cid}", headers=HTML).text
+    assert f'hx-post="{first}/approve"' in html and 'name="value.concentration"' in html
+    assert op.post(f"{first}/approve", data={"value.concentration": "0.1 M"}).status_code == 403  # no CSRF
+    bad = op.post(f"{first}/approve", headers={"x-csrf-token": csrf},
+                  data={"value.immersion_time": "1 h", "value.concentration": "0.1 M"})
+    assert bad.status_code == 400 and f"suggestion {ids[0]}" in bad.text  # outside the factor's range
+    ok = op.post(f"{first}/approve", headers={"x-csrf-token": csrf},
+                 data={"value.immersion_time": "60 s", "value.concentration": "0.1 M"})
+    assert ok.status_code == 200 and "approved by otto: queued as request" in ok.text, ok.text
+    pt = state.points(lab.store, cid)[0]
+    assert pt["values"] == {"immersion_time": "60 s", "concentration": "0.1 M"} and pt["request_id"]
+    r = op.post(f"/campaigns/{cid}/suggestions/{ids[1]}/reject", headers={"x-csrf-token": csrf},
+                data={"reason": "<b>too close</b>"})
+    assert r.status_code == 200 and "rejected by otto" in r.text
+    again = op.post(f"{first}/approve", headers={"x-csrf-token": csrf}, data={})
+    assert again.status_code == 400 and "already decided" in again.text
+    left = suggestions.pending(lab.store, cid)
+    assert [s["id"] for s in left] == [ids[2]]
+    kinds = [(e["kind"], e["actor"]) for e in lab.store.events()]
+    assert ("campaign.suggestion.approved", "otto") in kinds
+    assert ("campaign.suggestion.rejected", "otto") in kinds
+    html = op.get(f"/campaigns/{cid}", headers=HTML).text
+    assert f'<tr id="suggestion-{ids[0]}">' not in html and f'<tr id="suggestion-{ids[2]}">' in html

@@ -3,7 +3,9 @@ verdict, request, run, state and outcome, from `labctl.campaign.state` as `labct
 them), the life statistics per condition (`lab.campaign(ID).lives()`), and every PNG figure
 `labctl.campaign.report.write` returns (the Kaplan–Meier curves and whatever figures are added to it later,
 without a change here). Operators may record the observations of cells whose runs ended (the same audited
-`state.observe` the CLI's `campaign status` runs, as the web user)."""
+`state.observe` the CLI's `campaign status` runs, as the web user). A planner campaign's pending
+suggestions are shown with their values editable; operators approve (as suggested or edited) or reject them
+through `labctl.campaign.suggestions`, as `campaign run --approve` does, recorded with the web user's name."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, Form, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 
 from labctl.store.errors import StoreError
@@ -83,7 +85,11 @@ def register(app: FastAPI) -> None:
         key = figures.fingerprint(camp["state"], obs.reset_index().to_dict("records"))
         rep = app.state.figures.get(f"campaign-{campaign_id}", key,
                                     lambda out: draw_report(camp, obs, factors, out))
+        from labctl.campaign import suggestions
+
+        waiting = suggestions.pending(lab.store, campaign_id) if suggestions.is_planned(camp) else []
         return render(request, "campaign.html", {
+            "suggestions": waiting,
             "c": camp, "created_at": _iso(camp["created_at"]), "ended_at": _iso(camp["ended_at"]),
             "factors": factors, "points": points, "progress": state.progress(lab.store, campaign_id),
             "lives": lives, "rep": rep, "num": _num,
@@ -109,3 +115,39 @@ def register(app: FastAPI) -> None:
         return render(request, "_message.html", {
             "message": f"{added} cell(s) observed as {user.name}" + ("; the campaign is finished" if finished
                                                                       else "") + ". Reload to see them."})
+
+    def _decided(request: Request, message: str, status: int = 200) -> Response:
+        return render(request, "_message.html", {"message": message}, status=status)
+
+    @app.post("/campaigns/{campaign_id}/suggestions/{suggestion_id}/approve", response_class=HTMLResponse,
+              dependencies=[Depends(require_csrf)])
+    async def approve_suggestion(request: Request, campaign_id: int, suggestion_id: int,
+                                 user: Any = Depends(require_role("operator"))) -> Response:
+        from labctl.campaign import suggestions
+        from labctl.errors import ConfigError
+
+        _open(lab, campaign_id)
+        form = await request.form()
+        values = {k.removeprefix("value."): str(v) for k, v in form.items() if k.startswith("value.")}
+        try:
+            rid = suggestions.approve(lab.store, campaign_id, suggestion_id, values=values or None,
+                                      actor=user.name)
+        except ConfigError as exc:
+            return _decided(request, str(exc), 400)
+        outcome = f"queued as request {rid}" if rid is not None else "refused by its plan, not queued"
+        return _decided(request, f"suggestion {suggestion_id} approved by {user.name}: {outcome}")
+
+    @app.post("/campaigns/{campaign_id}/suggestions/{suggestion_id}/reject", response_class=HTMLResponse,
+              dependencies=[Depends(require_csrf)])
+    def reject_suggestion(request: Request, campaign_id: int, suggestion_id: int, reason: str = Form(""),
+                          user: Any = Depends(require_role("operator"))) -> Response:
+        from labctl.campaign import suggestions
+        from labctl.errors import ConfigError
+
+        _open(lab, campaign_id)
+        try:
+            suggestions.reject(lab.store, campaign_id, suggestion_id, actor=user.name,
+                               reason=reason.strip() or "rejected in the web app")
+        except ConfigError as exc:
+            return _decided(request, str(exc), 400)
+        return _decided(request, f"suggestion {suggestion_id} rejected by {user.name}")
