@@ -111,7 +111,11 @@ Db = Annotated[str | None, typer.Option("--db", envvar="LABCTL_DB", help="Databa
 StationOpt = Annotated[Path | None, typer.Option(
     "--station", "-s", help="station file the local runner serves (default: the campaign's, or the simulated "
     "one)")]
-MaxPar = Annotated[int, typer.Option("--max-parallel", help="runs at a time in the local runner")]
+MaxPar = Annotated[int, typer.Option("--max-parallel", help="runs at a time in the local runner (a linked "
+                                      "campaign: test runs at a time over the cycler's channels)")]
+CyclerOpt = Annotated[Path | None, typer.Option(
+    "--cycler", help="linked campaigns: the station or multi-channel rack the test runs go to (default: the "
+    "campaign's)")]
 NoRunner = Annotated[bool, typer.Option("--no-runner", help="leave the runs to bench workers; wait for them")]
 Wait = Annotated[float | None, typer.Option("--wait", help="with --no-runner: give up waiting after S s")]
 
@@ -127,11 +131,11 @@ def _say(text: str) -> None:
 
 
 def _drive(store: Any, cid: int, station: Path | None, max_parallel: int, no_runner: bool,
-           wait: float | None) -> None:
+           wait: float | None, cycler: Path | None = None) -> None:
     from labctl.campaign.drive import drive
 
     prog = drive(store, cid, runner=not no_runner, station=station, max_parallel=max_parallel, wait=wait,
-                 say=_say)
+                 say=_say, cycler=cycler)
     _say(f"campaign {cid}: " + ", ".join(f"{k} {v}" for k, v in prog.items()))
 
 
@@ -143,6 +147,7 @@ def run(
     max_parallel: MaxPar = 1,
     no_runner: NoRunner = False,
     wait: Wait = None,
+    cycler: CyclerOpt = None,
     db: Db = None,
 ) -> None:
     """Plan every point, record the campaign, submit each planned cell as a run request and run them (a local
@@ -158,7 +163,7 @@ def run(
             _problems(exc, False)
             return
         _say(f"campaign {cid} recorded; resume it with `labctl campaign resume {cid}`")
-        _drive(store, cid, station, max_parallel, no_runner, wait)
+        _drive(store, cid, station, max_parallel, no_runner, wait, cycler)
     finally:
         store.close()
 
@@ -170,12 +175,13 @@ def resume(
     max_parallel: MaxPar = 1,
     no_runner: NoRunner = False,
     wait: Wait = None,
+    cycler: CyclerOpt = None,
     db: Db = None,
 ) -> None:
     """Go on with a campaign whose process stopped: cells already submitted are not submitted again."""
     store = _open(db)
     try:
-        _drive(store, campaign_id, station, max_parallel, no_runner, wait)
+        _drive(store, campaign_id, station, max_parallel, no_runner, wait, cycler)
     finally:
         store.close()
 
@@ -188,7 +194,7 @@ def status(
 ) -> None:
     """Each cell of the campaign: factor values, request and run, and what its life says so far."""
     from labctl.api.campaign import parse_campaign_factors
-    from labctl.campaign import state
+    from labctl.campaign import lineage, state
 
     console, _ = _consoles()
     store = _open(db)
@@ -196,11 +202,12 @@ def status(
         state.observe(store, campaign_id)  # cells whose run ended since the last look
         camp, rows, prog = state.get(store, campaign_id), state.points(store, campaign_id), \
             state.progress(store, campaign_id)
+        cells = lineage.lineage(store, campaign_id) if state.is_linked(camp) else []
     finally:
         store.close()
     if as_json:
         print_json(console, {"campaign": {k: v for k, v in camp.items() if k not in ("text", "protocols")},
-                             "progress": prog, "points": rows})
+                             "progress": prog, "points": rows, "lineage": cells})
         return
     names = parse_campaign_factors(camp["text"])
     cols = [Col("#", key=True, justify="right"), *(Col(n) for n in names), Col("request", key=True),
@@ -214,6 +221,15 @@ def status(
                       r["reason"] or "; ".join(r["plan_errors"]) or r["request_reason"]])
     print_table(console, cols, table, title=f"campaign {camp['id']} {camp['name']} ({camp['state']}): "
                 + ", ".join(f"{k} {v}" for k, v in prog.items()))
+    if cells:  # linked: sample -> fabrication run -> cell -> test run
+        prefix = f"campaign{campaign_id}-"  # samples and channels are named after the campaign
+        lcols = [Col("#", key=True, justify="right"), Col("sample", key=True),
+                 Col("fab run", justify="right"), Col("assembled by"), Col("test run", justify="right"),
+                 Col("channel"), Col("state", key=True), Col("reason", wrap=True)]
+        ltable = [[c["seq"] + 1, c["sample_id"].removeprefix(prefix), c["fabrication_run"] or "",
+                   c["assembly"].get("acknowledged_by") or "", c["test_run"] or "",
+                   (c["channel"] or "").removeprefix(prefix), c["state"], c["reason"]] for c in cells]
+        print_table(console, lcols, ltable, title="lineage: sample -> fabrication run -> cell -> test run")
 
 
 @campaign_app.command("report")
