@@ -107,11 +107,14 @@ def load_rack(path: str | Path) -> Rack:
         except ConfigError as exc:
             problems.append(doc.problem(where, f"channel `{cname}`: {exc}"))
             continue
+        shared: dict[str, list[str]] = {}  # other channel -> the instruments this one shares with it
         for spec in st.instruments.values():
             other = owner.setdefault(spec.lease_key, cname)
             if other != cname:
-                problems.append(doc.problem(where, f"channel `{cname}` shares instrument {spec.lease_key} "
-                                            f"with `{other}`: two channels cannot drive one instrument"))
+                shared.setdefault(other, []).append(spec.lease_key)
+        for other, keys in shared.items():
+            problems.append(doc.problem(where, f"channel `{cname}` shares {', '.join(sorted(keys))} with "
+                                        f"`{other}`: two channels cannot drive one instrument"))
         channels.append(Channel(cname, p))
     if problems:
         raise RackFileError(problems)
