@@ -114,13 +114,18 @@ def run_linked(store: Any, campaign_id: int, *, station: Path | None, cycler: Pa
     reason, beat_at = "stopped", 0.0
     try:
         while not stop.is_set():
+            # an idle dispatcher has nothing of its own to follow; each follows once per beat anyway (the
+            # runs of a dead peer on this host). Nine dispatchers following every round cost the campaign
+            # process a fifth of the campaign's CPU (benchmarks/RESULTS.md).
+            beat = time.monotonic() - beat_at > BEAT_S
             for d in everyone:
-                d.follow()
+                if beat or d.busy():
+                    d.follow()
             moved = lineage.advance(store, campaign_id, actor=actor)
             if moved["tested"]:
                 state.observe(store, campaign_id, actor=actor)
             started = _start_ours(store, campaign_id, fab, tests, max_parallel)
-            if time.monotonic() - beat_at > BEAT_S:
+            if beat:
                 for d in everyone:
                     d.beat()
                 beat_at = time.monotonic()
