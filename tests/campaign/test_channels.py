@@ -89,9 +89,10 @@ def test_test_runs_take_any_free_channel_and_never_one_that_is_leased(
                               max_parallel=1, name="fab", kind="runner")
         tests = [make_dispatcher(store, station=ch.path, simulate=True, max_parallel=1, name=ch.name,
                                  kind="runner") for ch in rack.channels[:3]]
-        assert drive._start_ours(store, cid, fab, tests, max_parallel=8) == 2
+        assert drive._start_ours(lineage.cells(store, cid), fab, tests, max_parallel=8) == 2
         assert sorted(name for name, _ in launched) == ["ch2", "ch3"]
-        assert drive._start_ours(store, cid, fab, tests, max_parallel=8) == 0  # all free channels busy
+        # every free channel is busy now
+        assert drive._start_ours(lineage.cells(store, cid), fab, tests, max_parallel=8) == 0
         cells = lineage.cells(store, cid)
         assert sorted(c["test_state"] for c in cells) == ["queued", "taken", "taken"]
         waiting = next(c for c in cells if c["test_state"] == "queued")
@@ -99,6 +100,6 @@ def test_test_runs_take_any_free_channel_and_never_one_that_is_leased(
         assert why is not None and f"(run {other})" in why and "cycler-ch1-smu" in why
         # the budget: at most max_parallel test runs over all channels
         store.release_leases(other)
-        assert drive._start_ours(store, cid, fab, tests, max_parallel=2) == 0
-        assert drive._start_ours(store, cid, fab, tests, max_parallel=3) == 1
+        assert drive._start_ours(lineage.cells(store, cid), fab, tests, max_parallel=2) == 0
+        assert drive._start_ours(lineage.cells(store, cid), fab, tests, max_parallel=3) == 1
         assert sorted(name for name, _ in launched) == ["ch1", "ch2", "ch3"]

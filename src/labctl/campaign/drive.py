@@ -121,10 +121,13 @@ def run_linked(store: Any, campaign_id: int, *, station: Path | None, cycler: Pa
             for d in everyone:
                 if beat or d.busy():
                     d.follow()
-            moved = lineage.advance(store, campaign_id, actor=actor)
+            rows = lineage.cells(store, campaign_id)  # one read a round (it is most of an idle round's cost)
+            moved = lineage.advance(store, campaign_id, actor=actor, rows=rows)
             if moved["tested"]:
                 state.observe(store, campaign_id, actor=actor)
-            started = _start_ours(store, campaign_id, fab, tests, max_parallel)
+            if any(moved.values()):
+                rows = lineage.cells(store, campaign_id)
+            started = _start_ours(rows, fab, tests, max_parallel)
             if beat:
                 for d in everyone:
                     d.beat()
@@ -139,12 +142,11 @@ def run_linked(store: Any, campaign_id: int, *, station: Path | None, cycler: Pa
             requests.worker_stopped(store, d.name, reason if not d.busy() else f"{reason}; runs left running")
 
 
-def _start_ours(store: Any, campaign_id: int, fab: Any, tests: list[Any], max_parallel: int) -> int:
-    """Start this campaign's queued requests, in run order: fabrications on the bench, tests on any free
-    channel (`try_start` asks the leases, so a channel another process drives is skipped). Returns how many
-    started."""
+def _start_ours(rows: list[dict[str, Any]], fab: Any, tests: list[Any], max_parallel: int) -> int:
+    """Start this campaign's queued requests (`rows`: `lineage.cells`), in run order: fabrications on the
+    bench, tests on any free channel (`try_start` asks the leases, so a channel another process drives is
+    skipped). Returns how many started."""
     started = 0
-    rows = lineage.cells(store, campaign_id)
     for r in rows:
         if r["fab_state"] == "queued" and fab.free_slots() > 0 and fab.try_start(r["fab_request_id"]):
             started += 1

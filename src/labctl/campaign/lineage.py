@@ -174,15 +174,16 @@ def _assembly(store: Any, run_id: int) -> dict[str, Any]:
     return {"run_id": run_id, "step": None, "why": "the test run ended before its assembly step"}
 
 
-def advance(store: Any, campaign_id: int, *, actor: str | None = None) -> dict[str, int]:
-    """Move every cell on from what its requests say now (see the module); returns counts of what changed:
-    fabricated, excluded, tests submitted, tests ended."""
+def advance(store: Any, campaign_id: int, *, actor: str | None = None,
+            rows: list[dict[str, Any]] | None = None) -> dict[str, int]:
+    """Move every cell on from what its requests say now (see the module; `rows`: `cells()` just read);
+    returns counts of what changed: fabricated, excluded, tests submitted, tests ended."""
     from labctl.campaign.state import get
 
     who = actor or getpass.getuser()
     camp = None
     out = {"fabricated": 0, "excluded": 0, "tests": 0, "tested": 0}
-    for row in cells(store, campaign_id):
+    for row in cells(store, campaign_id) if rows is None else rows:
         if row["state"] == "fabricating" and row["fab_state"] in REQUEST_ENDED:
             run_id = row["fab_req_run"]
             ok = row["fab_state"] == "finished" and run_id is not None \
