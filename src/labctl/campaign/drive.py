@@ -114,12 +114,12 @@ def run_linked(store: Any, campaign_id: int, *, station: Path | None, cycler: Pa
     reason, beat_at = "stopped", 0.0
     try:
         while not stop.is_set():
-            # an idle dispatcher has nothing of its own to follow; each follows once per beat anyway (the
-            # runs of a dead peer on this host). Nine dispatchers following every round cost the campaign
-            # process a fifth of the campaign's CPU (benchmarks/RESULTS.md).
+            # a dispatcher follows when one of its run processes has exited (its request can end now), else
+            # once per beat (linking runs, adopted runs, a dead peer's runs on this host): nine dispatchers
+            # following every round cost the campaign process a fifth of the campaign's CPU (RESULTS.md)
             beat = time.monotonic() - beat_at > BEAT_S
             for d in everyone:
-                if beat or d.busy():
+                if beat or any(c.poll() is not None for c in d.children.values()):
                     d.follow()
             rows = lineage.cells(store, campaign_id)  # one read a round (it is most of an idle round's cost)
             moved = lineage.advance(store, campaign_id, actor=actor, rows=rows)

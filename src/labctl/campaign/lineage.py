@@ -18,6 +18,7 @@ two protocols' texts differ, the loader checks) and adopted; a row changes only 
 
 from __future__ import annotations
 
+import functools
 import getpass
 import time
 from typing import Any
@@ -53,10 +54,16 @@ def _event(conn: Any, store: Any, kind: str, data: dict[str, Any], actor: str) -
 
 def _params(proto: dict[str, Any], values: dict[str, Any]) -> dict[str, str]:
     """The factor values this protocol has parameters for (a factor may belong to the other protocol)."""
+    names = _parameter_names(proto["text"], proto["path"])
+    return {k: str(v) for k, v in values.items() if k in names}
+
+
+@functools.lru_cache(maxsize=16)
+def _parameter_names(text: str, path: str) -> frozenset[str]:
+    """A recorded protocol's parameter names (parsed once per text: a campaign submits many cells)."""
     from labctl.protocol.loader import parse_protocol
 
-    names = parse_protocol(proto["text"], proto["path"]).parameters
-    return {k: str(v) for k, v in values.items() if k in names}
+    return frozenset(parse_protocol(text, path).parameters)
 
 
 def _find_request(store: Any, sample: str, sha256: str) -> int | None:
