@@ -127,6 +127,19 @@ def breakdown(db_file: Path, env: dict[str, str]) -> None:
               f"{sum(tail):.0f} s); last ended at {max(r.ended_at for r in rs) - t0:.0f} s")
 
 
+def cycled_points(db_file: Path) -> int:
+    """Points the cycling steps of a store recorded (each dry run draws its own seed, so the lives, and with
+    them the work, differ between the campaign and the baseline: compare per point too)."""
+    import sqlite3
+
+    con = sqlite3.connect(f"file:{db_file}?mode=ro", uri=True)
+    try:
+        rows = con.execute("SELECT summary FROM steps WHERE kind = 'cycle_symmetric'").fetchall()
+    finally:
+        con.close()
+    return sum(int(json.loads(s)["points"]) for (s,) in rows if s)
+
+
 def campaign_cells(db: str, env: dict[str, str]) -> dict:
     r = subprocess.run([sys.executable, "-m", "labctl", "campaign", "status", "1", "--json", "--db", db],
                        capture_output=True, text=True, env=env, cwd=ROOT, check=True)
@@ -159,7 +172,8 @@ def main() -> None:
           f"{prog['failed']}, censored {prog['censored']}, excluded {prog['excluded']}; state "
           f"{status['campaign']['state']}")
     hours = [p["hours"] for p in runs if p["hours"] is not None]
-    print(f"  cycled: {sum(hours):.0f} cell-hours at 1 s ({sum(hours) * 3600 / 1e6:.1f} M points)")
+    points = cycled_points(work / "campaign.db")
+    print(f"  cycled: {sum(hours):.0f} cell-hours, {points / 1e6:.1f} M points recorded at 1 s")
     print(f"  wall {wall:.1f} s, peak RSS of the process tree {peak / 2**20:.0f} MiB "
           f"(--max-parallel {args.max_parallel}); load average after: {load_avg()}")
     print(f"  CPU: {CPU['tree']:.1f} s over the tree, {CPU['own']:.1f} s of it in the campaign process")
@@ -174,7 +188,7 @@ def main() -> None:
     station = ROOT / "stations" / "simulated.yaml"
     bdb = f"sqlite:///{work / 'baseline.db'}"
     cells = sorted(status["points"], key=lambda p: p["seq"])[: args.cells]
-    total, bpeak = 0.0, 0
+    total, bpeak, bcpu = 0.0, 0, 0.0
     for p in cells:
         cmd = [sys.executable, "-m", "labctl", "run", str(proto), "--station", str(station), "--simulate",
                "--json", "--db", bdb, "--sample", f"baseline-{p['seq'] + 1:03d}"]
@@ -183,12 +197,15 @@ def main() -> None:
         w, pk, rc = timed(cmd, env, work / "baseline.log")
         if rc != 0:
             sys.exit(f"baseline run failed ({rc}): see {work / 'baseline.log'}")
-        total, bpeak = total + w, max(bpeak, pk)
+        total, bpeak, bcpu = total + w, max(bpeak, pk), bcpu + CPU["tree"]
     scale = len(status["points"]) / len(cells)
     print(f"baseline: {len(cells)} sequential `labctl run` calls: {total:.1f} s"
           + (f" (x{scale:.2f} = {total * scale:.1f} s for 24)" if scale != 1 else "")
-          + f", peak RSS {bpeak / 2**20:.0f} MiB; load average after: {load_avg()}")
-    print(f"campaign / baseline wall: {wall / (total * scale):.2f}")
+          + f", peak RSS {bpeak / 2**20:.0f} MiB, CPU {bcpu:.1f} s; load average after: {load_avg()}")
+    bpoints = cycled_points(work / "baseline.db")
+    print(f"  cycled: {bpoints / 1e6:.1f} M points recorded at 1 s")
+    print(f"campaign / baseline wall: {wall / (total * scale):.2f}; per M points: "
+          f"{(wall / points) / (total / bpoints):.2f}")
 
 
 if __name__ == "__main__":
