@@ -1,8 +1,9 @@
 """Run requests through bench workers on procrastinate: dispatch latency and drain, against a bare
 procrastinate job round trip measured in the same run.
 
-Three `labctl worker` processes (dry-run benches, `--max-parallel 2` each) serve one PostgreSQL store. Two
-phases:
+Three `labctl worker` processes (dry-run benches, `--max-parallel 2` each; each forks its runs from its warm
+launcher, or with `--no-launcher` starts each as a plain `python -m labctl run`) serve one PostgreSQL store.
+A few warm-up requests (not counted) first, then two phases:
 - latency: `--spaced` requests submitted one every `--gap` s; for each, submit -> preflight (the run's
   `run.state` event to `preflight`), split into submit -> taken (queue dispatch), taken -> launched (the run
   process started) and launched -> preflight (the `labctl run` process starting up and preflighting);
@@ -11,13 +12,16 @@ phases:
 Baseline: a bare procrastinate job round trip (defer -> the task starts in a worker process), sequentially,
 same database, same machine, same run.
 
-The database must be an empty PostgreSQL database (its tables are created here).
-Usage: python benchmarks/bench_queue.py --db postgresql://USER@HOST:PORT/DB [--spaced 20] [--burst 60]
+The database must be an empty PostgreSQL database (its tables are created here), or `--pg-temp`: a throwaway
+cluster (initdb + pg_ctl in a temporary directory, as the store tests start one) for this run.
+Usage: python benchmarks/bench_queue.py (--db postgresql://USER@HOST:PORT/DB | --pg-temp) [--spaced 40]
+       [--gap 0.75] [--burst 200] [--no-launcher]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -89,11 +93,41 @@ def baseline(conninfo: str, n: int) -> list[float]:
     return out
 
 
+# -- a throwaway PostgreSQL cluster ------------------------------------------------------------------------
+
+
+def pg_temp() -> tuple[str, object]:
+    """Start a cluster as the store tests do; returns (database URL, stop function)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "store_conftest", Path(__file__).resolve().parents[1] / "tests" / "store" / "conftest.py"
+    )
+    conf = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(conf)
+    gen = conf.pg_server.__wrapped__()  # the fixture's generator: start now, stop when resumed
+    server = next(gen)
+
+    def stop() -> None:
+        with contextlib.suppress(StopIteration):
+            next(gen)
+
+    import psycopg
+
+    with psycopg.connect(server.replace("postgresql+psycopg://", "postgresql://") + "/postgres",
+                         autocommit=True) as conn:
+        conn.execute('CREATE DATABASE "bench"')
+    return server + "/bench", stop
+
+
 # -- labctl workers -----------------------------------------------------------------------------------------
 
 
-def start_workers(db: str, tmp: Path, n: int) -> list[subprocess.Popen]:
+def start_workers(db: str, tmp: Path, n: int, launcher: bool) -> list[subprocess.Popen]:
     procs = []
+    env = dict(os.environ)
+    if not launcher:
+        env["LABCTL_NO_LAUNCHER"] = "1"
     for k in range(n):
         station = tmp / f"station-{k}.yaml"
         station.write_text(STATION.format(n=k))
@@ -113,7 +147,7 @@ def start_workers(db: str, tmp: Path, n: int) -> list[subprocess.Popen]:
             "--db",
             db,
         ]
-        procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT))
+        procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env))
     return procs
 
 
@@ -174,9 +208,12 @@ def check_once(store, ids: list[int]) -> tuple[int, int]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--db", required=False)
-    ap.add_argument("--spaced", type=int, default=20)
-    ap.add_argument("--gap", type=float, default=1.0)
-    ap.add_argument("--burst", type=int, default=60)
+    ap.add_argument("--pg-temp", action="store_true", help="start a throwaway PostgreSQL cluster")
+    ap.add_argument("--spaced", type=int, default=40)
+    ap.add_argument("--gap", type=float, default=0.75)
+    ap.add_argument("--burst", type=int, default=200)
+    ap.add_argument("--warmup", type=int, default=6)
+    ap.add_argument("--no-launcher", action="store_true", help="each run as a plain `python -m labctl run`")
     ap.add_argument("--baseline", type=int, default=50)
     ap.add_argument("--workers", type=int, default=3)
     ap.add_argument("--baseline-worker")
@@ -184,8 +221,19 @@ def main() -> None:
     if args.baseline_worker:
         baseline_worker(args.baseline_worker)
         return
+    stop_pg = None
+    if args.pg_temp:
+        args.db, stop_pg = pg_temp()
     if not args.db or not args.db.startswith("postgresql"):
-        raise SystemExit("--db postgresql://... (an empty database) is required")
+        raise SystemExit("--db postgresql://... (an empty database) or --pg-temp is required")
+    try:
+        bench(args)
+    finally:
+        if stop_pg is not None:
+            stop_pg()
+
+
+def bench(args: argparse.Namespace) -> None:
 
     from labctl.queue import submit
     from labctl.queue.jobs import conninfo, ensure_schema
@@ -201,9 +249,12 @@ def main() -> None:
     rt = baseline(conninfo(store), args.baseline)
     print(f"baseline procrastinate round trip (defer -> task start): {fmt(rt)}")
 
-    procs = start_workers(args.db, tmp, args.workers)
+    print(f"load average at start: {os.getloadavg()}")
+    procs = start_workers(args.db, tmp, args.workers, not args.no_launcher)
     try:
         wait_workers(store, args.workers)
+        warm = [submit(proto, simulate=True, store=store) for _ in range(args.warmup)]
+        wait_ended(store, warm, 300)
         spaced = []
         for _ in range(args.spaced):
             spaced.append(submit(proto, simulate=True, store=store))
@@ -217,7 +268,8 @@ def main() -> None:
             dispatch.append(row.taken_at - row.created_at)
             launch.append(row.process["launched_at"] - row.taken_at)
             startup.append(pre[row.run_id] - row.process["launched_at"])
-        print(f"{args.workers} workers, {args.spaced} requests one every {args.gap} s:")
+        via = sorted({requests.raw(store, i).process["via"].split()[0] for i in spaced})
+        print(f"{args.workers} workers, {args.spaced} requests one every {args.gap} s (runs by {via}):")
         print(f"  submit -> preflight: {fmt(total)}")
         print(f"  submit -> taken:     {fmt(dispatch)}")
         print(f"  taken -> launched:   {fmt(launch)}")
@@ -237,6 +289,7 @@ def main() -> None:
             w = requests.raw(store, i).worker
             by_worker[w] = by_worker.get(w, 0) + 1
         print(f"  per worker: {dict(sorted(by_worker.items()))}")
+        print(f"load average at end: {os.getloadavg()}")
     finally:
         for p in procs:
             p.send_signal(signal.SIGTERM)

@@ -98,9 +98,11 @@ class PreparedRun:
     ) -> Run:
         """The `Run`, recorded in `store` (state `created`), with its drivers on transports that record into
         the run's instrument transcript; `options` go to `Run` (`control`, `handle_signals`, ...)."""
+        from labctl.store.resilient import resilient
+
         run = Run(
             self.spec,
-            store=store,
+            store=resilient(store),  # PostgreSQL: rides out a short outage (labctl.store.resilient)
             instruments={},
             station=self.station,
             clock=self.clock,

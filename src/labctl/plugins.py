@@ -6,7 +6,7 @@ A plugin is an installed distribution with entry points in these groups (`pyproj
     vaisala_dmt143 = "labctl_glovebox.driver:DMT143"
     [project.entry-points."labctl.steps"]     # a step kind: a `StepKind` subclass (model, roles, plan, run)
     glovebox_check = "labctl_glovebox.step:GloveboxCheckKind"
-    [project.entry-points."labctl.planners"]  # reserved for campaign planners (campaigns are a later issue)
+    [project.entry-points."labctl.planners"]  # a campaign planner: a `labctl.campaign.planners.Planner`
 
 Each module an entry point names declares the plugin API it was written against, `LABCTL_PLUGIN_API = 1`
 (module level, or on the class). labctl loads an entry only when that equals `PLUGIN_API`; a missing or other
@@ -31,7 +31,7 @@ GROUPS: dict[str, str] = {
     "labctl.steps": "step kind",
     "labctl.planners": "campaign planner",
 }
-RESERVED = {"labctl.planners": "reserved for campaign planners; this labctl does not load them yet"}
+RESERVED: dict[str, str] = {}
 
 
 class PluginError(Exception):
@@ -105,6 +105,8 @@ def _provides(group: str, obj: Any) -> str:
     if group == "labctl.steps":
         roles = ", ".join(getattr(obj, "ROLES", ())) or "-"
         return f"step kind {getattr(obj, 'KIND', '') or '?'} (roles {roles})"
+    if group == "labctl.planners":
+        return f"campaign planner {getattr(obj, 'name', '') or '?'}"
     return GROUPS.get(group, group)
 
 
@@ -124,6 +126,11 @@ def scan() -> list[PluginEntry]:
             except PluginError as exc:
                 out.append(PluginEntry(group, ep.name, ep.value, dist, version, GROUPS[group], False,
                                        str(exc)))
+                continue
+            planner = isinstance(obj, type) and callable(getattr(obj, "suggest", None))
+            if group == "labctl.planners" and not planner:
+                out.append(PluginEntry(group, ep.name, ep.value, dist, version, GROUPS[group], False,
+                                       "not a campaign planner (a labctl.campaign.planners.Planner)"))
                 continue
             out.append(PluginEntry(group, ep.name, ep.value, dist, version, _provides(group, obj), True))
     return out

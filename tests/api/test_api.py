@@ -127,7 +127,7 @@ def test_data_frames_carry_units(done) -> None:
 
 
 def test_events_io_and_verify(done) -> None:
-    _, _, run = done
+    lab, _, run = done
     ev = run.events
     assert ev["kind"].iloc[0] == "run.created" and "io.sealed" in set(ev["kind"])
     assert ev["data"].iloc[0]["seed"] == 3
@@ -135,8 +135,12 @@ def test_events_io_and_verify(done) -> None:
     assert set(io["instrument"]) == {"potentiostat", "eis"}
     assert b"*IDN?\n" in set(io.loc[io["direction"] == "tx", "bytes"])
     v = run.verify()
-    # the chain also holds the key fingerprint that starts it (audit.key, no run)
-    assert v.ok and v.chain_ok and v.checked == len(ev) + 1 and v.problems == [] and v.sealed_streams == 3
+    # the chain also holds the key fingerprint that starts it (audit.key, no run) and the request's queueing
+    # (request.submitted, worker.started of the lab's dispatcher, request.taken: before the run existed)
+    queued = [e for e in lab.store.events() if e["run_id"] is None and e["kind"] != "audit.key"]
+    assert sorted(e["kind"] for e in queued) == ["request.submitted", "request.taken", "worker.started"]
+    assert v.ok and v.chain_ok and v.checked == len(ev) + 1 + len(queued) and v.problems == []
+    assert v.sealed_streams == 3
 
 
 def test_report_is_the_cli_report(done, tmp_path: Path) -> None:

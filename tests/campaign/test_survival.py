@@ -41,6 +41,7 @@ def test_naive_treatment_of_censored_cells_is_biased_short() -> None:
     assert naive.median_high < MEDIAN and naive.median_high < fit.median_low
 
 
+@pytest.mark.timeout(900)  # 120 censored fits: ~15 s of CPU, minutes of wall on a loaded 2-core machine
 def test_median_interval_covers_the_truth_at_its_level() -> None:
     rng = np.random.default_rng(2)
     covered = 0
@@ -118,3 +119,16 @@ def test_report_writes_km_curves_and_weibull_table(tmp_path: Path) -> None:
     assert f"{row['weibull_median_h']:.4g}" in md and f"{row['median_low_h']:.4g} – " in md
     assert "hard_short / at t" in md  # a cell's reason cannot break the Markdown table
     assert "run failed: potentiostat: no reply" in md
+
+
+def test_the_written_out_log_likelihood_equals_scipys() -> None:
+    from scipy import stats
+
+    from labctl.campaign.survival import LN2, _loglik
+
+    t_f, t_c = np.array([120.0, 340.0, 560.0]), np.array([700.0, 700.0])
+    for median, shape in ((300.0, 1.5), (900.0, 0.7), (50.0, 4.0)):
+        scale = median / LN2 ** (1.0 / shape)
+        want = (stats.weibull_min.logpdf(t_f, shape, scale=scale).sum()
+                + stats.weibull_min.logsf(t_c, shape, scale=scale).sum())
+        assert _loglik(t_f, t_c, median, shape) == pytest.approx(want, rel=1e-12)

@@ -87,7 +87,7 @@ def test_scan_checks_the_declared_api(fake_site: Path, monkeypatch: pytest.Monke
     assert "written for plugin API 2; this labctl implements 1" in found["oldgauge"].problem
     assert "declares no LABCTL_PLUGIN_API" in found["plaingauge"].problem
     assert "failed to import: ModuleNotFoundError" in found["brokengauge"].problem
-    assert not found["bayes"].loaded and "reserved for campaign planners" in found["bayes"].problem
+    assert not found["bayes"].loaded and "not a campaign planner" in found["bayes"].problem
     assert plugins.versions()["plugin:fake-plugins"] == "1.2.3"
 
 

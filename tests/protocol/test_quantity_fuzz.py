@@ -22,110 +22,14 @@ from labctl.protocol.models import Sample
 from labctl.station import load_station
 from labctl.steps import registry
 from labctl.units import human_duration
+from step_examples import EXAMPLES as STEP_EXAMPLES
+from step_examples import VARIANTS, named
 
 ROOT = Path(__file__).resolve().parents[2]
 STATION = load_station(ROOT / "stations" / "simulated.yaml")
 
-#: a valid step of every built-in kind (`kind/variant` for a second one), every quantity field given
-EXAMPLES: dict[str, dict[str, Any]] = {
-    "prepare_bath": {
-        "bath": "alloy",
-        "salt": "InCl3",
-        "solvent": "THF",
-        "concentration": "0.1 M",
-        "volume": "20 mL",
-        "temperature": "25 degC",
-        "stir": "200 rpm",
-        "rate": "5 mL/min",
-        "settle": "30 s",
-        "water": "10 ppm",
-    },
-    "immerse": {
-        "bath": "alloy",
-        "depth": "12 mm",
-        "speed": "5 mm/s",
-        "time": "30 s",
-        "rinse": {"bath": "solvent", "time": "5 s"},
-        "dry": "20 s",
-    },
-    "dip_coat": {
-        "bath": "polymer",
-        "depth": "10 mm",
-        "dip_speed": "2 mm/s",
-        "dwell": "5 s",
-        "withdrawal_speed": "1 mm/s",
-        "drying_time": "10 s",
-        "cycles": 2,
-        "drying_temperature": "40 degC",
-    },
-    "sputter": {
-        "flow": "20 sccm",
-        "pressure": "0.5 Pa",
-        "power": "50 W",
-        "ramp_rate": "10 W/min",
-        "base_pressure": "5e-4 Pa",
-        "presputter": "60 s",
-        "thickness": "10 nm",
-        "max_time": "60 min",
-        "tooling": "100 %",
-        "density": "2.64 g/cm^3",
-        "max_reflected": "5 %",
-        "max_substrate_temperature": "60 degC",
-    },
-    "nitride": {
-        "impurity": "0.5 ppm",
-        "flow": "80 sccm",
-        "pressure": "2 Pa",
-        "power": "50 W",
-        "ramp_rate": "10 W/min",
-        "base_pressure": "5e-4 Pa",
-        "time": "60 s",
-        "max_substrate_temperature": "60 degC",
-    },
-    "operator": {"message": "Assemble the cell", "timeout": "10 min"},
-    "refill": {"pump": "pump.solvent", "timeout": "10 min"},
-    "ocv": {"duration": "60 s", "sample_every": "10 s"},
-    "rest": {"duration": "60 s", "sample_every": "10 s"},
-    "wait": {"duration": "60 s"},
-    "eis": {"frequencies": "100 kHz..1 Hz", "amplitude": "10 mV", "dc": "0 V", "settle": "30 s"},
-    "cycle_symmetric": {
-        "current_density": "1 mA/cm^2",
-        "capacity": "1 mAh/cm^2",
-        "cycles": 2,
-        "sample_every": "1 s",
-        "voltage_limit": "0.5 V",
-        "rest": "10 s",
-        "temperature": "25 degC",
-        "short_detection": {"threshold": "2 mV", "window": "600 s", "stop_after": "1 h"},
-    },
-    "rate_test": {
-        "stages": [{"current_density": "1 mA/cm^2", "cycles": 2}],
-        "capacity": "1 mAh/cm^2",
-        "sample_every": "1 s",
-        "voltage_limit": "0.5 V",
-        "rest": "10 s",
-        "temperature": "25 degC",
-    },
-    "cycle_symmetric/time": {
-        "current_density": "1 mA/cm^2",
-        "half_cycle": "1 h",
-        "cycles": 2,
-        "voltage_limit": "0.5 V",
-    },
-    "coulombic_efficiency": {
-        "method": "aurbach",
-        "current_density": "0.5 mA/cm^2",
-        "capacity": "1 mAh/cm^2",
-        "cutoff_voltage": "1 V",
-        "cycles": 2,
-        "plating_voltage_limit": "-1 V",
-        "formation_capacity": "5 mAh/cm^2",
-        "reservoir_capacity": "5 mAh/cm^2",
-        "sample_every": "1 s",
-        "rest": "10 s",
-        "temperature": "25 degC",
-    },
-}
+#: a valid step of every built-in kind (`kind/N` for a further one), every quantity field given
+EXAMPLES: dict[str, dict[str, Any]] = named([*STEP_EXAMPLES, *VARIANTS])
 
 UNITS: dict[str, list[str]] = {
     "duration": ["s", "ms", "ns", "h", "d", "year"],
@@ -184,9 +88,13 @@ def _set(step: dict[str, Any], path: str, value: str) -> None:
     node[parts[-1]] = value
 
 
+#: the examples that give at least one quantity field
+FUZZABLE = sorted(n for n, e in EXAMPLES.items() if any(_given(e, path) for path, _ in _fields(_kind(n))))
+
+
 @st.composite
 def mutation(draw: st.DrawFn) -> tuple[str, dict[str, Any], list[str]]:
-    name = draw(st.sampled_from(sorted(EXAMPLES)))
+    name = draw(st.sampled_from(FUZZABLE))
     kind, step = _kind(name), copy.deepcopy(EXAMPLES[name])
     fields = [(path, spec) for path, spec in _fields(kind) if _given(step, path)]
     chosen = draw(st.lists(st.sampled_from(fields), min_size=1, max_size=3, unique_by=lambda f: f[0]))

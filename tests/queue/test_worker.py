@@ -268,17 +268,20 @@ def _pg_ctl(tools, db: str) -> Callable[..., None]:
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_postgresql_stopped_for_10_s_mid_run(workers: Workers, pg_tools) -> None:
+    """The run rides out the outage (labctl.store.resilient): it keeps sampling (points held in memory), its
+    writes are retried, and it completes with every point once; the worker reconnects and serves again."""
     db = workers.db
     workers.start("pot", "station-pot.yaml")
     workers.wait_alive("pot")
-    with Store.open(db) as store:
-        rid = submit(DATA / "wait.yaml", parameters={"d": "25 s"}, simulate=True, realtime=True, store=store)
+    with Store.open(db) as store:  # an OCV sampled every 0.5 s for 25 s on the wall clock: 50 points
+        rid = submit(DATA / "ocv.yaml", parameters={"d": "25 s"}, simulate=True, realtime=True, store=store)
     row = wait_until(lambda: _running(db, rid), 60, "the run to be running")
     pg_ctl = _pg_ctl(pg_tools, db)
     pg_ctl("stop", "-m", "fast")
     try:
         time.sleep(10)
         assert workers.procs["pot"].poll() is None, workers.log("pot")
+        assert leases.process_alive(row.process["pid"], row.process["proc_started"], row.process["boot_id"])
     finally:
         pg_ctl("start")
     with Store.open(db) as store:  # a request submitted after the outage is served: the worker reconnected
@@ -292,12 +295,14 @@ def test_postgresql_stopped_for_10_s_mid_run(workers: Workers, pg_tools) -> None
         first, second = requests.raw(store, rid), requests.raw(store, after)
         assert second.state == "finished", second.reason  # the worker reconnected and serves again
         assert workers.procs["pot"].poll() is None
-        # The run itself does not ride out the outage: `labctl run` fails its step on the first store error
-        # (engine/run.py, not the queue's). The queue's part: that run is found dead, recovered and its
-        # request failed, once, never re-run. When the engine buffers through outages, this becomes finished.
-        assert first.run_id == row.run_id and first.state == "failed", first.reason
-        assert "recovered" in first.reason and "not re-run" in first.reason
-        assert len(store.runs()) == 2
+        assert first.run_id == row.run_id and first.state == "finished", first.reason
+        assert [r["state"] for r in store.runs()] == ["completed", "completed"]
+        assert store.verify().ok
+    import labctl
+
+    with labctl.connect(db) as lab:
+        t = lab.run(row.run_id).data("ocv")["t"].to_numpy()
+    assert len(t) == 50 and (t[1:] > t[:-1]).all(), t  # every point once, in order: none lost in the outage
 
 
 def test_procrastinate_schema_applied_once_by_racing_workers(pg_db: str) -> None:
@@ -324,3 +329,40 @@ def test_procrastinate_schema_applied_once_by_racing_workers(pg_db: str) -> None
     assert errors == []
     with Store.open(pg_db) as store:
         assert jobs.has_schema(store)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_an_outage_past_the_limit_fails_the_run_into_safe_state(
+    workers: Workers, pg_tools, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the limit at 3 s, PostgreSQL away for 8 s: the run gives up (its own safe state, unrecorded: the
+    store is away); once the store is back the worker finds it dead, recovers it and fails the request."""
+    monkeypatch.setenv("LABCTL_STORE_OUTAGE_S", "3")  # inherited by the worker and its runs
+    db = workers.db
+    workers.start("pot", "station-pot.yaml")
+    workers.wait_alive("pot")
+    with Store.open(db) as store:
+        rid = submit(DATA / "ocv.yaml", parameters={"d": "60 s"}, simulate=True, realtime=True, store=store)
+    row = wait_until(lambda: _running(db, rid), 60, "the run to be running")
+    pg_ctl = _pg_ctl(pg_tools, db)
+    pg_ctl("stop", "-m", "fast")
+    try:
+        wait_until(lambda: not leases.process_alive(row.process["pid"], row.process["proc_started"],
+                                                    row.process["boot_id"]), 30, "the run to give up")
+    finally:
+        pg_ctl("start")
+    log = Path(row.process["log"]).read_text()
+    assert "unreachable for over 3 s" in log, log[-2000:]
+
+    def failed() -> object:
+        with Store.open(db) as store:
+            r = requests.raw(store, rid)
+            return r.state == "failed" and r
+
+    done = wait_until(failed, 60, "the worker to recover the run")
+    assert "died and was recovered" in done.reason and "not re-run" in done.reason
+    with Store.open(db) as store:
+        assert [r["state"] for r in store.runs()] == ["interrupted"]
+        kinds = [e["kind"] for e in store.events(row.run_id)]
+        assert "run.recovered" in kinds

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from labctl.api.protocol import Protocol
 from labctl.api.runs import RunHandle, _frame, _times
-from labctl.api.submit import Submission, find_station, run_argv
+from labctl.api.submit import Submission, close_dispatchers, submit_request
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -24,6 +24,7 @@ class Lab:
     def __init__(self, store: Store, db_url: str) -> None:
         self.store, self._db_url = store, db_url
         self._submissions: list[Submission] = []
+        self._dispatchers: dict = {}  # (station path, simulate) -> the dispatcher that starts this lab's runs
 
     @property
     def url(self) -> str:
@@ -43,6 +44,7 @@ class Lab:
         """Release the store (submitted runs go on in their own processes)."""
         for s in self._submissions:
             s.close()
+        close_dispatchers(self.store, self._dispatchers)
         self.store.close()
 
     def runs(
@@ -101,7 +103,8 @@ class Lab:
         sample: str | None = None,
         operator: str | None = None,
     ) -> Submission:
-        """Start `labctl run` on `protocol` with `params` in a process of its own and return at once.
+        """Queue a run of `protocol` with `params` (`labctl.queue.submit`, as `labctl submit`), start it in a
+        `labctl run` process of its own and return at once.
 
         A dry run (`simulate=True`, the default) runs on the simulated station unless `station` is given, on
         the virtual clock unless `realtime`; `seed` makes it reproducible. The protocol is loaded and checked
@@ -113,9 +116,8 @@ class Lab:
             params = dict(params or {})
             loaded = Protocol.load(protocol, **params)
         who = operator or getpass.getuser()
-        argv = run_argv(loaded.path, params, station=find_station(station, simulate), simulate=simulate,
-                        seed=seed, realtime=realtime, sample=sample, operator=who)
-        sub = Submission(self.store, self._db_url, argv, operator=who)
+        sub = submit_request(self.store, self._dispatchers, loaded.path, params, station=station,
+                             simulate=simulate, seed=seed, realtime=realtime, sample=sample, operator=who)
         self._submissions.append(sub)
         return sub
 

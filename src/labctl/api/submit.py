@@ -1,11 +1,15 @@
-"""`Lab.submit`: start a run without blocking the caller, then follow and control it through the store.
+"""`Lab.submit`: queue a run request and start it without blocking the caller, then follow and control it
+through the store.
 
-The engine does not run in the caller's process: a Jupyter kernel already runs an event loop, owns SIGINT,
-and may be restarted while a 1000 h cycling test goes on. A submission is a `labctl run` subprocess (its own
-session, so interrupting the kernel does not abort the bench; the run's own Ctrl-C/SIGTERM handling works),
-and everything after the start goes through the store, as from another terminal: the run is found by the
-pid and host it records, `pause()`/`resume()`/`abort()`/`ack()` post the audited control commands `labctl
-pause RUN` posts, and `progress` reads the run's recorded steps.
+One submit for the CLI and the API: `Lab.submit` checks the protocol here (a bad file raises in the caller)
+and queues it with `labctl.queue.submit`, as `labctl submit` does; then the lab's own dispatcher (the one the
+local runner and the bench workers use, `labctl.queue.dispatch`) takes the request and starts its `labctl
+run` as a process of its own session at once, so a notebook cell returns at once, interrupting the kernel
+does not abort the bench, and a kernel restart leaves a 1000 h test running. A request that cannot start yet
+(its instruments leased by another run) stays queued: it is tried again whenever the handle is looked at, and
+any runner or worker serving the station may take it (the handle follows the request, whoever runs it).
+Everything after the start goes through the store, as from another terminal: `pause()`/`resume()`/`abort()`/
+`ack()` post the audited control commands `labctl pause RUN` posts, and `progress` reads the run's steps.
 """
 
 from __future__ import annotations
@@ -13,9 +17,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,7 @@ from labctl.api.runs import TERMINAL, RunHandle
 from labctl.errors import ConfigError, LabctlError
 
 if TYPE_CHECKING:
+    from labctl.queue.dispatch import Dispatcher
     from labctl.store import Store
 
 SIMULATED_STATION = "stations/simulated.yaml"
@@ -50,59 +52,95 @@ def find_station(station: str | Path | None, simulate: bool) -> Path:
 
 
 class Submission:
-    """A run started by `Lab.submit`: `.run_id`, `.state`, `.progress`, `.wait()`, `.pause()`, `.resume()`,
-    `.abort()`, `.ack()`; `.summary` is the `labctl run --json` summary once it has ended."""
+    """A run requested by `Lab.submit`: `.request_id`, `.run_id`, `.state`, `.progress`, `.wait()`,
+    `.pause()`, `.resume()`, `.abort()`, `.ack()`; `.summary`: the `labctl run --json` summary once ended."""
 
-    def __init__(self, store: Store, db_url: str, argv: list[str], *, operator: str) -> None:
-        self._store, self.operator = store, operator
-        self._files = [Path(_temp(suffix)) for suffix in (".json", ".err")]
-        self.argv = argv
+    def __init__(self, store: Store, dispatcher: Dispatcher | None, request_id: int | None, *, operator: str,
+                 error: str | None = None) -> None:
+        self._store, self._d, self.request_id, self.operator = store, dispatcher, request_id, operator
+        self._error = error  # why it could not even be queued (a station that cannot be read)
         self.submitted_at = time.time()
-        with self._files[0].open("wb") as out, self._files[1].open("wb") as err:  # the child keeps its copies
-            self._proc = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=_child_env(db_url),
-                start_new_session=True,
-            )
+        self._child: Any = None
         self._run_id: int | None = None
+        self._tick()
 
     def __repr__(self) -> str:
-        return f"<labctl submission pid {self.pid}: run {self._run_id or '?'} {self._peek_state()}>"
+        state = self._peek_state()
+        return f"<labctl submission request {self.request_id}: run {self._run_id or '?'} {state}>"
+
+    def _row(self) -> Any:
+        from labctl.store import requests
+
+        return None if self.request_id is None else requests.raw(self._store, self.request_id)
+
+    def _tick(self) -> Any:
+        """Start the request if it is still queued and can start now; end it if its run has ended (this
+        lab's own runs); the request's row."""
+        if self._d is None or self.request_id is None:
+            return None
+        row = self._row()
+        if row.state == "queued":
+            with contextlib.suppress(Exception):  # not startable now: stays queued, tried again next look
+                self._d.try_start(self.request_id)
+        if self._child is None:
+            self._child = self._d.children.get(self.request_id)
+        with contextlib.suppress(Exception):
+            self._d.follow()
+        return self._row()
 
     @property
-    def pid(self) -> int:
-        return self._proc.pid
+    def argv(self) -> list[str]:
+        """The run's `labctl run` command line (the store's password hidden); empty before it started."""
+        return [] if self._d is None else self._d.commands.get(self.request_id or -1, [])
+
+    @property
+    def pid(self) -> int | None:
+        row = self._row()
+        return None if row is None or not row.process else int(row.process["pid"])
 
     @property
     def returncode(self) -> int | None:
-        """The `labctl run` exit code once it has ended (0 completed, 1 failed, 130 aborted), else None."""
-        return self._proc.poll()
+        """The `labctl run` exit code once it has ended (0 completed, 1 failed, 130 aborted), else None (also
+        when a runner or worker, not this lab, started it)."""
+        return None if self._child is None else self._child.poll()
 
     def _lookup(self) -> int | None:
-        from labctl.store.leases import HOST
+        from labctl.store import requests
 
-        for row in reversed(self._store.runs(since=self.submitted_at - 1.0)):
-            if row["pid"] == self._proc.pid and row["host"] == HOST:
-                return int(row["id"])
+        row = self._tick()
+        if row is None:
+            return None
+        if row.run_id is not None:
+            return int(row.run_id)
+        if row.process:
+            return requests.run_of_process(self._store, row.process)
         return None
 
-    def _stderr(self) -> str:
-        text = self._files[1].read_text(errors="replace").strip()
-        return text.replace("error: ", "", 1) if text.startswith("error: ") else text
+    def _failure(self) -> str | None:
+        """Why the request ended without a run (None: it has one, or has not ended)."""
+        from labctl.store import requests
+
+        if self._error is not None:
+            return self._error
+        row = self._row()
+        if row is None or not requests.is_ended(row.state) or self._lookup() is not None:
+            return None
+        reason = row.reason or row.state
+        return reason.split(": error: ", 1)[1] if ": error: " in reason else reason
 
     def wait_started(self, timeout: float = START_TIMEOUT_S) -> int:
-        """The run's id once its `labctl run` has recorded it; `SubmitError` with the CLI's message if the
-        process ended without one (a protocol problem, plan errors, a missing station)."""
+        """The run's id once its `labctl run` has recorded it; `SubmitError` with the reason if the request
+        ended without one (a protocol problem, plan errors, a missing station)."""
         deadline = time.monotonic() + timeout
         while self._run_id is None:
-            exited = self._proc.poll() is not None
             self._run_id = self._lookup()
             if self._run_id is not None:
                 break
-            if exited:
-                raise SubmitError(f"the run did not start (labctl run exited {self._proc.returncode}): "
-                                  f"{self._stderr() or 'no message'}")
+            why = self._failure()
+            if why is not None:
+                raise SubmitError(f"the run did not start: {why}")
             if time.monotonic() > deadline:
-                raise TimeoutError(f"no run recorded by pid {self.pid} within {timeout:.0f} s")
+                raise TimeoutError(f"request {self.request_id}: no run recorded within {timeout:.0f} s")
             time.sleep(POLL_S)
         return self._run_id
 
@@ -114,13 +152,17 @@ class Submission:
         if self._run_id is None:
             self._run_id = self._lookup()
         if self._run_id is None:
-            return "starting" if self._proc.poll() is None else "not started"
+            if self._failure() is not None:
+                return "not started"
+            row = self._row()
+            return "queued" if row is not None and row.state == "queued" else "starting"
+        self._tick()
         return str(self._store.run(self._run_id)["state"])
 
     @property
     def state(self) -> str:
-        """`starting` until the run is recorded, then its state in the store (`SubmitError` if it never
-        started)."""
+        """`queued` (waiting for its instruments), `starting` until the run is recorded, then its state in the
+        store (`SubmitError` if it never started)."""
         state = self._peek_state()
         if state == "not started":
             self.wait_started(0)  # raises with the reason
@@ -133,7 +175,7 @@ class Submission:
     @property
     def progress(self) -> dict[str, Any]:
         """Where the run is: state, steps done of total, the running step, points stored so far."""
-        if self._peek_state() in ("starting", "not started"):
+        if self._peek_state() in ("queued", "starting", "not started"):
             return {"state": self.state, "steps_done": 0, "steps_total": None, "step": None, "points": 0}
         info = self._store.run(self.run_id)
         steps = info["steps"]
@@ -148,26 +190,43 @@ class Submission:
             "points": sum(s["points"] for s in self._store.streams(self.run_id)),
         }
 
+    def _ended(self) -> bool:
+        from labctl.store import requests
+
+        if self._error is not None:
+            return True
+        row = self._tick()
+        if row is not None and requests.is_ended(row.state):
+            return True
+        if self._child is None and self._run_id is not None:  # another runner's: the run's own end state
+            return self._store.run(self._run_id)["state"] in TERMINAL and self._store.process_state(
+                self._run_id) == "dead"
+        return False
+
     def wait(self, timeout: float | None = None) -> RunHandle:
         """Block until the run has ended (its process exited); the run's handle. `TimeoutError` after
         `timeout` s (the run goes on)."""
-        try:
-            self._proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            raise TimeoutError(f"run {self._run_id or '(starting)'} still going after {timeout} s") from None
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._ended():
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"run {self._run_id or '(starting)'} still going after {timeout} s")
+            time.sleep(POLL_S * 4)
         run = RunHandle(self._store, self.wait_started(0))
         if run.state not in TERMINAL:  # the process died without ending the run: `labctl recover` is next
-            raise LabctlError(f"run {run.id}'s process exited ({self._proc.returncode}) with the run "
-                              f"{run.state}: {self._stderr() or 'no message'}; use `labctl recover`")
+            raise LabctlError(f"run {run.id}'s process exited ({self.returncode}) with the run {run.state}: "
+                              f"{self._row().reason or 'no message'}; use `labctl recover`")
         return run
 
     @property
     def summary(self) -> dict[str, Any] | None:
         """The `labctl run --json` summary (state, reason, points, steps, safe state) once ended."""
-        if self._proc.poll() is None:
+        row = self._row()
+        if row is None or not row.process or not self._ended():
             return None
-        with contextlib.suppress(ValueError):
-            return json.loads(self._files[0].read_text() or "null")
+        with contextlib.suppress(OSError, ValueError):
+            text = Path(row.process["log"]).read_text(errors="replace")
+            start = text.rfind("\n{\n") + 1 if not text.startswith("{") else 0
+            return json.loads(text[start:])
         return None
 
     def _control(self, command: str) -> int:
@@ -189,18 +248,23 @@ class Submission:
         return self._control("ack")
 
     def close(self) -> None:
-        """Forget the temp files once the run has ended (the run itself is in the store)."""
-        if self._proc.poll() is None:
-            return
-        for path in self._files:
-            with contextlib.suppress(OSError):
-                path.unlink()
+        """Nothing to release: the run's log stays in the spool, the run itself in the store."""
 
 
-def _temp(suffix: str) -> str:
-    fd, path = tempfile.mkstemp(prefix="labctl-submit-", suffix=suffix)
-    os.close(fd)
-    return path
+def open_dispatcher(store: Store, station: Path, simulate: bool) -> Dispatcher:
+    """The lab's dispatcher for `station`: registered as this process (kind `api`), so a runner on this host
+    follows its requests to their end if this process goes away first."""
+    import hashlib
+
+    from labctl.queue.runner import make_dispatcher
+    from labctl.store.leases import HOST
+
+    tag = hashlib.sha256(f"{station.resolve()}:{simulate}".encode()).hexdigest()[:8]
+    d = make_dispatcher(store, station=station, simulate=simulate, max_parallel=1_000_000,
+                        name=f"api@{HOST}:{os.getpid()}:{tag}", kind="api")
+    d.env = _child_env(d.db_url)
+    d.register()
+    return d
 
 
 def _child_env(db_url: str) -> dict[str, str]:
@@ -216,19 +280,36 @@ def _child_env(db_url: str) -> dict[str, str]:
     return env
 
 
-def run_argv(protocol: Path, params: dict[str, Any], *, station: Path, simulate: bool, seed: int | None,
-             realtime: bool, sample: str | None, operator: str) -> list[str]:
-    """The `labctl run` command line of a submission."""
-    argv = [sys.executable, "-m", "labctl", "run", str(protocol.resolve()),
-            "--station", str(station.resolve()), "--json", "--operator", operator]
-    if simulate:
-        argv.append("--simulate")
+def close_dispatchers(store: Store, dispatchers: dict[tuple[str, bool], Dispatcher]) -> None:
+    """At `Lab.close`: end the requests whose runs have ended, and mark the lab's dispatchers stopped (runs
+    still going are followed to their end by a runner on this host once this process has gone)."""
+    from labctl.store import requests
+
+    for d in dispatchers.values():
+        with contextlib.suppress(Exception):
+            d.follow()
+            requests.worker_stopped(store, d.name, "lab closed" + ("; runs left running" if d.busy() else ""))
+    dispatchers.clear()
+
+
+def submit_request(store: Store, dispatchers: dict[tuple[str, bool], Dispatcher], protocol: Path,
+                   params: dict[str, Any], *, station: str | Path | None, simulate: bool, seed: int | None,
+                   realtime: bool, sample: str | None, operator: str) -> Submission:
+    """`Lab.submit`'s work: the request queued by `labctl.queue.submit` and started by the lab's dispatcher
+    for the station (`dispatchers` caches one per station). A station that cannot be read is reported by the
+    handle (`SubmitError` from `state`/`wait`), as a run that could not start is."""
+    from labctl.queue import submit
+
+    path = find_station(station, simulate)
+    key = (str(path.resolve()), simulate)
+    if key not in dispatchers:
+        try:
+            dispatchers[key] = open_dispatcher(store, path, simulate)
+        except ConfigError as exc:
+            return Submission(store, None, None, operator=operator, error=str(exc))
+    d = dispatchers[key]
+    rid = submit(protocol, parameters={k: override_text(v) for k, v in params.items()}, sample=sample,
+                 simulate=simulate, realtime=realtime, requested_by=operator, store=store)
     if seed is not None:
-        argv += ["--seed", str(int(seed))]
-    if realtime:
-        argv.append("--realtime")
-    if sample:
-        argv += ["--sample", sample]
-    for k, v in params.items():
-        argv += ["-p", f"{k}={override_text(v)}"]
-    return argv
+        d.extra_args[rid] = ["--seed", str(int(seed))]
+    return Submission(store, d, rid, operator=operator)

@@ -30,6 +30,10 @@ def start(store: Any, path: str | Path, *, simulate: bool, actor: str | None = N
     """Load, design and plan the campaign, record it and submit every point that passed its plan; a point
     that failed its plan is recorded as refused and never queued. Returns the campaign id."""
     c = load_campaign(path)
+    if c.model.planner is not None:  # no fixed design: the drive loop proposes points batch by batch
+        from labctl.campaign import suggestions
+
+        return suggestions.start(store, c, simulate=simulate, actor=actor)
     design = plan_design(c, make_design(c))
     cid = state.create(store, c, design, simulate=simulate, actor=actor)
     for p in design.failed:
@@ -40,13 +44,37 @@ def start(store: Any, path: str | Path, *, simulate: bool, actor: str | None = N
 
 def drive(store: Any, campaign_id: int, *, runner: bool, station: Path | None = None, max_parallel: int = 1,
           wait: float | None = None, actor: str | None = None, say: Callable[[str], None] = lambda s: None,
-          poll: float = 1.0, cycler: Path | None = None) -> dict[str, int]:
+          poll: float = 1.0, decide: Callable[..., Any] | None = None,
+          cycler: Path | None = None) -> dict[str, int]:
     """Run the submitted cells: with `runner`, a local runner (`labctl runner --once`) on `station` until
-    nothing it can run is left (a linked campaign: `run_linked`); without, wait (up to `wait` s, None: until
-    done) for workers elsewhere. Then observe the finished cells and finish the campaign if all are. Returns
-    the progress counts."""
+    nothing it can run is left (a linked campaign: `run_linked`, tests on `cycler`); without, wait (up to
+    `wait` s, None: until done) for workers elsewhere. Then observe the finished cells and finish the
+    campaign if all are. A planner campaign loops (propose,
+    `decide` or approve, run, observe: `suggestions.run_loop`) until its budget is spent. Returns the
+    progress counts."""
     camp = state.get(store, campaign_id)
     state.submit_pending(store, campaign_id, actor=actor)  # resume: points a dead process never submitted
+    from labctl.campaign import suggestions
+
+    if suggestions.is_planned(camp):
+        suggestions.run_loop(store, campaign_id, decide=decide, actor=actor, say=say, run_batch=lambda: _run(
+            store, campaign_id, camp, runner=runner, station=station, max_parallel=max_parallel, wait=wait,
+            actor=actor, say=say, poll=poll, cycler=cycler))
+        state.observe(store, campaign_id, actor=actor)
+        if suggestions.budget_left(store, campaign_id)[0] <= 0:
+            state.finish_if_done(store, campaign_id, actor=actor)
+        return state.progress(store, campaign_id)
+    _run(store, campaign_id, camp, runner=runner, station=station, max_parallel=max_parallel, wait=wait,
+         actor=actor, say=say, poll=poll, cycler=cycler)
+    state.observe(store, campaign_id, actor=actor)
+    state.finish_if_done(store, campaign_id, actor=actor)
+    return state.progress(store, campaign_id)
+
+
+def _run(store: Any, campaign_id: int, camp: dict[str, Any], *, runner: bool, station: Path | None,
+         max_parallel: int, wait: float | None, actor: str | None, say: Callable[[str], None],
+         poll: float, cycler: Path | None = None) -> bool:
+    """Run or wait for the submitted cells; False when the wait gave up with cells still running."""
     linked = state.is_linked(camp)
     if runner and linked:
         run_linked(store, campaign_id, station=station, cycler=cycler, max_parallel=max_parallel, actor=actor,
@@ -64,14 +92,12 @@ def drive(store: Any, campaign_id: int, *, runner: bool, station: Path | None = 
         end = None if wait is None else time.monotonic() + wait
         while state.progress(store, campaign_id)["pending"] != 0:
             if end is not None and time.monotonic() > end:
-                break
+                return False
             if linked:
                 lineage.advance(store, campaign_id, actor=actor)
             state.observe(store, campaign_id, actor=actor)
             time.sleep(poll)
-    state.observe(store, campaign_id, actor=actor)
-    state.finish_if_done(store, campaign_id, actor=actor)
-    return state.progress(store, campaign_id)
+    return True
 
 
 FAB_SLOTS = 1  # the fabrication bench makes one sample at a time (one stage, one set of baths)

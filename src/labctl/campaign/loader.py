@@ -113,6 +113,11 @@ def parse_campaign(text: str, name: str = "<campaign>", base: Path | None = None
     if model.design.block_by is not None and model.design.block_by not in model.factors:
         problems.append(doc.problem(("design", "block_by"), f"`block_by` names `{model.design.block_by}`, "
                                     f"which is not a factor (factors: {', '.join(model.factors)})"))
+    if model.planner is not None and not problems:
+        _check_planner(model, protocols, doc, problems)
+    if model.planner is not None and model.protocols.fabrication:
+        problems.append(doc.problem(("planner",), "a planner campaign with a fabrication and a test protocol "
+                                    "(linked runs) is not supported yet: give a `design`, or one protocol"))
     if model.horizon is not None:
         try:
             horizon_seconds(model)
@@ -148,6 +153,24 @@ def _check_linked(protocols: dict[str, LoadedProtocol], doc: Document, problems:
         problems.append(doc.problem(("protocols", "test"), f"the test protocol `{test.path}` must assemble "
                                     "the cell first: an `operator` step with `cell:` (auto-answered in a dry "
                                     "run) before its first measurement"))
+
+
+def _check_planner(model: Campaign, protocols: dict[str, LoadedProtocol], doc: Document,
+                   problems: list[Problem]) -> None:
+    """A planner campaign names no design, a known planner that accepts its options (built here once)."""
+    from labctl.campaign.planners import PlannerError, make_for
+
+    assert model.planner is not None
+    if isinstance(doc.data, dict) and "design" in doc.data:
+        problems.append(doc.problem(("design",), "give either `design` or `planner`, not both", key=True))
+    if model.planner.batch > model.planner.budget:
+        problems.append(doc.problem(("planner", "batch"), f"batch {model.planner.batch} is more than the "
+                                    f"budget {model.planner.budget}"))
+    try:
+        make_for(model, {k: v for p in protocols.values() for k, v in p.parameters.items()}, seed=0)
+    except PlannerError as exc:
+        where = ("planner", "name") if "unknown planner" in str(exc) else ("planner", "options")
+        problems.append(doc.problem(where, str(exc)))
 
 
 def horizon_seconds(model: Campaign) -> float | None:

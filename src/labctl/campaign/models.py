@@ -8,7 +8,7 @@ is checked by `labctl.campaign.loader` with the file's positions.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -99,6 +99,17 @@ class Design(_Strict):
         return self
 
 
+class PlannerSpec(_Strict):
+    """Points chosen by a planner from the observations so far, instead of a fixed design: `name` (optuna,
+    grid, random or a `labctl.planners` plug-in), `budget` cells in all, `batch` queued at a time."""
+
+    name: str = Field("optuna", min_length=1, max_length=100, description="planner (default optuna)")
+    budget: int = Field(ge=1, le=100_000, description="cells in all (suggestions queued)")
+    batch: int = Field(1, ge=1, le=1000, description="cells in flight at a time")
+    seed: int | None = Field(None, ge=0, le=2**32 - 1, description="planner seed (drawn if none)")
+    options: dict[str, Any] = Field(default_factory=dict, description="the planner's own options")
+
+
 class Objective(_Strict):
     """`{maximise: hours_to_failure}` or `{minimise: overpotential_cycle10_mV}`."""
 
@@ -134,6 +145,7 @@ class Campaign(_Strict):
                                "cycler (a rack file) the test runs take channels on; default: `station`")
     factors: dict[str, Factor] = Field(min_length=1)
     design: Design = Field(default_factory=Design)
+    planner: PlannerSpec | None = Field(None, description="a planner instead of a fixed design")
     objectives: list[Objective] = Field(default_factory=list)
     horizon: str | None = Field(
         None, description="test length after which a cell still alive is censored, e.g. 1000 h"

@@ -73,9 +73,12 @@ class WeibullFit:
 
 
 def _loglik(t_f: np.ndarray, t_c: np.ndarray, median: float, shape: float) -> float:
+    """The censored Weibull log-likelihood, written out (scipy's logpdf/logsf cost ~100 µs a call and the
+    profile interval calls this thousands of times); equal to weibull_min.logpdf/logsf sums (tested)."""
     scale = median / LN2 ** (1.0 / shape)
-    return float(np.sum(stats.weibull_min.logpdf(t_f, shape, scale=scale))
-                 + np.sum(stats.weibull_min.logsf(t_c, shape, scale=scale)))
+    z_f, z_c = t_f / scale, t_c / scale
+    return float(t_f.size * math.log(shape / scale) + (shape - 1.0) * np.sum(np.log(z_f))
+                 - np.sum(z_f**shape) - np.sum(z_c**shape))
 
 
 def _profile(t_f: np.ndarray, t_c: np.ndarray, median: float, k0: float) -> float:
@@ -146,3 +149,65 @@ def by_condition(obs: Any, factors: list[str], level: float = 0.95) -> Any:
             "note": fit.note if fit else "no usable cell",
         })
     return pd.DataFrame(rows)
+
+
+@dataclass(frozen=True)
+class WeibullAFT:
+    """A Weibull accelerated-failure-time fit: log scale = X·beta, one shape for every condition.
+
+    It lets a censored cell borrow strength from its neighbours in factor space: a cell alive at the horizon
+    at x lived at least that long, and the fitted surface says how much longer it is likely to live there."""
+
+    beta: np.ndarray
+    shape: float
+    failures: int
+
+    def scale(self, x: np.ndarray) -> np.ndarray:
+        return np.exp(np.clip(np.asarray(x, float) @ self.beta, -50.0, 50.0))
+
+    def median(self, x: np.ndarray) -> np.ndarray:
+        return self.scale(x) * LN2 ** (1.0 / self.shape)
+
+    def conditional_median(self, x: np.ndarray, alive_at: np.ndarray) -> np.ndarray:
+        """Median life given survival past `alive_at` (h): S(t)/S(c) = 1/2, so (t/λ)^k = (c/λ)^k + ln 2."""
+        lam = self.scale(x)
+        c = np.asarray(alive_at, float)
+        return lam * ((c / lam) ** self.shape + LN2) ** (1.0 / self.shape)
+
+
+def weibull_aft(x: Any, hours: Any, failed: Any, *, ridge: float = 0.5, shape_prior: float = 1.5,
+                shape_sd: float = 0.3) -> WeibullAFT:
+    """Censored maximum a-posteriori Weibull AFT: `x` (n, p) design matrix whose first column is 1; a ridge
+    on the other coefficients and a log-normal prior on the shape (`shape_prior`, log-sd `shape_sd`) keep the
+    fit defined with few cells or no failure at all (the shape is not identified without failures). A planner
+    samples densely where cells live past the horizon, so most failures are far from the censored ones: a
+    flat prior then lets the shape run to 20 (an overconfident surface); these defaults halved the regret on
+    the synthetic problem of `tests/campaign/test_planner_censoring.py` (0.16 vs 0.28, 10 seeds)."""
+    X = np.asarray(x, dtype=float)
+    t = np.asarray(hours, dtype=float)
+    f = np.asarray(failed, dtype=bool)
+    censored(t, f)  # the same checks on the lives
+    if X.ndim != 2 or X.shape[0] != t.size:
+        raise ValueError("x must be an (n, p) matrix with one row per cell")
+    z = np.log(t)
+    p = X.shape[1]
+    b0 = np.zeros(p)
+    b0[0] = float(np.mean(z)) + 0.5
+    lk0 = math.log(shape_prior)
+
+    def nll(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        beta, lk = theta[:p], theta[p]
+        k = math.exp(lk)
+        s = np.clip(k * (z - X @ beta), -60.0, 60.0)
+        es = np.exp(s)
+        val = -float(np.sum(f * (lk + s)) - np.sum(es)) + ridge * float(beta[1:] @ beta[1:]) \
+            + 0.5 * ((lk - lk0) / shape_sd) ** 2
+        ds = f - es  # d loglik / ds per cell
+        g_beta = -(-k * (X.T @ ds))
+        g_beta[1:] += 2 * ridge * beta[1:]
+        g_lk = -(float(np.sum(f)) + float(np.sum(ds * s))) + (lk - lk0) / shape_sd**2
+        return val, np.append(g_beta, g_lk)
+
+    res = optimize.minimize(nll, np.append(b0, lk0), jac=True, method="L-BFGS-B",
+                            bounds=[(None, None)] * p + [(math.log(0.2), math.log(20.0))])
+    return WeibullAFT(res.x[:p].copy(), float(math.exp(res.x[p])), int(f.sum()))

@@ -46,7 +46,9 @@ def validate(
             c = load_campaign(f)
             results.append({"file": str(f), "ok": True, "problems": [], "sha256": c.sha256})
             if not as_json:
-                console.print(f"{f}: ok ({len(c.model.factors)} factors, {c.model.design.kind})",
+                how = (f"planner {c.model.planner.name}, budget {c.model.planner.budget}" if c.model.planner
+                       else c.model.design.kind)
+                console.print(f"{f}: ok ({len(c.model.factors)} factors, {how})",
                               highlight=False, markup=False, soft_wrap=True)
         except FileProblemsError as exc:
             failed = True
@@ -74,7 +76,7 @@ def plan(
     console, err = _consoles()
     try:
         c = load_campaign(file)
-        design = plan_design(c, make_design(c))
+        design = plan_design(c, _first_batch(c) if c.model.planner else make_design(c))
     except FileProblemsError as exc:
         _problems(exc, as_json)
         return
@@ -96,6 +98,20 @@ def plan(
                           markup=False, soft_wrap=True)
     if design.failed:
         raise typer.Exit(2)
+
+
+def _first_batch(c: Any) -> Any:
+    """A planner campaign has no fixed design: `plan` shows the planner's first batch (no observations yet),
+    each point planned, so a bad range shows before anything runs."""
+    from labctl.campaign.design import Design, DesignPoint
+    from labctl.campaign.planners import make_for, suggest
+
+    spec = c.model.planner
+    seed = spec.seed if spec.seed is not None else 0
+    defaults = {k: v for p in c.protocols.values() for k, v in p.parameters.items()}
+    pts = suggest(make_for(c.model, defaults, seed=seed), spec.batch, [], [])
+    return Design(f"planner:{spec.name} (first batch of {spec.budget})", seed,
+                  [DesignPoint(seq=i, point=i, replicate=0, block=None, values=v) for i, v in enumerate(pts)])
 
 
 @campaign_app.command("schema")
@@ -130,12 +146,55 @@ def _say(text: str) -> None:
     _consoles()[0].print(visible(text), highlight=False, markup=False, soft_wrap=True)
 
 
-def _drive(store: Any, cid: int, station: Path | None, max_parallel: int, no_runner: bool,
-           wait: float | None, cycler: Path | None = None) -> None:
-    from labctl.campaign.drive import drive
+Approve = Annotated[bool, typer.Option(
+    "--approve", help="planner campaigns: accept, edit or reject each suggestion before it is queued")]
 
-    prog = drive(store, cid, runner=not no_runner, station=station, max_parallel=max_parallel, wait=wait,
-                 say=_say, cycler=cycler)
+
+def _decide(store: Any, cid: int, proposals: list[dict[str, Any]]) -> bool:
+    """`--approve`: each proposal shown with what it was based on; accept, edit (values re-checked and
+    planned), reject (with a reason) or quit (the proposals stay; `resume --approve` asks again)."""
+    import getpass
+
+    from labctl.campaign import suggestions
+
+    who = getpass.getuser()
+    for s in proposals:
+        _say(f"suggestion {s['id']} (batch {s['batch']}, {s['planner'].get('name')}, from "
+             f"{s['observations']} observation(s), sha256 {s['observations_sha256'][:12]}): "
+             + ", ".join(f"{k}={v}" for k, v in s["values"].items()))
+        while True:
+            choice = typer.prompt("[a]ccept, [e]dit, [r]eject or [q]uit", default="a").strip().lower()[:1]
+            try:
+                if choice == "q":
+                    return False
+                if choice == "r":
+                    reason = typer.prompt("reason", default="rejected at the prompt")
+                    suggestions.reject(store, cid, s["id"], actor=who, reason=reason)
+                    break
+                values = None
+                if choice == "e":
+                    values = {k: typer.prompt(k, default=v) for k, v in s["values"].items()}
+                elif choice != "a":
+                    continue
+                rid = suggestions.approve(store, cid, s["id"], values=values, actor=who)
+                _say(f"queued as request {rid}" if rid is not None else "refused by its plan (not queued)")
+                break
+            except suggestions.SuggestionError as exc:
+                _consoles()[1].print(visible(str(exc)), highlight=False, markup=False, soft_wrap=True)
+    return True
+
+
+def _drive(store: Any, cid: int, station: Path | None, max_parallel: int, no_runner: bool,
+           wait: float | None, approve: bool = False, cycler: Path | None = None) -> None:
+    from labctl.campaign.drive import drive
+    from labctl.campaign.planners import PlannerError
+
+    try:
+        prog = drive(store, cid, runner=not no_runner, station=station, max_parallel=max_parallel, wait=wait,
+                     say=_say, decide=_decide if approve else None, cycler=cycler)
+    except PlannerError as exc:  # nothing was queued from the failed proposal
+        _consoles()[1].print(visible(f"campaign {cid}: {exc}"), highlight=False, markup=False, soft_wrap=True)
+        raise typer.Exit(2) from exc
     _say(f"campaign {cid}: " + ", ".join(f"{k} {v}" for k, v in prog.items()))
 
 
@@ -148,6 +207,7 @@ def run(
     no_runner: NoRunner = False,
     wait: Wait = None,
     cycler: CyclerOpt = None,
+    approve: Approve = False,
     db: Db = None,
 ) -> None:
     """Plan every point, record the campaign, submit each planned cell as a run request and run them (a local
@@ -163,7 +223,7 @@ def run(
             _problems(exc, False)
             return
         _say(f"campaign {cid} recorded; resume it with `labctl campaign resume {cid}`")
-        _drive(store, cid, station, max_parallel, no_runner, wait, cycler)
+        _drive(store, cid, station, max_parallel, no_runner, wait, approve, cycler)
     finally:
         store.close()
 
@@ -176,12 +236,13 @@ def resume(
     no_runner: NoRunner = False,
     wait: Wait = None,
     cycler: CyclerOpt = None,
+    approve: Approve = False,
     db: Db = None,
 ) -> None:
     """Go on with a campaign whose process stopped: cells already submitted are not submitted again."""
     store = _open(db)
     try:
-        _drive(store, campaign_id, station, max_parallel, no_runner, wait, cycler)
+        _drive(store, campaign_id, station, max_parallel, no_runner, wait, approve, cycler)
     finally:
         store.close()
 
@@ -190,15 +251,20 @@ def resume(
 def status(
     campaign_id: Annotated[int, typer.Argument(help="campaign id")],
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="refresh live until the campaign finishes "
+                                         "(Ctrl-C to stop watching; the campaign goes on)")] = False,
+    every: Annotated[float, typer.Option("--every", help="with --follow: seconds between looks")] = 2.0,
     db: Db = None,
 ) -> None:
     """Each cell of the campaign: factor values, request and run, and what its life says so far."""
-    from labctl.api.campaign import parse_campaign_factors
     from labctl.campaign import lineage, state
 
     console, _ = _consoles()
     store = _open(db)
     try:
+        if follow and not as_json:
+            _follow(store, campaign_id, console, max(every, 0.2))
+            return
         state.observe(store, campaign_id)  # cells whose run ended since the last look
         camp, rows, prog = state.get(store, campaign_id), state.points(store, campaign_id), \
             state.progress(store, campaign_id)
@@ -207,8 +273,58 @@ def status(
         store.close()
     if as_json:
         print_json(console, {"campaign": {k: v for k, v in camp.items() if k not in ("text", "protocols")},
-                             "progress": prog, "points": rows, "lineage": cells})
+                             "progress": prog, "points": rows, "lineage": cells,
+                             "suggestions": _suggestions(db, camp)})
         return
+    print_table(console, *_status_table(camp, rows, prog))
+    if cells:
+        print_table(console, *_lineage_table(campaign_id, cells))
+
+
+def _suggestions(db: str | None, camp: dict[str, Any]) -> list[dict[str, Any]]:
+    """A planner campaign's proposals (each with the hash of what it was based on and its decision)."""
+    from labctl.campaign import suggestions
+
+    if not suggestions.is_planned(camp):
+        return []
+    store = _open(db)
+    try:
+        return suggestions.all_suggestions(store, camp["id"])
+    finally:
+        store.close()
+
+
+def _follow(store: Any, campaign_id: int, console: Any, every: float) -> None:
+    """`status --follow`: the table redrawn in place (rich Live) until the campaign is finished."""
+    import time
+
+    from rich.live import Live
+
+    from labctl.campaign import state
+    from labctl.cli.output import table
+
+    def look() -> tuple[Any, bool]:
+        state.observe(store, campaign_id)
+        camp, rows, prog = state.get(store, campaign_id), state.points(store, campaign_id), \
+            state.progress(store, campaign_id)
+        cols, body, title = _status_table(camp, rows, prog)
+        return table(cols, body, width=console.width, title=title), camp["state"] == "finished"
+
+    try:
+        view, done = look()
+        with Live(view, console=console, auto_refresh=False) as live:
+            while not done:
+                time.sleep(every)
+                view, done = look()
+                live.update(view, refresh=True)
+    except KeyboardInterrupt:
+        pass
+
+
+def _status_table(camp: dict[str, Any], rows: list[dict[str, Any]], prog: dict[str, int]
+                  ) -> tuple[list[Any], list[list[Any]], str]:
+    from labctl.api.campaign import parse_campaign_factors
+
     names = parse_campaign_factors(camp["text"])
     cols = [Col("#", key=True, justify="right"), *(Col(n) for n in names), Col("request", key=True),
             Col("run", key=True, justify="right"), Col("status", key=True), Col("hours", justify="right"),
@@ -219,17 +335,20 @@ def status(
         table.append([r["seq"] + 1, *(r["values"].get(n, "") for n in names), r["request_state"] or "",
                       r["run_id"] or "", r["status"] or "", hours,
                       r["reason"] or "; ".join(r["plan_errors"]) or r["request_reason"]])
-    print_table(console, cols, table, title=f"campaign {camp['id']} {camp['name']} ({camp['state']}): "
-                + ", ".join(f"{k} {v}" for k, v in prog.items()))
-    if cells:  # linked: sample -> fabrication run -> cell -> test run
-        prefix = f"campaign{campaign_id}-"  # samples and channels are named after the campaign
-        lcols = [Col("#", key=True, justify="right"), Col("sample", key=True),
-                 Col("fab run", justify="right"), Col("assembled by"), Col("test run", justify="right"),
-                 Col("channel"), Col("state", key=True), Col("reason", wrap=True)]
-        ltable = [[c["seq"] + 1, c["sample_id"].removeprefix(prefix), c["fabrication_run"] or "",
-                   c["assembly"].get("acknowledged_by") or "", c["test_run"] or "",
-                   (c["channel"] or "").removeprefix(prefix), c["state"], c["reason"]] for c in cells]
-        print_table(console, lcols, ltable, title="lineage: sample -> fabrication run -> cell -> test run")
+    return cols, table, f"campaign {camp['id']} {camp['name']} ({camp['state']}): " + ", ".join(
+        f"{k} {v}" for k, v in prog.items())
+
+
+def _lineage_table(campaign_id: int, cells: list[dict[str, Any]]) -> tuple[list[Any], list[list[Any]], str]:
+    """A linked campaign's cells: sample -> fabrication run -> cell (who assembled it) -> test run."""
+    prefix = f"campaign{campaign_id}-"  # samples and channels are named after the campaign
+    cols = [Col("#", key=True, justify="right"), Col("sample", key=True), Col("fab run", justify="right"),
+            Col("assembled by"), Col("test run", justify="right"), Col("channel"), Col("state", key=True),
+            Col("reason", wrap=True)]
+    body = [[c["seq"] + 1, c["sample_id"].removeprefix(prefix), c["fabrication_run"] or "",
+             c["assembly"].get("acknowledged_by") or "", c["test_run"] or "",
+             (c["channel"] or "").removeprefix(prefix), c["state"], c["reason"]] for c in cells]
+    return cols, body, "lineage: sample -> fabrication run -> cell -> test run"
 
 
 @campaign_app.command("report")

@@ -2,7 +2,9 @@
 follow it to its end, and mark the request from the run's end state.
 
 Each run is `labctl run` in a process of its own (its own session, so a Ctrl-C or SIGTERM to the runner does
-not reach it): restarting or upgrading the runner leaves a 1000 h test running. The launched process'
+not reach it): restarting or upgrading the runner leaves a 1000 h test running. It is forked by the runner's
+warm launcher (`labctl.queue.launcher`: the run path already imported) when that is ready and its code is
+current, else started as a plain `python -m labctl run` subprocess. The launched process'
 identity (host, pid, start time, boot id) is recorded on the request before anything else happens, and the
 run it creates is found by that identity, so a runner that restarts (or another runner on the same host,
 when this one died) can always say whether the run is still alive. A run whose process is gone is recovered
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -21,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from labctl.queue.launcher import ForkedRun, Launcher
 from labctl.queue.matching import capability, keys_needed, unmet, why_waiting
 from labctl.station import Station
 from labctl.store import leases, requests
@@ -51,8 +55,27 @@ class Dispatcher:
     simulate: bool
     db_url: str  # with its password: handed to the run processes
     max_parallel: int = 1
-    children: dict[int, subprocess.Popen] = field(default_factory=dict)
+    children: dict[int, subprocess.Popen | ForkedRun] = field(default_factory=dict)
     own_keys: dict[int, list[str]] = field(default_factory=dict)  # request id -> lease keys its run will take
+    launcher: Launcher | None = None  # None: every run as a plain subprocess
+    env: dict[str, str] | None = None  # the run processes' environment (None: this process')
+    extra_args: dict[int, list[str]] = field(default_factory=dict)  # request id -> more `labctl run` options
+    commands: dict[int, list[str]] = field(default_factory=dict)  # request id -> its run's command line
+
+    def start_launcher(self) -> None:
+        """Start the warm launcher (unless $LABCTL_NO_LAUNCHER is set); it warms up in the background while
+        this runner registers and sweeps."""
+        if os.environ.get("LABCTL_NO_LAUNCHER"):
+            return
+        spool = spool_dir()
+        spool.mkdir(parents=True, exist_ok=True)
+        self.launcher = Launcher(log=spool / f"launcher-{self.name.replace('/', '_')}.log")
+        self.launcher.start()
+
+    def stop_launcher(self) -> None:
+        if self.launcher is not None:
+            self.launcher.stop()
+            self.launcher = None
 
     @property
     def cap(self) -> dict[str, Any]:
@@ -152,7 +175,7 @@ class Dispatcher:
     def _launch(self, row: Any) -> None:
         spool = spool_dir()
         spool.mkdir(parents=True, exist_ok=True)
-        stem = f"request-{row.id}"
+        stem = f"request-{row.id}-{secrets.token_hex(4)}"  # one spool for every store: ids repeat
         proto = spool / f"{stem}-{Path(row.protocol_path).name or 'protocol.yaml'}"
         proto.write_text(row.protocol_text)
         cmd = [
@@ -163,8 +186,6 @@ class Dispatcher:
             str(proto),
             "--station",
             str(self.station_path),
-            "--db",
-            self.db_url,
             "--json",
             "--operator",
             row.requested_by,
@@ -177,20 +198,29 @@ class Dispatcher:
             cmd.append("--simulate")
         if row.realtime:
             cmd.append("--realtime")
+        cmd += self.extra_args.pop(row.id, [])
+        self.commands[row.id] = cmd
+        # the store's URL goes in the environment, not on the command line: `ps` would show its password
+        db_env = {"LABCTL_DB": self.db_url}
         log = spool / f"{stem}.log"
         t0 = time.time()
-        with open(log, "ab") as out:
-            child = subprocess.Popen(
-                cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-            )
+        child: subprocess.Popen | ForkedRun | None = None
+        if self.launcher is not None:
+            child = self.launcher.launch(cmd[3:], log, env=db_env)
+        if child is None:
+            with open(log, "ab") as out:
+                child = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                         start_new_session=True, env={**(self.env or os.environ), **db_env})
         self.children[row.id] = child
+        forked = isinstance(child, ForkedRun)
         process = {
             "host": leases.HOST,
             "pid": child.pid,
-            "proc_started": leases.process_started(child.pid),
+            "proc_started": child.proc_started if forked else leases.process_started(child.pid),
             "boot_id": leases.boot_id(),
             "launched_at": t0,
             "log": str(log),
+            "via": f"launcher {child.launcher_pid}" if forked else "subprocess",
         }
         requests.launched(self.store, row.id, process)
 

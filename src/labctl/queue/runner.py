@@ -57,6 +57,7 @@ def run_runner(
     _on_signals(stop)
     d.register()
     d.adopt()
+    d.start_launcher()
     say(
         f"{d.kind} {d.name} serving station {d.info.name!r} ({'dry-run' if d.simulate else 'bench'}), "
         f"up to {d.max_parallel} run(s) at a time"
@@ -73,6 +74,7 @@ def run_runner(
             if not started:
                 stop.wait(poll)
     finally:
+        d.stop_launcher()
         requests.worker_stopped(d.store, d.name, reason if not d.busy() else f"{reason}; runs left running")
     return requests.counts(d.store)
 

@@ -34,7 +34,11 @@ def run_worker(d: Dispatcher, *, say: Callable[[str], None] = lambda s: None) ->
         f"worker {d.name} serving station {d.info.name!r} ({'dry-run' if d.simulate else 'bench'}) on "
         f"procrastinate queue {queue}, up to {d.max_parallel} run(s) at a time"
     )
-    asyncio.run(_main(d, queue))
+    d.start_launcher()
+    try:
+        asyncio.run(_main(d, queue))
+    finally:
+        d.stop_launcher()
     requests.worker_stopped(d.store, d.name, "stopped" + ("; runs left running" if d.busy() else ""))
 
 

@@ -15,13 +15,17 @@ from __future__ import annotations
 import contextlib
 import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
 import numpy as np
 
-from labctl.steps.base import PlanContext, StepContext, fail
+from labctl.protocol.fields import Positive, Qty
+from labctl.steps.base import PlanContext, StepContext, StepKind, StepModel, fail
 from labctl.steps.interlocks import Condition, PressureWindow
 from labctl.units import fmt
+
+if TYPE_CHECKING:
+    from labctl.station import Station
 
 BASE_PRESSURE_TIMEOUT_S = 3600.0
 SETTLE_TIMEOUT_S = 300.0
@@ -29,6 +33,38 @@ WINDOW = 0.5  # the working pressure may wander ±50 % before the pressure inter
 BASE_POLL_S, SETTLE_POLL_S = 10.0, 2.0  # the waits' polling periods (the plan counts one of each)
 PressureFault = Literal["fail", "pause", "abort", "end_step"]
 """What a chamber-pressure excursion does to a sputter or nitride step (RF goes off first in every case)."""
+
+
+class ChamberStep(StepModel):
+    """The fields `sputter` and `nitride` share: gas `flow` (sccm) at `pressure` (Pa) after pumping to
+    `base_pressure` (Pa), RF `power` (W) ramped at `ramp_rate` (W/s); `max_substrate_temperature` (degC) needs
+    a `substrate` sensor on the station; `on_pressure_fault` says what a pressure excursion does."""
+
+    flow: Positive("gas_flow")
+    pressure: Positive("pressure")
+    power: Positive("power")
+    ramp_rate: Positive("power_rate")
+    base_pressure: Positive("pressure")
+    max_substrate_temperature: Qty("temperature") | None = None
+    on_pressure_fault: PressureFault = "fail"
+
+
+C = TypeVar("C", bound=ChamberStep)
+
+
+class ChamberKind(StepKind[C]):
+    """What the chamber kinds share: the driver limits the chamber fields reach, and a `substrate` role
+    wanted only when the step bounds the substrate temperature."""
+
+    INSTRUMENT_LIMITS: ClassVar[dict[str, tuple[str, str]]] = {
+        "power": ("rf", "power"),
+        "flow": ("mfc", "flow"),
+        "pressure": ("gauge", "pressure"),
+    }
+    MAKES_SAMPLE = True
+
+    def roles(self, step: C, station: Station | None) -> list[str]:
+        return list(self.ROLES) + (["substrate"] if step.max_substrate_temperature is not None else [])
 
 
 @dataclass
@@ -48,6 +84,16 @@ class Recipe:
     max_reflected: float
     max_substrate_temperature: float | None
     on_pressure_fault: str
+
+
+def chamber_recipe(step: ChamberStep, *, gas: str, presputter: float, limit_s: float, thickness: float | None,
+                   film: tuple[float, float, float] | None, max_reflected: float) -> Recipe:
+    """The recipe of a chamber step: its shared fields plus what its kind decides."""
+    return Recipe(gas=gas, flow=step.flow, pressure=step.pressure, power=step.power,
+                  ramp_rate=step.ramp_rate, base_pressure=step.base_pressure, presputter=presputter,
+                  limit_s=limit_s, thickness=thickness, film=film, max_reflected=max_reflected,
+                  max_substrate_temperature=step.max_substrate_temperature,
+                  on_pressure_fault=step.on_pressure_fault)
 
 
 def run_chamber(ctx: StepContext, r: Recipe) -> None:

@@ -7,22 +7,27 @@ thickness that the rate cannot reach within `max_time` is an error; an unbonded 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
 from labctl.protocol.fields import Chem, NonNegative, Positive, Qty
-from labctl.steps.base import PlanContext, StepContext, StepKind, StepModel
-from labctl.steps.chamber import PressureFault, Recipe, plan_chamber, run_chamber, sputter_rate
+from labctl.steps.base import PlanContext, StepContext
+from labctl.steps.chamber import (
+    ChamberKind,
+    ChamberStep,
+    Recipe,
+    chamber_recipe,
+    plan_chamber,
+    run_chamber,
+    sputter_rate,
+)
 from labctl.units import fmt
-
-if TYPE_CHECKING:
-    from labctl.station import Station
 
 DEFAULT_TARGET_AREA, DEFAULT_DISTANCE = 20.3e-4, 0.08  # m^2, m (2" target at 8 cm) without a station
 
 
-class Sputter(StepModel):
+class Sputter(ChamberStep):
     """RF magnetron sputtering of `target` (LiF) in `gas` at `flow` (sccm) and `pressure` (Pa), `power` (W)
     ramped at `ramp_rate` (W/s), after pumping to `base_pressure` (Pa) and `presputter` (s) with the shutter
     closed; deposit until the QCM reads `thickness` (m) or `max_time` (s) has passed. `max_reflected`
@@ -32,11 +37,6 @@ class Sputter(StepModel):
     kind: Literal["sputter"] = "sputter"
     target: Chem = "LiF"
     gas: Chem = "Ar"
-    flow: Positive("gas_flow")
-    pressure: Positive("pressure")
-    power: Positive("power")
-    ramp_rate: Positive("power_rate")
-    base_pressure: Positive("pressure")
     presputter: NonNegative("duration") = 300.0
     thickness: Positive("length")
     max_time: Positive("duration")
@@ -44,44 +44,24 @@ class Sputter(StepModel):
     density: Positive("density") = 2640.0
     z_ratio: float = Field(0.778, gt=0, le=10)
     max_reflected: Qty("fraction", gt=0.0, le=1.0) = 0.05
-    max_substrate_temperature: Qty("temperature") | None = None
-    on_pressure_fault: PressureFault = "fail"
 
 
 def recipe(step: Sputter) -> Recipe:
-    return Recipe(
-        gas=step.gas,
-        flow=step.flow,
-        pressure=step.pressure,
-        power=step.power,
-        ramp_rate=step.ramp_rate,
-        base_pressure=step.base_pressure,
-        presputter=step.presputter,
-        limit_s=step.max_time,
-        thickness=step.thickness,
-        film=(step.density, step.z_ratio, step.tooling),
-        max_reflected=step.max_reflected,
-        max_substrate_temperature=step.max_substrate_temperature,
-        on_pressure_fault=step.on_pressure_fault,
-    )
+    return chamber_recipe(step, gas=step.gas, presputter=step.presputter, limit_s=step.max_time,
+                          thickness=step.thickness, film=(step.density, step.z_ratio, step.tooling),
+                          max_reflected=step.max_reflected)
 
 
-class SputterKind(StepKind[Sputter]):
+class SputterKind(ChamberKind[Sputter]):
     KIND = "sputter"
     MODEL = Sputter
     ROLES = ("gauge", "mfc", "rf", "qcm")
     OPTIONAL_ROLES = ("substrate",)
     PLAN_ONLY = frozenset({"label", "target"})  # the target is mounted by hand; the plan checks its geometry
     INSTRUMENT_LIMITS: ClassVar[dict[str, tuple[str, str]]] = {
-        "power": ("rf", "power"),
-        "flow": ("mfc", "flow"),
-        "pressure": ("gauge", "pressure"),
+        **ChamberKind.INSTRUMENT_LIMITS,
         "thickness": ("qcm", "thickness"),
     }
-    MAKES_SAMPLE = True
-
-    def roles(self, step: Sputter, station: Station | None) -> list[str]:
-        return list(self.ROLES) + (["substrate"] if step.max_substrate_temperature is not None else [])
 
     def value(self, step: Sputter, name: str, p: PlanContext) -> float | None:
         area = p.station.chamber.target_area if p.station and p.station.chamber else DEFAULT_TARGET_AREA

@@ -355,3 +355,28 @@ class CampaignCell(Base):
     state: Mapped[str] = mapped_column(String(40))
     reason: Mapped[str] = mapped_column(Text, default="")
     updated_at: Mapped[float]
+
+
+class CampaignSuggestion(Base):
+    """A point a campaign's planner proposed (migration 0009): the hash of the observations it used, and
+    whether it was queued (as `point_id`), edited, refused by its plan or rejected."""
+
+    __tablename__ = "campaign_suggestions"
+    __table_args__ = (Index("ix_campaign_suggestions_campaign", "campaign_id", "state"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"))
+    batch: Mapped[int] = mapped_column(Integer)
+    planner: Mapped[dict[str, Any]] = mapped_column(JSON)  # the planner's describe()
+    suggested_values: Mapped[dict[str, Any]] = mapped_column(JSON)
+    final_values: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    observations_sha256: Mapped[str] = mapped_column(String(64))
+    observations: Mapped[int] = mapped_column(Integer)
+    pending: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(20))  # proposed, queued, refused, rejected
+    point_id: Mapped[int | None] = mapped_column(ForeignKey("campaign_points.id"))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[float]
+    decided_by: Mapped[str | None] = mapped_column(String(200))
+    decided_at: Mapped[float | None]
