@@ -103,3 +103,22 @@ def test_test_runs_take_any_free_channel_and_never_one_that_is_leased(
         assert drive._start_ours(lineage.cells(store, cid), fab, tests, max_parallel=2) == 0
         assert drive._start_ours(lineage.cells(store, cid), fab, tests, max_parallel=3) == 1
         assert sorted(name for name, _ in launched) == ["ch1", "ch2", "ch3"]
+
+
+def test_a_dry_run_campaign_refuses_a_channel_on_a_real_port_before_any_run(
+    sqlite_db: str, tmp_path: Path
+) -> None:
+    from labctl.errors import ConfigError
+
+    ch1 = ROOT / "stations" / "cycler-8ch" / "ch1.yaml"
+    real = tmp_path / "real.yaml"
+    real.write_text(ch1.read_text().replace("labsim://cycler-ch1-eis", "/dev/ttyUSB7").replace(
+        "ASRLlabsim://cycler-ch1-smu::INSTR", "TCPIP0::10.0.0.9::5025::SOCKET"))
+    rack = tmp_path / "rack.yaml"
+    rack.write_text(f"labctl_rack: 1\nname: r\nchannels:\n  a: {ch1}\n  b: {real}\n")
+    with Store.open(sqlite_db) as store:
+        cid = drive.start(store, linked_file(tmp_path), simulate=True, actor="ada")
+        with pytest.raises(ConfigError, match="--simulate refused") as err:
+            drive.run_linked(store, cid, station=None, cycler=rack, max_parallel=2)
+        assert str(real) in str(err.value) and "/dev/ttyUSB7" in str(err.value)
+        assert {q["state"] for q in requests.listing(store)} == {"queued"}  # nothing taken, nothing run

@@ -120,6 +120,13 @@ def run_linked(store: Any, campaign_id: int, *, station: Path | None, cycler: Pa
     sim = bool(camp["simulate"])
     fab_path = find_station(station or camp["station_path"], sim)
     rack = load_rack(cycler or camp.get("cycler_path") or fab_path)
+    if sim:  # sealed: refuse the whole campaign before any run, not each cell's run one by one
+        from labctl.drivers.transport import require_simulators
+        from labctl.station import load_station
+
+        for path in [fab_path, *(ch.path for ch in rack.channels)]:
+            st = load_station(path)
+            require_simulators({r: s.link for r, s in st.instruments.items()}, station=str(path))
     base = f"campaign{campaign_id}"
     fab = make_dispatcher(store, station=fab_path, simulate=sim, max_parallel=FAB_SLOTS,
                           name=f"{base}-fabrication", kind="runner")
