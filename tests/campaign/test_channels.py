@@ -122,3 +122,38 @@ def test_a_dry_run_campaign_refuses_a_channel_on_a_real_port_before_any_run(
             drive.run_linked(store, cid, station=None, cycler=rack, max_parallel=2)
         assert str(real) in str(err.value) and "/dev/ttyUSB7" in str(err.value)
         assert {q["state"] for q in requests.listing(store)} == {"queued"}  # nothing taken, nothing run
+
+
+def test_a_slot_whose_request_someone_else_ended_is_freed_once_its_process_is_gone(
+    sqlite_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A peer that took this process for dead (a wall-clock step moves psutil's start times) or `labctl
+    cancel` may end a request this dispatcher launched; its slot is freed when the run process has gone, so
+    the campaign goes on (it stopped starting runs before), and not earlier (the channel is in use)."""
+
+    class Proc:
+        def __init__(self) -> None:
+            self.code: int | None = None
+
+        def poll(self) -> int | None:
+            return self.code
+
+    procs: dict[int, Proc] = {}
+
+    def launch(self: Dispatcher, row: object) -> None:
+        procs[row.id] = self.children[row.id] = Proc()  # type: ignore[attr-defined]
+
+    monkeypatch.setattr(Dispatcher, "_launch", launch)
+    with Store.open(sqlite_db) as store:
+        cid = drive.start(store, linked_file(tmp_path), simulate=True, actor="ada")
+        fab = make_dispatcher(store, station=ROOT / "stations" / "simulated.yaml", simulate=True,
+                              max_parallel=1, name="fab", kind="runner")
+        assert drive._start_ours(lineage.cells(store, cid), fab, [], max_parallel=1) == 1
+        (rid,) = fab.own_keys
+        requests.finish(store, rid, ok=False, reason="ended by a peer", actor="peer")
+        drive._forget_ended(store, [fab])
+        assert fab.busy() and drive._start_ours(lineage.cells(store, cid), fab, [], max_parallel=1) == 0
+        procs[rid].code = -9
+        drive._forget_ended(store, [fab])
+        assert not fab.busy() and not fab.children
+        assert drive._start_ours(lineage.cells(store, cid), fab, [], max_parallel=1) == 1

@@ -154,6 +154,7 @@ def run_linked(store: Any, campaign_id: int, *, station: Path | None, cycler: Pa
             for d in everyone:
                 if beat or any(c.poll() is not None for c in d.children.values()):
                     d.follow()
+            _forget_ended(store, everyone)
             rows = lineage.cells(store, campaign_id)  # one read a round (it is most of an idle round's cost)
             moved = lineage.advance(store, campaign_id, actor=actor, rows=rows)
             if moved["tested"]:
@@ -173,6 +174,30 @@ def run_linked(store: Any, campaign_id: int, *, station: Path | None, cycler: Pa
     finally:
         for d in everyone:
             requests.worker_stopped(store, d.name, reason if not d.busy() else f"{reason}; runs left running")
+
+
+def _forget_ended(store: Any, dispatchers: list[Any]) -> None:
+    """Free the slot of a request that someone else ended (a peer that took this process for dead after a
+    wall-clock step, `labctl cancel`, another runner): a dispatcher frees only what it ends itself, and a
+    slot held for an ended request would stop the campaign from ever starting another run. While its run
+    process still runs the slot stays taken: its channel is in use whatever the request says."""
+    from sqlalchemy import select
+
+    from labctl.store.models import REQUEST_ENDED, RunRequest
+
+    ids = [rid for d in dispatchers for rid in d.own_keys]
+    if not ids:
+        return
+    with store.engine.connect() as conn:
+        ended = set(conn.execute(select(RunRequest.id).where(RunRequest.id.in_(ids),
+                                                             RunRequest.state.in_(REQUEST_ENDED))).scalars())
+        conn.rollback()
+    for d in dispatchers:
+        for rid in [r for r in d.own_keys if r in ended]:
+            child = d.children.get(rid)
+            if child is None or child.poll() is not None:
+                d.own_keys.pop(rid, None)
+                d.children.pop(rid, None)
 
 
 def _start_ours(rows: list[dict[str, Any]], fab: Any, tests: list[Any], max_parallel: int) -> int:
