@@ -122,6 +122,10 @@ class PreparedRun:
         if area:
             run.notes["cell_area"] = float(area)
         run_id = run.create()
+        if self.bench is not None and self.spec.sample_id:  # a sample made by an earlier dry run: its world's
+            carried = self.bench.carry_sample(store.sample(self.spec.sample_id))  # overlayer, not bare Li
+            if carried is not None:
+                store.append_event(run_id, "sample.carried", carried)
         try:
             run.instruments = build_instruments(
                 self.station, self.roles, clock=self.clock, recorder=store.io_recorder(run_id)

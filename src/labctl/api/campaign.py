@@ -42,6 +42,21 @@ class CampaignHandle:
 
         return observations.frame(state.points(self.store, self.id), self.factors)
 
+    def lineage(self) -> pd.DataFrame:
+        """A linked campaign's cells, one row each in run order: sample -> fabrication request and run ->
+        cell (who assembled it, automatically in a dry run) -> test request, run and channel, state and reason
+        (empty for a campaign whose one protocol does both)."""
+        import pandas as pd
+
+        from labctl.campaign import lineage
+
+        rows = [{**{k: v for k, v in r.items() if k != "assembly"}, "seq": r["seq"] + 1,
+                 "assembled_by": r["assembly"].get("acknowledged_by"),
+                 "assembled_auto": r["assembly"].get("auto")} for r in lineage.lineage(self.store, self.id)]
+        cols = ["seq", "sample_id", "fabrication_request", "fabrication_run", "cell_id", "assembled_by",
+                "assembled_auto", "test_request", "test_run", "channel", "state", "reason"]
+        return pd.DataFrame(rows, columns=cols).set_index("seq")
+
     def lives(self) -> pd.DataFrame:
         """Per condition: counts, Kaplan–Meier median, Weibull shape, median life and its 95 % interval."""
         from labctl.campaign import survival

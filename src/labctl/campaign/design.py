@@ -153,7 +153,8 @@ def plan_design(c: LoadedCampaign, design: Design) -> Design:
     from labctl.protocol.problems import FileProblemsError
     from labctl.station import load_station
 
-    station = load_station(c.station_path) if c.station_path else None
+    stations = {"fabrication": c.station_path, "test": c.test_station_path()}
+    loaded_st = {role: load_station(sp) if sp else None for role, sp in stations.items()}
     done: dict[int, tuple[list[str], list[str], float]] = {}
     for p in design.points:
         if p.point not in done:
@@ -167,7 +168,7 @@ def plan_design(c: LoadedCampaign, design: Design) -> Design:
                 except FileProblemsError as exc:
                     errors += [f"{role}: {prob}" for prob in exc.problems]
                     continue
-                plan = make_plan(loaded, station)
+                plan = make_plan(loaded, loaded_st[role])
                 errors += [f"{role}: {e}" for e in plan.errors]
                 warns += [f"{role}: {w}" for w in plan.warnings]
                 duration += plan.duration

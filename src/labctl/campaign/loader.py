@@ -39,6 +39,20 @@ class LoadedCampaign:
     protocols: dict[str, LoadedProtocol]  # role ("fabrication", "test") -> protocol
     station_path: Path | None
     doc: Document = field(repr=False)
+    cycler_path: Path | None = None  # linked campaigns: where the test runs go (a station or a rack)
+
+    @property
+    def linked(self) -> bool:
+        """A fabrication run and a test run per cell (else one protocol does both)."""
+        return "fabrication" in self.protocols and "test" in self.protocols
+
+    def test_station_path(self) -> Path | None:
+        """The station the test protocol is planned against: the cycler's first channel, else `station`."""
+        if self.linked and self.cycler_path is not None:
+            from labctl.campaign.channels import load_rack
+
+            return load_rack(self.cycler_path).first
+        return self.station_path
 
     def protocols_with(self, name: str) -> list[str]:
         """Roles of the protocols that have parameter `name`."""
@@ -77,6 +91,23 @@ def parse_campaign(text: str, name: str = "<campaign>", base: Path | None = None
         station_path = base / model.station if not Path(model.station).is_absolute() else Path(model.station)
         if not station_path.is_file():
             problems.append(doc.problem(("station",), f"no station file `{model.station}`"))
+    cycler_path = None
+    if model.cycler:
+        cycler_path = base / model.cycler if not Path(model.cycler).is_absolute() else Path(model.cycler)
+        if not model.protocols.fabrication:
+            problems.append(doc.problem(("cycler",), "`cycler` is where the test runs of a linked campaign "
+                                        "go: it needs `protocols.fabrication` and `protocols.test`"))
+        elif not cycler_path.is_file():
+            problems.append(doc.problem(("cycler",), f"no station or rack file `{model.cycler}`"))
+        else:
+            from labctl.campaign.channels import problems_of
+
+            found = problems_of(cycler_path)
+            if found:
+                problems += found
+                problems.append(doc.problem(("cycler",), f"the cycler `{model.cycler}` has problems"))
+    if not problems and len(protocols) == 2:
+        _check_linked(protocols, doc, problems)
     if not problems:
         _check_factors(model, protocols, doc, problems)
     if model.design.block_by is not None and model.design.block_by not in model.factors:
@@ -84,6 +115,9 @@ def parse_campaign(text: str, name: str = "<campaign>", base: Path | None = None
                                     f"which is not a factor (factors: {', '.join(model.factors)})"))
     if model.planner is not None and not problems:
         _check_planner(model, protocols, doc, problems)
+    if model.planner is not None and model.protocols.fabrication:
+        problems.append(doc.problem(("planner",), "a planner campaign with a fabrication and a test protocol "
+                                    "(linked runs) is not supported yet: give a `design`, or one protocol"))
     if model.horizon is not None:
         try:
             horizon_seconds(model)
@@ -92,7 +126,33 @@ def parse_campaign(text: str, name: str = "<campaign>", base: Path | None = None
     if problems:
         raise CampaignFileError(problems)
     return LoadedCampaign(model, text, name, hashlib.sha256(text.encode()).hexdigest(), protocols,
-                          station_path, doc)
+                          station_path, doc, cycler_path)
+
+
+CELL_KINDS = ("ocv", "eis", "cycle_symmetric", "rate_test", "coulombic_efficiency")  # steps that need a cell
+
+
+def _check_linked(protocols: dict[str, LoadedProtocol], doc: Document, problems: list[Problem]) -> None:
+    """A linked campaign's two runs: the fabrication makes the sample, the test assembles it into a cell (an
+    operator step that builds the cell, before any step that needs the cell) and tests it. The runs are told
+    apart by their protocol's hash, so the two texts must differ."""
+    from labctl.steps.operator import Operator, cell_build
+
+    fab, test = protocols["fabrication"], protocols["test"]
+    if fab.text == test.text:
+        problems.append(doc.problem(("protocols", "test"), "the fabrication and test protocols are the same "
+                                    "text: give one protocol as `protocols.test` instead"))
+        return
+    assembles = None
+    for i, s in enumerate(test.steps):
+        if isinstance(s, Operator) and cell_build(s) is not None:
+            assembles = i
+            break
+    needs_cell = next((i for i, s in enumerate(test.steps) if s.kind in CELL_KINDS), None)
+    if assembles is None or (needs_cell is not None and needs_cell < assembles):
+        problems.append(doc.problem(("protocols", "test"), f"the test protocol `{test.path}` must assemble "
+                                    "the cell first: an `operator` step with `cell:` (auto-answered in a dry "
+                                    "run) before its first measurement"))
 
 
 def _check_planner(model: Campaign, protocols: dict[str, LoadedProtocol], doc: Document,

@@ -139,7 +139,10 @@ class Campaign(_Strict):
     name: str = Field(min_length=1, max_length=200)
     description: str | None = Field(None, max_length=10_000)
     protocols: Protocols
-    station: str | None = Field(None, description="station file the points are planned against")
+    station: str | None = Field(None, description="station file the points are planned against (with "
+                                "`protocols.fabrication`: the fabrication bench)")
+    cycler: str | None = Field(None, description="with `protocols.fabrication`: the station or multi-channel "
+                               "cycler (a rack file) the test runs take channels on; default: `station`")
     factors: dict[str, Factor] = Field(min_length=1)
     design: Design = Field(default_factory=Design)
     planner: PlannerSpec | None = Field(None, description="a planner instead of a fixed design")

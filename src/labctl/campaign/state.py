@@ -6,6 +6,8 @@ Submitting is idempotent, so `labctl campaign resume` after the campaign process
 twice: each cell has its own sample id (`campaign<ID>-cell<NNN>`) that its request carries, and a point whose
 request was committed but not yet linked (the process died between the two) is linked to that request, not
 submitted again. Requests start at most once (`labctl.store.requests`), so no run starts twice either.
+A linked campaign (fabrication + test protocols) keeps each cell's lineage in `labctl.campaign.lineage`; its
+point's request is the cell's test request, submitted once its fabrication completed.
 """
 
 from __future__ import annotations
@@ -18,10 +20,16 @@ from sqlalchemy import insert, select, update
 
 from labctl.campaign.design import Design
 from labctl.campaign.loader import LoadedCampaign, horizon_seconds
-from labctl.errors import ConfigError
 from labctl.store import audit
 from labctl.store.errors import StoreError
-from labctl.store.models import REQUEST_ENDED, Campaign, CampaignObservation, CampaignPoint, RunRequest
+from labctl.store.models import (
+    REQUEST_ENDED,
+    Campaign,
+    CampaignCell,
+    CampaignObservation,
+    CampaignPoint,
+    RunRequest,
+)
 
 
 def _event(conn: Any, store: Any, kind: str, data: dict[str, Any], actor: str) -> None:
@@ -35,9 +43,8 @@ def sample_id(campaign_id: int, seq: int) -> str:
 
 def create(store: Any, c: LoadedCampaign, design: Design, *, simulate: bool, actor: str | None = None) -> int:
     """Record the campaign, its design (seed included) and every point with its plan's verdict."""
-    if "fabrication" in c.protocols and "test" in c.protocols:
-        raise ConfigError(f"{c.path}: running a fabrication protocol and a test protocol as two linked runs "
-                          "is not supported yet; give one protocol that does both as `protocols.test`")
+    from labctl.campaign import lineage
+
     who = actor or getpass.getuser()
     store.check_audit_key()
     with store.engine.begin() as conn:
@@ -45,20 +52,26 @@ def create(store: Any, c: LoadedCampaign, design: Design, *, simulate: bool, act
             name=c.model.name, path=c.path, text=c.text, sha256=c.sha256,
             protocols={r: {"path": p.path, "sha256": p.sha256, "text": p.text}
                        for r, p in c.protocols.items()},
-            station_path=str(c.station_path) if c.station_path else None, design_kind=design.kind,
+            station_path=str(c.station_path) if c.station_path else None,
+            cycler_path=str(c.cycler_path) if c.cycler_path else None, design_kind=design.kind,
             seed=design.seed, simulate=simulate, horizon_s=horizon_seconds(c.model), state="running",
             created_by=who, created_at=time.time(),
         )).inserted_primary_key[0])
+        made = []
         for p in design.points:
-            conn.execute(insert(CampaignPoint).values(
+            pid = conn.execute(insert(CampaignPoint).values(
                 campaign_id=cid, seq=p.seq, point=p.point, replicate=p.replicate, block=p.block,
                 factor_values=p.values, plan_ok=p.ok, plan_errors=p.errors, duration_s=p.duration_s,
                 sample_id=sample_id(cid, p.seq), request_id=None,
-            ))
+            )).inserted_primary_key[0]
+            made.append((int(pid), sample_id(cid, p.seq), p.ok))
+        if c.linked:
+            lineage.create_rows(conn, cid, made)
         _event(conn, store, "campaign.created", {
             "campaign_id": cid, "name": c.model.name, "sha256": c.sha256, "design": design.kind,
             "seed": design.seed, "points": len(design.points), "refused_by_plan": len(design.failed),
-            "simulate": simulate}, who)
+            "simulate": simulate, "linked": c.linked,
+            "cycler": str(c.cycler_path) if c.cycler_path else None}, who)
     return cid
 
 
@@ -71,6 +84,11 @@ def get(store: Any, campaign_id: int) -> dict[str, Any]:
     return dict(row._mapping)
 
 
+def is_linked(camp: dict[str, Any]) -> bool:
+    """A campaign whose cells are a fabrication run and a test run (its recorded protocols)."""
+    return "fabrication" in camp["protocols"] and "test" in camp["protocols"]
+
+
 def submit_pending(store: Any, campaign_id: int, *, actor: str | None = None) -> list[int]:
     """Submit every planned point that has no request yet, in run order (runners take equal priorities oldest
     first, so the ids keep the design's order without outranking anyone else's requests), linking a request a
@@ -79,6 +97,10 @@ def submit_pending(store: Any, campaign_id: int, *, actor: str | None = None) ->
 
     who = actor or getpass.getuser()
     camp = get(store, campaign_id)
+    if is_linked(camp):  # fabrications first; each test request follows its completed fabrication
+        from labctl.campaign.lineage import submit_fabrications
+
+        return submit_fabrications(store, campaign_id, actor=who)
     proto = camp["protocols"]["test"]
     with store.engine.connect() as conn:
         points = conn.execute(select(*CampaignPoint.__table__.c).where(
@@ -110,9 +132,12 @@ def points(store: Any, campaign_id: int) -> list[dict[str, Any]]:
     """Each point with its request's state, its run and its observation (None until observed)."""
     obs_cols = [c.label(f"obs_{c.name}") for c in CampaignObservation.__table__.c]
     q = (select(*CampaignPoint.__table__.c, RunRequest.state.label("request_state"), RunRequest.run_id,
-                RunRequest.reason.label("request_reason"), *obs_cols)
+                RunRequest.reason.label("request_reason"), *obs_cols,
+                CampaignCell.state.label("cell_state"), CampaignCell.fab_request_id, CampaignCell.fab_run_id,
+                CampaignCell.cell_id, CampaignCell.channel)
          .outerjoin(RunRequest, RunRequest.id == CampaignPoint.request_id)
          .outerjoin(CampaignObservation, CampaignObservation.point_id == CampaignPoint.id)
+         .outerjoin(CampaignCell, CampaignCell.point_id == CampaignPoint.id)
          .where(CampaignPoint.campaign_id == campaign_id).order_by(CampaignPoint.seq))
     out = []
     with store.engine.connect() as conn:
@@ -126,6 +151,9 @@ def points(store: Any, campaign_id: int) -> list[dict[str, Any]]:
                 "request_reason": p.request_reason or "",
                 "status": p.obs_status if seen else None, "hours": p.obs_hours if seen else None,
                 "reason": p.obs_reason if seen else "", "metrics": dict(p.obs_metrics) if seen else {},
+                # linked campaigns (else None): where the cell is in sample -> fabrication -> cell -> test
+                "cell_state": p.cell_state, "fab_request_id": p.fab_request_id, "fab_run_id": p.fab_run_id,
+                "cell_id": p.cell_id, "channel": p.channel,
             })
         conn.rollback()
     return out
@@ -159,9 +187,12 @@ def progress(store: Any, campaign_id: int) -> dict[str, int]:
     """Counts: points, refused by plan, queued/running (not ended), observed by status."""
     rows = points(store, campaign_id)
     out = {"points": len(rows), "refused": sum(not r["plan_ok"] for r in rows),
-           "unsubmitted": sum(r["plan_ok"] and r["request_id"] is None for r in rows),
-           "pending": sum(r["request_id"] is not None and r["request_state"] not in REQUEST_ENDED
-                          for r in rows)}
+           "unsubmitted": sum(r["plan_ok"] and r["request_id"] is None and r["fab_request_id"] is None
+                              and r["status"] is None for r in rows),
+           # a run queued or running: the cell's (test) run, or a linked cell's fabrication before its test
+           "pending": sum((r["request_id"] is not None and r["request_state"] not in REQUEST_ENDED)
+                          or (r["request_id"] is None and r["fab_request_id"] is not None
+                              and r["status"] is None) for r in rows)}
     for status in ("failed", "censored", "excluded"):
         out[status] = sum(r["status"] == status for r in rows)
     return out

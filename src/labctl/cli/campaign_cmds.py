@@ -127,7 +127,11 @@ Db = Annotated[str | None, typer.Option("--db", envvar="LABCTL_DB", help="Databa
 StationOpt = Annotated[Path | None, typer.Option(
     "--station", "-s", help="station file the local runner serves (default: the campaign's, or the simulated "
     "one)")]
-MaxPar = Annotated[int, typer.Option("--max-parallel", help="runs at a time in the local runner")]
+MaxPar = Annotated[int, typer.Option("--max-parallel", help="runs at a time in the local runner (a linked "
+                                      "campaign: test runs at a time over the cycler's channels)")]
+CyclerOpt = Annotated[Path | None, typer.Option(
+    "--cycler", help="linked campaigns: the station or multi-channel rack the test runs go to (default: the "
+    "campaign's)")]
 NoRunner = Annotated[bool, typer.Option("--no-runner", help="leave the runs to bench workers; wait for them")]
 Wait = Annotated[float | None, typer.Option("--wait", help="with --no-runner: give up waiting after S s")]
 
@@ -181,13 +185,13 @@ def _decide(store: Any, cid: int, proposals: list[dict[str, Any]]) -> bool:
 
 
 def _drive(store: Any, cid: int, station: Path | None, max_parallel: int, no_runner: bool,
-           wait: float | None, approve: bool = False) -> None:
+           wait: float | None, approve: bool = False, cycler: Path | None = None) -> None:
     from labctl.campaign.drive import drive
     from labctl.campaign.planners import PlannerError
 
     try:
         prog = drive(store, cid, runner=not no_runner, station=station, max_parallel=max_parallel, wait=wait,
-                     say=_say, decide=_decide if approve else None)
+                     say=_say, decide=_decide if approve else None, cycler=cycler)
     except PlannerError as exc:  # nothing was queued from the failed proposal
         _consoles()[1].print(visible(f"campaign {cid}: {exc}"), highlight=False, markup=False, soft_wrap=True)
         raise typer.Exit(2) from exc
@@ -202,6 +206,7 @@ def run(
     max_parallel: MaxPar = 1,
     no_runner: NoRunner = False,
     wait: Wait = None,
+    cycler: CyclerOpt = None,
     approve: Approve = False,
     db: Db = None,
 ) -> None:
@@ -218,7 +223,7 @@ def run(
             _problems(exc, False)
             return
         _say(f"campaign {cid} recorded; resume it with `labctl campaign resume {cid}`")
-        _drive(store, cid, station, max_parallel, no_runner, wait, approve)
+        _drive(store, cid, station, max_parallel, no_runner, wait, approve, cycler)
     finally:
         store.close()
 
@@ -230,13 +235,14 @@ def resume(
     max_parallel: MaxPar = 1,
     no_runner: NoRunner = False,
     wait: Wait = None,
+    cycler: CyclerOpt = None,
     approve: Approve = False,
     db: Db = None,
 ) -> None:
     """Go on with a campaign whose process stopped: cells already submitted are not submitted again."""
     store = _open(db)
     try:
-        _drive(store, campaign_id, station, max_parallel, no_runner, wait, approve)
+        _drive(store, campaign_id, station, max_parallel, no_runner, wait, approve, cycler)
     finally:
         store.close()
 
@@ -251,7 +257,7 @@ def status(
     db: Db = None,
 ) -> None:
     """Each cell of the campaign: factor values, request and run, and what its life says so far."""
-    from labctl.campaign import state
+    from labctl.campaign import lineage, state
 
     console, _ = _consoles()
     store = _open(db)
@@ -262,13 +268,17 @@ def status(
         state.observe(store, campaign_id)  # cells whose run ended since the last look
         camp, rows, prog = state.get(store, campaign_id), state.points(store, campaign_id), \
             state.progress(store, campaign_id)
+        cells = lineage.lineage(store, campaign_id) if state.is_linked(camp) else []
     finally:
         store.close()
     if as_json:
         print_json(console, {"campaign": {k: v for k, v in camp.items() if k not in ("text", "protocols")},
-                             "progress": prog, "points": rows, "suggestions": _suggestions(db, camp)})
+                             "progress": prog, "points": rows, "lineage": cells,
+                             "suggestions": _suggestions(db, camp)})
         return
     print_table(console, *_status_table(camp, rows, prog))
+    if cells:
+        print_table(console, *_lineage_table(campaign_id, cells))
 
 
 def _suggestions(db: str | None, camp: dict[str, Any]) -> list[dict[str, Any]]:
@@ -327,6 +337,18 @@ def _status_table(camp: dict[str, Any], rows: list[dict[str, Any]], prog: dict[s
                       r["reason"] or "; ".join(r["plan_errors"]) or r["request_reason"]])
     return cols, table, f"campaign {camp['id']} {camp['name']} ({camp['state']}): " + ", ".join(
         f"{k} {v}" for k, v in prog.items())
+
+
+def _lineage_table(campaign_id: int, cells: list[dict[str, Any]]) -> tuple[list[Any], list[list[Any]], str]:
+    """A linked campaign's cells: sample -> fabrication run -> cell (who assembled it) -> test run."""
+    prefix = f"campaign{campaign_id}-"  # samples and channels are named after the campaign
+    cols = [Col("#", key=True, justify="right"), Col("sample", key=True), Col("fab run", justify="right"),
+            Col("assembled by"), Col("test run", justify="right"), Col("channel"), Col("state", key=True),
+            Col("reason", wrap=True)]
+    body = [[c["seq"] + 1, c["sample_id"].removeprefix(prefix), c["fabrication_run"] or "",
+             c["assembly"].get("acknowledged_by") or "", c["test_run"] or "",
+             (c["channel"] or "").removeprefix(prefix), c["state"], c["reason"]] for c in cells]
+    return cols, body, "lineage: sample -> fabrication run -> cell -> test run"
 
 
 @campaign_app.command("report")

@@ -121,6 +121,23 @@ class DryRunBench:
         self.bench = SimulatedBench(station, clock=clock, world=self.world, seed=seed).start(exposure, roles)
         self.observer = WorldObserver(self.world)
 
+    def carry_sample(self, sample: dict[str, Any] | None) -> dict[str, Any] | None:
+        """Put a sample made by an earlier dry run (the store's `samples` row, whose overlayer that run's
+        world reported) into this world before the first step: its fabrication was another run. Only an
+        overlayer labelled as simulated is carried (a bench sample's record is never a model's input). Returns
+        what to record, None when there is nothing to carry."""
+        layer = (sample or {}).get("overlayer") or {}
+        if not str(layer.get("source", "")).startswith("simulated world") or "layers" not in layer:
+            return None
+        made = self.world.load_sample({
+            "layers": layer["layers"],
+            "li_consumed_um": float(layer.get("li_consumed_m", 0.0)) * 1e6,
+        })
+        best = made.best()
+        return {"source": "simulated world (dry run)", "sample_id": sample.get("id") if sample else None,
+                "from_run": sample.get("run_id") if sample else None, "layer": best.kind if best else "bare",
+                "thickness_m": (best.thickness_um if best else 0.0) * 1e-6}
+
     def close(self) -> None:
         self.bench.close()
 

@@ -286,6 +286,7 @@ class Campaign(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     protocols: Mapped[dict[str, Any]] = mapped_column(JSON)  # role -> {"path", "sha256"}
     station_path: Mapped[str | None] = mapped_column(Text)
+    cycler_path: Mapped[str | None] = mapped_column(Text)  # where test runs go (0008): a station or a rack
     design_kind: Mapped[str] = mapped_column(String(40))
     seed: Mapped[int] = mapped_column(BigInteger)
     simulate: Mapped[bool] = mapped_column(Boolean)
@@ -329,6 +330,31 @@ class CampaignObservation(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[float]
+
+
+CELL_STATES = ("planned", "fabricating", "fabricated", "fabrication failed", "testing", "tested",
+               "interrupted")
+
+
+class CampaignCell(Base):
+    """Lineage of one cell of a linked campaign (0008): sample -> fabrication run -> cell -> test run."""
+
+    __tablename__ = "campaign_cells"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"), index=True)
+    point_id: Mapped[int] = mapped_column(ForeignKey("campaign_points.id"), unique=True)
+    sample_id: Mapped[str] = mapped_column(String(200))
+    fab_request_id: Mapped[int | None] = mapped_column(ForeignKey("run_requests.id"))
+    fab_run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"))
+    cell_id: Mapped[str] = mapped_column(String(200))
+    cell: Mapped[dict[str, Any]] = mapped_column(JSON)  # the assembly: build, who answered, in which run
+    test_request_id: Mapped[int | None] = mapped_column(ForeignKey("run_requests.id"))
+    test_run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"))
+    channel: Mapped[str | None] = mapped_column(String(200))  # the station (cycler channel) it was tested on
+    state: Mapped[str] = mapped_column(String(40))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    updated_at: Mapped[float]
 
 
 class CampaignSuggestion(Base):

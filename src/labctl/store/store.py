@@ -426,6 +426,13 @@ class Store:
                 values["run_id"] = run_id
             conn.execute(update(Sample).where(Sample.id == sample_id).values(**values))
 
+    def sample(self, sample_id: str) -> dict[str, Any] | None:
+        """The `samples` row (overlayer, the run that made it), None if there is none."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(*Sample.__table__.c).where(Sample.id == sample_id)).first()
+            conn.rollback()
+        return dict(row._mapping) if row is not None else None
+
     # -- leases -------------------------------------------------------------------------------------
 
     def acquire_leases(self, run_id: int, instruments: list[str]) -> None:

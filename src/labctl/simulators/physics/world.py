@@ -290,6 +290,17 @@ class PhysicalWorld:
         self._settle_sample()
         return self.sample.record()
 
+    def load_sample(self, record: dict[str, Any]) -> Sample:
+        """Put a sample another world made (its `sample_record()`: layers in µm, σ_eff the effective one) on
+        this bench: fabrication and test are separate runs, each with its own world. A dip-coated film has
+        dried on its way to the cell (its drying time belongs to the other world's clock)."""
+        names = set(Layer.__dataclass_fields__) - {"wet_until"}
+        layers = [Layer(**{k: la[k] for k in names if k in la}) for la in record.get("layers") or []]
+        self.sample = Sample(li_um=float(record.get("li_um", self.sample.li_um)),
+                             li_consumed_um=float(record.get("li_consumed_um", 0.0)), layers=layers)
+        self.cell = None
+        return self.sample
+
     def cell_state(self) -> dict[str, Any]:
         return self._cell().state()
 

@@ -3,7 +3,7 @@ points) it was built from, what the planner said it was, and what became of it (
 edited, refused by its plan, or rejected by a person).
 
 Revision ID: 0009
-Revises: 0007 (rechain onto 0008 when that migration is merged: the two touch different tables)
+Revises: 0008 (rechained when 0008, the campaign lineage, was merged: the two touch different tables)
 Create Date: 2026-12-06
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0009"
-down_revision = "0007"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
