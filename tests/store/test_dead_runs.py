@@ -79,7 +79,8 @@ def test_the_run_records_its_process_and_the_audit_binds_it(store: Store, new_ru
         row = conn.execute(text("SELECT proc_started, boot_id FROM runs WHERE id = :r"), {"r": rid}).one()
         q = text("SELECT proc_started, boot_id FROM leases WHERE run_id = :r")
         lease = conn.execute(q, {"r": rid}).one()
-    assert row[0] == pytest.approx(ME) and row[1] == leases.boot_id() and tuple(lease) == tuple(row)
+    assert row[0] == leases.process_started(os.getpid()) and row[1] == leases.boot_id()
+    assert tuple(lease) == tuple(row)
     created = next(json.loads(e["data"]) for e in store.events(rid) if e["kind"] == "run.created")
     assert created["record"]["proc_started"] == row[0] and created["record"]["boot_id"] == row[1]
 
@@ -117,3 +118,28 @@ def test_force_never_takes_over_a_run_that_is_verifiably_alive(db_url: str, stor
     code, out = invoke("recover", "--run", str(rid), "--force", "--db", db_url)
     assert code != 0 and "still running" in out and f"labctl abort {rid}" in out, out
     assert store.run(rid)["state"] == "running"
+
+
+def test_a_step_of_the_wall_clock_does_not_make_a_live_run_dead(store: Store, new_run, monkeypatch) -> None:
+    """psutil's start time is boot time + ticks, and the boot time it reads is now - uptime: after the wall
+    clock stepped 1 s (NTP, a resumed VM) a live run looked like another process and was recovered as dead.
+    Runs record their start in seconds since boot, which no clock step moves."""
+    if not leases.Path("/proc/self/stat").exists():
+        pytest.skip("seconds since boot come from /proc")
+    rid = _running(store, new_run)
+    recorded = store.run(rid)
+    assert recorded["proc_started"] < leases.UNIX_TIME_FLOOR  # seconds since boot, not a unix time
+    real = psutil.Process.create_time
+    monkeypatch.setattr(psutil.Process, "create_time", lambda self: real(self) + 1.0)  # the clock stepped
+    assert store.find_dead_runs() == [] and store.process_state(rid) == "alive"
+    # a reused pid still is another process: started at another time since boot
+    other = _running(store, new_run, proc_started=recorded["proc_started"] - 3600)
+    assert [d["id"] for d in store.find_dead_runs()] == [other]
+
+
+def test_records_made_with_unix_start_times_are_still_judged(store: Store, new_run) -> None:
+    """Runs recorded before start times counted from boot carry psutil's unix time: still compared."""
+    alive = _running(store, new_run, proc_started=ME)
+    reused = _running(store, new_run, proc_started=ME - 3600)
+    assert [d["id"] for d in store.find_dead_runs()] == [reused]
+    assert store.process_state(alive) == "alive"

@@ -21,7 +21,9 @@ HOST = os.environ.get("LABCTL_HOST") or socket.gethostname()  # LABCTL_HOST: a s
 
 
 BOOT_ID_PATH = Path("/proc/sys/kernel/random/boot_id")
-SAME_START_S = 0.5  # two start times of one process agree to the clock tick; a reused pid starts later
+SAME_START_S = 0.5  # psutil's unix start times of one process agree to a tick; a reused pid starts later
+CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+UNIX_TIME_FLOOR = 1e9  # a recorded start above: a unix time (psutil); below: seconds since boot (Linux)
 
 
 def boot_id() -> str | None:
@@ -32,12 +34,45 @@ def boot_id() -> str | None:
         return None
 
 
+def _since_boot(pid: int) -> float | bool | None:
+    """Linux: when `pid` started, in seconds since boot (field 22 of /proc/PID/stat, in clock ticks), None if
+    there is no such process; False where /proc is not there (another system)."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_bytes()
+    except FileNotFoundError:
+        return None if Path("/proc/self/stat").exists() else False
+    except OSError:
+        return False
+    try:
+        return int(raw[raw.rindex(b")") + 2:].split()[19]) / CLK_TCK  # fields after "(comm)": state is 3rd
+    except (ValueError, IndexError):
+        return False
+
+
 def process_started(pid: int) -> float | None:
-    """The start time (unix s) of process `pid`, None if there is none (or it cannot be read)."""
+    """When process `pid` started, None if there is none. On Linux seconds since boot, which a step of the
+    wall clock (NTP, a VM resumed) does not move: psutil's unix start time is boot time + ticks, and the
+    boot time it reads is now - uptime, so after a 1 s step a live process looked like another one (a live
+    run was recovered as dead). With the boot id it names one process. Elsewhere psutil's unix start time."""
+    started = _since_boot(pid)
+    if started is not False:
+        return started  # type: ignore[return-value]
     try:
         return float(psutil.Process(pid).create_time())
     except psutil.Error:
         return None
+
+
+def same_start(recorded: float, pid: int) -> bool:
+    """Whether live process `pid` started when `recorded` says (seconds since boot, or a unix time in
+    records made before labctl recorded seconds since boot, or on another system)."""
+    if recorded >= UNIX_TIME_FLOOR:
+        try:
+            return abs(float(psutil.Process(pid).create_time()) - recorded) <= SAME_START_S
+        except psutil.Error:
+            return False
+    started = process_started(pid)
+    return started is not None and abs(started - recorded) <= 0.5 / CLK_TCK
 
 
 def me() -> dict[str, Any]:
@@ -64,8 +99,7 @@ def process_alive(pid: int, proc_started: float | None = None, boot: str | None 
         return False
     if proc_started is None:
         return True
-    started = process_started(pid)
-    return started is not None and abs(started - proc_started) <= SAME_START_S
+    return same_start(proc_started, pid)
 
 
 def holder_dead(
