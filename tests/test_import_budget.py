@@ -33,10 +33,10 @@ main()
 """
 
 
-def imported(*args: str, tmp_path: Path) -> set[str]:
+def imported(*args: str, tmp_path: Path, **extra: str) -> set[str]:
     """Top-level packages and labctl subpackages loaded (in `sys.modules` at exit: an import that pint only
     attempted does not count) by `labctl *args` in a fresh process started with `-X importtime`."""
-    env = {**os.environ, "LABCTL_AUDIT_KEY": str(tmp_path / "audit.key")}
+    env = {**os.environ, "LABCTL_AUDIT_KEY": str(tmp_path / "audit.key"), **extra}
     env.pop("LABCTL_DB", None)
     out = tmp_path / "modules.json"
     r = subprocess.run([sys.executable, "-X", "importtime", "-c", CHILD, str(out), *args], cwd=ROOT, env=env,
@@ -89,11 +89,23 @@ def test_version_needs_neither_typer_nor_rich(tmp_path: Path) -> None:
 
 
 def test_validate_needs_no_store_or_simulators(tmp_path: Path) -> None:
-    names = imported("validate", "protocols/eis.yaml", tmp_path=tmp_path)
+    cache = {"XDG_CACHE_HOME": str(tmp_path / "cache")}  # a first start with no unit factors stored yet
+    names = imported("validate", "protocols/eis.yaml", tmp_path=tmp_path, **cache)
     assert "pint" in names  # it does parse quantities
     # pint brings numpy and probes scipy; its optional dask/uncertainties integrations are kept out
     assert heavy(names, allowed=("pint", "numpy", "scipy")) == []
     assert "dask" not in names
+
+
+def test_validate_with_stored_unit_factors_needs_no_pint(tmp_path: Path) -> None:
+    """Once pint's factors for the file's units are stored (labctl.units), validate parses without pint; numpy
+    is still imported by the step modules (labctl.steps.*)."""
+    cache = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    for protocol in ("protocols/eis.yaml", "protocols/li-in-alloy-cycle.yaml"):
+        imported("validate", protocol, tmp_path=tmp_path, **cache)
+        names = imported("validate", protocol, tmp_path=tmp_path, **cache)
+        assert heavy(names, allowed=("numpy",)) == [], protocol
+        assert "pint" not in names and "typer" in names
 
 
 def test_runs_list_needs_no_units_or_simulators(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
