@@ -124,5 +124,7 @@ def register(app: typer.Typer) -> None:
     if runs_app is None:
         runs_app = typer.Typer(help="Runs in the store.", no_args_is_help=True)
         app.add_typer(runs_app, name="runs")
+    if any(c.name == "report" for c in runs_app.registered_commands):
+        return  # the group is the store module's, shared by every app built in this process
     runs_app.command("report")(report_cmd)
     runs_app.command("compare")(compare_cmd)
