@@ -4,10 +4,12 @@ Each command group lives in its own module with a `register(app)` function, so t
 independently: protocol files (validate/plan/schema), simulators (sim serve), runs (run/pause/resume/abort/
 ack/recover), the store (runs list/show/export/io, audit), analysis (runs report/compare).
 
-Start-up is kept short (`labctl --help` and `labctl version` in well under 0.2 s on an idle machine): command
-modules import only typer at their top and everything heavy (the store and SQLAlchemy, the simulators, numpy,
-scipy, pint and the protocol models) inside the command that needs it; the rich consoles are built on first
-use. `tests/test_import_budget.py` fails when a heavy module creeps back into the start path.
+Start-up is kept short (issue 18; figures in benchmarks/RESULTS.md): command modules import only typer at
+their top and everything heavy (the store and SQLAlchemy, the simulators, numpy, scipy, pint and the protocol
+models) inside the command that needs it; a command builds only its own group (`COMMANDS`); the rich consoles
+are built on first use; `runs list` reads SQLite without SQLAlchemy (`labctl.store.readonly`) and `validate`
+parses known units without pint (`labctl.units`). `tests/test_import_budget.py` fails when a heavy module
+creeps back into the start path.
 """
 
 from __future__ import annotations
