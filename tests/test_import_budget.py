@@ -106,6 +106,10 @@ def test_validate_with_stored_unit_factors_needs_no_pint(tmp_path: Path) -> None
         names = imported("validate", protocol, tmp_path=tmp_path, **cache)
         assert heavy(names, allowed=("numpy",)) == [], protocol
         assert "pint" not in names and "typer" in names
+        # only validate's own command group is built (labctl.cli.COMMANDS)
+        modules = set(json.loads((tmp_path / "modules.json").read_text()))
+        assert sorted(m for m in modules if m.startswith("labctl.cli.")) == ["labctl.cli.output",
+                                                                             "labctl.cli.protocol_cmds"]
 
 
 def test_runs_list_needs_no_units_or_simulators(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
