@@ -1,9 +1,9 @@
 """Start-up budget (issue 18 item 3): commands import only what they use. `labctl --help` and `labctl
 version` must not pull in the store (SQLAlchemy), numpy, scipy, pint, the transports (pyserial, pyvisa) or
-the simulators; `validate` needs no store or simulators; `runs list` needs no unit registry, numpy or
-simulators. Read from a fresh process started with `python -X importtime` (which names the import chain of a
-module that should not be there), so a heavy import creeping into the start path fails here; the timings
-themselves are measured by benchmarks/bench_startup.py, never asserted in a test."""
+the simulators; `validate` needs no store or simulators; `runs list` on SQLite needs no SQLAlchemy, unit
+registry, numpy or simulators. Read from a fresh process started with `python -X importtime` (which names the
+import chain of a module that should not be there), so a heavy import creeping into the start path fails
+here; the timings themselves are measured by benchmarks/bench_startup.py, never asserted in a test."""
 
 from __future__ import annotations
 
@@ -33,10 +33,10 @@ main()
 """
 
 
-def imported(*args: str, tmp_path: Path) -> set[str]:
+def imported(*args: str, tmp_path: Path, **extra: str) -> set[str]:
     """Top-level packages and labctl subpackages loaded (in `sys.modules` at exit: an import that pint only
     attempted does not count) by `labctl *args` in a fresh process started with `-X importtime`."""
-    env = {**os.environ, "LABCTL_AUDIT_KEY": str(tmp_path / "audit.key")}
+    env = {**os.environ, "LABCTL_AUDIT_KEY": str(tmp_path / "audit.key"), **extra}
     env.pop("LABCTL_DB", None)
     out = tmp_path / "modules.json"
     r = subprocess.run([sys.executable, "-X", "importtime", "-c", CHILD, str(out), *args], cwd=ROOT, env=env,
@@ -89,11 +89,27 @@ def test_version_needs_neither_typer_nor_rich(tmp_path: Path) -> None:
 
 
 def test_validate_needs_no_store_or_simulators(tmp_path: Path) -> None:
-    names = imported("validate", "protocols/eis.yaml", tmp_path=tmp_path)
+    cache = {"XDG_CACHE_HOME": str(tmp_path / "cache")}  # a first start with no unit factors stored yet
+    names = imported("validate", "protocols/eis.yaml", tmp_path=tmp_path, **cache)
     assert "pint" in names  # it does parse quantities
     # pint brings numpy and probes scipy; its optional dask/uncertainties integrations are kept out
     assert heavy(names, allowed=("pint", "numpy", "scipy")) == []
     assert "dask" not in names
+
+
+def test_validate_with_stored_unit_factors_needs_no_pint(tmp_path: Path) -> None:
+    """Once pint's factors for the file's units are stored (labctl.units), validate parses without pint; numpy
+    is still imported by the step modules (labctl.steps.*)."""
+    cache = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    for protocol in ("protocols/eis.yaml", "protocols/li-in-alloy-cycle.yaml"):
+        imported("validate", protocol, tmp_path=tmp_path, **cache)
+        names = imported("validate", protocol, tmp_path=tmp_path, **cache)
+        assert heavy(names, allowed=("numpy",)) == [], protocol
+        assert "pint" not in names and "typer" in names
+        # only validate's own command group is built (labctl.cli.COMMANDS)
+        modules = set(json.loads((tmp_path / "modules.json").read_text()))
+        assert sorted(m for m in modules if m.startswith("labctl.cli.")) == ["labctl.cli.output",
+                                                                             "labctl.cli.protocol_cmds"]
 
 
 def test_runs_list_needs_no_units_or_simulators(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -103,9 +119,9 @@ def test_runs_list_needs_no_units_or_simulators(tmp_path: Path, monkeypatch: pyt
     monkeypatch.setenv("LABCTL_AUDIT_KEY", str(tmp_path / "audit.key"))
     Store.open(url).close()  # created and migrated: a later open needs no alembic
     names = imported("runs", "list", "--db", url, tmp_path=tmp_path)
-    assert "sqlalchemy" in names
-    unneeded = ("pint", "numpy", "scipy", "labctl.simulators", "labctl.engine", "alembic")
-    assert [n for n in unneeded if n in names] == []
+    assert "sqlite3" in names  # read through labctl.store.readonly
+    # nor SQLAlchemy: a SQLite store at the newest revision is read with the standard library
+    assert heavy(names, allowed=("labctl.store",)) == []
 
 
 def test_store_head_revision_without_alembic() -> None:

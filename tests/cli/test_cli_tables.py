@@ -93,3 +93,33 @@ def test_layout_keeps_keys_whole_and_drops_optional_columns() -> None:
     assert w == {0: 6, 1: 17, 2: 50, 3: 50}
     t = table(cols, rows, width=40, title="[bold]not markup[/]")
     assert t.title == "\\[bold]not markup\\[/]"
+
+
+def test_queue_list_and_workers_tables_show_data_as_text_and_fit(labctl, tmp_path: Path) -> None:
+    """`queue list` and `workers` share the runs table's layout: user data never read as markup, nothing
+    wider than the terminal."""
+    from labctl.store import requests
+
+    hostile = "[/] [bold]Li–In[/bold] " + LONG
+    url = f"sqlite:///{tmp_path / 'labctl.db'}"
+    store = Store.open(url)
+    try:
+        for i in range(3):
+            requests.submit(store, protocol_name=hostile, protocol_path="p.yaml", protocol_text="labctl: 1",
+                            protocol_sha256="0" * 64, parameters={}, requirements={}, simulate=True,
+                            sample_id=f"[red]LIN-{i}" if i else None, requested_by="[bold]ada", priority=i)
+        requests.register_worker(store, "[/]w1", kind="worker", station_name="[red]bench", station={})
+    finally:
+        store.close()
+    wide = labctl("queue", "list", "--db", url, columns=300)
+    assert wide.returncode == 0, wide.stderr
+    assert wide.stdout.count(hostile) == 3 and "[red]LIN-1" in wide.stdout and "[bold]ada" in wide.stdout
+    narrow = labctl("queue", "list", "--db", url, columns=80)
+    assert narrow.returncode == 0, narrow.stderr
+    lines = _lines(narrow.stdout)
+    assert lines[0].strip() == "3 run requests" and len(lines) == 5  # title, header, one line per request
+    assert all(" queued " in line for line in lines[2:])
+    workers = labctl("workers", "--db", url, columns=80)
+    assert workers.returncode == 0, workers.stderr
+    lines = _lines(workers.stdout)
+    assert lines[0].strip() == "1 workers" and lines[2].startswith("[/]w1") and "[red]bench" in lines[2]

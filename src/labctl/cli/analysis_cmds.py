@@ -33,20 +33,14 @@ def report_cmd(
 ) -> None:
     """Write PNG figures and a Markdown + HTML summary of a run's metrics and provenance."""
     from labctl.analysis import report
+    from labctl.api import connect
     from labctl.cli import console
 
     _require_plotting()
-    store = _store(db)
-    try:
-        data = report.load_run(store, run)
-        folder = out or Path("reports") / f"run-{run}"
-        metrics = report.write_report(data, folder)
-    finally:
-        store.close()
+    folder = out or Path("reports") / f"run-{run}"
+    with connect(db) as lab:  # the notebook's `lab.run(N).report(folder)`: the one code path of a report
+        metrics = lab.run(run).report(folder)
     if as_json:  # step values as SI with their unit's name, as in `runs show --json`
-        from labctl.display import report_with_units
-
-        metrics = report_with_units(metrics, data.run)
         print_json(console, json.loads(json.dumps(metrics, default=report._json_default)))
         return
     console.print(f"report of run {run} written to [bold]{esc(folder)}[/]: summary.md, summary.html, "
@@ -124,5 +118,7 @@ def register(app: typer.Typer) -> None:
     if runs_app is None:
         runs_app = typer.Typer(help="Runs in the store.", no_args_is_help=True)
         app.add_typer(runs_app, name="runs")
+    if any(c.name == "report" for c in runs_app.registered_commands):
+        return  # the group is the store module's, shared by every app built in this process
     runs_app.command("report")(report_cmd)
     runs_app.command("compare")(compare_cmd)

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
+from labctl.cli.output import Col, print_table
 from labctl.errors import ConfigError
 
 queue_app = typer.Typer(help="Run requests: list, show (why one waits), cancel.", no_args_is_help=True)
@@ -122,22 +122,35 @@ def queue_list(
     if as_json:
         _console().print_json(json.dumps(rows, default=str))
         return
-    table = Table(title=f"{len(rows)} run requests")
-    for col in ("id", "protocol", "state", "prio", "sample", "by", "worker", "run", "reason"):
-        table.add_column(col, overflow="fold")
-    for r in rows:
-        table.add_row(
-            str(r["id"]),
-            r["protocol_name"],
-            r["state"],
-            str(r["priority"]),
-            r["sample_id"] or "",
-            r["requested_by"],
-            r["worker"] or "",
-            str(r["run_id"] or ""),
-            r["reason"] or "",
-        )
-    _console().print(table)
+    print_table(_console(), REQUEST_COLUMNS, [
+        (r["id"], r["protocol_name"], r["state"], r["priority"], r["sample_id"], r["requested_by"],
+         r["worker"], r["run_id"], r["reason"])
+        for r in rows
+    ], title=f"{len(rows)} run requests")
+
+
+REQUEST_COLUMNS = (
+    Col("id", key=True, justify="right"),
+    Col("protocol", min=16),
+    Col("state", key=True),
+    Col("prio", key=True, justify="right", drop=3),
+    Col("sample"),
+    Col("by", drop=4),
+    Col("worker", drop=2),
+    Col("run", key=True, justify="right"),
+    Col("reason", drop=1),
+)
+WORKER_COLUMNS = (
+    Col("name", key=True),
+    Col("kind", key=True),
+    Col("station"),
+    Col("host", drop=3),
+    Col("pid", key=True, justify="right", drop=4),
+    Col("state", key=True),
+    Col("alive", key=True),
+    Col("heartbeat", key=True, drop=2),
+    Col("current runs", wrap=True, drop=1),
+)
 
 
 def request_view(store: Any, request_id: int) -> dict[str, Any]:
@@ -279,26 +292,18 @@ def workers_cmd(db: Db = None, as_json: Json = False) -> None:
     if as_json:
         _console().print_json(json.dumps(rows, default=str))
         return
-    table = Table(title=f"{len(rows)} workers")
-    for col in ("name", "kind", "station", "host", "pid", "state", "alive", "heartbeat", "current runs"):
-        table.add_column(col, overflow="fold")
-    for w in rows:
-        current = ", ".join(
-            f"req {c['request_id']}" + (f" run {c['run_id']} {c['run_state']}" if c["run_id"] else "")
-            for c in w["current"]
-        )
-        table.add_row(
-            w["name"],
-            w["kind"],
-            w["station_name"],
-            w["host"],
-            str(w["pid"]),
-            w["state"],
-            "yes" if w["alive"] else "NO",
-            (w["heartbeat_at"] or "")[:23],
-            current,
-        )
-    _console().print(table)
+    print_table(_console(), WORKER_COLUMNS, [
+        (w["name"], w["kind"], w["station_name"], w["host"], w["pid"], w["state"],
+         "yes" if w["alive"] else "NO", (w["heartbeat_at"] or "")[:23], _current(w["current"]))
+        for w in rows
+    ], title=f"{len(rows)} workers")
+
+
+def _current(current: list[dict[str, Any]]) -> str:
+    return ", ".join(
+        f"req {c['request_id']}" + (f" run {c['run_id']} {c['run_state']}" if c["run_id"] else "")
+        for c in current
+    )
 
 
 def register(app: typer.Typer) -> None:

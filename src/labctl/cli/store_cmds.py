@@ -75,15 +75,25 @@ def list_runs(
     as_csv: Csv = False,
 ) -> None:
     """List runs, oldest first."""
-    store = _open(db)
-    try:
-        rows = store.runs(state=state, protocol=protocol, sample=sample, since=since)
-    finally:
-        store.close()
+    from labctl.store import readonly
+
+    filters = {"state": state, "protocol": protocol, "sample": sample, "since": since}
+    con = readonly.connect(db)  # a SQLite file at the newest revision: read without SQLAlchemy (start-up)
+    if con is not None:
+        try:
+            rows = readonly.list_runs(con, **filters)
+        finally:
+            con.close()
+    else:
+        store = _open(db)
+        try:
+            rows = store.runs(**filters)
+        finally:
+            store.close()
     if as_json:
         _print_json(rows)
     elif as_csv:
-        from labctl.store.queries import RUN_SUMMARY
+        from labctl.store.readonly import RUN_SUMMARY
 
         keys = list(rows[0]) if rows else [*RUN_SUMMARY, "n_steps"]
         print_csv(keys, ([r[k] for k in keys] for r in rows))

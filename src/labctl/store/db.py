@@ -7,8 +7,6 @@ transaction-level advisory lock instead.
 
 from __future__ import annotations
 
-import os
-import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,20 +14,16 @@ from pathlib import Path
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, make_url
 
 from labctl.store.errors import StoreError
+from labctl.store.readonly import (  # noqa: F401 - DEFAULT_DB, LABCTL_TABLES, resolve_url: used from here
+    BUSY_TIMEOUT_MS,
+    DEFAULT_DB,
+    LABCTL_TABLES,
+    check_file,
+    require_tables,
+    resolve_url,
+)
 
-DEFAULT_DB = "labctl.db"
-BUSY_TIMEOUT_MS = 10_000
 SQLITE_PRAGMAS = {"journal_mode": "wal", "foreign_keys": 1, "busy_timeout": BUSY_TIMEOUT_MS}
-
-
-def resolve_url(url: str | None) -> str:
-    """None -> $LABCTL_DB -> ./labctl.db; a plain path becomes a SQLite URL; postgresql:// gets psycopg."""
-    url = url or os.environ.get("LABCTL_DB") or DEFAULT_DB
-    if "://" not in url:
-        return f"sqlite:///{Path(url).expanduser().resolve()}"
-    if url.startswith("postgresql://") or url.startswith("postgres://"):
-        return "postgresql+psycopg://" + url.split("://", 1)[1]
-    return url
 
 
 def _sqlite_connect(dbapi_connection, _record) -> None:
@@ -66,9 +60,6 @@ def make_engine(url: str) -> Engine:
     raise StoreError(f"unsupported database {sa_url.get_backend_name()!r}: use SQLite or PostgreSQL")
 
 
-LABCTL_TABLES = frozenset({"alembic_version", "runs", "steps", "events", "leases", "chunks"})
-
-
 def require_labctl_file(url: str) -> None:
     """Before a reader opens a SQLite file: it must exist and hold labctl's tables. Looked at through a
     read-only sqlite3 connection, so another application's file is left exactly as it was (not even
@@ -76,20 +67,7 @@ def require_labctl_file(url: str) -> None:
     sa_url = make_url(url)
     if sa_url.get_backend_name() != "sqlite" or sa_url.database in (None, "", ":memory:"):
         return
-    path = Path(sa_url.database)
-    if not path.exists():
-        raise StoreError(f"no such database: {path} (check --db / LABCTL_DB)")
-    if not path.is_file():
-        raise StoreError(f"{path} is not a database file")
-    try:
-        con = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
-        try:
-            names = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        finally:
-            con.close()
-    except sqlite3.Error as exc:
-        raise StoreError(f"{path} is not a database labctl can read: {exc}") from exc
-    _require_tables(str(path), names)
+    check_file(Path(sa_url.database)).close()
 
 
 def require_labctl(engine: Engine) -> None:
@@ -100,16 +78,7 @@ def require_labctl(engine: Engine) -> None:
         names = set(inspect(engine).get_table_names())
     except Exception as exc:
         raise StoreError(f"{engine.url.render_as_string()} is not a database labctl can read: {exc}") from exc
-    _require_tables(engine.url.render_as_string(), names)
-
-
-def _require_tables(where: str, names: set[str]) -> None:
-    if not names >= LABCTL_TABLES:
-        what = f"it has {len(names)} other table(s)" if names else "it is empty"
-        raise StoreError(
-            f"{where} is not a labctl database ({what}); check --db / LABCTL_DB "
-            "(labctl's tables are created only by commands that record, such as `labctl run`)"
-        )
+    require_tables(engine.url.render_as_string(), names)
 
 
 def check_sqlite_settings(engine: Engine) -> None:

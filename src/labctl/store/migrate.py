@@ -6,10 +6,9 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine, text
-
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # SQLAlchemy is imported where it is used: `head_revision` serves the sqlite3 reader too
     from alembic.config import Config
+    from sqlalchemy import Engine
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 _REVISION = re.compile(r"^(down_revision|revision)\s*(?::[^=]*)?=\s*(?:[\"']([^\"']+)[\"']|None)", re.M)
@@ -29,6 +28,8 @@ def head_revision() -> str | None:
 
 def _at(engine: Engine, revision: str | None) -> bool:
     """Whether the database is already at `revision` (no alembic_version table: not yet)."""
+    from sqlalchemy import text
+
     if revision is None:
         return False
     try:
@@ -54,6 +55,7 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     if revision == "head" and _at(engine, head_revision()):
         return
     from alembic import command
+    from sqlalchemy import text
 
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":

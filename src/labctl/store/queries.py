@@ -2,37 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, func, select
 
 from labctl.store.errors import StoreError
 from labctl.store.models import Chunk, Event, Lease, Run, Sample, Step
-
-RUN_SUMMARY = (
-    "id",
-    "protocol_name",
-    "protocol_path",
-    "protocol_sha256",
-    "station_name",
-    "operator",
-    "host",
-    "pid",
-    "mode",
-    "seed",
-    "state",
-    "sample_id",
-    "created_at",
-    "started_at",
-    "ended_at",
-    "heartbeat_at",
-    "exit_reason",
-)
-
-
-def iso(t: float | None) -> str | None:
-    return None if t is None else datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds")
+from labctl.store.readonly import RUN_SUMMARY, iso, unix_time  # shared with the sqlite3 reader
 
 
 def row_dict(row: Any) -> dict[str, Any]:
@@ -42,21 +19,6 @@ def row_dict(row: Any) -> dict[str, Any]:
         if k.endswith("_at"):
             out[k] = iso(out[k])
     return out
-
-
-def unix_time(since: float | str | datetime) -> float:
-    if isinstance(since, (int, float)):
-        return float(since)
-    if isinstance(since, str):
-        try:
-            since = datetime.fromisoformat(since)
-        except ValueError as exc:
-            raise StoreError(
-                f"--since {since!r}: use an ISO date like 2026-05-01 or 2026-05-01T12:00"
-            ) from exc
-    if since.tzinfo is None:
-        since = since.replace(tzinfo=UTC)
-    return since.timestamp()
 
 
 def get_run(conn: Connection, run_id: int, where: str = "") -> dict[str, Any]:
