@@ -21,6 +21,8 @@ OK_LINE = {
     r"audit verified",
     "coated-vs-bare.ipynb": r"OK: both runs completed; overpotential at cycle 10: bare ([-\d.e+]+) mV, "
     r"coated ([-\d.e+]+) mV; coated R_film ([-\d.e+]+) ohm",
+    "small-campaign.ipynb": r"OK: campaign \d+ finished; (\d+) cells, \d+ censored, \d+ failed; "
+    r"median hours ([-\d.e+]+)",
 }
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -12,10 +15,33 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class CampaignHandle:
-    """One campaign in the store; every call reads the rows afresh."""
+    """One campaign in the store; every call reads the rows afresh. A campaign started by
+    `lab.start_campaign` is driven by its own process (`labctl campaign resume ID`): `process`, `wait()`."""
 
     store: Any
     id: int
+    process: subprocess.Popen | None = field(default=None, compare=False, repr=False)
+    log: Path | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def state(self) -> str:
+        """The campaign's state: running or finished."""
+        return str(self.info["state"])
+
+    def wait(self, timeout: float | None = None, poll: float = 0.5) -> dict[str, int]:
+        """Wait until the campaign is finished (or `timeout` s pass: TimeoutError) and return its progress.
+        A driving process that exits without finishing the campaign raises RuntimeError with its last lines;
+        `labctl campaign resume ID` (or `lab.resume_campaign`) goes on from the rows."""
+        end = None if timeout is None else time.monotonic() + timeout
+        while self.state != "finished":
+            if self.process is not None and self.process.poll() is not None and self.state != "finished":
+                tail = self.log.read_text(errors="replace")[-2000:] if self.log and self.log.exists() else ""
+                raise RuntimeError(f"campaign {self.id}: its process exited ({self.process.returncode}) "
+                                   f"before the campaign finished:\n{tail}")
+            if end is not None and time.monotonic() > end:
+                raise TimeoutError(f"campaign {self.id} not finished after {timeout} s: {self.progress()}")
+            time.sleep(poll)
+        return self.progress()
 
     @property
     def info(self) -> dict[str, Any]:
@@ -77,3 +103,23 @@ def parse_campaign_factors(text: str) -> list[str]:
     data = load(text, "<recorded campaign>").data
     factors = data.get("factors") if isinstance(data, dict) else None
     return list(factors) if isinstance(factors, dict) else []
+
+
+def drive_in_background(store: Any, db_url: str, campaign_id: int, *, station: str | Path | None,
+                        cycler: str | Path | None, max_parallel: int, log_dir: Path) -> CampaignHandle:
+    """Drive campaign `campaign_id` in its own process (`labctl campaign resume`), so that a notebook cell
+    returns at once and the campaign outlives the kernel; its output goes to a log file."""
+    from labctl.api.submit import _child_env
+
+    argv = [sys.executable, "-m", "labctl", "campaign", "resume", str(campaign_id),
+            "--max-parallel", str(max_parallel)]
+    if station is not None:
+        argv += ["--station", str(Path(station).resolve())]
+    if cycler is not None:
+        argv += ["--cycler", str(Path(cycler).resolve())]
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log = log_dir / f"campaign-{campaign_id}-{time.time_ns()}.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                env=_child_env(db_url), start_new_session=True)
+    return CampaignHandle(store, campaign_id, proc, log)

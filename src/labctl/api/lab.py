@@ -76,6 +76,26 @@ class Lab:
         state.get(self.store, campaign_id)  # StoreError now if there is none
         return CampaignHandle(self.store, campaign_id)
 
+    def start_campaign(self, path: str | Path, *, simulate: bool = True, station: str | Path | None = None,
+                       cycler: str | Path | None = None, max_parallel: int = 1) -> CampaignHandle:
+        """`labctl campaign run FILE`: load, design and plan the campaign file (file:line:col errors as
+        `CampaignFileError`), record it and queue its planned cells, then drive it in its own process and
+        return at once; follow it with `.progress()`, `.observations()`, `.wait()`."""
+        from labctl.campaign.drive import start
+
+        cid = start(self.store, path, simulate=simulate, actor=getpass.getuser())
+        return self.resume_campaign(cid, station=station, cycler=cycler, max_parallel=max_parallel)
+
+    def resume_campaign(self, campaign_id: int, *, station: str | Path | None = None,
+                        cycler: str | Path | None = None, max_parallel: int = 1) -> CampaignHandle:
+        """`labctl campaign resume ID` in its own process: go on from the rows (nothing submitted twice)."""
+        from labctl.api.campaign import drive_in_background
+        from labctl.queue.dispatch import spool_dir
+
+        self.campaign(campaign_id)  # StoreError now if there is none
+        return drive_in_background(self.store, self._db_url, campaign_id, station=station, cycler=cycler,
+                                   max_parallel=max_parallel, log_dir=spool_dir())
+
     def compare(self, runs: list[int | RunHandle]) -> pd.DataFrame:
         """`labctl runs compare`: headline metrics side by side (overpotential at cycle 10 and 100 h, growth,
         hours to failure and mode, R_film, sigma), one row per run, indexed by run id."""
