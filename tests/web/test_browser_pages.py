@@ -183,8 +183,10 @@ def test_every_page_renders_and_is_screenshotted(store: dict[str, Any], shots: P
         page.screenshot(path=str(shots / "campaigns.png"), full_page=True)
         page.click("table.campaigns >> text=short cells, immersion time x concentration")
         expect(page.locator("table.design tbody tr")).to_have_count(4)
-        expect(page.locator(".figures img")).to_have_count(1)
-        assert page.locator(".figures img").evaluate("i => i.naturalWidth") > 100
+        expect(page.locator(".figures img").first).to_be_visible()  # every figure campaign.report.write draws
+        assert page.locator(".figures img").count() >= 2
+        page.wait_for_function("() => [...document.querySelectorAll('.figures img')]"
+                               ".every(i => i.complete && i.naturalWidth > 100)")
         page.screenshot(path=str(shots / "campaign.png"), full_page=True)
 
         page.click("nav >> text=Benches and queue")

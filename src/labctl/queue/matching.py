@@ -79,6 +79,8 @@ def why_waiting(request: Any, workers: list[Any], leased: dict[str, int], now: f
     now = time.time() if now is None else now
     if request.not_before is not None and request.not_before > now:
         return f"not before {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(request.not_before))}"
+    # a Python session's own dispatcher (`lab.submit`, kind "api") starts only what that session submitted
+    workers = [w for w in workers if getattr(w, "kind", None) != "api"]
     if not workers:
         return "no runner or worker is running"
     able, refusals = [], []
