@@ -4,8 +4,13 @@ spools, and the store suite's databases (SQLite and its real PostgreSQL server, 
 from __future__ import annotations
 
 import importlib.util
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -53,3 +58,19 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def sqlite_db(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'labctl.db'}"
+
+
+def labctl_cli(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    """`python -m labctl ARGS` from the repository root, with this process's environment."""
+    return subprocess.run([sys.executable, "-m", "labctl", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, env=os.environ.copy())
+
+
+def started_per_request(store: Any) -> dict[int, int]:
+    """How many `request.started` events each run request has (exactly once is the promise)."""
+    out: dict[int, int] = {}
+    for e in store.events():
+        if e["kind"] == "request.started":
+            rid = json.loads(e["data"])["request_id"]
+            out[rid] = out.get(rid, 0) + 1
+    return out

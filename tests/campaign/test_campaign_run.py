@@ -15,23 +15,13 @@ from pathlib import Path
 import labctl
 from labctl.store import Store
 
-from .conftest import ROOT
+from .conftest import ROOT, labctl_cli, started_per_request
 
 SHORT = ROOT / "campaigns" / "short-dry-run.yaml"
 
 
 def _labctl(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "labctl", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout, env=os.environ.copy())
-
-
-def _started_per_request(store: Store) -> dict[int, int]:
-    out: dict[int, int] = {}
-    for e in store.events():
-        if e["kind"] == "request.started":
-            rid = json.loads(e["data"])["request_id"]
-            out[rid] = out.get(rid, 0) + 1
-    return out
+    return labctl_cli(*args, timeout=timeout)
 
 
 def test_dry_run_campaign_end_to_end(sqlite_db: str, tmp_path: Path) -> None:
@@ -59,7 +49,7 @@ def test_dry_run_campaign_end_to_end(sqlite_db: str, tmp_path: Path) -> None:
         assert len(runs) == 4 and set(runs["state"]) == {"completed"}
         assert sorted(obs["run_id"]) == sorted(runs.index)
         assert set(obs["sample_id"]) == set(runs["sample_id"])  # each cell is its own sample
-        assert all(n == 1 for n in _started_per_request(lab.store).values())
+        assert all(n == 1 for n in started_per_request(lab.store).values())
         kinds = [e["kind"] for e in lab.store.events() if e["kind"].startswith("campaign.")]
         assert kinds[0] == "campaign.created" and kinds[-1] == "campaign.finished"
         assert kinds.count("campaign.point.submitted") == 4 and kinds.count("campaign.observed") == 4
@@ -92,7 +82,7 @@ def test_campaign_process_killed_then_resumed(sqlite_db: str, tmp_path: Path) ->
     r = _labctl("campaign", "resume", "1", "--db", sqlite_db, timeout=150)
     assert r.returncode == 0, r.stdout + r.stderr
     with Store.open(sqlite_db) as store:
-        started = _started_per_request(store)
+        started = started_per_request(store)
         assert len(started) == 4 and set(started.values()) == {1}  # none lost, none started twice
         assert len(store.runs()) == 4
         subs = [json.loads(e["data"]) for e in store.events() if e["kind"] == "campaign.point.submitted"]

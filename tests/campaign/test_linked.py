@@ -26,7 +26,7 @@ import labctl
 from labctl.campaign import drive, lineage, state
 from labctl.store import Store, requests
 
-from .conftest import ROOT, _store_fixtures
+from .conftest import ROOT, _store_fixtures, labctl_cli, started_per_request
 
 DATA = Path(__file__).resolve().parent / "data"
 CYCLER = ROOT / "stations" / "cycler-8ch.yaml"
@@ -50,17 +50,7 @@ horizon: 2 h
 
 
 def _labctl(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "labctl", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout, env=os.environ.copy())
-
-
-def _started_per_request(store: Store) -> dict[int, int]:
-    out: dict[int, int] = {}
-    for e in store.events():
-        if e["kind"] == "request.started":
-            rid = json.loads(e["data"])["request_id"]
-            out[rid] = out.get(rid, 0) + 1
-    return out
+    return labctl_cli(*args, timeout=timeout)
 
 
 def test_linked_dry_run_end_to_end(sqlite_db: str, tmp_path: Path) -> None:
@@ -258,7 +248,7 @@ def test_kill9_of_the_campaign_then_resume(sqlite_db: str, tmp_path: Path) -> No
     with Store.open(sqlite_db) as store:
         reqs = requests.listing(store)
         assert len(reqs) == 4 and all(requests.is_ended(q["state"]) for q in reqs)  # none lost
-        assert set(_started_per_request(store).values()) == {1}  # none started twice
+        assert set(started_per_request(store).values()) == {1}  # none started twice
         rows = {c["test_run"]: c for c in lineage.lineage(store, 1)}
         killed = rows[run["id"]]
         assert killed["state"] == "interrupted" and f"test run {run['id']} interrupted" in killed["reason"]

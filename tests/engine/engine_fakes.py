@@ -490,3 +490,22 @@ def _station() -> Station:
 
 
 STATION = _station()
+
+
+def run_on_dry_bench(name: str, specs: list[Any], station: Station, roles: dict[str, Any], *,
+                     seed: int) -> tuple[Any, FakeStore]:
+    """Run the step specs on the simulated bench (`DryRunBench`, virtual clock, operator steps answered),
+    the instruments' I/O recorded into a `FakeStore`; returns the run's result and that store."""
+    from labctl.engine.control import Control
+    from labctl.engine.instruments import build_instruments
+    from labctl.engine.run import Run, RunSpec
+    from labctl.simulators.dryrun import DryRunBench
+
+    clock, store = VirtualClock(), FakeStore()
+    with DryRunBench(station, clock=clock, seed=seed, roles=roles) as dry:
+        run = Run(RunSpec(name, specs), store=store, instruments={}, station=station, clock=clock,
+                  auto_operator=True, observers=[dry.observer], handle_signals=False,
+                  control=Control(poll_interval=0.0))
+        rid = run.create()
+        run.instruments = build_instruments(station, roles, clock=clock, recorder=store.io_recorder(rid))
+        return run.execute(), store

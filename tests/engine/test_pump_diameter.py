@@ -7,15 +7,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from engine_fakes import FakeStore
+from engine_fakes import FakeStore, run_on_dry_bench
 
-from labctl.clock import VirtualClock
 from labctl.compose import step_from_fields
-from labctl.engine.control import Control
-from labctl.engine.instruments import build_instruments, roles_for
-from labctl.engine.run import Run, RunSpec, StepSpec
+from labctl.engine.instruments import roles_for
+from labctl.engine.run import StepSpec
 from labctl.protocol import make_plan, parse_protocol
-from labctl.simulators.dryrun import DryRunBench
 from labctl.station import load_station
 
 STATION = Path(__file__).resolve().parents[2] / "stations" / "simulated.yaml"
@@ -27,28 +24,12 @@ ALLOY_BATH = (
 
 
 def run_steps(steps: list[tuple[str, dict[str, Any]]], station: Any = None) -> tuple[Any, FakeStore]:
-    clock = VirtualClock()
     model = station or load_station(STATION)
     info = model
     specs = [step_from_fields(i, k, f) for i, (k, f) in enumerate(steps)]
     roles, missing = roles_for([s.step for s in specs], info)
     assert not missing
-    store = FakeStore()
-    with DryRunBench(model, clock=clock, seed=3, roles=roles) as dry:
-        run = Run(
-            RunSpec("diameter", [StepSpec(s.index, s.step) for s in specs]),
-            store=store,
-            instruments={},
-            station=info,
-            clock=clock,
-            auto_operator=True,
-            observers=[dry.observer],
-            handle_signals=False,
-            control=Control(poll_interval=0.0),
-        )
-        rid = run.create()
-        run.instruments = build_instruments(info, roles, clock=clock, recorder=store.io_recorder(rid))
-        return run.execute(), store
+    return run_on_dry_bench("diameter", [StepSpec(s.index, s.step) for s in specs], info, roles, seed=3)
 
 
 def sent(store: FakeStore) -> list[bytes]:

@@ -9,14 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from engine_fakes import FakeStore
+from engine_fakes import run_on_dry_bench
 
-from labctl.clock import VirtualClock
 from labctl.compose import step_from_fields
-from labctl.engine.control import Control
-from labctl.engine.instruments import build_instruments, roles_for
-from labctl.engine.run import Run, RunSpec, StepSpec
-from labctl.simulators.dryrun import DryRunBench
+from labctl.engine.instruments import roles_for
+from labctl.engine.run import StepSpec
 from labctl.station import load_station
 from labctl.steps import StepModel, kinds, registry
 from step_examples import EXAMPLES
@@ -59,7 +56,6 @@ def test_every_builtin_kind_has_an_example_with_every_field() -> None:
 
 
 def test_every_field_is_consumed_by_run_or_declared_plan_only() -> None:
-    clock = VirtualClock()
     model = load_station(STATION)
     info = model
     seen: dict[str, set[str]] = {k: set() for k in registry.BUILTIN}
@@ -69,22 +65,7 @@ def test_every_field_is_consumed_by_run_or_declared_plan_only() -> None:
     ]
     roles, missing = roles_for([step_from_fields(0, k, f).step for k, f in EXAMPLES], info)
     assert not missing
-    store = FakeStore()
-    with DryRunBench(model, clock=clock, seed=5, roles=roles) as dry:
-        run = Run(
-            RunSpec("fields", specs),
-            store=store,
-            instruments={},
-            station=info,
-            clock=clock,
-            auto_operator=True,
-            observers=[dry.observer],
-            handle_signals=False,
-            control=Control(poll_interval=0.0),
-        )
-        rid = run.create()
-        run.instruments = build_instruments(info, roles, clock=clock, recorder=store.io_recorder(rid))
-        res = run.execute()
+    res, _ = run_on_dry_bench("fields", specs, info, roles, seed=5)
     assert res.ok, res.reason
     for name, kind in kinds().items():
         if name not in seen:
