@@ -16,6 +16,7 @@ from typing import Any
 
 from fastapi import Depends, FastAPI, Form, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from labctl.store.errors import StoreError
 from labctl.web import figures
@@ -129,9 +130,9 @@ def register(app: FastAPI) -> None:
         _open(lab, campaign_id)
         form = await request.form()
         values = {k.removeprefix("value."): str(v) for k, v in form.items() if k.startswith("value.")}
-        try:
-            rid = suggestions.approve(lab.store, campaign_id, suggestion_id, values=values or None,
-                                      actor=user.name)
+        try:  # planning the point is blocking work: off the event loop that serves the live views
+            rid = await run_in_threadpool(suggestions.approve, lab.store, campaign_id, suggestion_id,
+                                          values=values or None, actor=user.name)
         except ConfigError as exc:
             return _decided(request, str(exc), 400)
         outcome = f"queued as request {rid}" if rid is not None else "refused by its plan, not queued"
