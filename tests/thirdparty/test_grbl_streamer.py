@@ -4,7 +4,13 @@ unlocks, streams a small job with its character-counting streamer, jogs, and shu
 No `error:` and no `ALARM` may come back after the unlock, and the controller ends Idle at Z = 0.
 
 Only a pty: grbl-streamer opens `serial.Serial(path)`, which takes a device path, not a `socket://` URL,
-so it cannot reach the TCP exposure without changing its code."""
+so it cannot reach the TCP exposure without changing its code.
+
+grbl-streamer is not thread safe: it fills GRBL's receive buffer from the calling thread while its reader
+thread counts every `ok` (its own `$G` polls' too) against the streamed lines and streams more, with no lock.
+An `ok` that arrives during `job_run` can so skip a line (CI saw the last line of the job never sent). The
+test therefore waits for the answers to everything sent before the job, and the job opens with a dwell so
+that its first `ok` comes after the calling thread has queued every line."""
 
 from __future__ import annotations
 
@@ -69,8 +75,11 @@ def test_grbl_streamer_connect_configure_move_shutdown():
             events.wait(_state("Alarm"))                      # homing enabled: boots locked
             g.killalarm()
             events.wait(_state("Idle"))
+            events.wait(lambda e: e[0] == "on_read" and e[1].startswith("[GC:"))   # the $G Idle makes it ask
+            events.wait(lambda e: e[0] == "on_rx_buffer_percent")                  # ... and that $G's ok
             g.send_immediately("G21 G90 (millimetres, absolute: a comment longer than the rest of the line)")
-            g.write("G1 Z-2 F600\nG4 P0.1\nG1 Z-1 F600")
+            events.wait(lambda e: e[0] == "on_rx_buffer_percent")                  # its ok, before the job
+            g.write("G4 P0.3\nG1 Z-2 F600\nG4 P0.1\nG1 Z-1 F600")
             g.job_run()
             events.wait(lambda e: e[0] == "on_job_completed")
             events.wait(_state("Idle", -1.0))
