@@ -5,11 +5,12 @@ trial (its values, the objectives' values) and each pending cell as a running on
 a batch from piling onto one point), then asks for n. The sampler's seed is derived from the campaign's seed
 and how many cells came before, so a resumed campaign suggests what an uninterrupted one would have.
 
-The first `startup` cells are a scrambled Sobol design (space-filling, on log axes in log), not random
-draws. With one objective, life, a share `exploit` of every batch is then put where the life surrogate (a
-censored Weibull AFT fit over the factors, `censoring.py`) has its longest median, at points apart from the
-batch's others; TPE places the rest, seeing those as pending. `recommend` is the tried condition whose
-fitted median is longest.
+With TPE the first `startup` cells are a scrambled Sobol design (space-filling, on log axes in log), not
+random draws. With one objective, life, a share `exploit` of the cells is then put where the life surrogate
+(a censored Weibull AFT fit over the factors, `censoring.py`) has its longest median, at points apart from
+the batch's others; TPE places the rest, seeing those as pending. `recommend` is the tried condition whose
+fitted log median, less one standard error, is largest. On the simulated world (`bench_planner.py`) the
+surrogate on log axes is what lets the recommendation find the ridge of long lives (RESULTS.md).
 
 Censoring (`options.censoring`): `weibull` (default) fits the surrogate with censored lives as what they
 are and gives TPE a censored life's conditional median past its censoring time; `naive` reads a censored
