@@ -93,10 +93,13 @@ def test_grid_covers_its_points_once_before_repeating() -> None:
 
 
 def test_options_are_checked() -> None:
-    with pytest.raises(PlannerError, match=r"unknown option\(s\) colour \(options: censoring, sampler"):
+    with pytest.raises(PlannerError, match=r"unknown option\(s\) colour \(options: censoring, exploit, sa"):
         make("optuna", SPACE, LIFE, seed=1, options={"colour": "red"})
     with pytest.raises(PlannerError, match="startup must be a whole number >= 1"):
         make("optuna", SPACE, LIFE, seed=1, options={"startup": 0})
+    for bad in (1.5, -0.1, True, "half"):
+        with pytest.raises(PlannerError, match="exploit must be a number from 0 to 1"):
+            make("optuna", SPACE, LIFE, seed=1, options={"exploit": bad})
     with pytest.raises(PlannerError, match="count must be a whole number >= 2"):
         make("grid", SPACE, LIFE, seed=1, options={"count": 1}).points()
 

@@ -161,9 +161,17 @@ class WeibullAFT:
     beta: np.ndarray
     shape: float
     failures: int
+    cov: np.ndarray | None = None  # of beta: the inverse Hessian of the penalised fit (Laplace)
 
     def scale(self, x: np.ndarray) -> np.ndarray:
         return np.exp(np.clip(np.asarray(x, float) @ self.beta, -50.0, 50.0))
+
+    def log_median_sd(self, x: np.ndarray) -> np.ndarray:
+        """Standard error of the log median at `x` from the coefficients' covariance (0 without one)."""
+        x = np.asarray(x, float)
+        if self.cov is None:
+            return np.zeros(x.shape[0])
+        return np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", x, self.cov, x), 0.0))
 
     def median(self, x: np.ndarray) -> np.ndarray:
         return self.scale(x) * LN2 ** (1.0 / self.shape)
@@ -210,4 +218,16 @@ def weibull_aft(x: Any, hours: Any, failed: Any, *, ridge: float = 0.5, shape_pr
 
     res = optimize.minimize(nll, np.append(b0, lk0), jac=True, method="L-BFGS-B",
                             bounds=[(None, None)] * p + [(math.log(0.2), math.log(20.0))])
-    return WeibullAFT(res.x[:p].copy(), float(math.exp(res.x[p])), int(f.sum()))
+    # the coefficients' covariance: the inverse Hessian of the penalised fit, by central differences of the
+    # analytic gradient (p + 1 parameters: cheap); None if it is not positive definite
+    h, hess = 1e-5, np.zeros((p + 1, p + 1))
+    for i in range(p + 1):
+        step = np.zeros(p + 1)
+        step[i] = h
+        hess[i] = (nll(res.x + step)[1] - nll(res.x - step)[1]) / (2 * h)
+    try:
+        cov = np.linalg.inv(0.5 * (hess + hess.T))
+        cov = cov[:p, :p] if np.all(np.linalg.eigvalsh(cov) > 0) else None
+    except np.linalg.LinAlgError:
+        cov = None
+    return WeibullAFT(res.x[:p].copy(), float(math.exp(res.x[p])), int(f.sum()), cov)

@@ -1,5 +1,6 @@
 """Baselines: `grid` (a full factorial of the budget's size, in a seeded random order) and `random`
-(uniform points). Both ignore the observations; they are what a planner has to beat."""
+(uniform points). Both ignore the observations; they are what a planner has to beat. Both space a log axis
+(`Axis.logscale`) evenly in its logarithm, as the planner searches it."""
 
 from __future__ import annotations
 
@@ -38,8 +39,8 @@ class GridPlanner(Planner):
 
     def points(self) -> list[dict[str, str]]:
         c = self._count()
-        axes = [[a.text(x) for x in np.linspace(a.low, a.high, c)] if a.continuous else list(a.choices)
-                for a in self.space.axes]
+        axes = [[a.text(x) for x in a.from_unit(np.linspace(0.0, 1.0, c))] if a.continuous
+                else list(a.choices) for a in self.space.axes]
         grid = [dict(zip(self.space.names, combo, strict=True)) for combo in itertools.product(*axes)]
         order = np.random.default_rng(self.seed).permutation(len(grid))
         return [grid[k] for k in order]
@@ -80,8 +81,7 @@ class RandomPlanner(Planner):
             p = {}
             for a in self.space.axes:
                 if a.continuous:
-                    assert a.low is not None and a.high is not None
-                    p[a.name] = a.text(rng.uniform(a.low, a.high))
+                    p[a.name] = a.text(float(a.from_unit(rng.uniform(0.0, 1.0))))
                 else:
                     p[a.name] = a.choices[int(rng.integers(len(a.choices)))]
             out.append(p)

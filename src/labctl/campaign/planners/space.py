@@ -3,7 +3,10 @@ back from a planner's number to the `-p name=value` text a run is given.
 
 A `range` factor is a continuous axis in its low end's unit (whole numbers for an integer parameter such as
 `cycles`); `levels` and `categories` are choices of their texts, so a planner only ever proposes a value the
-file allows. Texts are written with 4 significant digits, as the designs write them (`design._text`).
+file allows. A positive range spanning a decade or more (15 s to 60 min, 0.02 to 0.24 M) is searched and
+modelled on a log scale: a process such as layer growth acts on ratios of time and concentration, so its
+optimum is a straight ridge in log–log space and a curved one in linear space. Texts are written with 4
+significant digits, as the designs write them (`design._text`).
 """
 
 from __future__ import annotations
@@ -12,13 +15,16 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from labctl.units import UnitError, quantity
 
 
 @dataclass(frozen=True)
 class Axis:
     """One factor: `low`/`high` in `unit` for a continuous axis (`integer` for whole-number parameters),
-    else `choices` (texts)."""
+    else `choices` (texts). `log`: search and model it on a log scale (None: when it is positive, not
+    whole-number and spans a decade or more)."""
 
     name: str
     low: float | None = None
@@ -26,10 +32,20 @@ class Axis:
     unit: str = ""
     integer: bool = False
     choices: tuple[str, ...] = ()
+    log: bool | None = None
 
     @property
     def continuous(self) -> bool:
         return self.low is not None
+
+    @property
+    def logscale(self) -> bool:
+        if not self.continuous:
+            return False
+        assert self.low is not None and self.high is not None
+        if self.log is not None:
+            return self.log and self.low > 0
+        return not self.integer and self.low > 0 and self.high >= 10.0 * self.low
 
     def text(self, x: float) -> str:
         """The run's value text of number `x` (clipped to the range)."""
@@ -49,12 +65,27 @@ class Axis:
         return float(q.magnitude)
 
     def unit_interval(self, text: Any) -> float:
-        """The value as a fraction of the range (continuous) or its choice's place in [0, 1] (choices)."""
+        """The value as a fraction of the range (continuous, of its logarithm on a log axis) or its choice's
+        place in [0, 1] (choices)."""
         if self.continuous:
-            assert self.low is not None and self.high is not None
-            return (self.number(text) - self.low) / (self.high - self.low)
+            return float(self.to_unit(self.number(text)))
         k = self.choices.index(str(text))
         return k / (len(self.choices) - 1) if len(self.choices) > 1 else 0.5
+
+    def to_unit(self, x: Any) -> Any:
+        """Number(s) on a continuous axis as fraction(s) of its range (of the logarithm's on a log axis)."""
+        assert self.low is not None and self.high is not None
+        if self.logscale:
+            return (np.log(x) - math.log(self.low)) / (math.log(self.high) - math.log(self.low))
+        return (np.asarray(x, dtype=float) - self.low) / (self.high - self.low)
+
+    def from_unit(self, u: Any) -> Any:
+        """The inverse of `to_unit`."""
+        assert self.low is not None and self.high is not None
+        u = np.clip(np.asarray(u, dtype=float), 0.0, 1.0)
+        if self.logscale:
+            return np.exp(math.log(self.low) + u * (math.log(self.high) - math.log(self.low)))
+        return self.low + u * (self.high - self.low)
 
 
 @dataclass(frozen=True)
