@@ -179,3 +179,30 @@ def test_cli_validate_and_plan(write: Callable[[str], Path]) -> None:
     failing = write("factors:\n  concentration: {levels: [0.1 M, 2 M]}\n", "f.yaml")
     r = _cli("plan", str(failing))
     assert r.returncode == 2 and "Traceback" not in r.stderr and "hard limit" in r.stderr
+
+
+def test_a_log_scale_spaces_a_design_evenly_in_the_logarithm(write: Callable[[str], Path]) -> None:
+    c = load_campaign(write(GRID.replace("[30 s, 120 s], count: 3", "[30 s, 3000 s], count: 3, scale: log")))
+    times = {p.values["immersion_time"] for p in make_design(c).points}
+    assert times == {"30 s", "300 s", "3000 s"}
+    wide = GRID.replace("[30 s, 120 s], count: 3", "[30 s, 3000 s], count: 3")
+    linear = load_campaign(write(wide, "l.yaml"))
+    assert {p.values["immersion_time"] for p in make_design(linear).points} == {"30 s", "1515 s", "3000 s"}
+
+
+def test_a_log_scale_reaches_the_planner_and_is_refused_where_it_cannot_apply(
+        write: Callable[[str], Path]) -> None:
+    from labctl.campaign.planners.space import space_of
+
+    c = load_campaign(write(GRID.replace("count: 3", "count: 3, scale: linear")))
+    axes = {a.name: a for a in space_of(c.model, {"immersion_time": "60 s"}).axes}
+    assert axes["immersion_time"].logscale is False
+    wide = load_campaign(write(GRID.replace("[30 s, 120 s], count: 3", "[30 s, 3000 s], count: 3"), "w.yaml"))
+    assert {a.name: a for a in space_of(wide.model, {}).axes}["immersion_time"].logscale  # auto: a wide range
+    narrow = load_campaign(write(GRID.replace("count: 3", "count: 3, scale: log"), "n.yaml"))
+    assert {a.name: a for a in space_of(narrow.model, {}).axes}["immersion_time"].logscale
+    problems = _problems(write(GRID.replace("[0.05 M, 0.1 M]}", "[0.05 M, 0.1 M], scale: log}"), "x.yaml"))
+    assert any("`scale` applies to a `range` factor only" in p and "factors.concentration:" in p
+               for p in problems), problems
+    problems = _problems(write(GRID.replace("[30 s, 120 s], count: 3", "[0 s, 120 s], scale: log"), "z.yaml"))
+    assert any("low end is above zero" in p and "factors.immersion_time:" in p for p in problems), problems

@@ -60,13 +60,13 @@ def _text(value: float, unit: str) -> str:
 
 
 def _range_values(factor: Factor, default: Any, u: np.ndarray) -> list[str]:
-    """Map fractions `u` in [0, 1] onto the range, written in the low end's unit (whole numbers for an
-    integer parameter such as `cycles`)."""
+    """Map fractions `u` in [0, 1] onto the range (onto its logarithm for `scale: log`), written in the low
+    end's unit (whole numbers for an integer parameter such as `cycles`)."""
     assert factor.range is not None
     lo, hi = quantity(factor.range[0]), quantity(factor.range[1])
     unit = lo.units
     a, b = float(lo.magnitude), float(hi.to(unit).magnitude)
-    vals = a + u * (b - a)
+    vals = a * (b / a) ** u if factor.scale == "log" else a + u * (b - a)
     if isinstance(default, int) and not isinstance(default, bool) and lo.unitless:
         return [str(round(float(v))) for v in vals]
     return [_text(float(v), "" if lo.unitless else f"{unit:~}") for v in vals]

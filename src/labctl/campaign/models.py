@@ -59,6 +59,10 @@ class Factor(_Strict):
     )
     levels: list[str | float | int] | None = Field(None, min_length=1, description="discrete values")
     categories: list[str] | None = Field(None, min_length=1, description="categorical values")
+    scale: Literal["auto", "linear", "log"] = Field(
+        "auto", description="how a range is spaced: `log` evenly in its logarithm (a design's values, a "
+        "planner's search and model); `linear`; `auto`: a planner uses log for a positive range spanning a "
+        "decade or more, a design linear")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Factor:
@@ -68,6 +72,10 @@ class Factor(_Strict):
                              + (f" (got {', '.join(given)})" if given else ""))
         if self.count is not None and self.range is None:
             raise ValueError("`count` applies to a `range` factor only")
+        if self.scale != "auto" and self.range is None:
+            raise ValueError("`scale` applies to a `range` factor only")
+        if self.scale == "log" and self.range is not None and _magnitude(self.range[0]) <= 0:
+            raise ValueError("a `log` scale needs a range whose low end is above zero")
         return self
 
     @property
@@ -75,6 +83,16 @@ class Factor(_Strict):
         if self.range is not None:
             return "continuous"
         return "discrete" if self.levels is not None else "categorical"
+
+
+def _magnitude(value: str | float | int) -> float:
+    """The number of a range end (inf when it does not parse: the loader reports its units)."""
+    from labctl.units import UnitError, quantity
+
+    try:
+        return float(quantity(value).magnitude)
+    except (UnitError, ValueError, TypeError):
+        return float("inf")
 
 
 class Design(_Strict):

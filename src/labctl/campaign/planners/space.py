@@ -141,7 +141,9 @@ def space_of(model: Any, defaults: dict[str, Any]) -> Space:
             unit = "" if lo.unitless else f"{lo.units:~}"
             d = defaults.get(name)
             integer = isinstance(d, int) and not isinstance(d, bool) and lo.unitless
-            axes.append(Axis(name, float(lo.magnitude), float(hi.to(lo.units).magnitude), unit, integer))
+            log = {"auto": None, "log": True, "linear": False}[f.scale]
+            low, high = float(lo.magnitude), float(hi.to(lo.units).magnitude)
+            axes.append(Axis(name, low, high, unit, integer, log=log))
         else:
             raw = f.levels if f.levels is not None else f.categories
             axes.append(Axis(name, choices=tuple(str(v) for v in raw or ())))
