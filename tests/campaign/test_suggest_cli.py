@@ -60,9 +60,12 @@ horizon: 2 h
     assert rows[0]["values"] == first["points"][0]["values"]  # `plan` showed the batch `run` proposed
     assert rows[1]["observations"] == 1 and rows[1]["observations_sha256"] != rows[0]["observations_sha256"]
 
-    # a resume of a finished planner campaign proposes nothing more
-    r = _labctl("campaign", "resume", "1", "--approve", "--db", sqlite_db)
+    # a resume of a finished planner campaign proposes nothing more; approving in it is refused
+    r = _labctl("campaign", "resume", "1", "--db", sqlite_db)
     assert r.returncode == 0 and "sha256" not in r.stdout, r.stdout + r.stderr
+    r = _labctl("campaign", "resume", "1", "--approve", "--db", sqlite_db)
+    assert r.returncode == 2 and "sha256" not in r.stdout, r.stdout + r.stderr
+    assert "campaign 1 is finished: its suggestions can no longer be approved" in r.stderr
 
 
 def test_status_follow_ends_when_the_campaign_is_finished(tmp_path: Path, sqlite_db: str) -> None:

@@ -179,3 +179,28 @@ def test_pending_suggestions_are_approved_edited_or_rejected_by_an_operator(camp
     assert ("campaign.suggestion.rejected", "otto") in kinds
     html = op.get(f"/campaigns/{cid}", headers=HTML).text
     assert f'<tr id="suggestion-{ids[0]}">' not in html and f'<tr id="suggestion-{ids[2]}">' in html
+
+
+@pytest.mark.parametrize("closed", ["finished", "cancelled"])
+def test_a_finished_or_cancelled_campaign_refuses_approve_and_edit(camp_app, tmp_path, closed) -> None:
+    from sqlalchemy import update
+
+    from labctl.campaign import state, suggestions
+    from labctl.campaign.drive import start
+    from labctl.store.models import Campaign
+
+    lab = camp_app.state.lab
+    (tmp_path / "planned.yaml").write_text(PLANNED)
+    cid = start(lab.store, tmp_path / "planned.yaml", simulate=True, actor="test")
+    ids = suggestions.top_up(lab.store, cid, actor="test")
+    with lab.store.engine.begin() as conn:  # as `campaign.finished` or a cancel would leave it
+        conn.execute(update(Campaign).where(Campaign.id == cid).values(state=closed))
+    op, csrf = _client(camp_app, "otto")
+    url = f"/campaigns/{cid}/suggestions/{ids[0]}/approve"
+    as_is = op.post(url, headers={"x-csrf-token": csrf}, data={})
+    edited = op.post(url, headers={"x-csrf-token": csrf},
+                     data={"value.immersion_time": "60 s", "value.concentration": "0.1 M"})
+    for r in (as_is, edited):
+        assert r.status_code == 400, r.text
+        assert f"campaign {cid} is {closed}: its suggestions can no longer be approved" in r.text
+    assert state.points(lab.store, cid) == [] and len(suggestions.pending(lab.store, cid)) == len(ids)

@@ -83,6 +83,35 @@ class CampaignHandle:
                 "assembled_auto", "test_request", "test_run", "channel", "state", "reason"]
         return pd.DataFrame(rows, columns=cols).set_index("seq")
 
+    def suggestions(self) -> list[dict[str, Any]]:
+        """A planner campaign's proposals, oldest first: values, state (proposed, queued, refused, rejected),
+        the planner and the sha256 of the observations it was given ([] for a fixed design)."""
+        from labctl.campaign import suggestions
+
+        return suggestions.all_suggestions(self.store, self.id)
+
+    def approve(self, suggestion_id: int, values: dict[str, str] | None = None, *,
+                actor: str | None = None) -> int | None:
+        """Accept a proposal as suggested or with edited `values` (checked by the factor rules, then planned;
+        `SuggestionError` otherwise, also when the campaign is finished or cancelled). Returns the request
+        queued (a linked campaign: the cell's fabrication), None if the point's plan refused it. The
+        campaign's driving process (`labctl campaign resume ID`) runs it."""
+        import getpass
+
+        from labctl.campaign import suggestions
+
+        return suggestions.approve(self.store, self.id, suggestion_id, values=values,
+                                   actor=actor or getpass.getuser())
+
+    def reject(self, suggestion_id: int, reason: str, *, actor: str | None = None) -> None:
+        """Turn a proposal down with a reason (audited); it never runs and does not spend the budget."""
+        import getpass
+
+        from labctl.campaign import suggestions
+
+        suggestions.reject(self.store, self.id, suggestion_id, actor=actor or getpass.getuser(),
+                           reason=reason)
+
     def lives(self) -> pd.DataFrame:
         """Per condition: counts, Kaplan–Meier median, Weibull shape, median life and its 95 % interval."""
         from labctl.campaign import survival

@@ -61,7 +61,7 @@ def drive(store: Any, campaign_id: int, *, runner: bool, station: Path | None = 
             store, campaign_id, camp, runner=runner, station=station, max_parallel=max_parallel, wait=wait,
             actor=actor, say=say, poll=poll, cycler=cycler))
         state.observe(store, campaign_id, actor=actor)
-        if suggestions.budget_left(store, campaign_id)[0] <= 0:
+        if suggestions.spent(store, campaign_id):  # not while a proposal awaits a decision
             state.finish_if_done(store, campaign_id, actor=actor)
         return state.progress(store, campaign_id)
     _run(store, campaign_id, camp, runner=runner, station=station, max_parallel=max_parallel, wait=wait,

@@ -115,9 +115,6 @@ def parse_campaign(text: str, name: str = "<campaign>", base: Path | None = None
                                     f"which is not a factor (factors: {', '.join(model.factors)})"))
     if model.planner is not None and not problems:
         _check_planner(model, protocols, doc, problems)
-    if model.planner is not None and model.protocols.fabrication:
-        problems.append(doc.problem(("planner",), "a planner campaign with a fabrication and a test protocol "
-                                    "(linked runs) is not supported yet: give a `design`, or one protocol"))
     if model.horizon is not None:
         try:
             horizon_seconds(model)

@@ -7,6 +7,12 @@ so anyone can check what a suggestion was based on. `labctl campaign run/resume 
 decide proposals with `pending`, `approve` and `reject`; without `--approve` each proposal is approved as
 suggested. Edited values are checked by the campaign's factor rules (in range, one of the levels) and the
 point is planned like any design point before anything is queued.
+
+A campaign with a fabrication and a test protocol (linked runs) turns each approved suggestion into a cell
+with its lineage row (`labctl.campaign.lineage`): the fabrication request is queued at approval, the test
+request only once that fabrication completed, and the planner sees the cell when its test run has ended and
+been observed (a failed fabrication or an interrupted test excludes it, as in a fixed design). Only a running
+campaign takes approvals: a finished or cancelled one refuses them (`SuggestionError`).
 """
 
 from __future__ import annotations
@@ -145,12 +151,24 @@ def propose(store: Any, campaign_id: int, n: int, *, actor: str | None = None) -
     return ids
 
 
+def _stations(camp: dict[str, Any]) -> dict[str, Path | None]:
+    """The station each protocol is planned against, as `design.plan_design` does: the fabrication on the
+    campaign's station, a linked campaign's test on its cycler's first channel (else the station)."""
+    station = Path(camp["station_path"]) if camp["station_path"] else None
+    test = station
+    if state.is_linked(camp) and camp.get("cycler_path"):
+        from labctl.campaign.channels import load_rack
+
+        test = load_rack(camp["cycler_path"]).first
+    return {"fabrication": station, "test": test}
+
+
 def _plan(camp: dict[str, Any], values: dict[str, str]) -> tuple[list[str], list[str], float]:
     from labctl.protocol.plan import make_plan
     from labctl.protocol.problems import FileProblemsError
     from labctl.station import load_station
 
-    station = load_station(Path(camp["station_path"])) if camp["station_path"] else None
+    stations = {role: load_station(p) if p else None for role, p in _stations(camp).items()}
     errors: list[str] = []
     warns: list[str] = []
     duration = 0.0
@@ -160,7 +178,7 @@ def _plan(camp: dict[str, Any], values: dict[str, str]) -> tuple[list[str], list
         except FileProblemsError as exc:
             errors += [f"{role}: {prob}" for prob in exc.problems]
             continue
-        plan = make_plan(loaded, station)
+        plan = make_plan(loaded, stations[role])
         errors += [f"{role}: {e}" for e in plan.errors]
         warns += [f"{role}: {w}" for w in plan.warnings]
         duration += plan.duration
@@ -176,12 +194,22 @@ def _get(store: Any, campaign_id: int, suggestion_id: int) -> dict[str, Any]:
     return found[0]
 
 
+def check_open(camp: dict[str, Any]) -> None:
+    """`SuggestionError` unless the campaign is still running: a finished or cancelled campaign's budget is
+    closed, and a cell approved into it would be queued and run but never observed or reported."""
+    if camp["state"] != "running":
+        raise SuggestionError(f"campaign {camp['id']} is {camp['state']}: its suggestions can no longer be "
+                              "approved (start a new campaign to run more cells)")
+
+
 def approve(store: Any, campaign_id: int, suggestion_id: int, *, values: dict[str, str] | None = None,
             actor: str) -> int | None:
     """Accept a proposal (as suggested, or with edited `values`): the values are checked by the factor rules
     (`SuggestionError` naming each problem), the point is planned and recorded as the campaign's next cell
-    and, when its plan passes, submitted. Returns its run request id, None if its plan refused it."""
+    and, when its plan passes, submitted (a linked campaign: the cell's fabrication). Returns that run request
+    id, None if its plan refused it. A campaign that is no longer running refuses (`check_open`)."""
     camp = state.get(store, campaign_id)
+    check_open(camp)
     s = _get(store, campaign_id, suggestion_id)
     planner = planner_of(camp)
     final = {str(k): str(v) for k, v in (values if values is not None else s["values"]).items()}
@@ -191,20 +219,29 @@ def approve(store: Any, campaign_id: int, suggestion_id: int, *, values: dict[st
     edited = final != s["values"]
     plan_errors, _warns, duration = _plan(camp, final)
     try:
-        pid = _record(store, campaign_id, suggestion_id, s, final, plan_errors, duration, edited, actor)
+        pid = _record(store, camp, suggestion_id, s, final, plan_errors, duration, edited, actor)
     except IntegrityError as exc:  # another approval took the same place in the run order at the same time
         raise SuggestionError(f"suggestion {suggestion_id}: another approval was recorded at the same "
                               "moment; try again") from exc
     if plan_errors:
         return None
     state.submit_pending(store, campaign_id, actor=actor)
-    return next(r["request_id"] for r in state.points(store, campaign_id) if r["id"] == pid)
+    row = next(r for r in state.points(store, campaign_id) if r["id"] == pid)
+    return row["fab_request_id"] if state.is_linked(camp) else row["request_id"]
 
 
-def _record(store: Any, campaign_id: int, suggestion_id: int, s: dict[str, Any], final: dict[str, str],
+def _record(store: Any, camp: dict[str, Any], suggestion_id: int, s: dict[str, Any], final: dict[str, str],
             plan_errors: list[str], duration: float, edited: bool, actor: str) -> int:
-    """The approved point as the campaign's next cell and the suggestion's decision, in one transaction."""
+    """The approved point as the campaign's next cell (a linked campaign: with its lineage row) and the
+    suggestion's decision, in one transaction; refused if the campaign stopped running meanwhile."""
+    from labctl.campaign import lineage
+    from labctl.store.models import Campaign
+
+    campaign_id = int(camp["id"])
     with store.engine.begin() as conn:
+        if conn.execute(select(Campaign.state).where(Campaign.id == campaign_id)).scalar() != "running":
+            raise SuggestionError(f"campaign {campaign_id} stopped running meanwhile: suggestion "
+                                  f"{suggestion_id} can no longer be approved")
         seq = int(conn.execute(select(func.coalesce(func.max(CampaignPoint.seq), -1)).where(
             CampaignPoint.campaign_id == campaign_id)).scalar())  # type: ignore[arg-type]
         seq += 1
@@ -212,6 +249,9 @@ def _record(store: Any, campaign_id: int, suggestion_id: int, s: dict[str, Any],
             campaign_id=campaign_id, seq=seq, point=seq, replicate=0, block=None, factor_values=final,
             plan_ok=not plan_errors, plan_errors=plan_errors, duration_s=duration,
             sample_id=state.sample_id(campaign_id, seq), request_id=None)).inserted_primary_key[0])
+        if state.is_linked(camp):  # the cell's lineage row (none when its plan refused it: never made)
+            lineage.create_rows(conn, campaign_id, [(pid, state.sample_id(campaign_id, seq),
+                                                     not plan_errors)])
         changed = conn.execute(update(CampaignSuggestion).where(
             CampaignSuggestion.id == suggestion_id, CampaignSuggestion.state == "proposed").values(
             state="refused" if plan_errors else "queued", final_values=final, point_id=pid,
@@ -251,6 +291,12 @@ def budget_left(store: Any, campaign_id: int) -> tuple[int, int]:
     return left, max(0, min(spec.batch - in_flight, left))
 
 
+def spent(store: Any, campaign_id: int) -> bool:
+    """The budget is spent and no proposal awaits a decision: the campaign may finish once its cells are
+    observed (a proposal left pending by `--approve` + quit must stay decidable, so it keeps it open)."""
+    return budget_left(store, campaign_id)[0] <= 0 and not pending(store, campaign_id)
+
+
 def top_up(store: Any, campaign_id: int, *, actor: str | None = None) -> list[int]:
     """Propose as many points as the batch has room for (none once the budget is spent)."""
     _left, room = budget_left(store, campaign_id)
@@ -274,6 +320,11 @@ def run_loop(store: Any, campaign_id: int, *, run_batch: Any, decide: Any = None
     campaign_id, proposals)`, False to stop; None approves each as suggested), run what was queued
     (`run_batch()`, False: gave up waiting), observe, and again."""
     who = actor or getpass.getuser()
+    camp = state.get(store, campaign_id)
+    if camp["state"] != "running":  # finished or cancelled: nothing is proposed or approved any more
+        say(f"campaign {campaign_id} is {camp['state']}: nothing to propose or approve")
+        return
+    queued_as = "fabrication request" if state.is_linked(camp) else "request"
     while True:
         top_up(store, campaign_id, actor=who)
         props = pending(store, campaign_id)
@@ -281,7 +332,7 @@ def run_loop(store: Any, campaign_id: int, *, run_batch: Any, decide: Any = None
             if decide is None:
                 for s in props:
                     rid = approve(store, campaign_id, s["id"], actor=who)
-                    say(f"suggestion {s['id']} queued as request {rid}: {s['values']}" if rid is not None
+                    say(f"suggestion {s['id']} queued as {queued_as} {rid}: {s['values']}" if rid is not None
                         else f"suggestion {s['id']} refused by its plan: {s['values']}")
             elif decide(store, campaign_id, props) is False:  # the person stopped: resume goes on from here
                 return

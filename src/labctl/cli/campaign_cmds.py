@@ -1,4 +1,5 @@
-"""labctl CLI commands for campaigns: `campaign validate|plan|schema|run|resume|status|report`."""
+"""labctl CLI commands for campaigns: `campaign validate|plan|schema|run|resume|approve|reject|status|report`
+(approve/reject: a planner campaign's pending suggestions, as `run --approve` and the web app decide them)."""
 
 from __future__ import annotations
 
@@ -155,9 +156,10 @@ def _decide(store: Any, cid: int, proposals: list[dict[str, Any]]) -> bool:
     planned), reject (with a reason) or quit (the proposals stay; `resume --approve` asks again)."""
     import getpass
 
-    from labctl.campaign import suggestions
+    from labctl.campaign import state, suggestions
 
     who = getpass.getuser()
+    linked = state.is_linked(state.get(store, cid))  # its cells are queued as their fabrication first
     for s in proposals:
         _say(f"suggestion {s['id']} (batch {s['batch']}, {s['planner'].get('name')}, from "
              f"{s['observations']} observation(s), sha256 {s['observations_sha256'][:12]}): "
@@ -177,7 +179,8 @@ def _decide(store: Any, cid: int, proposals: list[dict[str, Any]]) -> bool:
                 elif choice != "a":
                     continue
                 rid = suggestions.approve(store, cid, s["id"], values=values, actor=who)
-                _say(f"queued as request {rid}" if rid is not None else "refused by its plan (not queued)")
+                what = "fabrication request" if linked else "request"
+                _say(f"queued as {what} {rid}" if rid is not None else "refused by its plan (not queued)")
                 break
             except suggestions.SuggestionError as exc:
                 _consoles()[1].print(visible(str(exc)), highlight=False, markup=False, soft_wrap=True)
@@ -186,9 +189,12 @@ def _decide(store: Any, cid: int, proposals: list[dict[str, Any]]) -> bool:
 
 def _drive(store: Any, cid: int, station: Path | None, max_parallel: int, no_runner: bool,
            wait: float | None, approve: bool = False, cycler: Path | None = None) -> None:
+    from labctl.campaign import state, suggestions
     from labctl.campaign.drive import drive
     from labctl.campaign.planners import PlannerError
 
+    if approve:  # a finished or cancelled campaign refuses (SuggestionError: `error: ...`, exit 2)
+        suggestions.check_open(state.get(store, cid))
     try:
         prog = drive(store, cid, runner=not no_runner, station=station, max_parallel=max_parallel, wait=wait,
                      say=_say, decide=_decide if approve else None, cycler=cycler)
@@ -245,6 +251,64 @@ def resume(
         _drive(store, campaign_id, station, max_parallel, no_runner, wait, approve, cycler)
     finally:
         store.close()
+
+
+def _pairs(values: list[str]) -> dict[str, str]:
+    out = {}
+    for v in values:
+        name, sep, value = v.partition("=")
+        if not sep or not name.strip():
+            raise typer.BadParameter(f"`{v}` is not NAME=VALUE", param_hint="--value")
+        out[name.strip()] = value.strip()
+    return out
+
+
+@campaign_app.command("approve")
+def approve_cmd(
+    campaign_id: Annotated[int, typer.Argument(help="campaign id")],
+    suggestion_id: Annotated[int, typer.Argument(help="suggestion id (`campaign status ID --json`)")],
+    value: Annotated[list[str] | None, typer.Option(
+        "--value", "-v", help="edit: NAME=VALUE for a factor (give every factor); default: as suggested",
+    )] = None,
+    db: Db = None,
+) -> None:
+    """Accept a planner campaign's pending suggestion, as suggested or edited (values checked by the factor
+    rules, then planned); the campaign's process (`campaign resume ID`) runs it. A finished or cancelled
+    campaign refuses."""
+    import getpass
+
+    from labctl.campaign import state, suggestions
+
+    values = _pairs(value) if value else None
+    store = _open(db)
+    try:
+        camp = state.get(store, campaign_id)
+        rid = suggestions.approve(store, campaign_id, suggestion_id, values=values, actor=getpass.getuser())
+    finally:
+        store.close()
+    what = "fabrication request" if state.is_linked(camp) else "request"
+    _say(f"suggestion {suggestion_id} " + (f"queued as {what} {rid}" if rid is not None
+                                           else "refused by its plan (not queued)"))
+
+
+@campaign_app.command("reject")
+def reject_cmd(
+    campaign_id: Annotated[int, typer.Argument(help="campaign id")],
+    suggestion_id: Annotated[int, typer.Argument(help="suggestion id (`campaign status ID --json`)")],
+    reason: Annotated[str, typer.Option("--reason", help="why (audited)")] = "rejected at the command line",
+    db: Db = None,
+) -> None:
+    """Turn a planner campaign's pending suggestion down; it never runs and does not spend the budget."""
+    import getpass
+
+    from labctl.campaign import suggestions
+
+    store = _open(db)
+    try:
+        suggestions.reject(store, campaign_id, suggestion_id, actor=getpass.getuser(), reason=reason)
+    finally:
+        store.close()
+    _say(f"suggestion {suggestion_id} rejected")
 
 
 @campaign_app.command("status")

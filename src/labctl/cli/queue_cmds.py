@@ -219,7 +219,25 @@ def _station(station: str | None, simulate: bool) -> Path:
     path = _find_station(station, simulate)
     if not path.is_file():
         raise ConfigError(f"{path}: no such station file")
+    _refuse_rack(path)
     return path
+
+
+def _refuse_rack(path: Path) -> None:
+    """A rack file (a multi-channel cycler) is not a station: a runner or worker serves one station, so name
+    the channel stations to serve instead (one runner each; `labctl campaign run` serves a rack itself)."""
+    from labctl.campaign.channels import is_rack, load_rack
+
+    if not is_rack(path):
+        return
+    rack = load_rack(path)
+    first = rack.channels[0].path
+    raise ConfigError(
+        f"{path} is a rack of {len(rack.channels)} channel stations ({rack.name}), not a station: a runner "
+        f"or worker serves one station. Start one per channel, e.g. `labctl runner --station {first}`; the "
+        "channel station files: " + ", ".join(str(ch.path) for ch in rack.channels)
+        + ". (A linked campaign whose `cycler:` is this rack serves every channel itself.)"
+    )
 
 
 def runner_cmd(
