@@ -243,6 +243,14 @@ def load_station(path: str | Path) -> Station:
     return parse_station(text, name)
 
 
+def _rack_hint(data: dict, name: str) -> str:
+    """What to give instead of a rack file (a multi-channel cycler) where one station is wanted."""
+    channels = data.get("channels")
+    files = [str(Path(name).parent / str(f)) for f in channels.values()] if isinstance(channels, dict) else []
+    return ("this is a rack of channel stations, not a station: give one channel's station file"
+            + (f" ({', '.join(files)})" if files else "") + "; a linked campaign's `--cycler` takes the rack")
+
+
 def parse_station(text: str, name: str = "<station>") -> Station:
     doc = load(text, name)
     if doc.problems:
@@ -258,6 +266,9 @@ def parse_station(text: str, name: str = "<station>") -> Station:
                 )
             ]
         )
+    if "labctl_rack" in doc.data:
+        where = doc.where(("labctl_rack",), key=True)
+        raise StationFileError([Problem(name, *where, "labctl_rack", _rack_hint(doc.data, name))])
     raw, problems = validate(_StationFile, doc.data, doc)
     if raw is None:
         raise StationFileError(problems)

@@ -39,6 +39,24 @@ def test_a_plain_station_is_a_one_channel_rack() -> None:
     assert len(rack.channels) == 1 and rack.first == ROOT / "stations" / "simulated.yaml"
 
 
+def test_a_rack_given_where_one_station_is_wanted_names_its_channel_files() -> None:
+    import subprocess
+    import sys
+
+    from labctl.station import StationFileError
+
+    with pytest.raises(StationFileError) as info:
+        load_station(CYCLER)
+    (problem,) = info.value.problems
+    assert str(problem).startswith(f"{CYCLER}:6:1: labctl_rack: this is a rack of channel stations")
+    assert str(CYCLER.parent / "cycler-8ch" / "ch8.yaml") in str(problem)
+    cmd = [sys.executable, "-m", "labctl", "run", str(ROOT / "protocols" / "eis.yaml"), "--simulate",
+           "--station", str(CYCLER)]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "not a station: give one channel's station file" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr + r.stdout
+
+
 def test_a_rack_whose_channels_share_an_instrument_is_refused_with_its_line(tmp_path: Path) -> None:
     ch1 = ROOT / "stations" / "cycler-8ch" / "ch1.yaml"
     rack = tmp_path / "rack.yaml"
