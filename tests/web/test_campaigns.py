@@ -196,6 +196,10 @@ def test_a_finished_or_cancelled_campaign_refuses_approve_and_edit(camp_app, tmp
     with lab.store.engine.begin() as conn:  # as `campaign.finished` or a cancel would leave it
         conn.execute(update(Campaign).where(Campaign.id == cid).values(state=closed))
     op, csrf = _client(camp_app, "otto")
+    html = op.get(f"/campaigns/{cid}", headers=HTML).text  # the page offers no approval, only rejection
+    assert f'<tr id="suggestion-{ids[0]}">' in html
+    assert f"is {closed}: these suggestions can no longer" in html
+    assert "/approve" not in html and 'name="value.concentration"' not in html and "/reject" in html
     url = f"/campaigns/{cid}/suggestions/{ids[0]}/approve"
     as_is = op.post(url, headers={"x-csrf-token": csrf}, data={})
     edited = op.post(url, headers={"x-csrf-token": csrf},
