@@ -208,3 +208,27 @@ def test_a_finished_or_cancelled_campaign_refuses_approve_and_edit(camp_app, tmp
         assert r.status_code == 400, r.text
         assert f"campaign {cid} is {closed}: its suggestions can no longer be approved" in r.text
     assert state.points(lab.store, cid) == [] and len(suggestions.pending(lab.store, cid)) == len(ids)
+
+
+def test_an_operator_cancels_a_running_campaign_from_its_page(camp_app, tmp_path) -> None:
+    from labctl.campaign import state
+    from labctl.campaign.drive import start
+
+    lab = camp_app.state.lab
+    (tmp_path / "planned.yaml").write_text(PLANNED)
+    cid = start(lab.store, tmp_path / "planned.yaml", simulate=True, actor="test")
+    url = f"/campaigns/{cid}/cancel"
+    viewer, vcsrf = _client(camp_app, "vera")
+    assert "Cancel campaign" not in viewer.get(f"/campaigns/{cid}", headers=HTML).text
+    assert viewer.post(url, headers={"x-csrf-token": vcsrf}).status_code == 403
+    op, csrf = _client(camp_app, "otto")
+    assert f'hx-post="{url}"' in op.get(f"/campaigns/{cid}", headers=HTML).text
+    assert op.post(url, data={"reason": "x"}).status_code == 403                     # no CSRF token
+    r = op.post(url, headers={"x-csrf-token": csrf}, data={"reason": "<i>bath</i> spilt"})
+    assert r.status_code == 200 and "cancelled by otto" in r.text and "<i>" not in r.text
+    assert state.get(lab.store, cid)["state"] == "cancelled"
+    (event,) = [e for e in lab.store.events() if e["kind"] == "campaign.cancelled"]
+    assert event["actor"] == "otto" and "<i>bath</i> spilt" in event["data"]
+    again = op.post(url, headers={"x-csrf-token": csrf}, data={})
+    assert again.status_code == 400 and f"campaign {cid} is cancelled" in again.text
+    assert f'hx-post="{url}"' not in op.get(f"/campaigns/{cid}", headers=HTML).text

@@ -112,6 +112,16 @@ class CampaignHandle:
         suggestions.reject(self.store, self.id, suggestion_id, actor=actor or getpass.getuser(),
                            reason=reason)
 
+    def cancel(self, reason: str = "", *, actor: str | None = None) -> dict[str, Any]:
+        """Stop the campaign: its queued requests are cancelled and nothing more is queued or approved; runs
+        already started go on and are observed when they end (`labctl.campaign.state.cancel`). Returns
+        {"cancelled": request ids, "running": run ids left running}; `StoreError` unless it is running."""
+        import getpass
+
+        from labctl.campaign import state
+
+        return state.cancel(self.store, self.id, actor=actor or getpass.getuser(), reason=reason)
+
     def lives(self) -> pd.DataFrame:
         """Per condition: counts, Kaplan–Meier median, Weibull shape, median life and its 95 % interval."""
         from labctl.campaign import survival

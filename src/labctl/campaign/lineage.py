@@ -8,7 +8,8 @@ as the row.
   the run reported) and only then submits the cell's test request (same sample id, so a dry run's test world
   starts from that sample, see `simulators.dryrun.DryRunBench.carry_sample`); a fabrication that failed, was
   cancelled or interrupted excludes the cell (an observation with the reason: never a short life, never a
-  test). When the test request ends the row gets the test run, the channel and the assembly (the test
+  test), and so does a cancelled campaign for a cell fabricated but not yet tested (`not tested`). When the
+  test request ends the row gets the test run, the channel and the assembly (the test
   protocol's operator step: who answered it, automatically in a dry run).
 
 Everything is idempotent, so `labctl campaign resume` after the campaign process was killed redoes nothing:
@@ -210,6 +211,11 @@ def advance(store: Any, campaign_id: int, *, actor: str | None = None,
                 continue
         if row["state"] == "fabricated":
             camp = camp or get(store, campaign_id)
+            if camp["state"] != "running":  # cancelled: the sample is made (recorded), its test never queued
+                reason = f"campaign {campaign_id} {camp['state']} before the cell's test was queued"
+                if _exclude(store, row, row["fab_run_id"], "not tested", reason, who, was="fabricated"):
+                    out["excluded"] += 1
+                continue
             rid, adopted = _submit(store, camp, "test", row["sample_id"], row["factor_values"], who)
             if _link_test(store, row, rid, adopted, who):
                 out["tests"] += 1
@@ -245,12 +251,13 @@ def _link_test(store: Any, row: dict[str, Any], rid: int, adopted: bool, who: st
     return True
 
 
-def _exclude(store: Any, row: dict[str, Any], run_id: int | None, state: str, reason: str, who: str) -> bool:
-    """A cell whose fabrication did not complete: its lineage state and an `excluded` observation, in one
-    transaction."""
+def _exclude(store: Any, row: dict[str, Any], run_id: int | None, state: str, reason: str, who: str,
+             was: str = "fabricating") -> bool:
+    """A cell whose fabrication did not complete (or, `was` fabricated, whose campaign was cancelled before
+    its test): its lineage state and an `excluded` observation, in one transaction."""
     with store.engine.begin() as conn:
         changed = conn.execute(update(CampaignCell).where(
-            CampaignCell.id == row["id"], CampaignCell.state == "fabricating").values(
+            CampaignCell.id == row["id"], CampaignCell.state == was).values(
                 fab_run_id=run_id, state=state, reason=reason, updated_at=time.time())).rowcount
         if changed != 1:
             return False

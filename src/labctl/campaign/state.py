@@ -1,6 +1,7 @@
 """A campaign's state as rows: the campaign, its points in run order, the run request each became and one
 observation per finished cell. Every change that matters is an audited event in the same transaction as its
-row (`campaign.created`, `campaign.point.submitted`, `campaign.observed`, `campaign.finished`).
+row (`campaign.created`, `campaign.point.submitted`, `campaign.observed`, `campaign.finished`,
+`campaign.cancelled`).
 
 Submitting is idempotent, so `labctl campaign resume` after the campaign process died never submits a cell
 twice: each cell has its own sample id (`campaign<ID>-cell<NNN>`) that its request carries, and a point whose
@@ -97,6 +98,8 @@ def submit_pending(store: Any, campaign_id: int, *, actor: str | None = None) ->
 
     who = actor or getpass.getuser()
     camp = get(store, campaign_id)
+    if camp["state"] != "running":  # a cancelled (or finished) campaign queues nothing more
+        return []
     if is_linked(camp):  # fabrications first; each test request follows its completed fabrication
         from labctl.campaign.lineage import submit_fabrications
 
@@ -211,3 +214,48 @@ def finish_if_done(store: Any, campaign_id: int, *, actor: str | None = None) ->
             _event(conn, store, "campaign.finished", {"campaign_id": campaign_id, **prog},
                    actor or getpass.getuser())
     return True
+
+
+def cancel(store: Any, campaign_id: int, *, actor: str | None = None, reason: str = "") -> dict[str, Any]:
+    """Stop a running campaign: `running -> cancelled` (audited, with `reason`), then every request of its
+    cells still queued is cancelled (fabrications and tests; their cells are excluded when observed) and
+    nothing more is submitted or approved. Runs already started go on, and are observed when they end: a
+    1000 h test half done is data, so aborting one is a separate, explicit act (`labctl abort RUN`).
+    Returns {"cancelled": request ids, "running": run ids left running}; `StoreError` if not running."""
+    from labctl.store import requests
+
+    who = actor or getpass.getuser()
+    why = reason or f"campaign {campaign_id} cancelled by {who}"
+    with store.engine.begin() as conn:
+        changed = conn.execute(update(Campaign).where(Campaign.id == campaign_id, Campaign.state == "running")
+                               .values(state="cancelled", ended_at=time.time())).rowcount
+        if changed == 1:
+            _event(conn, store, "campaign.cancelled", {"campaign_id": campaign_id, "reason": why}, who)
+    if changed != 1:
+        raise StoreError(f"campaign {campaign_id} is {get(store, campaign_id)['state']}: only a running "
+                         "campaign can be cancelled")
+    cancelled, running = [], []
+    for rid in _request_ids(store, campaign_id):
+        try:
+            requests.cancel(store, rid, actor=who, reason=why)
+            cancelled.append(rid)
+        except StoreError:  # taken or started (or ended) meanwhile: its run is followed like any other
+            pass
+    with store.engine.connect() as conn:
+        running = [int(r) for r in conn.execute(select(RunRequest.run_id).where(
+            RunRequest.id.in_(_request_ids(store, campaign_id)), RunRequest.run_id.is_not(None),
+            RunRequest.state.not_in(REQUEST_ENDED))).scalars()]
+        conn.rollback()
+    return {"cancelled": cancelled, "running": running}
+
+
+def _request_ids(store: Any, campaign_id: int) -> list[int]:
+    """Every run request of the campaign's cells: each point's, and a linked cell's fabrication and test."""
+    with store.engine.connect() as conn:
+        ids = set(conn.execute(select(CampaignPoint.request_id).where(
+            CampaignPoint.campaign_id == campaign_id, CampaignPoint.request_id.is_not(None))).scalars())
+        for fab, test in conn.execute(select(CampaignCell.fab_request_id, CampaignCell.test_request_id)
+                                      .where(CampaignCell.campaign_id == campaign_id)):
+            ids.update(r for r in (fab, test) if r is not None)
+        conn.rollback()
+    return sorted(int(i) for i in ids)

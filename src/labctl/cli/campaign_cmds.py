@@ -311,6 +311,29 @@ def reject_cmd(
     _say(f"suggestion {suggestion_id} rejected")
 
 
+@campaign_app.command("cancel")
+def cancel_cmd(
+    campaign_id: Annotated[int, typer.Argument(help="campaign id")],
+    reason: Annotated[str, typer.Option("--reason", help="why (audited)")] = "",
+    db: Db = None,
+) -> None:
+    """Stop a running campaign: its queued requests are cancelled, nothing more is queued or approved. Runs
+    already started go on and are observed when they end (abort one with `labctl abort RUN`)."""
+    import getpass
+
+    from labctl.campaign import state
+
+    store = _open(db)
+    try:
+        out = state.cancel(store, campaign_id, actor=getpass.getuser(), reason=reason)
+    finally:
+        store.close()
+    running = out["running"]
+    _say(f"campaign {campaign_id} cancelled: {len(out['cancelled'])} queued request(s) cancelled"
+         + (f"; run(s) {', '.join(map(str, running))} left running (`labctl abort RUN` stops one)"
+            if running else ""))
+
+
 @campaign_app.command("status")
 def status(
     campaign_id: Annotated[int, typer.Argument(help="campaign id")],

@@ -291,7 +291,7 @@ class Campaign(Base):
     seed: Mapped[int] = mapped_column(BigInteger)
     simulate: Mapped[bool] = mapped_column(Boolean)
     horizon_s: Mapped[float | None]
-    state: Mapped[str] = mapped_column(String(20))  # running, finished
+    state: Mapped[str] = mapped_column(String(20))  # running, finished, cancelled
     created_by: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[float]
     ended_at: Mapped[float | None]

@@ -3,7 +3,8 @@ verdict, request, run, state and outcome, from `labctl.campaign.state` as `labct
 them), the life statistics per condition (`lab.campaign(ID).lives()`), and every PNG figure
 `labctl.campaign.report.write` returns (the Kaplan–Meier curves and whatever figures are added to it later,
 without a change here). Operators may record the observations of cells whose runs ended (the same audited
-`state.observe` the CLI's `campaign status` runs, as the web user). A planner campaign's pending
+`state.observe` the CLI's `campaign status` runs, as the web user) and cancel a running campaign
+(`state.cancel`, as `labctl campaign cancel`). A planner campaign's pending
 suggestions are shown with their values editable; operators approve (as suggested or edited) or reject them
 through `labctl.campaign.suggestions`, as `campaign run --approve` does, recorded with the web user's name."""
 
@@ -116,6 +117,22 @@ def register(app: FastAPI) -> None:
         return render(request, "_message.html", {
             "message": f"{added} cell(s) observed as {user.name}" + ("; the campaign is finished" if finished
                                                                       else "") + ". Reload to see them."})
+
+    @app.post("/campaigns/{campaign_id}/cancel", response_class=HTMLResponse,
+              dependencies=[Depends(require_csrf)])
+    def cancel(request: Request, campaign_id: int, reason: str = Form(""),
+               user: Any = Depends(require_role("operator"))) -> Response:
+        from labctl.campaign import state
+
+        _open(lab, campaign_id)
+        try:
+            out = state.cancel(lab.store, campaign_id, actor=user.name, reason=reason)
+        except StoreError as exc:
+            return _decided(request, str(exc), 400)
+        running = out["running"]
+        return _decided(request, f"cancelled by {user.name}: {len(out['cancelled'])} queued request(s) "
+                        "cancelled" + (f"; run(s) {', '.join(map(str, running))} left running (abort each "
+                                       "from its page)" if running else "") + ". Reload to see them.")
 
     def _decided(request: Request, message: str, status: int = 200) -> Response:
         return render(request, "_message.html", {"message": message}, status=status)
