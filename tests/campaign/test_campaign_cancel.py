@@ -6,7 +6,6 @@ with the reason); cancelling twice, or a finished campaign, is refused with the 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
