@@ -76,3 +76,55 @@ def test_status_follow_ends_when_the_campaign_is_finished(tmp_path: Path, sqlite
     r = _labctl("campaign", "status", "1", "--follow", "--every", "0.2", "--db", sqlite_db)
     assert r.returncode == 0, r.stderr
     assert "(finished)" in r.stdout and "censored 4" in r.stdout and "0.05 M" in r.stdout
+
+
+def test_status_follow_watches_a_running_campaign_to_its_end(tmp_path: Path, sqlite_db: str) -> None:
+    """Started while the campaign's cells are still running, `status --follow` keeps looking (observing the
+    cells as they end) and returns once the campaign is finished."""
+    import time
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from labctl.store import Store
+
+    run = subprocess.Popen([sys.executable, "-m", "labctl", "campaign", "run",
+                            str(ROOT / "campaigns" / "short-dry-run.yaml"), "--simulate", "--db", sqlite_db],
+                           cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:  # the campaign row exists, and nothing is observed yet
+            assert time.monotonic() < deadline and run.poll() is None, "it ended before it was watched"
+            if Path(sqlite_db.removeprefix("sqlite:///")).exists():
+                with Store.open(sqlite_db) as store:
+                    from labctl.campaign import state
+
+                    try:
+                        prog = state.progress(store, 1)
+                    except SQLAlchemyError:  # its tables are not made yet
+                        prog = None
+                if prog and prog["pending"]:
+                    break
+            time.sleep(0.1)
+        t0 = time.monotonic()
+        r = _labctl("campaign", "status", "1", "--follow", "--every", "0.2", "--db", sqlite_db)
+        watched = time.monotonic() - t0
+        assert r.returncode == 0, r.stderr
+        assert "(finished)" in r.stdout and "censored 4" in r.stdout
+        assert run.wait(120) == 0
+        assert watched > 1.0  # it waited for the cells rather than returning at once
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+
+
+def test_status_follow_returns_for_a_cancelled_campaign_with_nothing_running(sqlite_db: str) -> None:
+    from labctl.campaign import drive, state
+    from labctl.store import Store
+
+    with Store.open(sqlite_db) as store:
+        cid = drive.start(store, ROOT / "campaigns" / "short-dry-run.yaml", simulate=True, actor="t")
+        state.cancel(store, cid, actor="t")
+    r = _labctl("campaign", "status", str(cid), "--follow", "--every", "0.2", "--db", sqlite_db)
+    assert r.returncode == 0, r.stderr
+    assert "(cancelled)" in r.stdout and "excluded 4" in r.stdout

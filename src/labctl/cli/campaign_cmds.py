@@ -338,7 +338,7 @@ def cancel_cmd(
 def status(
     campaign_id: Annotated[int, typer.Argument(help="campaign id")],
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
-    follow: Annotated[bool, typer.Option("--follow", "-f", help="refresh live until the campaign finishes "
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="refresh live until the campaign ends "
                                          "(Ctrl-C to stop watching; the campaign goes on)")] = False,
     every: Annotated[float, typer.Option("--every", help="with --follow: seconds between looks")] = 2.0,
     db: Db = None,
@@ -382,7 +382,8 @@ def _suggestions(db: str | None, camp: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _follow(store: Any, campaign_id: int, console: Any, every: float) -> None:
-    """`status --follow`: the table redrawn in place (rich Live) until the campaign is finished."""
+    """`status --follow`: the table redrawn in place (rich Live) until the campaign is finished (or,
+    cancelled, has no run left going)."""
     import time
 
     from rich.live import Live
@@ -395,7 +396,8 @@ def _follow(store: Any, campaign_id: int, console: Any, every: float) -> None:
         camp, rows, prog = state.get(store, campaign_id), state.points(store, campaign_id), \
             state.progress(store, campaign_id)
         cols, body, title = _status_table(camp, rows, prog)
-        return table(cols, body, width=console.width, title=title), camp["state"] == "finished"
+        done = camp["state"] == "finished" or (camp["state"] != "running" and not prog["pending"])
+        return table(cols, body, width=console.width, title=title), done
 
     try:
         view, done = look()
