@@ -6,6 +6,10 @@ plain "zlib"), column names in JSON. Both writers commit when their oldest buffe
 seconds old — on the next append, or from the store's `Flusher` thread when no append comes — and on
 flush/close, so a crash loses at most what arrived in the last 0.5 s (and what the instrument measured
 but had not handed over: see `labctl.steps.streaming`).
+
+Compression goes through ISA-L (`isal`, when installed) at level 1: it writes the same zlib streams as the
+standard library (any reader, old ones included, decompresses them with `zlib`), 3-6x faster on these data
+with the same ratio (benchmarks/RESULTS.md, issue 19); without it the standard library's zlib does.
 """
 
 from __future__ import annotations
@@ -25,6 +29,11 @@ from labctl.store.errors import StoreError
 from labctl.store.models import IO, Blob, Chunk
 from labctl.store.seals import ChunkDigest, seal
 
+try:  # ISA-L deflate: zlib's stream format, several times faster (see the module docstring)
+    from isal.isal_zlib import compress as _deflate
+except ImportError:  # pragma: no cover - isal is a dependency; a bare install still writes zlib streams
+    from zlib import compress as _deflate
+
 if TYPE_CHECKING:  # numpy is imported where data is read or written: `labctl runs list` needs none of it
     import numpy as np
 
@@ -42,7 +51,7 @@ def encode(columns: dict[str, np.ndarray]) -> bytes:
     import numpy as np
 
     raw = np.concatenate([np.ascontiguousarray(c, dtype="<f8") for c in columns.values()])
-    return zlib.compress(raw.view(np.uint8).reshape(-1, 8).T.tobytes(), ZLIB_LEVEL)
+    return _deflate(raw.view(np.uint8).reshape(-1, 8).T.tobytes(), ZLIB_LEVEL)
 
 
 def decode(data: bytes, names: list[str], n: int, codec: str = CODEC) -> dict[str, np.ndarray]:
@@ -241,7 +250,7 @@ _packer_lock = threading.Lock()
 
 def _pack(data: bytes) -> tuple[str, int, bytes]:
     """(sha256, length, zlib-compressed bytes) of a bulk reply."""
-    return hashlib.sha256(data).hexdigest(), len(data), zlib.compress(data, ZLIB_LEVEL)
+    return hashlib.sha256(data).hexdigest(), len(data), _deflate(data, ZLIB_LEVEL)
 
 
 def _packer_pool() -> ThreadPoolExecutor:
