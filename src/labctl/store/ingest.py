@@ -7,9 +7,10 @@ seconds old — on the next append, or from the store's `Flusher` thread when no
 flush/close, so a crash loses at most what arrived in the last 0.5 s (and what the instrument measured
 but had not handed over: see `labctl.steps.streaming`).
 
-Compression goes through ISA-L (`isal`, when installed) at level 1: it writes the same zlib streams as the
-standard library (any reader, old ones included, decompresses them with `zlib`), 3-6x faster on these data
-with the same ratio (benchmarks/RESULTS.md, issue 19); without it the standard library's zlib does.
+Compression (and decompression) goes through ISA-L (`isal`, when installed) at level 1: it writes the same
+zlib streams as the standard library (any reader, old ones included, decompresses them with `zlib`), 3-6x
+faster on these data with the same ratio (benchmarks/RESULTS.md, issue 19); without it, the standard
+library's zlib.
 """
 
 from __future__ import annotations
@@ -29,10 +30,14 @@ from labctl.store.errors import StoreError
 from labctl.store.models import IO, Blob, Chunk
 from labctl.store.seals import ChunkDigest, seal
 
-try:  # ISA-L deflate: zlib's stream format, several times faster (see the module docstring)
+try:  # ISA-L: zlib's stream format, several times faster both ways (see the module docstring)
     from isal.isal_zlib import compress as _deflate
-except ImportError:  # pragma: no cover - isal is a dependency; a bare install still writes zlib streams
+    from isal.isal_zlib import decompress as _inflate
+    from isal.isal_zlib import error as _InflateError
+except ImportError:  # pragma: no cover - isal is a dependency; a bare install still reads and writes zlib
     from zlib import compress as _deflate
+    from zlib import decompress as _inflate
+    from zlib import error as _InflateError
 
 if TYPE_CHECKING:  # numpy is imported where data is read or written: `labctl runs list` needs none of it
     import numpy as np
@@ -58,8 +63,8 @@ def decode(data: bytes, names: list[str], n: int, codec: str = CODEC) -> dict[st
     import numpy as np
 
     try:
-        raw = zlib.decompress(data)
-    except zlib.error as exc:
+        raw = _inflate(data)
+    except (zlib.error, _InflateError) as exc:
         raise StoreError(f"corrupt chunk: {exc}") from exc
     if len(raw) != 8 * n * len(names):
         raise StoreError(f"corrupt chunk: {len(raw) // 8} values for {len(names)} columns x {n} points")
@@ -353,7 +358,7 @@ def _unblob(codec: str | None, data: bytes | None) -> bytes | None:
     if data is None:
         return None
     if codec == "zlib":
-        return zlib.decompress(data)
+        return _inflate(data)
     if codec == "raw":
         return data
     raise StoreError(f"blob codec {codec!r} unknown to this labctl")
