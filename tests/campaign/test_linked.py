@@ -67,6 +67,9 @@ def test_linked_dry_run_end_to_end(sqlite_db: str, tmp_path: Path) -> None:
     with Store.open(sqlite_db) as store:
         reqs = {q["id"]: q for q in requests.listing(store)}
         assert len(reqs) == 4 and {q["state"] for q in reqs.values()} == {"finished"}
+        # every run forked by the campaign's one warm launcher, none a cold `python -m labctl run` (issue 19)
+        vias = {requests.raw(store, q).process["via"].split()[0] for q in reqs}
+        assert vias == {"launcher"}
         for c in cells:
             fab, test = store.run(c["fabrication_run"]), store.run(c["test_run"])
             assert fab["protocol_name"] == "linked test fabrication" and fab["state"] == "completed"

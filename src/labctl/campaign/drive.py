@@ -139,6 +139,12 @@ def run_linked(store: Any, campaign_id: int, *, station: Path | None, cycler: Pa
     everyone = [fab, *tests]
     stop = stop or threading.Event()
     _on_signals(stop)
+    # one warm launcher for every dispatcher: each cell's two runs are forked from a process that has imported
+    # the run path, not started as `python -m labctl run` (~1.4 s of imports each: issue 19); it warms up
+    # while the dispatchers register ($LABCTL_NO_LAUNCHER: plain subprocesses)
+    fab.start_launcher()
+    for d in tests:
+        d.launcher = fab.launcher
     for d in everyone:
         d.register()
         d.adopt()  # after a kill: the runs this campaign's dispatchers had launched keep their slots
@@ -172,6 +178,9 @@ def run_linked(store: Any, campaign_id: int, *, station: Path | None, cycler: Pa
             if not started:
                 stop.wait(poll)
     finally:
+        fab.stop_launcher()  # its runs go on (they are not its children): `resume` adopts them
+        for d in tests:
+            d.launcher = None
         for d in everyone:
             requests.worker_stopped(store, d.name, reason if not d.busy() else f"{reason}; runs left running")
 
