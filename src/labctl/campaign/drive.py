@@ -156,10 +156,13 @@ def run_linked(store: Any, campaign_id: int, *, station: Path | None, cycler: Pa
         while not stop.is_set():
             # a dispatcher follows when one of its run processes has exited (its request can end now), else
             # once per beat (linking runs, adopted runs, a dead peer's runs on this host): nine dispatchers
-            # following every round cost the campaign process a fifth of the campaign's CPU (RESULTS.md)
+            # following every round cost the campaign process a fifth of the campaign's CPU (RESULTS.md). On a
+            # beat only those with requests in flight follow, and the fabrication one for a dead peer's runs:
+            # each follow checks every worker on this host, and nine a beat were ~30 % of the loop (issue 19)
             beat = time.monotonic() - beat_at > BEAT_S
             for d in everyone:
-                if beat or any(c.poll() is not None for c in d.children.values()):
+                exited = any(c.poll() is not None for c in d.children.values())
+                if exited or (beat and (d is fab or d.busy())):
                     d.follow()
             _forget_ended(store, everyone)
             rows = lineage.cells(store, campaign_id)  # one read a round (it is most of an idle round's cost)
