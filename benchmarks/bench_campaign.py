@@ -3,8 +3,10 @@
 The campaign is `campaigns/li-in-24-cells.yaml`: 4 immersion times x 3 InCl3 concentrations x 2 replicates;
 each cell a fabrication run on the simulated bench (one at a time), then a test run (assembly, OCV, EIS, up to
 500 cycles = 1000 h at 1 s sampling, EIS) on any free channel of the simulated 8-channel cycler. Timed:
-`labctl campaign run ... --simulate --max-parallel P` as one process tree (the campaign process and every run
-process it launches): wall time, and the peak of the tree's summed RSS, sampled every 50 ms with psutil.
+`labctl campaign run ... --simulate --max-parallel P` as one process tree (the campaign process, its warm
+launcher and every run process forked from it: the runs outlive the campaign process by design, so this
+script makes itself their subreaper to keep them in the tree): wall time, the peak of the tree's summed RSS,
+sampled every 50 ms with psutil, and the tree's CPU time.
 
 Baseline: the same 24 cells as 24 sequential `labctl run --simulate` calls, each of one protocol doing both
 (the fabrication's steps then the test's, the cell's parameters), on the simulated bench, same store kind,
@@ -34,11 +36,40 @@ CAMPAIGN = ROOT / "campaigns" / "li-in-24-cells.yaml"
 SAMPLE_S = 0.05
 
 
+def become_subreaper() -> bool:
+    """Make this process the reaper of its orphaned descendants (Linux `PR_SET_CHILD_SUBREAPER`): the warm
+    launcher double-forks each run so that it outlives the campaign process, and without this the runs would
+    be init's children, outside the tree whose memory and CPU are measured. False where it is not
+    available."""
+    import ctypes
+
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        return False
+
+
+def reap_orphans() -> None:
+    """Collect the runs (and any other orphan) that ended under this subreaper: their CPU counts in
+    RUSAGE_CHILDREN only once they are waited for."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
 def tree_rss(proc: psutil.Process) -> int:
-    """Summed RSS (bytes) of `proc` and all its descendants now."""
+    """Summed RSS (bytes) of `proc` and all its descendants now (runs forked by the launcher share its
+    imported pages copy-on-write: summing RSS counts those pages once per run, an overestimate)."""
     total = 0
     try:
         procs = [proc, *proc.children(recursive=True)]
+        if proc.pid != os.getpid():  # the launcher's runs, reparented to this process (`become_subreaper`)
+            procs += [p for p in psutil.Process().children(recursive=True) if p.pid != proc.pid
+                      and p not in procs]
     except psutil.Error:
         return 0
     for p in procs:
@@ -51,8 +82,8 @@ CPU: dict[str, float] = {}  # of the last `timed` command: "tree" (it and all it
 
 
 def timed(cmd: list[str], env: dict[str, str], log: Path) -> tuple[float, int, int]:
-    """(wall s, peak tree RSS bytes, exit code) of `cmd`, its run processes included (they are its
-    children; `start_new_session` keeps them in the tree). CPU seconds go to `CPU`."""
+    """(wall s, peak tree RSS bytes, exit code) of `cmd`, its run processes included (its children, or
+    forked by its warm launcher and reparented to this subreaper). CPU seconds go to `CPU`."""
     peak, own = 0, 0.0
     done = threading.Event()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -76,6 +107,7 @@ def timed(cmd: list[str], env: dict[str, str], log: Path) -> tuple[float, int, i
         done.set()
         th.join()
     wall = time.perf_counter() - t0
+    reap_orphans()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     CPU.update(tree=(after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime), own=own)
     return wall, peak, rc
@@ -122,7 +154,9 @@ def breakdown(db_file: Path, env: dict[str, str]) -> None:
         run = [runs[r.run_id].ended_at - runs[r.run_id].created_at for r in rs]
         tail = [r.ended_at - runs[r.run_id].ended_at for r in rs]
         med = statistics.median
-        print(f"  {role}: {len(rs)} runs; start-up median {med(start):.2f} s (sum {sum(start):.0f} s), run "
+        forked = sum(str(r.process.get("via", "")).startswith("launcher") for r in rs)
+        print(f"  {role}: {len(rs)} runs ({forked} forked by the warm launcher); start-up median "
+              f"{med(start):.2f} s (sum {sum(start):.0f} s), run "
               f"median {med(run):.2f} s (sum {sum(run):.0f} s), tail median {med(tail):.2f} s (sum "
               f"{sum(tail):.0f} s); last ended at {max(r.ended_at for r in rs) - t0:.0f} s")
 
@@ -158,6 +192,8 @@ def main() -> None:
     env = {**os.environ, "LABCTL_AUDIT_KEY": str(work / "audit.key"), "LABCTL_SPOOL": str(work / "spool"),
            "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
     env.pop("LABCTL_DB", None)
+    if not become_subreaper():
+        print("warning: not a subreaper: runs forked by the launcher are outside the measured tree")
     print(f"machine: {os.cpu_count()} cores; load average before: {load_avg()}")
 
     db = f"sqlite:///{work / 'campaign.db'}"

@@ -67,6 +67,9 @@ def test_linked_dry_run_end_to_end(sqlite_db: str, tmp_path: Path) -> None:
     with Store.open(sqlite_db) as store:
         reqs = {q["id"]: q for q in requests.listing(store)}
         assert len(reqs) == 4 and {q["state"] for q in reqs.values()} == {"finished"}
+        # every run forked by the campaign's one warm launcher, none a cold `python -m labctl run` (issue 19)
+        vias = {requests.raw(store, q).process["via"].split()[0] for q in reqs}
+        assert vias == {"launcher"}
         for c in cells:
             fab, test = store.run(c["fabrication_run"]), store.run(c["test_run"])
             assert fab["protocol_name"] == "linked test fabrication" and fab["state"] == "completed"
@@ -93,6 +96,8 @@ def test_linked_dry_run_end_to_end(sqlite_db: str, tmp_path: Path) -> None:
         kinds = [e["kind"] for e in store.events()]
         assert kinds.count("campaign.fabricated") == 2 and kinds.count("campaign.cell.tested") == 2
         assert kinds.count("campaign.fabrication.submitted") == 2 and store.verify().ok
+        # observed on the campaign's observer thread as each test ended, and after the loop: once per cell
+        assert kinds.count("campaign.observed") == 2
     r = _labctl("campaign", "status", "1", "--db", sqlite_db)
     assert "lineage: sample -> fabrication run -> cell -> test run" in r.stdout
     assert "auto (dry run)" in r.stdout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -251,3 +252,25 @@ def test_codec_layout() -> None:
         ingest.decode(blob, ["a", "b", "c"], 2)
     with pytest.raises(StoreError, match="corrupt chunk"):
         ingest.decode(b"garbage", ["a"], 1)
+
+
+def test_isal_writes_zlib_streams_any_reader_decodes() -> None:
+    """Chunks and bulk replies are deflated by ISA-L (issue 19): the bytes differ from the standard library's
+    but are zlib streams, so readers that only know `zlib` (older labctl, `labctl audit verify`) decode
+    them to the same content; a 50 000-point chunk of cycling-like data round-trips exactly."""
+    pytest.importorskip("isal")
+    assert ingest._deflate.__module__.startswith("isal")
+    rng = np.random.default_rng(7)
+    n = ingest.CHUNK_POINTS
+    cols = {"t": np.arange(n) + 3600.0, "voltage": rng.normal(0.02, 1e-3, n), "current": np.full(n, -1.13e-3),
+            "cycle": np.full(n, 3.0), "half_cycle": np.full(n, 4.0)}
+    blob = ingest.encode(cols)
+    raw = zlib.decompress(blob)
+    flat = np.frombuffer(bytes(np.frombuffer(raw, np.uint8).reshape(8, -1).T.tobytes()), "<f8")
+    assert np.array_equal(flat, np.concatenate(list(cols.values())))
+    back = ingest.decode(blob, list(cols), n)
+    assert all(np.array_equal(back[k], v) for k, v in cols.items())
+    reply = b"#0" + rng.normal(size=3 * 3600).astype("<f8").tobytes() + b"\n"
+    sha, length, packed = ingest._pack(reply)
+    assert sha == hashlib.sha256(reply).hexdigest()
+    assert (length, zlib.decompress(packed), ingest._unblob("zlib", packed)) == (len(reply), reply, reply)

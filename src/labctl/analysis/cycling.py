@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from labctl.analysis.failure import ShortCriterion, feed, half_cycle_bounds
+from labctl.analysis.failure import ShortCriterion, feed, half_cycle_bounds, median
 
 HOUR = 3600.0
 
@@ -76,18 +76,19 @@ def half_cycles(t: np.ndarray, voltage: np.ndarray, current: np.ndarray,
     else:
         bounds = segment(i, **kw)
     for a, b in bounds:
-        sign = 1 if np.median(i[a:b]) > 0 else -1
+        current = median(i[a:b])
+        sign = 1 if current > 0 else -1
         if sign < 0 or cycle == 0:  # a cycle starts with its plating half (or the trace's first half)
             cycle += 1
         n = b - a
         mid = slice(a + n // 4, max(a + n // 4 + 1, a + (3 * n) // 4))
         absv = np.abs(v[a:b])
-        over = float(np.median(np.abs(v[mid])))
+        over = median(np.abs(v[mid]))
         dt = np.diff(t[a:b], prepend=t[a])
         dt[0] = dt[1] if n > 1 else 0.0  # each point stands for the interval before it
-        rows.append((a, b, t[a], t[b - 1], float(np.median(i[a:b])), sign, cycle, over,
-                     float(absv.max()), float(np.median(v[mid])), float(np.sum(np.abs(i[a:b]) * dt)),
-                     float(np.median(absv[: max(1, n // 10)]) / over) if over > 0 else np.inf))
+        rows.append((a, b, t[a], t[b - 1], current, sign, cycle, over,
+                     float(absv.max()), median(v[mid]), float(np.sum(np.abs(i[a:b]) * dt)),
+                     float(median(absv[: max(1, n // 10)]) / over) if over > 0 else np.inf))
     cols = list(zip(*rows, strict=True)) if rows else [[] for _ in range(12)]
     arr = [np.asarray(c) for c in cols]
     ints = {0, 1, 5, 6}
@@ -151,7 +152,8 @@ def detect_failure(t: np.ndarray, voltage: np.ndarray, current: np.ndarray,
                    half_cycle: np.ndarray | None = None, *, criterion: ShortCriterion | None = None,
                    voltage_limit: float | None = None,
                    r_el_ohm: float | None = None, threshold: float | None = None, window: float | None = None,
-                   runaway_factor: float = 2.0, rate_test: bool = False, drop: float = 0.5) -> Failure:
+                   runaway_factor: float = 2.0, rate_test: bool = False, drop: float = 0.5,
+                   hc: HalfCycles | None = None) -> Failure:
     """The first failure of a cycling trace (physics §4.1 "cycle life": first of a short, |V| at the cut-off,
     overpotential > `runaway_factor` × its cycle-10 value).
 
@@ -159,7 +161,8 @@ def detect_failure(t: np.ndarray, voltage: np.ndarray, current: np.ndarray,
     same parameters (`criterion` to continue a run-level one, else a fresh one from `r_el_ohm`, `threshold`,
     `window`), so run and report agree. A short after which the half-cycle medians recover (data continued,
     `short_detection.stop_after`) is reported as a soft short. Rate tests change current on purpose: no
-    runaway criterion there."""
+    runaway criterion there. `hc`: this trace's `half_cycles(t, voltage, current, half_cycle)` when the
+    caller has them already (not computed twice)."""
     t, v, i = (np.asarray(x, dtype=float) for x in (t, voltage, current))
     crit = criterion or ShortCriterion(r_el_ohm=r_el_ohm, threshold=threshold, window=window, drop=drop)
     bounds = half_cycle_bounds(i, half_cycle)
@@ -183,7 +186,7 @@ def detect_failure(t: np.ndarray, voltage: np.ndarray, current: np.ndarray,
             candidates.append(Failure("voltage_limit", float(t[hit[0]]), k, [],
                                       f"|V| reached {abs(v[hit[0]]):.3f} V (limit {abs(voltage_limit):g} V)"))
     if not rate_test:
-        hc = half_cycles(t, v, i, half_cycle)
+        hc = half_cycles(t, v, i, half_cycle) if hc is None else hc
         tenth = np.flatnonzero(hc.cycle == 10)
         if tenth.size:
             ref10 = float(hc.overpotential[tenth[0]])

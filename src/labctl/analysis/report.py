@@ -133,7 +133,8 @@ def cycling_metrics(
     hcol = c.get("half_cycle")
     hc_all = cycling.half_cycles(c["t"], c["voltage"], c["current"], hcol)
     fail = (cycling.detect_failure(c["t"], c["voltage"], c["current"], hcol, criterion=criterion,
-                                   voltage_limit=voltage_limit, r_el_ohm=r_el_ohm, rate_test=rate_test)
+                                   voltage_limit=voltage_limit, r_el_ohm=r_el_ohm, rate_test=rate_test,
+                                   hc=hc_all)
             if assess_failure else cycling.Failure(None, None, None, [], "not assessed for Li|Cu CE steps"))
     hc = cycling.before(hc_all, fail.time_s)
     table = cycling.cycles(hc)

@@ -139,26 +139,36 @@ def run_linked(store: Any, campaign_id: int, *, station: Path | None, cycler: Pa
     everyone = [fab, *tests]
     stop = stop or threading.Event()
     _on_signals(stop)
+    # one warm launcher for every dispatcher: each cell's two runs are forked from a process that has imported
+    # the run path, not started as `python -m labctl run` (~1.4 s of imports each: issue 19); it warms up
+    # while the dispatchers register ($LABCTL_NO_LAUNCHER: plain subprocesses)
+    fab.start_launcher()
+    for d in tests:
+        d.launcher = fab.launcher
     for d in everyone:
         d.register()
         d.adopt()  # after a kill: the runs this campaign's dispatchers had launched keep their slots
     say(f"campaign {campaign_id}: fabrication on {fab.info.name!r}; tests on {rack.name!r} "
         f"({len(rack.channels)} channel(s), up to {max_parallel} test run(s) at a time)")
     reason, beat_at = "stopped", 0.0
+    observer = _Observer(store, campaign_id, actor, say)
     try:
         while not stop.is_set():
             # a dispatcher follows when one of its run processes has exited (its request can end now), else
             # once per beat (linking runs, adopted runs, a dead peer's runs on this host): nine dispatchers
-            # following every round cost the campaign process a fifth of the campaign's CPU (RESULTS.md)
+            # following every round cost the campaign process a fifth of the campaign's CPU (RESULTS.md). On a
+            # beat only those with requests in flight follow, and the fabrication one for a dead peer's runs:
+            # each follow checks every worker on this host, and nine a beat were ~30 % of the loop (issue 19)
             beat = time.monotonic() - beat_at > BEAT_S
             for d in everyone:
-                if beat or any(c.poll() is not None for c in d.children.values()):
+                exited = any(c.poll() is not None for c in d.children.values())
+                if exited or (beat and (d is fab or d.busy())):
                     d.follow()
             _forget_ended(store, everyone)
             rows = lineage.cells(store, campaign_id)  # one read a round (it is most of an idle round's cost)
             moved = lineage.advance(store, campaign_id, actor=actor, rows=rows)
             if moved["tested"]:
-                state.observe(store, campaign_id, actor=actor)
+                observer.poke()
             if any(moved.values()):
                 rows = lineage.cells(store, campaign_id)
             started = _start_ours(rows, fab, tests, max_parallel)
@@ -172,8 +182,47 @@ def run_linked(store: Any, campaign_id: int, *, station: Path | None, cycler: Pa
             if not started:
                 stop.wait(poll)
     finally:
+        observer.close()  # the caller observes once more after this: nothing is left unobserved
+        fab.stop_launcher()  # its runs go on (they are not its children): `resume` adopts them
+        for d in tests:
+            d.launcher = None
         for d in everyone:
             requests.worker_stopped(store, d.name, reason if not d.busy() else f"{reason}; runs left running")
+
+
+class _Observer:
+    """Observes the finished cells on a thread of its own when poked: classifying a cell reads and analyses
+    its whole cycling series (~0.4 s of CPU for 1000 h), which on the loop's thread held up ending requests
+    and starting the next fabrication each time a test ended (issue 19). One thread, so no cell is observed
+    twice at once; an error is said and left to the observation after the loop."""
+
+    def __init__(self, store: Any, campaign_id: int, actor: str | None, say: Callable[[str], None]) -> None:
+        self.store, self.campaign_id, self.actor, self.say = store, campaign_id, actor, say
+        self._poked = threading.Event()
+        self._closing = False
+        self._thread = threading.Thread(target=self._loop, name=f"campaign{campaign_id}-observer",
+                                        daemon=True)
+        self._thread.start()
+
+    def poke(self) -> None:
+        self._poked.set()
+
+    def _loop(self) -> None:
+        while True:
+            self._poked.wait()
+            self._poked.clear()
+            if self._closing:
+                return
+            try:
+                state.observe(self.store, self.campaign_id, actor=self.actor)
+            except Exception as exc:  # the caller's observation after the loop tries again (and raises)
+                self.say(f"campaign {self.campaign_id}: observing failed, tried again at the end: {exc}")
+
+    def close(self) -> None:
+        """Wait for the observation under way (if any), then end the thread."""
+        self._closing = True
+        self._poked.set()
+        self._thread.join()
 
 
 def _forget_ended(store: Any, dispatchers: list[Any]) -> None:

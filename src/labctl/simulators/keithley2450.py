@@ -840,23 +840,31 @@ class Keithley2450Sim(DeviceCore):
 
     def _format(self, buf: Buffer, lo: int, hi: int, elements: list[str]) -> str | bytes:
         unix = buf.t[lo:hi] + self.clock.time() - self.now()
-        cols = {
-            "READ": buf.reading[lo:hi],
-            "SOUR": buf.src[lo:hi],
-            "REL": buf.t[lo:hi] - (buf.t_first if buf.t_first is not None else 0.0),
-            "SEC": np.mod(unix, 1.0),
-            "FRAC": np.mod(unix, 1.0),
-            "STAT": np.where(buf.flag[lo:hi], 1.0, 0.0),
-            "SOURSTAT": np.where(buf.flag[lo:hi], 1.0, 0.0),
-        }
+
+        def column(e: str) -> np.ndarray:  # only the elements asked for: a 1000 h test asks REL, READ, SOUR
+            if e == "READ":
+                return buf.reading[lo:hi]
+            if e == "SOUR":
+                return buf.src[lo:hi]
+            if e == "REL":
+                return buf.t[lo:hi] - (buf.t_first if buf.t_first is not None else 0.0)
+            if e in ("SEC", "FRAC"):
+                return np.mod(unix, 1.0)
+            return np.where(buf.flag[lo:hi], 1.0, 0.0)  # STAT, SOURSTAT
+
+        cols = {e: column(e) for e in dict.fromkeys(elements) if e not in TEXT_ELEMENTS}
         if not any(e in TEXT_ELEMENTS for e in elements):
-            table = np.column_stack([cols[e] for e in elements]).ravel()
             if self.data_format != "ASC":
                 order = "<" if self.byte_order == "SWAP" else ">"
-                return b"#0" + table.astype(order + BINARY_TYPES[self.data_format]).tobytes()
-            if not len(table):
+                # each column cast straight into its place in the reply's row-major table (one copy)
+                table = np.empty((len(unix), len(elements)), dtype=order + BINARY_TYPES[self.data_format])
+                for k, e in enumerate(elements):
+                    table[:, k] = cols[e]
+                return b"#0" + table.tobytes()
+            flat = np.column_stack([cols[e] for e in elements]).ravel()
+            if not len(flat):
                 return ""
-            return ",".join(map(FMT.__mod__, table.tolist()))  # 3x faster than np.char.mod (measured)
+            return ",".join(map(FMT.__mod__, flat.tolist()))  # 3x faster than np.char.mod (measured)
         out: list[str] = []
         for k in range(hi - lo):
             for e in elements:

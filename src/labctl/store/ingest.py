@@ -6,6 +6,11 @@ plain "zlib"), column names in JSON. Both writers commit when their oldest buffe
 seconds old — on the next append, or from the store's `Flusher` thread when no append comes — and on
 flush/close, so a crash loses at most what arrived in the last 0.5 s (and what the instrument measured
 but had not handed over: see `labctl.steps.streaming`).
+
+Compression (and decompression) goes through ISA-L (`isal`, when installed) at level 1: it writes the same
+zlib streams as the standard library (any reader, old ones included, decompresses them with `zlib`), 3-6x
+faster on these data with the same ratio (benchmarks/RESULTS.md, issue 19); without it, the standard
+library's zlib.
 """
 
 from __future__ import annotations
@@ -25,6 +30,15 @@ from labctl.store.errors import StoreError
 from labctl.store.models import IO, Blob, Chunk
 from labctl.store.seals import ChunkDigest, seal
 
+try:  # ISA-L: zlib's stream format, several times faster both ways (see the module docstring)
+    from isal.isal_zlib import compress as _deflate
+    from isal.isal_zlib import decompress as _inflate
+    from isal.isal_zlib import error as _InflateError
+except ImportError:  # pragma: no cover - isal is a dependency; a bare install still reads and writes zlib
+    from zlib import compress as _deflate
+    from zlib import decompress as _inflate
+    from zlib import error as _InflateError
+
 if TYPE_CHECKING:  # numpy is imported where data is read or written: `labctl runs list` needs none of it
     import numpy as np
 
@@ -41,25 +55,47 @@ def encode(columns: dict[str, np.ndarray]) -> bytes:
     """Columns -> one shuffled, compressed block (bytes of equal significance grouped: packs floats well)."""
     import numpy as np
 
-    raw = np.concatenate([np.ascontiguousarray(c, dtype="<f8") for c in columns.values()])
-    return zlib.compress(raw.view(np.uint8).reshape(-1, 8).T.tobytes(), ZLIB_LEVEL)
+    cols = [np.ascontiguousarray(c, dtype="<f8").ravel() for c in columns.values()]
+    planes = np.empty((8, sum(c.size for c in cols)), np.uint8)  # byte k of every value, for k = 0..7
+    offset = 0
+    for c in cols:  # each column's bytes moved straight into their planes (no concatenated copy first)
+        planes[:, offset : offset + c.size] = c.view(np.uint8).reshape(-1, 8).T
+        offset += c.size
+    return _deflate(planes, ZLIB_LEVEL)
 
 
 def decode(data: bytes, names: list[str], n: int, codec: str = CODEC) -> dict[str, np.ndarray]:
     import numpy as np
 
+    out = {name: np.empty(n, dtype=np.float64) for name in names}
+    decode_into(data, names, n, codec, out, 0)
+    return out
+
+
+def decode_into(data: bytes, names: list[str], n: int, codec: str, out: dict[str, np.ndarray],
+                offset: int) -> None:
+    """Decode one chunk straight into `out[name][offset:offset + n]` (float64 arrays, one per name): the
+    bytes are unshuffled into place, with no intermediate copy of the chunk or of a column (a 1000 h series
+    is 3.6 M points: every copy of it is 29 MB a column that a campaign's observer allocates and faults in
+    again for each cell)."""
+    import numpy as np
+
     try:
-        raw = zlib.decompress(data)
-    except zlib.error as exc:
+        raw = _inflate(data)
+    except (zlib.error, _InflateError) as exc:
         raise StoreError(f"corrupt chunk: {exc}") from exc
     if len(raw) != 8 * n * len(names):
         raise StoreError(f"corrupt chunk: {len(raw) // 8} values for {len(names)} columns x {n} points")
-    if codec == "shuffle-zlib":
-        raw = np.frombuffer(raw, np.uint8).reshape(8, -1).T.tobytes()
-    elif codec != "zlib":
+    if codec not in ("shuffle-zlib", "zlib"):
         raise StoreError(f"chunk codec {codec!r} unknown to this labctl")
-    flat = np.frombuffer(raw, dtype="<f8")
-    return {name: flat[i * n : (i + 1) * n].astype(np.float64) for i, name in enumerate(names)}
+    b = np.frombuffer(raw, np.uint8)
+    planes = b.reshape(8, -1) if codec == "shuffle-zlib" else None  # byte k of every value, then k + 1 ...
+    for i, name in enumerate(names):
+        dest = out[name][offset : offset + n]
+        if planes is not None:
+            dest.view(np.uint8).reshape(n, 8)[:] = planes[:, i * n : (i + 1) * n].T
+        else:
+            dest[:] = np.frombuffer(raw, "<f8", n, 8 * i * n)
 
 
 class _Buffered:
@@ -223,16 +259,21 @@ def read_measurements(conn: Any, run_id: int, stream: str, step_id: int | None) 
     )
     if step_id is not None:
         q = q.where(Chunk.step_id == step_id)
-    parts = [decode(data, names, n, codec) for names, n, data, codec in conn.execute(q.order_by(Chunk.seq))]
-    if not parts:
+    rows = conn.execute(q.order_by(Chunk.seq)).all()
+    if not rows:
         return {}
-    names = list(parts[0])
-    for p in parts:
-        if list(p) != names:
-            raise StoreError(f"stream {stream!r} of run {run_id} changes columns between chunks")
+    names = list(rows[0].columns)
+    if any(list(r.columns) != names for r in rows):
+        raise StoreError(f"stream {stream!r} of run {run_id} changes columns between chunks")
     import numpy as np
 
-    return {k: np.concatenate([p[k] for p in parts]) for k in names}
+    # one array per column of the whole stream, each chunk decoded into its place (no concatenation)
+    out = {k: np.empty(sum(r.n for r in rows), dtype=np.float64) for k in names}
+    offset = 0
+    for r in rows:
+        decode_into(r.data, names, r.n, r.codec, out, offset)
+        offset += r.n
+    return out
 
 
 _packer: ThreadPoolExecutor | None = None
@@ -241,7 +282,7 @@ _packer_lock = threading.Lock()
 
 def _pack(data: bytes) -> tuple[str, int, bytes]:
     """(sha256, length, zlib-compressed bytes) of a bulk reply."""
-    return hashlib.sha256(data).hexdigest(), len(data), zlib.compress(data, ZLIB_LEVEL)
+    return hashlib.sha256(data).hexdigest(), len(data), _deflate(data, ZLIB_LEVEL)
 
 
 def _packer_pool() -> ThreadPoolExecutor:
@@ -310,8 +351,16 @@ class IORecorder(_Buffered):
                     stmt,
                     [{"sha256": k, "length": n, "codec": "zlib", "data": z} for k, (n, z) in blobs.items()],
                 )
-            conn.execute(insert(IO), rows)
+            if conn.dialect.name == "sqlite":  # one executemany of plain tuples: SQLAlchemy's per-row
+                # parameter processing was ~6 % of a dry run's CPU (15 000 rows for a 1000 h test, issue 19)
+                conn.exec_driver_sql(_IO_INSERT, [tuple(r[k] for k in _IO_COLUMNS) for r in rows])
+            else:
+                conn.execute(insert(IO), rows)
         self._rows, self._bulk = [], []
+
+
+_IO_COLUMNS = ("run_id", "t", "instrument", "direction", "length", "note", "data", "sha256")
+_IO_INSERT = f"INSERT INTO io ({', '.join(_IO_COLUMNS)}) VALUES ({', '.join('?' * len(_IO_COLUMNS))})"
 
 
 def io_rows(conn: Any, run_id: int, instrument: str | None = None) -> list[dict[str, Any]]:
@@ -344,7 +393,7 @@ def _unblob(codec: str | None, data: bytes | None) -> bytes | None:
     if data is None:
         return None
     if codec == "zlib":
-        return zlib.decompress(data)
+        return _inflate(data)
     if codec == "raw":
         return data
     raise StoreError(f"blob codec {codec!r} unknown to this labctl")
