@@ -49,10 +49,13 @@ def _labctl(*args: str, timeout: float = 300, stdin: str | None = None) -> subpr
                           timeout=timeout, env={**os.environ, "COLUMNS": "200"}, input=stdin)
 
 
-def _planned_file(tmp_path: Path, *, test: Path | None = None, budget: int = 4, batch: int = 2,
-                  concentration: str = "{range: [0.02 M, 0.24 M]}") -> Path:
-    """The example campaign with absolute paths (and optionally another test protocol or factor)."""
+def _planned_file(tmp_path: Path, *, test: Path | None = None, fab: Path | None = None, budget: int = 4,
+                  batch: int = 2, concentration: str = "{range: [0.02 M, 0.24 M]}") -> Path:
+    """The example campaign with absolute paths (and optionally another test or fabrication protocol or
+    factor)."""
     text = EXAMPLE.read_text()
+    if fab is not None:
+        text = text.replace("li-in-24-cells/fabricate.yaml", str(fab))
     text = text.replace("li-in-24-cells/", f"{ROOT}/campaigns/li-in-24-cells/")
     text = text.replace("li-in-optuna-linked/test.yaml", str(test or ROOT / "campaigns" /
                                                               "li-in-optuna-linked" / "test.yaml"))
@@ -261,15 +264,20 @@ def _running(store: Store) -> dict[str, dict[str, Any]]:
 
 
 def test_kill9_mid_batch_then_resume(sqlite_db: str, tmp_path: Path) -> None:
-    """The campaign process is killed while a cell's fabrication and another cell's test run (in a dry run a
-    fabrication takes well under a second: if the first batch gives no such moment, the second does); the
-    test run is killed too. `campaign resume` adopts the fabrication, records the killed test as interrupted
-    (its cell excluded: no life for the planner), proposes the second batch from the first batch's lives
-    alone, and finishes: no request lost, none started twice."""
+    """The campaign process is killed while a cell's fabrication and another cell's test run (the
+    fabrication made seconds long, so that moment comes in either batch); the test run is killed too.
+    `campaign resume` adopts the fabrication, records the killed test as interrupted (its cell excluded: no
+    life for the planner), proposes the second batch from the first batch's lives alone, and finishes: no
+    request lost, none started twice."""
     long = tmp_path / "long-test.yaml"
     long.write_text((ROOT / "campaigns" / "li-in-optuna-linked" / "test.yaml").read_text().replace(
         "cycles: 3}", "cycles: 150}").replace("sample_every: 10 s", "sample_every: 1 s"))
-    f = _planned_file(tmp_path, test=long)
+    # a fabrication that takes seconds of a dry run (400 more rinses), not ~0.3 s: with the warm launcher the
+    # next cell's fabrication and a test could otherwise overlap for too short a moment to be seen
+    slow_fab = tmp_path / "slow-fab.yaml"
+    slow_fab.write_text((ROOT / "campaigns" / "li-in-24-cells" / "fabricate.yaml").read_text()
+                        + "  - immerse: {bath: solvent, depth: 12 mm, speed: 5 mm/s, time: 10 s}\n" * 400)
+    f = _planned_file(tmp_path, test=long, fab=slow_fab)
     log = open(tmp_path / "campaign.log", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen([sys.executable, "-m", "labctl", "campaign", "run", str(f), "--simulate",
                              "--max-parallel", "2", "--db", sqlite_db], cwd=ROOT, stdout=log,
