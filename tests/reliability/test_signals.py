@@ -100,6 +100,19 @@ def test_sigint_hammered_20_times_in_100_ms(tmp_path):
     assert_aborted(run, "ctrl-c")
 
 
+@pytest.mark.timeout(60)
+def test_ctrl_c_held_down_through_the_end_of_the_run_does_not_cut_the_summary(tmp_path):
+    """Ctrl-C every 2 ms until the process exits: the signals that arrive after the run's own handler is gone
+    (its end recorded, the summary being written) are ignored, not a KeyboardInterrupt that loses it."""
+    run = start_resting(tmp_path)
+    t0 = time.monotonic()
+    while run.proc.poll() is None and time.monotonic() - t0 < LIMIT_S:
+        with contextlib.suppress(ProcessLookupError):
+            run.proc.send_signal(signal.SIGINT)
+        time.sleep(0.002)
+    assert_aborted(run, "ctrl-c")
+
+
 @pytest.mark.timeout(90)
 def test_sigterm_aborts_while_the_pumps_dispense(tmp_path):
     """SIGTERM during a real-clock bath preparation: pumps, stage, hotplate, potentiostat, EIS all safe."""
@@ -239,3 +252,34 @@ def test_sigterm_while_a_link_never_answers(tmp_path, silent_link):
     (change,) = [e for e in run.events("run.state") if e["data"]["to"] == "aborted"]
     assert change["actor"] == "SIGTERM"
     assert_safe_state_recorded(run)
+
+
+def test_after_the_run_ends_a_late_ctrl_c_is_ignored_and_before_it_interrupts() -> None:
+    """The mechanism behind the test above, in-process and deterministic: `labctl run` installs a handler that
+    `Control.signals` restores when the run's own handling ends; it raises KeyboardInterrupt while the run has
+    not ended and ignores the signal once the end is recorded."""
+    import os
+    from types import SimpleNamespace
+
+    from labctl.cli.run_cmds import _interrupt_until_ended
+    from labctl.engine.control import Control
+    from labctl.engine.machine import RunState
+
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    run = SimpleNamespace(machine=SimpleNamespace(state=RunState.RUNNING))
+    try:
+        _interrupt_until_ended(run)
+        handler = signal.getsignal(signal.SIGINT)
+        with Control().signals():  # the run's own handling, then back to ours
+            assert signal.getsignal(signal.SIGINT) is not handler
+        assert signal.getsignal(signal.SIGINT) is handler
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.5)  # the handler runs at the next bytecode boundary
+        run.machine.state = RunState.ABORTED
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.05)  # ignored: nothing raised, the process is alive
+    finally:
+        for s, h in before.items():
+            signal.signal(s, h)

@@ -114,6 +114,7 @@ def run(
             progress=display or (lambda k, d: None),
             prompt=None if as_json or (simulate and not interactive) else _terminal_prompt,
         )
+        _interrupt_until_ended(r)
         if display is not None:
             with display:
                 result = r.execute()
@@ -165,6 +166,24 @@ def _try(call: Any) -> str | None:
     except Exception as exc:
         return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return None
+
+
+def _interrupt_until_ended(run: Any) -> None:
+    """Ctrl-C / SIGTERM outside the run's own handling (`Control.signals`, which restores this handler when
+    it exits): before the run has ended they interrupt as usual; once its end is recorded (safe state done)
+    they are ignored, so a hammered key cannot cut the summary between the run and `_ignore_late_signals`."""
+    import signal
+    import threading
+
+    from labctl.engine.machine import TERMINAL
+
+    def handler(signum: int, frame: Any) -> None:
+        if run.machine.state not in TERMINAL:
+            raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, handler)
 
 
 def _ignore_late_signals() -> None:
