@@ -132,3 +132,17 @@ def test_the_written_out_log_likelihood_equals_scipys() -> None:
         want = (stats.weibull_min.logpdf(t_f, shape, scale=scale).sum()
                 + stats.weibull_min.logsf(t_c, shape, scale=scale).sum())
         assert _loglik(t_f, t_c, median, shape) == pytest.approx(want, rel=1e-12)
+
+
+def test_a_km_figure_with_no_life_yet_says_so_instead_of_an_empty_frame(tmp_path: Path) -> None:
+    import matplotlib.image as mpimg
+
+    from labctl.campaign import report
+
+    obs = pd.DataFrame([{"seq": 1, "concentration": "0.1 M", "run_id": 1, "status": "excluded", "hours": None,
+                         "reason": "request cancelled"}]).set_index("seq")
+    path = report.km_figure(obs, ["concentration"], tmp_path / "km.png")
+    img = mpimg.imread(path)[..., :3]
+    h, w = img.shape[:2]
+    middle = img[int(h * 0.4):int(h * 0.6), int(w * 0.35):int(w * 0.75)]
+    assert (middle.mean(axis=-1) < 0.6).sum() > 200  # the message's grey letters inside the empty axes

@@ -55,6 +55,9 @@ def km_figure(obs: Any, factors: list[str], path: Path) -> Path:
     ax.set_xlim(left=0)
     if len(used):
         ax.legend(fontsize=7)
+    else:  # an empty frame reads as "every curve at zero"; say what it is
+        ax.text(0.5, 0.5, "no cell has a life yet\n(none failed or censored so far)", ha="center",
+                va="center", transform=ax.transAxes, color="0.4")
     fig.tight_layout()
     fig.savefig(path, dpi=150)
     plt.close(fig)
