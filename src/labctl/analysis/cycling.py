@@ -76,8 +76,8 @@ def half_cycles(t: np.ndarray, voltage: np.ndarray, current: np.ndarray,
     else:
         bounds = segment(i, **kw)
     for a, b in bounds:
-        current = median(i[a:b])
-        sign = 1 if current > 0 else -1
+        i_median = median(i[a:b])
+        sign = 1 if i_median > 0 else -1
         if sign < 0 or cycle == 0:  # a cycle starts with its plating half (or the trace's first half)
             cycle += 1
         n = b - a
@@ -86,7 +86,7 @@ def half_cycles(t: np.ndarray, voltage: np.ndarray, current: np.ndarray,
         over = median(np.abs(v[mid]))
         dt = np.diff(t[a:b], prepend=t[a])
         dt[0] = dt[1] if n > 1 else 0.0  # each point stands for the interval before it
-        rows.append((a, b, t[a], t[b - 1], current, sign, cycle, over,
+        rows.append((a, b, t[a], t[b - 1], i_median, sign, cycle, over,
                      float(absv.max()), median(v[mid]), float(np.sum(np.abs(i[a:b]) * dt)),
                      float(median(absv[: max(1, n // 10)]) / over) if over > 0 else np.inf))
     cols = list(zip(*rows, strict=True)) if rows else [[] for _ in range(12)]

@@ -234,8 +234,9 @@ def cancel(store: Any, campaign_id: int, *, actor: str | None = None, reason: st
     if changed != 1:
         raise StoreError(f"campaign {campaign_id} is {get(store, campaign_id)['state']}: only a running "
                          "campaign can be cancelled")
-    cancelled, running = [], []
-    for rid in _request_ids(store, campaign_id):
+    ids = _request_ids(store, campaign_id)
+    cancelled = []
+    for rid in ids:
         try:
             requests.cancel(store, rid, actor=who, reason=why)
             cancelled.append(rid)
@@ -243,7 +244,7 @@ def cancel(store: Any, campaign_id: int, *, actor: str | None = None, reason: st
             pass
     with store.engine.connect() as conn:
         running = [int(r) for r in conn.execute(select(RunRequest.run_id).where(
-            RunRequest.id.in_(_request_ids(store, campaign_id)), RunRequest.run_id.is_not(None),
+            RunRequest.id.in_(ids), RunRequest.run_id.is_not(None),
             RunRequest.state.not_in(REQUEST_ENDED))).scalars()]
         conn.rollback()
     return {"cancelled": cancelled, "running": running}
